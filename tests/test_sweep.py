@@ -1,0 +1,122 @@
+import numpy as np
+import pytest
+import torch
+
+import xtl
+from xtl.errors import StoreError, XtlError
+from xtl.store import dense, read_store
+from xtl.sweep import Pair, sweep
+from tests.conftest import PROMPTS
+
+MAX_NEW = 10
+PAIRS = [Pair(PROMPTS["zh"], PROMPTS["en"], "p0", {"lang": "en", "dataset": "toy"}),
+         Pair(PROMPTS["en"], PROMPTS["zh"] + "答", "p1", {"lang": "zh", "dataset": "toy"})]
+
+
+@pytest.mark.parametrize("site", ["attn", "mlp", "block", "heads:0,2"])
+def test_full_grid_token_identical_to_transplant(tiny_models, site):
+    _, model = tiny_models["gemma3"]
+    df = sweep(model, PAIRS[:1], site=site, max_new_tokens=MAX_NEW, batch_size=3, progress=False)
+    n = model.cfg.n_layers
+    assert len(df) == n * n + 1
+    for row in df.itertuples():
+        if row.is_vanilla:
+            expected = xtl.vanilla(model, PROMPTS["en"], MAX_NEW)[1]
+        else:
+            expected = xtl.transplant(model, PROMPTS["en"], PROMPTS["zh"], row.src_layer,
+                                      row.tgt_layer, site, MAX_NEW).tokens
+        assert list(row.token_ids) == expected, (row.src_layer, row.tgt_layer)
+
+
+def test_batch_size_one_is_bitwise_identical(tiny_models):
+    _, model = tiny_models["llama"]
+    df = sweep(model, PAIRS[:1], site="mlp", mode="logits", batch_size=1, progress=False,
+               candidates=["A", "B"])
+    cand = model.tokenizer(["A", "B"], add_special_tokens=False)["input_ids"]
+    for row in df[~df.is_vanilla].itertuples():
+        res = xtl.transplant(model, PROMPTS["en"], PROMPTS["zh"], row.src_layer, row.tgt_layer, "mlp", 1)
+        assert row.cand_logprobs[0] == float(res.first_logprobs[cand[0][0]])
+        assert row.cand_logprobs[1] == float(res.first_logprobs[cand[1][0]])
+
+
+def test_logits_mode_entropy_and_candidates(tiny_models):
+    _, model = tiny_models["qwen2"]
+    df = sweep(model, PAIRS, site="attn", mode="logits", candidates=["A", "B"], progress=False)
+    assert (df["response"] == "").all()
+    row = df[(df.src_layer == 1) & (df.tgt_layer == 2) & (df.item_id == "p0")].iloc[0]
+    res = xtl.transplant(model, PROMPTS["en"], PROMPTS["zh"], 1, 2, "attn", 1)
+    lp = res.first_logprobs.double()
+    assert row.entropy == pytest.approx(float(-(lp.exp() * lp).sum()), rel=1e-5)
+    with pytest.raises(XtlError, match="first tokens differ"):
+        sweep(model, PAIRS, mode="logits", candidates=["A", "A"], progress=False)
+
+
+def test_layer_subsets_and_errors(tiny_models):
+    _, model = tiny_models["llama"]
+    df = sweep(model, PAIRS, site="mlp", src_layers=[3], tgt_layers=[0, 1], max_new_tokens=3,
+               progress=False)
+    assert sorted(set(zip(df.src_layer, df.tgt_layer))) == [(-1, -1), (3, 0), (3, 1)]
+    with pytest.raises(XtlError, match="out of range"):
+        sweep(model, PAIRS, src_layers=[7], progress=False)
+    with pytest.raises(XtlError, match="mode"):
+        sweep(model, PAIRS, mode="beam", progress=False)
+
+
+def test_store_resumes_without_loss_or_duplicates(tiny_models, tmp_path, monkeypatch):
+    _, model = tiny_models["mistral"]
+    out = tmp_path / "store"
+    import xtl.sweep as engine
+
+    real, calls = engine._sweep_pair, []
+
+    def flaky(*args, **kwargs):
+        calls.append(args[1].id)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # killed while the second item is in flight
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "_sweep_pair", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        sweep(model, PAIRS, site="mlp", max_new_tokens=4, store=out, progress=False)
+    assert read_store(out)["item_id"].unique().tolist() == ["p0"]
+    monkeypatch.setattr(engine, "_sweep_pair", real)
+    df = sweep(model, PAIRS, site="mlp", max_new_tokens=4, store=out, progress=False)
+    n = model.cfg.n_layers
+    assert len(df) == 2 * (n * n + 1)
+    assert not df.duplicated(["item_key", "src_layer", "tgt_layer"]).any()
+    # same settings again: no work is done
+    monkeypatch.setattr(engine, "_sweep_pair", lambda *a, **k: pytest.fail("recomputed"))
+    again = sweep(model, PAIRS, site="mlp", max_new_tokens=4, store=out, progress=False)
+    assert len(again) == len(df)
+    with pytest.raises(StoreError, match="other settings"):
+        sweep(model, PAIRS, site="attn", max_new_tokens=4, store=out, progress=False)
+
+
+def test_dense_view():
+    import pandas as pd
+
+    rows = [dict(item_key="a", src_layer=-1, tgt_layer=-1, is_vanilla=True, correct=1),
+            dict(item_key="a", src_layer=0, tgt_layer=1, is_vanilla=False, correct=1),
+            dict(item_key="b", src_layer=1, tgt_layer=0, is_vanilla=False, correct=0)]
+    arr, keys = dense(pd.DataFrame(rows), "correct", n_layers=2)
+    assert keys == ["a", "b"] and arr.shape == (2, 2, 2)
+    assert arr[0, 0, 1] == 1 and arr[1, 1, 0] == 0 and np.isnan(arr[0, 0, 0])
+
+
+@pytest.mark.demo
+def test_demo_sample_token_identical(demo_model):
+    import random
+
+    from xtl.cli import builtin_pair
+
+    pair = builtin_pair()
+    rng = random.Random(0)
+    n = demo_model.cfg.n_layers
+    configs = rng.sample([(i, j) for i in range(n) for j in range(n)], 6)
+    df = sweep(demo_model, [(pair["source"], pair["target"], "b")], site="mlp",
+               src_layers=sorted({i for i, _ in configs}), tgt_layers=sorted({j for _, j in configs}),
+               max_new_tokens=8, progress=False)
+    for i, j in configs:
+        row = df[(df.src_layer == i) & (df.tgt_layer == j)].iloc[0]
+        res = xtl.transplant(demo_model, pair["target"], pair["source"], i, j, "mlp", 8)
+        assert list(row.token_ids) == res.tokens, (i, j)

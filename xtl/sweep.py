@@ -1,0 +1,224 @@
+"""The N^2 sweep engine: every (source layer, target layer) configuration of many prompt pairs.
+
+A transplant at target layer ``j`` changes only the target's last prompt position, and only
+from layer ``j`` upward. So, per pair:
+
+* one source pass captures the site at every layer;
+* one target prompt pass (all tokens but the last) is shared by every configuration;
+* one vanilla pass of the last token records the residual stream entering every layer;
+* each configuration recomputes only the last token from layer ``j`` upward, batched over
+  source layers on views of the shared prefix cache, and then decodes greedily, rows leaving
+  the batch at a stop token.
+
+Outputs are token-identical to :func:`xtl.transplant` (bitwise at ``batch_size=1``; at larger
+batches BLAS may round the last bit differently, see docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+from tqdm.auto import tqdm
+from transformer_lens import HookedTransformer
+from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
+
+from xtl.errors import XtlError
+from xtl.store import ResultsStore
+from xtl.transplant import (Site, _capture_tokens, _check_heads, check_layer, format_prompt,
+                            greedy_decode, patch_hook, prefix_cache, stop_token_ids, tokenize)
+
+__all__ = ["Pair", "sweep", "candidate_token_ids"]
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One parallel item: the source prompt is transplanted into the target prompt."""
+
+    source: str
+    target: str
+    id: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def candidate_token_ids(model: HookedTransformer, candidates: Sequence[str]) -> list[int]:
+    """First token id of each candidate string (e.g. ``" (A"`` or ``"A"``), no special tokens."""
+    ids = []
+    for cand in candidates:
+        toks = model.tokenizer(cand, add_special_tokens=False)["input_ids"]
+        if not toks:
+            raise XtlError(f"candidate {cand!r} tokenises to nothing; give a non-empty string")
+        ids.append(toks[0])
+    if len(set(ids)) < len(ids):
+        pieces = [model.tokenizer.decode([i]) for i in ids]
+        raise XtlError(
+            f"candidates {list(candidates)} share first tokens {pieces}; first-token scoring "
+            "needs candidates whose first tokens differ (e.g. 'A', 'B' instead of ' (A', ' (B')")
+    return ids
+
+
+def _as_pair(p: Any, k: int) -> Pair:
+    if isinstance(p, Pair):
+        return p
+    if hasattr(p, "source") and hasattr(p, "target"):
+        meta = {key: getattr(p, key) for key in ("lang", "dataset", "gold") if hasattr(p, key)}
+        return Pair(p.source, p.target, str(getattr(p, "id", k)), meta)
+    if isinstance(p, (tuple, list)) and len(p) >= 2:
+        return Pair(p[0], p[1], str(p[2]) if len(p) > 2 else str(k), dict(p[3]) if len(p) > 3 else {})
+    raise XtlError(f"pair #{k} is not (source, target[, id, meta]) nor a Pair; got {type(p).__name__}")
+
+
+def _first_token_stats(logits: Float[Tensor, "batch vocab"], cand_ids: list[int]):
+    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    entropy = -(logprobs.exp() * logprobs).sum(-1)
+    cand = logprobs[:, cand_ids] if cand_ids else logprobs[:, :0]
+    return cand.cpu().tolist(), entropy.cpu().tolist()
+
+
+def _rows_cache(vanilla: TransformerLensKeyValueCache, prefix: TransformerLensKeyValueCache,
+                tgt_layer: int, batch: int) -> TransformerLensKeyValueCache:
+    """Cache for configurations at target layer j: vanilla (all T positions) below j, prefix
+    (T-1 positions, to be extended by the recomputed last token) from j up; broadcast views."""
+    entries = []
+    for layer, (v, p) in enumerate(zip(vanilla.entries, prefix.entries)):
+        src = v if layer < tgt_layer else p
+        entries.append(type(src)(past_keys=src.past_keys.expand(batch, -1, -1, -1),
+                                 past_values=src.past_values.expand(batch, -1, -1, -1)))
+    mask = vanilla.previous_attention_mask.expand(batch, -1)
+    return TransformerLensKeyValueCache(entries=entries, previous_attention_mask=mask)
+
+
+@torch.no_grad()
+def _sweep_pair(model: HookedTransformer, pair: Pair, site: Site, src_layers: list[int],
+                tgt_layers: list[int], max_new_tokens: int, mode: str, batch_size: int,
+                cand_ids: list[int], stop: set[int], chat: bool, on_rows=None) -> list[dict]:
+    tok = model.tokenizer
+    src_tokens = tokenize(model, format_prompt(model, pair.source, chat))
+    src_acts = _capture_tokens(model, src_tokens, Site(site.kind, site.heads))
+    tokens = tokenize(model, format_prompt(model, pair.target, chat), max_new_tokens)
+    prefix = prefix_cache(model, tokens)
+
+    # Vanilla last-token pass: records resid_pre of every layer and the full vanilla cache.
+    resid: dict[int, Tensor] = {}
+
+    def keep(layer):
+        def hook(act, hook=None):  # noqa: ARG001
+            resid[layer] = act.detach()
+        return hook
+
+    vanilla = TransformerLensKeyValueCache(
+        entries=[type(e)(e.past_keys, e.past_values) for e in prefix.entries],
+        previous_attention_mask=prefix.previous_attention_mask)
+    with model.hooks(fwd_hooks=[(f"blocks.{l}.hook_resid_pre", keep(l)) for l in range(model.cfg.n_layers)]):
+        van_logits = model(tokens[-1].reshape(1, 1).to(model.cfg.device), past_kv_cache=vanilla)[:, -1]
+
+    rows: list[dict] = []
+
+    def emit(logits, configs, cache):
+        cand, ent = _first_token_stats(logits, cand_ids)
+        if mode == "generate":
+            ids, loglik, stopped = greedy_decode(model, cache, logits, max_new_tokens, stop)
+        else:
+            ids, loglik, stopped = [[] for _ in configs], [float("nan")] * len(configs), [False] * len(configs)
+        for r, (i, j) in enumerate(configs):
+            rows.append({
+                "item_id": pair.id, "src_layer": i, "tgt_layer": j, "is_vanilla": i < 0,
+                "response": tok.decode(ids[r], skip_special_tokens=True) if ids[r] else "",
+                "token_ids": ids[r], "n_tokens": len(ids[r]), "stopped": stopped[r],
+                "loglik": loglik[r], "entropy": ent[r], "cand_logprobs": cand[r],
+            })
+        if on_rows is not None:
+            on_rows(len(configs))
+
+    base_vanilla = TransformerLensKeyValueCache(
+        entries=[type(e)(e.past_keys, e.past_values) for e in vanilla.entries],
+        previous_attention_mask=vanilla.previous_attention_mask)
+    emit(van_logits, [(-1, -1)], base_vanilla)
+    for j in tgt_layers:
+        for start in range(0, len(src_layers), batch_size):
+            chunk = src_layers[start:start + batch_size]
+            b = len(chunk)
+            cache = _rows_cache(vanilla, prefix, j, b)
+            values = src_acts[chunk]
+            x = resid[j].expand(b, -1, -1)
+            with model.hooks(fwd_hooks=[(site.hook_name(j), patch_hook(site, values))]):
+                logits = model(x, start_at_layer=j, past_kv_cache=cache)[:, -1]
+            emit(logits, [(i, j) for i in chunk], cache)
+    return rows
+
+
+def sweep(model: HookedTransformer, pairs: Iterable[Any], site: "str | Site" = "mlp",
+          src_layers: Sequence[int] | None = None, tgt_layers: Sequence[int] | None = None,
+          max_new_tokens: int = 20, mode: str = "generate", store: str | os.PathLike | None = None,
+          batch_size: int = 32, candidates: Sequence[str] = (), chat: bool = False,
+          progress: bool = True, settings: dict[str, Any] | None = None):
+    """Run every (source layer, target layer) transplant for every pair.
+
+    Args:
+        model: a HookedTransformer from :func:`xtl.load_model`.
+        pairs: :class:`Pair` items, dataset items with ``source``/``target``, or tuples
+            ``(source, target, id, meta)``.
+        site: ``"attn"``, ``"mlp"``, ``"block"`` or ``"heads:0,3"``.
+        src_layers, tgt_layers: layers to sweep (default: all).
+        max_new_tokens: greedy tokens per configuration.
+        mode: ``"generate"`` (responses) or ``"logits"`` (first-token statistics only).
+        store: directory of a results store; finished items are skipped, new ones appended.
+        batch_size: configurations decoded together (memory knob).
+        candidates: strings whose first-token log-probs are recorded (e.g. answer options).
+        chat: apply the tokenizer's chat template.
+        progress: show a progress bar with configurations/s and ETA.
+        settings: extra settings recorded in the store manifest (dataset name, ...).
+
+    Returns:
+        A pandas DataFrame, one row per item x configuration plus one vanilla row per item.
+    """
+    import pandas as pd
+
+    if mode not in ("generate", "logits"):
+        raise XtlError(f"mode must be 'generate' or 'logits', not {mode!r}")
+    if batch_size < 1:
+        raise XtlError("batch_size must be at least 1")
+    site = Site.parse(site)
+    _check_heads(model, site)
+    n = model.cfg.n_layers
+    srcs = [check_layer(model, l, "source layer") for l in (src_layers if src_layers is not None else range(n))]
+    tgts = [check_layer(model, l, "target layer") for l in (tgt_layers if tgt_layers is not None else range(n))]
+    pairs = [_as_pair(p, k) for k, p in enumerate(pairs)]
+    cand_ids = candidate_token_ids(model, candidates)
+    stop = stop_token_ids(model)
+    model_name = model.cfg.model_name
+    meta = {"model": model_name, "site": str(site), "src_layers": srcs, "tgt_layers": tgts,
+            "max_new_tokens": max_new_tokens, "mode": mode, "candidates": list(candidates),
+            "chat": chat, **(settings or {})}
+    results = ResultsStore(store, meta) if store is not None else None
+
+    def key(p: Pair) -> str:
+        return f"{p.meta.get('dataset', '')}/{p.meta.get('lang', '')}/{p.id}"
+
+    todo = [p for p in pairs if results is None or not results.has(key(p))]
+    per_item = len(srcs) * len(tgts) + 1
+    all_rows: list[dict] = []
+    bar = tqdm(total=len(todo) * per_item, unit="cfg", disable=not progress,
+               desc=f"sweep {site} ({len(pairs) - len(todo)} items done)")
+    try:
+        for p in todo:
+            rows = _sweep_pair(model, p, site, srcs, tgts, max_new_tokens, mode, batch_size,
+                               cand_ids, stop, chat, on_rows=bar.update)
+            for r in rows:
+                r.update(model=model_name, site=str(site), item_key=key(p),
+                         dataset=p.meta.get("dataset", ""), lang=p.meta.get("lang", ""),
+                         gold=str(p.meta.get("gold", "")))
+            if results is not None:
+                results.write(key(p), rows)
+            all_rows.extend(rows)
+    finally:
+        bar.close()
+    if results is not None:
+        from xtl.store import read_store
+
+        return read_store(results.path)
+    return pd.DataFrame(all_rows)
