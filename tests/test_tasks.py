@@ -1,0 +1,58 @@
+import json
+
+import pytest
+
+from xtl.errors import DataError
+from xtl.tasks import load_task
+
+
+def test_pilotsets_load_with_direction(shared_data):
+    xnli = load_task("xnli", root=shared_data, langs=["sw", "zh"], limit=3)
+    assert len(xnli) == 6 and {i.lang for i in xnli} == {"sw", "zh"}
+    assert xnli[0].source.startswith("Human: What do you think")  # English is the source
+    assert xnli[0].gold in {"1", "2", "3"} and xnli[-1].options == {"1": "蕴涵", "2": "中立", "3": "矛盾"}
+    goqa = load_task("globalopinionqa", root=shared_data, langs=["ja"], limit=2)
+    assert goqa[0].target.startswith("Human: How would someone from Japan")  # English is the target
+    assert goqa[0].gold == "A"  # label [0.8, 0.2]
+    xquad = load_task("xquad:unseen", root=shared_data, langs=["de"], limit=1)
+    assert xquad[0].kind == "qa" and xquad[0].gold
+    xcopa = load_task("xcopa", root=shared_data, langs=["sw"], limit=2)
+    assert xcopa[0].source != xcopa[0].target and xcopa[0].meta["pivot"] == "zh"
+
+
+def test_missing_language_is_named(shared_data):
+    with pytest.raises(DataError, match="missing"):
+        load_task("xnli", root=shared_data, langs=["xx"])
+
+
+def test_jsonl_task_and_errors(tmp_path):
+    good = tmp_path / "t.jsonl"
+    good.write_text("\n".join(json.dumps({"source": f"s{k}", "target": f"t{k}", "gold": "A", "lang": "fr"})
+                              for k in range(3)), encoding="utf-8")
+    assert [i.target for i in load_task(str(good), limit=2)] == ["t0", "t1"]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"source": "s", "target": "t", "gold": "A"}\n{oops\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"bad.jsonl:2: malformed"):
+        load_task(str(bad))
+    missing = tmp_path / "m.jsonl"
+    missing.write_text('{"source": "s", "target": "t"}\n', encoding="utf-8")
+    with pytest.raises(DataError, match="missing field"):
+        load_task(str(missing))
+
+
+def test_cli_sweep_on_jsonl(tmp_path, tokenizer):
+    from tests.conftest import PROMPTS, tiny_hf
+    from xtl.cli import main
+    from xtl.store import read_store
+
+    folder = tmp_path / "m"
+    tiny_hf("llama").save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"source": PROMPTS["zh"], "target": PROMPTS["en"], "gold": "B"}),
+                    encoding="utf-8")
+    args = ["sweep", "--model", str(folder), "--data", str(data), "--out", str(tmp_path / "o"),
+            "--max-new-tokens", "3", "--dtype", "float64"]
+    assert main(args) == 0
+    assert len(read_store(tmp_path / "o")) == 4 * 4 + 1
+    assert main(args) == 0  # resumes: nothing to do
