@@ -101,3 +101,12 @@ PROMPTS = {
     "en": "Human: Which city is the capital of Japan?\n(A) Osaka (B) Tokyo\nAssistant: My answer:",
     "zh": "人类：日本的首都是哪个城市？\n(A) 大阪 (B) 东京\n助手：我的答案：",
 }
+
+
+@pytest.fixture(scope="session")
+def tiny_folder(tmp_path_factory, tokenizer):
+    """A local Hugging Face folder of a tiny random Llama (what `--model DIR` loads)."""
+    folder = tmp_path_factory.mktemp("tiny") / "model"
+    tiny_hf("llama").save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -1,4 +1,4 @@
-"""Command line: thin wrappers over the library (``xtl demo|transplant|sweep``)."""
+"""Command line: thin wrappers over the library (``xtl demo|transplant|sweep|eval|report|lens``)."""
 
 from __future__ import annotations
 
@@ -63,12 +63,121 @@ def cmd_sweep(args) -> None:
     from xtl.sweep import sweep
     from xtl.tasks import load_task
 
-    items = load_task(args.data, langs=args.langs, limit=args.limit, root=args.data_root)
+    langs = _langs_arg(args.langs)
+    items = load_task(args.data, langs=langs, limit=args.limit, root=args.data_root)
     model = load_model(args.model, dtype=args.dtype, device=args.device)
     df = sweep(model, items, site=args.site, max_new_tokens=args.max_new_tokens, mode=args.mode,
                store=args.out, batch_size=args.batch_size, chat=args.chat,
-               settings={"data": args.data, "langs": args.langs, "limit": args.limit})
+               settings={"data": args.data, "langs": langs, "limit": args.limit})
     print(f"{len(df)} rows in {args.out}")
+
+
+def _langs_arg(langs):
+    """``--langs de fr`` or ``--langs de,fr``."""
+    if not langs:
+        return None
+    return [l for part in langs for l in part.split(",") if l]
+
+
+def cmd_eval(args) -> None:
+    import pandas as pd
+
+    from xtl.analysis import accuracy_table
+    from xtl.metrics import evaluate
+    from xtl.models import load_model
+    from xtl.sweep import sweep
+    from xtl.tasks import COT_MAX_NEW_TOKENS, cot_items, load_task
+
+    if (args.src_layer is None) != (args.tgt_layer is None):
+        raise XtlError("give both --src-layer and --tgt-layer (or neither, for vanilla only)")
+    items = load_task(args.data, langs=_langs_arg(args.langs), limit=args.limit, root=args.data_root)
+    if not items:
+        raise XtlError(f"no items in {args.data} for languages {args.langs}")
+    max_new = args.max_new_tokens
+    if args.cot:
+        if args.src_layer is not None:
+            raise XtlError("--cot is the vanilla chain-of-thought baseline; leave out the layers")
+        items = cot_items(items)
+        max_new = COT_MAX_NEW_TOKENS if args.max_new_tokens == 20 else args.max_new_tokens
+    model = load_model(args.model, dtype=args.dtype, device=args.device)
+    srcs = [args.src_layer] if args.src_layer is not None else []
+    tgts = [args.tgt_layer] if args.tgt_layer is not None else []
+    out = Path(args.out)
+    df = sweep(model, items, site=args.site, src_layers=srcs, tgt_layers=tgts, max_new_tokens=max_new,
+               store=out / "rows", batch_size=1, chat=args.chat,
+               settings={"data": args.data, "langs": _langs_arg(args.langs), "limit": args.limit,
+                         "cot": args.cot})
+    df = evaluate(df, items, model=None if args.no_ppl else model, chat=args.chat)
+    df.to_parquet(out / "evaluated.parquet", index=False)
+    tables = {"lang": accuracy_table(df, ("lang",)), "group": accuracy_table(df, ("group",))}
+    for name, table in tables.items():
+        table.to_csv(out / f"accuracy_by_{name}.csv", index=False)
+    _print_tables(tables, transplanted=bool(srcs))
+    print(f"saved to {out}/ (evaluated.parquet, accuracy_by_lang.csv, accuracy_by_group.csv)")
+
+
+def _print_tables(tables, transplanted: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for name, df in tables.items():
+        t = Table(title=f"accuracy by {name} (%)")
+        cols = [name, "n", "vanilla"] + (["transplanted", "delta"] if transplanted else [])
+        cols += [c for c in ("lang_ok_vanilla", "ppl_vanilla") if c in df.columns]
+        for c in cols:
+            t.add_column(c, justify="left" if c == name else "right")
+        for _, row in df.iterrows():
+            t.add_row(*[str(row[c]) if c in (name, "n") else f"{row[c]:.1f}" for c in cols])
+        console.print(t)
+
+
+def cmd_report(args) -> None:
+    import json
+
+    from xtl.metrics import evaluate
+    from xtl.report import build_report
+    from xtl.store import MANIFEST, read_store
+
+    store = Path(args.store)
+    df = read_store(store)
+    if df.empty:
+        raise XtlError(f"{store} holds no finished items yet; let the sweep run first")
+    settings = json.loads((store / MANIFEST).read_text())
+    data = args.data or settings.get("data")
+    if not data:
+        raise XtlError("the store does not record its data; give --data SPEC")
+    model = None
+    if args.model:
+        from xtl.models import load_model
+
+        model = load_model(args.model, dtype=args.dtype, device=args.device)
+    df = evaluate(df, data, model=model, root=args.data_root, chat=bool(settings.get("chat")))
+    title = args.title or f"xtl report: {settings.get('model', '')} · {data} · {settings.get('site', '')}"
+    path = build_report(df, args.out, title)
+    print(f"report written to {path}")
+
+
+def cmd_lens(args) -> None:
+    from xtl.lens import Patch, lens
+    from xtl.models import load_model
+    from xtl.plots import save
+
+    prompt = _read_prompt(args.prompt)
+    patch = None
+    if args.source or args.src_layer is not None or args.tgt_layer is not None:
+        if not (args.source and args.src_layer is not None and args.tgt_layer is not None):
+            raise XtlError("a transplanted lens needs --source FILE, --src-layer I and --tgt-layer J")
+        patch = Patch(_read_prompt(args.source), args.src_layer, args.tgt_layer, args.site)
+    model = load_model(args.model, dtype=args.dtype, device=args.device)
+    res = lens(model, prompt, patch, positions=args.positions, k=args.k, track=args.track or (),
+               sublayers=args.sublayers, max_new_tokens=args.max_new_tokens, chat=args.chat)
+    res.title = "Logit lens" + (f" — transplanted {args.site} {args.src_layer}→{args.tgt_layer}" if patch else "")
+    print(res.table())
+    if res.response:
+        print(f"response: {res.response!r}")
+    if args.out:
+        print(f"figure written to {save(res.figure(args.track[0] if args.track else None), args.out)}")
 
 
 def _common(p: argparse.ArgumentParser, model_default: str | None = None) -> None:
@@ -102,6 +211,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--mode", default="generate", choices=["generate", "logits"])
     p.add_argument("--batch-size", type=int, default=32)
+
+    p = sub.add_parser("eval", help="accuracy per language and resource group, vanilla vs one transplant")
+    _common(p)
+    p.add_argument("--data", required=True, help="xnli | xquad | globalopinionqa | xcopa | FILE.jsonl")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--langs", nargs="*", default=None)
+    p.add_argument("--limit", type=int, default=None, help="items per language")
+    p.add_argument("--src-layer", type=int, default=None)
+    p.add_argument("--tgt-layer", type=int, default=None)
+    p.add_argument("--cot", action="store_true", help="the CoT baseline (200 new tokens)")
+    p.add_argument("--no-ppl", action="store_true", help="skip response perplexity")
+    p.add_argument("--out", default="xtl-eval")
+
+    p = sub.add_parser("report", help="one self-contained HTML page of a sweep store")
+    p.add_argument("store")
+    p.add_argument("--out", default="report.html")
+    p.add_argument("--data", default=None, help="task spec (default: the one the sweep recorded)")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--model", default=None, help="score response perplexity with this model")
+    p.add_argument("--dtype", default="float32")
+    p.add_argument("--device", default=None)
+    p.add_argument("--title", default=None)
+
+    p = sub.add_parser("lens", help="logit lens of one prompt, vanilla or transplanted")
+    _common(p)
+    p.add_argument("--prompt", required=True, help="prompt text file (the target)")
+    p.add_argument("--source", default=None, help="source prompt file, for a transplanted lens")
+    p.add_argument("--src-layer", type=int, default=None)
+    p.add_argument("--tgt-layer", type=int, default=None)
+    p.add_argument("--positions", default="generated", choices=["last", "generated"])
+    p.add_argument("--k", type=int, default=5)
+    p.add_argument("--track", nargs="*", default=None, help="tokens to track, e.g. A B")
+    p.add_argument("--sublayers", action="store_true")
+    p.add_argument("--out", default=None, help="write the heatmap to this HTML file")
     return parser
 
 
@@ -114,6 +257,12 @@ def main(argv: list[str] | None = None) -> int:
             cmd_transplant(args)
         elif args.command == "sweep":
             cmd_sweep(args)
+        elif args.command == "eval":
+            cmd_eval(args)
+        elif args.command == "report":
+            cmd_report(args)
+        elif args.command == "lens":
+            cmd_lens(args)
     except XtlError as exc:
         print(f"xtl: error: {exc}", file=sys.stderr)
         return 2

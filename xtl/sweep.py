@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import torch
 from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
+
+if TYPE_CHECKING:
+    import pandas as pd
 from transformer_lens import HookedTransformer
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
@@ -155,7 +158,7 @@ def sweep(model: HookedTransformer, pairs: Iterable[Any], site: "str | Site" = "
           src_layers: Sequence[int] | None = None, tgt_layers: Sequence[int] | None = None,
           max_new_tokens: int = 20, mode: str = "generate", store: str | os.PathLike | None = None,
           batch_size: int = 32, candidates: Sequence[str] = (), chat: bool = False,
-          progress: bool = True, settings: dict[str, Any] | None = None):
+          progress: bool = True, settings: dict[str, Any] | None = None) -> "pd.DataFrame":
     """Run every (source layer, target layer) transplant for every pair.
 
     Args:
@@ -163,7 +166,8 @@ def sweep(model: HookedTransformer, pairs: Iterable[Any], site: "str | Site" = "
         pairs: :class:`Pair` items, dataset items with ``source``/``target``, or tuples
             ``(source, target, id, meta)``.
         site: ``"attn"``, ``"mlp"``, ``"block"`` or ``"heads:0,3"``.
-        src_layers, tgt_layers: layers to sweep (default: all).
+        src_layers: source layers to sweep (default: all).
+        tgt_layers: target layers to sweep (default: all).
         max_new_tokens: greedy tokens per configuration.
         mode: ``"generate"`` (responses) or ``"logits"`` (first-token statistics only).
         store: directory of a results store; finished items are skipped, new ones appended.

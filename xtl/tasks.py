@@ -19,7 +19,8 @@ from typing import Any, Callable
 
 from xtl.errors import DataError
 
-__all__ = ["Item", "load_task", "TASKS", "data_root"]
+__all__ = ["Item", "load_task", "TASKS", "data_root", "TEMPLATES", "render_prompt", "cot_items",
+           "COT_SUFFIX", "load_mkqa", "load_culturalbench"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,16 @@ class Item:
     kind: str  # "choice" or "qa"
     options: dict[str, str] = field(default_factory=dict)  # label -> option word in target language
     meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """Unique key of the item across datasets and languages (the results store's item_key)."""
+        return f"{self.dataset}/{self.lang}/{self.id}"
+
+    @property
+    def out_lang(self) -> str:
+        """The language the response should be in: the target prompt's language."""
+        return self.meta.get("out_lang") or ("en" if self.dataset == "globalopinionqa" else self.lang)
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
@@ -135,7 +146,8 @@ def load_globalopinionqa(root: Path, langs=None, limit=None, unseen=False) -> li
             gold = chr(ord("A") + max(range(len(probs)), key=probs.__getitem__))
             options = {chr(ord("A") + n): chr(ord("A") + n) for n in range(len(probs))}
             items.append(Item(f"{k}", "globalopinionqa", lang, translated, row["input_text"], gold,
-                              "choice", options, {"country": row.get("country"), "label": probs}))
+                              "choice", options, {"country": row.get("country"), "label": probs,
+                                                   "out_lang": "en"}))
     return items
 
 
@@ -165,7 +177,7 @@ def load_xcopa(root: Path, langs=None, limit=None, unseen=False, pivot: str = "e
                 raise DataError(f"{folder / lang}: idx {row['idx']} has no parallel {pivot} item")
             items.append(Item(str(row["idx"]), "xcopa", lang, XCOPA_PROMPT.format(**src),
                               XCOPA_PROMPT.format(**row), str(row["label"] + 1), "choice",
-                              {"1": "1", "2": "2"}, {"pivot": pivot}))
+                              {"1": "1", "2": "2"}, {"pivot": pivot, "src_lang": pivot}))
     return items
 
 
@@ -182,8 +194,160 @@ def load_jsonl_task(path: Path, langs=None, limit=None, unseen=False) -> list[It
         per_lang[lang] = per_lang.get(lang, 0) + 1
         if limit is not None and per_lang[lang] > limit:
             continue
+        kind = row.get("kind", "qa")
+        if kind not in ("qa", "choice"):
+            raise DataError(f"{path}:{n}: kind must be 'qa' or 'choice', not {kind!r}")
         items.append(Item(str(row.get("id", n - 1)), path.stem, lang, row["source"], row["target"],
-                          str(row["gold"]), row.get("kind", "qa"), dict(row.get("options", {}))))
+                          str(row["gold"]), kind, {str(k): str(v) for k, v in row.get("options", {}).items()},
+                          {"out_lang": row.get("out_lang", lang)}))
+    return items
+
+
+# ---------------------------------------------------------------- Table 5 templates and CoT
+TEMPLATES = {
+    "xnli": ("Human: What do you think is the relationship between the premise and the hypothesis?"
+             "\n\nPremise: {premise}\nHypothesis: {hypothesis}\n\n(1) Entail \n(2) Neutral\n"
+             "(3) Contradict\n\nAssistant: If I had to select one of the options, my answer would be:"),
+    "xquad": ("Human: Please answer these questions only based on the given context.\n\n"
+              "Context: {context}\nQuestion: {question}\n\nAssistant: My answer would be:"),
+    "globalopinionqa": ("Human: How would someone from {country} answer the following question:\n"
+                        "{question}\nHere are the options:\n{options}\nAssistant: If I had to "
+                        "select one of the options, my answer would be:"),
+    "xcopa": XCOPA_PROMPT,
+}
+
+
+def render_prompt(task: str, **fields: Any) -> str:
+    """A paper prompt (Table 5, English version; XCOPA from section D) filled from raw fields.
+
+    ``options`` for GlobalOpinionQA may be a list of strings; it is lettered (A), (B), ...
+    """
+    if task not in TEMPLATES:
+        raise DataError(f"no template for {task!r}; templates exist for {', '.join(TEMPLATES)}")
+    if task == "globalopinionqa" and isinstance(fields.get("options"), (list, tuple)):
+        fields["options"] = "\n".join(f"({chr(65 + k)}) {o}" for k, o in enumerate(fields["options"]))
+    try:
+        return TEMPLATES[task].format(**fields)
+    except KeyError as exc:
+        raise DataError(f"the {task} template needs the field {exc.args[0]!r}") from None
+
+
+#: "Let's think step by step" in each language (section F's CoT baseline), by language code.
+COT_SUFFIX = {
+    "en": "Let's think step by step.", "zh": "让我们一步一步地思考。", "zh-CN": "让我们一步一步地思考。",
+    "ar": "دعونا نفكر خطوة بخطوة.", "bg": "Нека помислим стъпка по стъпка.",
+    "de": "Lass uns Schritt für Schritt denken.", "el": "Ας σκεφτούμε βήμα προς βήμα.",
+    "es": "Pensemos paso a paso.", "fr": "Réfléchissons étape par étape.",
+    "hi": "आइए चरण दर चरण सोचें।", "ru": "Давайте подумаем шаг за шагом.",
+    "sw": "Hebu tufikirie hatua kwa hatua.", "th": "ลองคิดทีละขั้นตอน", "tr": "Adım adım düşünelim.",
+    "ur": "آئیے قدم بہ قدم سوچتے ہیں۔", "vi": "Hãy suy nghĩ từng bước một.",
+    "ro": "Să ne gândim pas cu pas.", "am": "ደረጃ በደረጃ እናስብ።",
+    "id": "Mari berpikir langkah demi langkah.", "ja": "段階的に考えてみましょう。",
+    "pt": "Vamos pensar passo a passo.", "sv": "Låt oss tänka steg för steg.",
+    "tl": "Pag-isipan natin nang hakbang-hakbang.", "uk": "Давайте подумаємо крок за кроком.",
+    "it": "Pensiamo passo dopo passo.", "ht": "Ann reflechi etap pa etap.",
+    "ta": "படிப்படியாக யோசிப்போம்.", "et": "Mõtleme samm-sammult.", "ko": "단계별로 생각해 봅시다.",
+    "nl": "Laten we stap voor stap nadenken.", "bn": "চলুন ধাপে ধাপে চিন্তা করি।",
+    "fi": "Ajatellaan askel askeleelta.", "he": "בואו נחשוב צעד אחר צעד.",
+    "hu": "Gondolkodjunk lépésről lépésre.", "no": "La oss tenke steg for steg.",
+    "ms": "Mari kita fikir langkah demi langkah.", "pl": "Pomyślmy krok po kroku.",
+}
+
+#: New tokens under CoT (section F).
+COT_MAX_NEW_TOKENS = 200
+
+
+def cot_items(items: list[Item]) -> list[Item]:
+    """The CoT baseline: each prompt gets "Let's think step by step" in its own language,
+    appended after the prompt (separated by a space)."""
+    from dataclasses import replace
+
+    out = []
+    for item in items:
+        src_lang = "en" if item.dataset in ("xnli", "xquad") else item.meta.get("src_lang", item.lang)
+        missing = [l for l in (item.out_lang, src_lang) if l not in COT_SUFFIX]
+        if missing:
+            raise DataError(f"no CoT suffix for language(s) {missing}; add them to xtl.tasks.COT_SUFFIX")
+        out.append(replace(item, source=f"{item.source} {COT_SUFFIX[src_lang]}",
+                           target=f"{item.target} {COT_SUFFIX[item.out_lang]}",
+                           meta={**item.meta, "cot": True}))
+    return out
+
+
+# ---------------------------------------------------------------- hub datasets (MKQA, CulturalBench)
+def _hub(dataset, name: str, config: str | None = None, split: str = "train"):
+    if dataset is not None:
+        return dataset
+    try:
+        import datasets
+    except ImportError as exc:  # pragma: no cover - declared dependency
+        raise DataError("loading from the hub needs the datasets package") from exc
+    try:
+        return datasets.load_dataset(name, config, split=split)
+    except Exception as exc:  # noqa: BLE001 - any hub failure becomes one clear message
+        raise DataError(f"cannot load {name} from the Hugging Face Hub ({type(exc).__name__}); "
+                        "check your connection or pass a local datasets.Dataset") from exc
+
+
+def load_mkqa(langs=None, limit=None, dataset=None, source_lang: str = "en") -> list[Item]:
+    """MKQA (``apple/mkqa``) as generative QA, English -> other language like XQuAD.
+
+    ``dataset``: a ``datasets.Dataset`` with MKQA's schema (``example_id``, ``queries`` and
+    ``answers`` keyed by language); default: the hub's. Items without a text answer are skipped.
+    """
+    ds = _hub(dataset, "apple/mkqa")
+    template = "Human: Please answer the following question.\n\nQuestion: {q}\n\nAssistant: My answer would be:"
+    items, per_lang = [], {}
+    for n, row in enumerate(ds):
+        for field_ in ("queries", "answers"):
+            if field_ not in row:
+                raise DataError(f"MKQA row {n} lacks {field_!r}; pass a dataset with MKQA's schema")
+        use = langs or sorted(l for l in row["queries"] if l != source_lang)
+        for lang in use:
+            if lang not in row["queries"]:
+                raise DataError(f"MKQA has no language {lang!r}; available: {', '.join(sorted(row['queries']))}")
+            answers = [a.get("text") for a in row["answers"].get(lang, []) if a.get("text")]
+            if not answers or per_lang.get(lang, 0) >= (limit or 10**12):
+                continue
+            per_lang[lang] = per_lang.get(lang, 0) + 1
+            items.append(Item(str(row.get("example_id", n)), "mkqa", lang,
+                              template.format(q=row["queries"][source_lang]),
+                              template.format(q=row["queries"][lang]), answers[0], "qa"))
+    return items
+
+
+def load_culturalbench(langs=None, limit=None, dataset=None,
+                       country_lang: dict[str, str] | None = None) -> list[Item]:
+    """CulturalBench-Easy (``kellycyy/CulturalBench``) as 4-way multiple choice, culture
+    language -> English like GlobalOpinionQA.
+
+    CulturalBench is English-only, so the source prompt must come with the data: a column
+    ``translated_prompt`` holding the prompt in the culture's language. ``country_lang`` maps
+    the ``country`` column to a language code.
+    """
+    ds = _hub(dataset, "kellycyy/CulturalBench", "CulturalBench-Easy", "test")
+    mapping = country_lang or {}
+    items, per_lang = [], {}
+    for n, row in enumerate(ds):
+        need = ["prompt_question", "prompt_option_a", "prompt_option_b", "prompt_option_c",
+                "prompt_option_d", "answer", "country", "translated_prompt"]
+        missing = [k for k in need if k not in row]
+        if missing:
+            raise DataError(f"CulturalBench row {n} lacks {missing}; the culture-language source "
+                            "prompt goes in a 'translated_prompt' column")
+        lang = mapping.get(row["country"])
+        if lang is None:
+            raise DataError(f"CulturalBench row {n}: no language for country {row['country']!r}; "
+                            "pass country_lang={country: code}")
+        if (langs and lang not in langs) or per_lang.get(lang, 0) >= (limit or 10**12):
+            continue
+        per_lang[lang] = per_lang.get(lang, 0) + 1
+        options = [row[f"prompt_option_{c}"] for c in "abcd"]
+        target = render_prompt("globalopinionqa", country=row["country"], question=row["prompt_question"],
+                               options=options)
+        items.append(Item(str(row.get("data_idx", n)), "culturalbench", lang, row["translated_prompt"],
+                          target, str(row["answer"]).strip().upper(), "choice",
+                          {c: c for c in "ABCD"}, {"out_lang": "en", "src_lang": lang}))
     return items
 
 
@@ -196,12 +360,14 @@ TASKS: dict[str, Callable[..., list[Item]]] = {
 def load_task(spec: str, langs: list[str] | None = None, limit: int | None = None,
               root: str | os.PathLike | None = None) -> list[Item]:
     """Items of a registered task (``xnli``, ``xnli:unseen``, ``xquad``, ``globalopinionqa``,
-    ``xcopa``) or of a parallel JSONL file."""
+    ``xcopa``; ``mkqa`` from the hub) or of a parallel JSONL file."""
     if spec.endswith((".jsonl", ".json")) and Path(spec).exists():
         return load_jsonl_task(Path(spec), langs, limit)
     name, _, variant = spec.lower().partition(":")
+    if name == "mkqa":
+        return load_mkqa(langs, limit)
     if name not in TASKS:
-        close = difflib.get_close_matches(name, list(TASKS), n=1)
+        close = difflib.get_close_matches(name, list(TASKS) + ["mkqa"], n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise DataError(f"unknown task {spec!r}; use one of {', '.join(TASKS)} or a .jsonl file.{hint}")
     base = data_root(root)

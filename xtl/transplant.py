@@ -290,7 +290,8 @@ def transplant(model: HookedTransformer, target_prompt: str, source: "str | Capt
         model: a HookedTransformer from :func:`xtl.load_model`.
         target_prompt: the prompt that is answered.
         source: the source prompt, or a :class:`Capture` of it (reused across calls).
-        src_layer, tgt_layer: layers ``i`` and ``j`` (independent; negative counts from the end).
+        src_layer: source layer ``i`` (negative counts from the end).
+        tgt_layer: target layer ``j``, independent of ``i``.
         site: ``"attn"``, ``"mlp"``, ``"block"`` or ``"heads:0,3"``.
         max_new_tokens: greedy tokens to generate (the paper uses 20).
         chat: apply the tokenizer's chat template to both prompts.

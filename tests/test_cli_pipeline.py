@@ -1,0 +1,60 @@
+"""The CLI end to end on a tiny local model: sweep -> report, eval, lens."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from xtl.cli import main
+
+from conftest import PROMPTS
+
+
+def _task(tmp_path):
+    path = tmp_path / "task.jsonl"
+    rows = [{"id": k, "lang": lang, "source": PROMPTS["zh"], "target": PROMPTS["en"] + " " * k,
+             "gold": "B", "kind": "choice", "options": {"A": "A", "B": "B"}}
+            for k, lang in enumerate(["en", "de", "de"])]
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    return path
+
+
+def test_sweep_then_report(tmp_path, tiny_folder, capsys):
+    task = _task(tmp_path)
+    store = tmp_path / "store"
+    args = ["sweep", "--model", str(tiny_folder), "--dtype", "float64", "--data", str(task), "--site", "attn",
+            "--out", str(store), "--max-new-tokens", "3"]
+    assert main(args) == 0
+    assert main(args) == 0                                    # re-run: nothing to do, same store
+    assert main(["report", str(store), "--out", str(tmp_path / "r.html")]) == 0
+    html = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert html.count("Plotly.newPlot") == 5 and "Accuracy by language" in html
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "x.html")]) == 2
+
+
+def test_eval_vanilla_and_transplanted(tmp_path, tiny_folder, capsys):
+    task = _task(tmp_path)
+    out = tmp_path / "ev"
+    assert main(["eval", "--model", str(tiny_folder), "--dtype", "float64", "--data", str(task),
+                 "--src-layer", "1", "--tgt-layer", "0", "--out", str(out), "--max-new-tokens", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert "accuracy by lang" in printed and "transplanted" in printed
+    by_lang = pd.read_csv(out / "accuracy_by_lang.csv")
+    assert set(by_lang["lang"]) == {"en", "de", "all"} and by_lang["n"].tolist()[-1] == 3
+    df = pd.read_parquet(out / "evaluated.parquet")
+    assert {"correct", "lang_ok", "ppl", "group"} <= set(df.columns)
+    assert df["ppl"].notna().any()
+    assert main(["eval", "--model", str(tiny_folder), "--data", str(task), "--src-layer", "1"]) == 2
+
+
+def test_lens_cli(tmp_path, tiny_folder, capsys):
+    (tmp_path / "s.txt").write_text(PROMPTS["zh"], encoding="utf-8")
+    (tmp_path / "t.txt").write_text(PROMPTS["en"], encoding="utf-8")
+    assert main(["lens", "--model", str(tiny_folder), "--dtype", "float64", "--prompt", str(tmp_path / "t.txt"),
+                 "--source", str(tmp_path / "s.txt"), "--src-layer", "2", "--tgt-layer", "0",
+                 "--max-new-tokens", "3", "--track", "A", "--out", str(tmp_path / "lens.html")]) == 0
+    printed = capsys.readouterr().out
+    assert "L3" in printed and (tmp_path / "lens.html").exists()
+    assert main(["lens", "--model", str(tiny_folder), "--prompt", str(tmp_path / "t.txt"),
+                 "--source", str(tmp_path / "s.txt")]) == 2

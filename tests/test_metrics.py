@@ -1,0 +1,149 @@
+"""Scoring rules, language identification, resource groups, perplexity, evaluate()."""
+
+from __future__ import annotations
+
+import json
+import math
+import string
+
+import pandas as pd
+import pytest
+import torch
+
+from xtl.errors import DataError
+from xtl.metrics import (evaluate, identify_languages, lid_label, resource_group, response_perplexity,
+                         score, score_choice, score_qa)
+from xtl.tasks import Item, cot_items, load_culturalbench, load_mkqa, render_prompt
+
+EN_WORDS = {"1": "Entail", "2": "Neutral", "3": "Contradict"}
+LABELS = ["1", "2", "3"]
+
+
+@pytest.mark.parametrize("response,gold,expected", [
+    ("(1) Entail", "1", True),                       # marker and word agree
+    ("（2）", "2", True),                              # full-width parentheses normalised
+    (" 2 ", "2", True),                               # bare label when the whole response is it
+    ("12", "2", False),                               # a bare label only counts as the whole response
+    ("(1) or maybe (2)", "1", False),                 # several options mentioned
+    ("(1) Entail, not Neutral", "1", False),          # another option's word
+    ("Entailment", "1", True),                        # option word inside a longer word counts
+    ("(3) Contradiction, no Neutrality", "3", False),  # ...also for a competing option
+    ("neutral", "2", False),                          # words match case-sensitively, as the authors do
+    ("", "1", False),                                 # empty response
+    ("I cannot tell.", "3", False),
+])
+def test_choice_rule_edge_cases(response, gold, expected):
+    assert score_choice(response, gold, LABELS, EN_WORDS) is expected
+
+
+def test_globalopinion_rule_is_case_insensitive_and_every_letter_competes():
+    letters = string.ascii_uppercase
+    assert score_choice("(b) No", "B", letters, ignore_case=True)
+    assert score_choice("b", "B", letters, ignore_case=True)
+    assert not score_choice("(A) or (B)", "B", letters, ignore_case=True)
+    assert not score_choice("(B) ... (Z)", "B", letters, ignore_case=True)  # Z is not an option, still counts
+
+
+def test_qa_rule():
+    assert score_qa("The answer is Denver Broncos.", "denver broncos")
+    assert not score_qa("Broncos", "Denver Broncos")
+    assert not score_qa("", "x")
+    assert not score_qa("anything", "")
+
+
+def test_score_dispatches_by_dataset():
+    xnli = Item("0", "xnli", "en", "s", "t", "1", "choice", EN_WORDS)
+    goqa = Item("0", "globalopinionqa", "de", "s", "t", "A", "choice", {"A": "A", "B": "B"})
+    xcopa = Item("0", "xcopa", "sw", "s", "t", "2", "choice", {"1": "1", "2": "2"})
+    qa = Item("0", "xquad", "de", "s", "t", "Berlin", "qa")
+    assert score(xnli, "Entail") and not score(xnli, "Neutral")
+    assert score(goqa, "(a)") and not score(goqa, "(C)")
+    assert score(xcopa, "(2)") and not score(xcopa, "(1) (2)")
+    assert score(qa, "in berlin") and not score(qa, "Munich")
+
+
+def test_language_identification_offline_with_label_mapping():
+    got = identify_languages(["这是一个用中文写的句子。", "This is a sentence written in English.",
+                              "Dies ist ein deutscher Satz über das Wetter.", "", "   "])
+    assert got == ["zh", "en", "de", None, None]
+    assert lid_label("zh-CN") == "zh" and lid_label("fil") == "tl" and lid_label("sw") == "sw"
+
+
+# Table 3 of the paper groups languages like this; lang2tax must reproduce it.
+TABLE3 = {"high": "ar de en es fr ja zh zh-CN", "mid": "hi ru tr vi pt sv it",
+          "low": "bg el sw ur ro th am id tl uk ht ta"}
+
+
+@pytest.mark.parametrize("group", list(TABLE3))
+def test_resource_groups_match_table3(group):
+    assert {resource_group(l) for l in TABLE3[group].split()} == {group}
+    assert resource_group("xx") == "low"
+
+
+def test_response_perplexity_matches_a_full_forward(tiny_models, tokenizer):
+    _, model = tiny_models["llama"]
+    prompt = torch.tensor(tokenizer("Question: 2+2?\nAnswer:")["input_ids"])
+    responses = [[40, 41, 42, 43], [50], [60, 61], []]
+    got = response_perplexity(model, prompt, responses, batch_size=2)
+    for resp, value in zip(responses, got):
+        if not resp:
+            assert math.isnan(value)
+            continue
+        full = torch.cat([prompt, torch.tensor(resp)])
+        with torch.no_grad():
+            logp = torch.log_softmax(model(full[None])[0].double(), -1)
+        nll = -sum(float(logp[len(prompt) - 1 + k, t]) for k, t in enumerate(resp)) / len(resp)
+        assert value == pytest.approx(math.exp(nll), rel=1e-9)
+
+
+def test_evaluate_adds_columns():
+    items = [Item("0", "xnli", "de", "s", "t", "2", "choice", {"1": "Folgt", "2": "Neutral", "3": "Widerspruch"}),
+             Item("1", "xnli", "de", "s", "t", "3", "choice", {"1": "Folgt", "2": "Neutral", "3": "Widerspruch"})]
+    df = pd.DataFrame({"item_key": ["xnli/de/0", "xnli/de/0", "xnli/de/1"], "lang": ["de"] * 3,
+                       "is_vanilla": [True, False, True], "src_layer": [-1, 0, -1], "tgt_layer": [-1, 0, -1],
+                       "response": ["(2) Neutral, das ist meine Antwort auf die Frage.",
+                                    "(1) Folgt", "This answer is written in English instead."]})
+    out = evaluate(df, items)
+    assert out["correct"].tolist() == [True, False, False]
+    assert out["lang_ok"].tolist()[0] and not out["lang_ok"].tolist()[2]
+    assert out["group"].tolist() == ["high"] * 3
+    assert out["ppl"].isna().all()
+    with pytest.raises(DataError, match="not in the task"):
+        evaluate(df.assign(item_key="xnli/de/9"), items)
+
+
+def test_table5_template_reproduces_the_release(shared_data):
+    line = json.loads((shared_data / "xtransplant/XNLI/XNLI_sample/split/en.json").read_text().splitlines()[0])
+    assert render_prompt("xnli", premise="So, I don't have any specific stories.",
+                         hypothesis="I dont have a particular store.") == line
+    with pytest.raises(DataError, match="needs the field"):
+        render_prompt("xquad", context="c")
+
+
+def test_cot_items_add_suffix_in_each_language():
+    it = Item("0", "xnli", "zh", "English prompt", "中文提示", "1", "choice", {})
+    (cot,) = cot_items([it])
+    assert cot.source.endswith("Let's think step by step.") and cot.target.endswith("让我们一步一步地思考。")
+    with pytest.raises(DataError, match="no CoT suffix"):
+        cot_items([Item("0", "xnli", "xx", "a", "b", "1", "choice", {})])
+
+
+def test_mkqa_and_culturalbench_from_local_datasets():
+    datasets = pytest.importorskip("datasets")
+    mkqa = datasets.Dataset.from_list([
+        {"example_id": 7, "query": "who wrote hamlet",
+         "queries": {"en": "who wrote hamlet", "de": "wer schrieb hamlet", "ja": "ハムレットの作者"},
+         "answers": {"en": [{"type": 1, "text": "Shakespeare", "aliases": []}],
+                     "de": [{"type": 1, "text": "Shakespeare", "aliases": []}],
+                     "ja": [{"type": 1, "text": None, "aliases": []}]}}])
+    items = load_mkqa(dataset=mkqa)
+    assert [(i.lang, i.gold, i.kind) for i in items] == [("de", "Shakespeare", "qa")]
+    assert "who wrote hamlet" in items[0].source and "wer schrieb hamlet" in items[0].target
+    cb = datasets.Dataset.from_list([
+        {"data_idx": "3", "country": "Japan", "prompt_question": "What do people eat?",
+         "prompt_option_a": "Sushi", "prompt_option_b": "Tacos", "prompt_option_c": "Haggis",
+         "prompt_option_d": "Pierogi", "answer": "A", "translated_prompt": "人々は何を食べますか？"}])
+    (cb_item,) = load_culturalbench(dataset=cb, country_lang={"Japan": "ja"})
+    assert cb_item.gold == "A" and cb_item.out_lang == "en" and "(A) Sushi" in cb_item.target
+    with pytest.raises(DataError, match="no language for country"):
+        load_culturalbench(dataset=cb)

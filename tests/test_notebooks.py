@@ -1,0 +1,46 @@
+"""The notebooks and examples run end to end on the demo model, so they cannot rot."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.demo
+
+
+@pytest.mark.parametrize("name", ["case_study.ipynb", "explore_sweep.ipynb"])
+def test_notebook_executes(name, demo_model, tmp_path, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    from conftest import SHARED_DATA
+
+    if SHARED_DATA.is_dir():
+        monkeypatch.setenv("XTL_DATA", str(SHARED_DATA))
+    nb = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "strip outputs before committing"
+    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+                                     resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert errors == []
+    figures = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+               if "application/vnd.plotly.v1+json" in o.get("data", {})]
+    assert len(figures) >= 2
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "examples").glob("*.py")))
+def test_example_runs(script, demo_model, tmp_path):
+    env = {**os.environ}
+    from conftest import SHARED_DATA
+
+    if SHARED_DATA.is_dir():
+        env["XTL_DATA"] = str(SHARED_DATA)
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / script)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip()

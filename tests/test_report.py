@@ -1,0 +1,83 @@
+"""Figures and the one-page report, checked in a real headless Chromium when one is installed."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from xtl import analysis as an
+from xtl import plots
+from xtl.report import build_report
+
+from test_analysis import C, LANGS, VAN, table
+
+
+def test_computation_never_imports_plotting():
+    code = "import sys, xtl, xtl.analysis, xtl.metrics, xtl.sweep; print('plotly' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_figures_carry_the_numbers():
+    g = an.grid(table(C, VAN, LANGS))
+    fig = plots.gain_heatmap(g)
+    np.testing.assert_allclose(fig.data[0].z, an.gain_matrix(g))
+    assert fig.data[0].zmid == 0 and len(fig.data) == 3            # all + two languages
+    assert fig.layout.updatemenus[0].buttons[1].label == "de"
+    ub = plots.upper_bound_curves(g)
+    np.testing.assert_allclose(ub.data[0].y, an.upper_bounds(g)["source"])
+    bars = plots.wtl_bars({"attn": g})
+    assert [t.y[0] for t in bars.data] == [1, 4, 4]
+    assert plots.lang_layer_heatmap(g).data[0].z.shape == (2, 3)
+
+
+@pytest.fixture
+def report(tmp_path):
+    df = table(C, VAN, LANGS, ["high", "high", "low", "low"])
+    return build_report(df, tmp_path / "report.html", "test report")
+
+
+def test_report_is_self_contained(report):
+    text = report.read_text(encoding="utf-8")
+    assert text.count("Plotly.newPlot") == 5
+    assert "<script src=\"http" not in text                       # plotly.js inlined, no CDN
+    assert "Accuracy by language" in text and "Table 4" in text
+
+
+def _chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+@pytest.mark.skipif(_chromium() is None or shutil.which("chromedriver") is None,
+                    reason="headless browser test needs Debian's chromium and chromium-driver")
+def test_report_renders_in_headless_chromium(report, tmp_path):
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = _chromium()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,900"):
+        opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
+    try:
+        driver.get(report.as_uri())
+        rendered = driver.execute_script(
+            "return Array.from(document.querySelectorAll('.js-plotly-plot'))"
+            ".map(d => d.querySelectorAll('.main-svg').length > 0 && d._fullData.length > 0)")
+        assert rendered == [True] * 5
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert errors == []
+        assert driver.save_screenshot(str(tmp_path / "report.png"))
+        assert (tmp_path / "report.png").stat().st_size > 10_000
+    finally:
+        driver.quit()

@@ -1,0 +1,399 @@
+"""Logit lens: decode the residual stream of every layer through the final norm and unembedding,
+for the last prompt token or for every generated step, vanilla or transplanted (Figure 8).
+
+A transplanted run patches the site at the last prompt position only; running one full forward
+over prompt + generated tokens with that single position patched computes exactly what cached
+generation computes, so every step of the grid comes from one pass.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import string
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+from transformer_lens import HookedTransformer
+
+from xtl.errors import PromptError, XtlError
+from xtl.transplant import (Capture, Site, _check_heads, capture, check_layer, format_prompt,
+                            tokenize, transplant as run_transplant, vanilla as run_vanilla)
+
+__all__ = ["Patch", "LensResult", "lens", "compare", "CaseStudy", "case_study", "token_text",
+           "merge_pieces"]
+
+
+@dataclass(frozen=True)
+class Patch:
+    """A transplant to apply in a lens run: ``site`` of ``source`` layer i -> target layer j."""
+
+    source: "str | Capture"
+    src_layer: int
+    tgt_layer: int
+    site: str = "mlp"
+
+
+# ---------------------------------------------------------------- readable tokens
+_BYTE_PIECE = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
+
+
+def _visible(text: str) -> str:
+    return text.replace(" ", "␣").replace("\n", "↵").replace("\t", "→")
+
+
+@functools.lru_cache(maxsize=1)
+def _byte_decoder() -> dict[str, int]:
+    """Byte-level BPE's printable character -> byte map (GPT-2 scheme)."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {chr(c): b for b, c in zip(bs, cs)}
+
+
+def token_bytes(tokenizer, token_id: int) -> bytes | None:
+    """Raw bytes of a byte-level token (``<0xE4>`` pieces or byte-level BPE), else None."""
+    piece = tokenizer.convert_ids_to_tokens(int(token_id)) or ""
+    m = _BYTE_PIECE.match(piece)
+    if m:
+        return bytes([int(m.group(1), 16)])
+    table = _byte_decoder()
+    if piece and all(c in table for c in piece) and tokenizer.decode([int(token_id)]) != piece:
+        return bytes(table[c] for c in piece)
+    return None
+
+
+def _readable(tokenizer, ids: Sequence[int]) -> str | None:
+    """Text of ``ids`` if they form whole characters, else None."""
+    raw = [token_bytes(tokenizer, t) for t in ids]
+    if any(b is None for b in raw):
+        text = tokenizer.decode([int(t) for t in ids])
+        return None if "\ufffd" in text else text
+    try:
+        return b"".join(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def token_text(tokenizer, token_id: int) -> str:
+    """A single token as readable text: whitespace made visible, partial UTF-8 bytes shown as
+    ``\\xe4`` escapes instead of replacement characters."""
+    text = _readable(tokenizer, [token_id])
+    if text is not None:
+        return _visible(text)
+    raw = token_bytes(tokenizer, token_id)
+    if raw is None:
+        return _visible(tokenizer.decode([int(token_id)]))
+    return "".join(f"\\x{b:02x}" for b in raw)
+
+
+def merge_pieces(tokenizer, ids: Sequence[int]) -> list[tuple[str, list[int]]]:
+    """Group consecutive tokens so that a character spanning several tokens is shown once:
+    returns (readable text, positions) per group."""
+    groups: list[tuple[str, list[int]]] = []
+    start = 0
+    while start < len(ids):
+        for end in range(start + 1, min(start + 4, len(ids)) + 1):
+            text = _readable(tokenizer, ids[start:end])
+            if text is not None:
+                break
+        else:  # never completes: show the first token's bytes alone
+            end, text = start + 1, None
+        groups.append((_visible(text) if text is not None else token_text(tokenizer, ids[start]),
+                       list(range(start, end))))
+        start = end
+    return groups
+
+
+# ---------------------------------------------------------------- the lens itself
+@dataclass
+class LensResult:
+    """Top-k decoding of every (layer, position) of one run.
+
+    ``rows`` name the decoded streams (``L3`` = after block 3; with sublayers also ``L3.mid``
+    = after attention, ``L3.attn`` / ``L3.mlp`` = the sublayer's own output).
+    """
+
+    prompt: str
+    rows: list[str]
+    positions: list[int]
+    labels: list[str]  # input token at each decoded position (readable)
+    top_ids: Int[np.ndarray, "row pos k"]
+    top_probs: Float[np.ndarray, "row pos k"]
+    top_text: np.ndarray  # [row, pos, k] of str
+    tracked: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # token -> prob/rank [row, pos]
+    generated: list[int] = field(default_factory=list)
+    response: str = ""
+    title: str = ""
+
+    def to_frame(self) -> pd.DataFrame:
+        """Tidy table: one row per (stream, position, rank)."""
+        out = []
+        for r, name in enumerate(self.rows):
+            for p, pos in enumerate(self.positions):
+                for k in range(self.top_ids.shape[2]):
+                    out.append({"stream": name, "position": pos, "input": self.labels[p], "rank": k + 1,
+                                "token": self.top_text[r, p, k], "token_id": int(self.top_ids[r, p, k]),
+                                "prob": float(self.top_probs[r, p, k])})
+        return pd.DataFrame(out)
+
+    def table(self, width: int = 10) -> str:
+        """Compact terminal table: one line per stream, the top token and its probability per position."""
+        head = f"{'':>8} " + " ".join(f"{lab[:width]:>{width + 5}}" for lab in self.labels)
+        lines = [head]
+        for r, name in enumerate(self.rows):
+            cells = [f"{self.top_text[r, p, 0][:width]:>{width}} {self.top_probs[r, p, 0]:.2f}"
+                     for p in range(len(self.positions))]
+            lines.append(f"{name:>8} " + " ".join(cells))
+        return "\n".join(lines)
+
+    def figure(self, track: str | None = None):
+        """Plotly heatmap: top token written in each cell, colour its probability (or the
+        tracked token's probability)."""
+        from xtl.plots import lens_heatmap
+
+        z = self.top_probs[:, :, 0] if track is None else self.tracked[track]["prob"]
+        hover = np.empty(z.shape, dtype=object)
+        for r in range(z.shape[0]):
+            for p in range(z.shape[1]):
+                tops = "<br>".join(f"{self.top_text[r, p, k]} {self.top_probs[r, p, k]:.3f}"
+                                   for k in range(self.top_ids.shape[2]))
+                extra = "".join(f"<br>{t}: p={v['prob'][r, p]:.3f}, rank {int(v['rank'][r, p])}"
+                                for t, v in self.tracked.items())
+                hover[r, p] = f"{self.rows[r]} · {self.labels[p]}<br>{tops}{extra}"
+        title = self.title or "Logit lens"
+        if track is not None:
+            title += f" — colour: p({track})"
+        return lens_heatmap(z, self.top_text[:, :, 0], hover, self.labels, self.rows, title,
+                            "probability" if track is None else f"p({track})")
+
+
+def _decode(model: HookedTransformer, resid: Float[Tensor, "n d_model"]) -> Float[Tensor, "n vocab"]:
+    """Final norm + unembedding (+ the model's logit soft-cap) of residual vectors."""
+    logits = model.unembed(model.ln_final(resid[:, None, :]))[:, 0]
+    cap = getattr(model.cfg, "output_logits_soft_cap", -1.0) or -1.0
+    if cap > 0:
+        logits = cap * torch.tanh(logits / cap)
+    return logits
+
+
+def _track_ids(model: HookedTransformer, track: Sequence[str]) -> dict[str, int]:
+    out = {}
+    for t in track:
+        ids = model.tokenizer(t, add_special_tokens=False)["input_ids"]
+        if not ids:
+            raise XtlError(f"tracked token {t!r} tokenises to nothing")
+        out[t] = ids[0]
+    return out
+
+
+@torch.no_grad()
+def lens(model: HookedTransformer, prompt: str, transplant: Patch | None = None,
+         positions: "str | Sequence[int]" = "last", k: int = 5, track: Sequence[str] = (),
+         sublayers: bool = False, max_new_tokens: int = 20, chat: bool = False) -> LensResult:
+    """Decode every layer's residual stream at the chosen positions.
+
+    Args:
+        model: a HookedTransformer.
+        prompt: the (target) prompt.
+        transplant: a :class:`Patch` to apply at the last prompt position (prompt pass only).
+        positions: ``"last"`` (last prompt token), ``"generated"`` (last prompt token and every
+            generated step: the layer x step grid), or a list of prompt positions.
+        k: top tokens kept per cell.
+        track: strings whose first token's probability and rank are recorded (e.g. ``"A"``).
+        sublayers: also decode after attention and each sublayer's own output.
+        max_new_tokens: generated steps for ``positions="generated"``.
+        chat: apply the tokenizer's chat template.
+    """
+    if k < 1:
+        raise XtlError("k must be at least 1")
+    text = format_prompt(model, prompt, chat)
+    tokens = tokenize(model, text, max_new_tokens if positions == "generated" else 0)
+    last = len(tokens) - 1
+    patch_hooks = []
+    if transplant is not None:
+        site = Site.parse(transplant.site)
+        _check_heads(model, site)
+        i = check_layer(model, transplant.src_layer, "source layer")
+        j = check_layer(model, transplant.tgt_layer, "target layer")
+        src = transplant.source if isinstance(transplant.source, Capture) else capture(
+            model, transplant.source, site if site.kind == "heads" else Site(site.kind), chat)
+        value = src.acts[i]
+
+        def patch(act, hook=None):  # noqa: ARG001
+            act = act.clone()
+            v = value.to(act.device, act.dtype)
+            if site.heads is None:
+                act[:, last] = v
+            else:
+                act[:, last, list(site.heads)] = v[list(site.heads)]
+            return act
+        patch_hooks = [(site.hook_name(j), patch)]
+
+    generated: list[int] = []
+    response = ""
+    if positions == "generated":
+        if transplant is None:
+            response, generated, _ = run_vanilla(model, prompt, max_new_tokens, chat)
+        else:
+            res = run_transplant(model, prompt, src, i, j, site, max_new_tokens, chat)
+            response, generated = res.text, res.tokens
+        pos = list(range(last, last + max(1, len(generated))))
+        full = torch.cat([tokens, torch.tensor(generated[:-1] if generated else [], dtype=torch.long)])
+    elif positions == "last":
+        pos, full = [last], tokens
+    else:
+        pos = [int(p) % len(tokens) for p in positions]
+        if not all(-len(tokens) <= int(p) < len(tokens) for p in positions):
+            raise PromptError(f"positions {list(positions)} out of range for a {len(tokens)}-token prompt")
+        full = tokens
+
+    names = []
+    for layer in range(model.cfg.n_layers):
+        if sublayers:
+            names += [(f"L{layer}.attn", f"blocks.{layer}.hook_attn_out"),
+                      (f"L{layer}.mid", f"blocks.{layer}.hook_resid_mid"),
+                      (f"L{layer}.mlp", f"blocks.{layer}.hook_mlp_out")]
+        names.append((f"L{layer}", f"blocks.{layer}.hook_resid_post"))
+    stored: dict[str, Tensor] = {}
+
+    def keep(hook_name):
+        def hook(act, hook=None):  # noqa: ARG001
+            stored[hook_name] = act[0, pos].detach()
+        return hook
+
+    hooks = patch_hooks + [(h, keep(h)) for _, h in names]
+    with model.hooks(fwd_hooks=hooks):
+        model(full[None].to(model.cfg.device), return_type=None)
+
+    ids = _track_ids(model, track)
+    tok = model.tokenizer
+    n_rows, n_pos = len(names), len(pos)
+    top_ids = np.zeros((n_rows, n_pos, k), dtype=np.int64)
+    top_probs = np.zeros((n_rows, n_pos, k))
+    top_text = np.empty((n_rows, n_pos, k), dtype=object)
+    tracked = {t: {"prob": np.zeros((n_rows, n_pos)), "rank": np.zeros((n_rows, n_pos))} for t in ids}
+    for r, (_, hook_name) in enumerate(names):
+        probs = torch.softmax(_decode(model, stored[hook_name]).double(), -1)
+        top = probs.topk(k, dim=-1)
+        top_ids[r] = top.indices.cpu().numpy()
+        top_probs[r] = top.values.cpu().numpy()
+        for t, tid in ids.items():
+            p = probs[:, tid]
+            tracked[t]["prob"][r] = p.cpu().numpy()
+            tracked[t]["rank"][r] = (probs > p[:, None]).sum(-1).cpu().numpy() + 1
+    cache_text: dict[int, str] = {}
+    for idx in np.ndindex(top_ids.shape):
+        t = int(top_ids[idx])
+        if t not in cache_text:
+            cache_text[t] = token_text(tok, t)
+        top_text[idx] = cache_text[t]
+    all_ids = full.tolist()
+    labels = [token_text(tok, all_ids[p]) for p in pos]
+    if positions == "generated":
+        labels = [f"{n}:{lab}" for n, lab in enumerate(labels)]
+    return LensResult(prompt, [n for n, _ in names], pos, labels, top_ids, top_probs, top_text,
+                      tracked, generated, response)
+
+
+def compare(model: HookedTransformer, source_prompt: str, target_prompt: str, src_layer: int,
+            tgt_layer: int, site: str = "mlp", **kwargs) -> dict[str, LensResult]:
+    """Figure 8's three panels: source vanilla, target vanilla, transplanted target."""
+    kwargs.setdefault("positions", "generated")
+    out = {"source vanilla": lens(model, source_prompt, **kwargs),
+           "target vanilla": lens(model, target_prompt, **kwargs),
+           "transplanted": lens(model, target_prompt, Patch(source_prompt, src_layer, tgt_layer, site), **kwargs)}
+    for name, res in out.items():
+        res.title = f"{name}" + (f" ({site}: source {src_layer} → target {tgt_layer})" if name == "transplanted" else "")
+    return out
+
+
+# ---------------------------------------------------------------- case-study upper bound
+@dataclass
+class CaseStudy:
+    """The full N x N grid of one pair: which configurations answer right."""
+
+    site: str
+    gold: str
+    correct: np.ndarray  # [src, tgt] bool
+    responses: np.ndarray  # [src, tgt] str
+    vanilla_response: str
+    vanilla_correct: bool
+    src_layers: list[int]
+    tgt_layers: list[int]
+
+    @property
+    def source_wise(self) -> np.ndarray:
+        """Per source layer i: does any target layer answer right (equation 4 for one item)."""
+        return self.correct.any(axis=1)
+
+    @property
+    def target_wise(self) -> np.ndarray:
+        """Per target layer j: does any source layer answer right (equation 5 for one item)."""
+        return self.correct.any(axis=0)
+
+    @property
+    def over_guidance(self) -> list[tuple[int, int]]:
+        """Configurations that turn a right vanilla answer wrong."""
+        if not self.vanilla_correct:
+            return []
+        return [(self.src_layers[a], self.tgt_layers[b]) for a, b in zip(*np.nonzero(~self.correct))]
+
+    @property
+    def right(self) -> list[tuple[int, int]]:
+        return [(self.src_layers[a], self.tgt_layers[b]) for a, b in zip(*np.nonzero(self.correct))]
+
+    def figure(self):
+        from xtl.plots import case_grid
+
+        return case_grid(self.correct, self.src_layers, self.tgt_layers, self.responses,
+                         self.vanilla_correct, f"Case study ({self.site}), gold {self.gold}")
+
+
+def _default_scorer(gold: str, labels: Sequence[str] | None):
+    from xtl.metrics import score_choice, score_qa
+
+    if labels is None:
+        if len(gold) == 1 and gold in string.ascii_uppercase:
+            labels = list(string.ascii_uppercase[:max(4, string.ascii_uppercase.index(gold) + 1)])
+        elif gold.isdigit() and len(gold) == 1:
+            labels = [str(d) for d in range(1, 10)]
+    if labels is None:
+        return lambda r: score_qa(r, gold)
+    return lambda r: score_choice(r, gold, list(labels))
+
+
+def case_study(model: HookedTransformer, source_prompt: str, target_prompt: str, gold: str,
+               site: str = "mlp", labels: Sequence[str] | None = None, max_new_tokens: int = 20,
+               batch_size: int = 32, chat: bool = False, progress: bool = False) -> CaseStudy:
+    """Run every (source, target) layer pair for one prompt pair through the sweep engine and
+    score each response: multiple choice when ``gold`` is an option label (``labels``, default
+    A-D... or 1-9), otherwise gold-substring QA."""
+    from xtl.sweep import sweep
+
+    if not gold:
+        raise XtlError("give the gold answer, e.g. gold='A'")
+    df = sweep(model, [(source_prompt, target_prompt, "case")], site=site, max_new_tokens=max_new_tokens,
+               batch_size=batch_size, chat=chat, progress=progress)
+    scorer = _default_scorer(gold, labels)
+    van = df[df["is_vanilla"]].iloc[0]
+    rest = df[~df["is_vanilla"]]
+    srcs = sorted(rest["src_layer"].unique().tolist())
+    tgts = sorted(rest["tgt_layer"].unique().tolist())
+    correct = np.zeros((len(srcs), len(tgts)), bool)
+    responses = np.empty((len(srcs), len(tgts)), dtype=object)
+    for s, t, r in zip(rest["src_layer"], rest["tgt_layer"], rest["response"]):
+        correct[srcs.index(s), tgts.index(t)] = scorer(r)
+        responses[srcs.index(s), tgts.index(t)] = r
+    return CaseStudy(str(Site.parse(site)), gold, correct, responses, van["response"],
+                     bool(scorer(van["response"])), srcs, tgts)

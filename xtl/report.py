@@ -1,0 +1,111 @@
+"""One self-contained HTML page of a sweep: headline numbers, tables and interactive figures."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from xtl import analysis as an
+from xtl import plots
+
+__all__ = ["build_report", "examples_grid"]
+
+
+def examples_grid(df: pd.DataFrame, g: an.Grid, width: int = 60) -> dict[str, np.ndarray]:
+    """Per language (and ``all``), one example response per configuration for hover text."""
+    rest = df[~df["is_vanilla"]]
+    out = {}
+    groups = [("all", rest)] + list(rest.groupby("lang")) if "lang" in rest.columns else [("all", rest)]
+    si = {v: k for k, v in enumerate(g.src_layers)}
+    ti = {v: k for k, v in enumerate(g.tgt_layers)}
+    for name, sub in groups:
+        arr = np.full((len(si), len(ti)), "", dtype=object)
+        first = sub.drop_duplicates(["src_layer", "tgt_layer"])
+        for s, t, r in zip(first["src_layer"], first["tgt_layer"], first["response"]):
+            text = " ".join(str(r).split())
+            arr[si[int(s)], ti[int(t)]] = html.escape(text[:width] + ("…" if len(text) > width else ""))
+        out[str(name)] = arr
+    return out
+
+
+def _table(df: pd.DataFrame) -> str:
+    return df.to_html(index=False, float_format=lambda x: f"{x:.1f}", border=0, classes="tbl",
+                      na_rep="–")
+
+
+def build_report(df: pd.DataFrame, out: str | os.PathLike, title: str = "xtl sweep report") -> Path:
+    """Write the report of an evaluated results table (one site) to ``out``; returns the path."""
+    g = an.grid(df)
+    site = str(df["site"].iloc[0]) if "site" in df.columns else ""
+    n_layers = max(g.src_layers + g.tgt_layers) + 1
+    head = an.headline(g, site, n_layers)
+    by_lang = an.accuracy_table(df, by=("lang",))
+    by_group = an.accuracy_table(df, by=("group",)) if "group" in df.columns else None
+    bounds = an.bound_by_group(g)
+    wtl = an.win_tie_lose(g)
+    _, q = an.mcnemar_grid(g)
+    significant = int(np.nansum(q < 0.05))
+    best_i, best_j = head["best_config"]
+    best_col = g.correct[:, g.src_layers.index(best_i), g.tgt_layers.index(best_j)]
+    van_ci = an.bootstrap_ci(g.vanilla)
+    gain_ci = an.bootstrap_ci(best_col, g.vanilla)
+
+    rows = [("items × languages", f"{head['items']} items, {head['languages']} languages"),
+            ("site", site), ("configurations", f"{wtl['n_configs']}"),
+            ("vanilla accuracy", f"{van_ci[0]:.1f}% (95% CI {van_ci[1]:.1f}–{van_ci[2]:.1f})"),
+            ("average over configurations", f"{head['average']:.1f}%"),
+            ("win / tie / lose", f"{head['win']} / {head['tie']} / {head['lose']}"),
+            ("best configuration (in-sample)", f"source {best_i} → target {best_j}: {head['best']:.1f}% "
+             f"(gain {gain_ci[0]:+.1f}, 95% CI {gain_ci[1]:+.1f} to {gain_ci[2]:+.1f})"),
+            ("cells significant vs vanilla", f"{significant} (McNemar, Benjamini–Hochberg q < 0.05)"),
+            ("SourceLast / TargetFirst bound", f"{head['source_last']:.1f}% / {head['target_first']:.1f}%"),
+            ("N² oracle", f"{head['oracle']:.1f}%")]
+    if "coarse" in head:
+        c = head["coarse_config"]
+        rows.append(("coarse strategy (Table 2)", f"source {c[0]} → target {c[1]}: {head['coarse']:.1f}%"))
+    if "entropy" in df.columns and {0, n_layers - 1} <= set(g.src_layers) and 0 in g.tgt_layers:
+        sel = an.entropy_select(df, n_layers)
+        rows.append(("entropy-based selection (§F)", f"{100 * sel['correct'].astype(float).mean():.1f}%"))
+    headline = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
+
+    figs = [("Gain over vanilla, source × target", plots.gain_heatmap(g, examples_grid(df, g))),
+            ("Upper bounds over layers", plots.upper_bound_curves(g)),
+            ("Win / tie / lose", plots.wtl_bars({site or "site": g}))]
+    if len(set(g.langs)) > 1:
+        figs += [("Mean gain by source layer", plots.lang_layer_heatmap(g, "source")),
+                 ("Mean gain by target layer", plots.lang_layer_heatmap(g, "target"))]
+    parts = []
+    for k, (name, fig) in enumerate(figs):
+        div = fig.to_html(full_html=False, include_plotlyjs=(k == 0), div_id=f"fig{k}")
+        parts.append(f"<h2>{html.escape(name)}</h2>\n{div}")
+
+    tables = [("Accuracy by language", by_lang)]
+    if by_group is not None:
+        tables.append(("Accuracy by resource group", by_group))
+    tables.append(("Upper bounds by resource group (Table 4)", bounds))
+    table_html = "".join(f"<h2>{html.escape(n)}</h2>{_table(t)}" for n, t in tables)
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }}
+table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; }}
+th, td {{ padding: 3px 10px; text-align: left; border-bottom: 1px solid #ddd; }}
+.tbl td {{ text-align: right; }}
+</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p>Generated by xtl on {_dt.date.today().isoformat()}. Accuracies in percent; gains in points.
+Transplanted accuracy is the mean over all swept configurations.</p>
+<table>{headline}</table>
+{table_html}
+{''.join(parts)}
+</body></html>
+"""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
+    return out
