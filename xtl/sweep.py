@@ -100,8 +100,10 @@ def _sweep_pair(model: HookedTransformer, pair: Pair, site: Site, src_layers: li
                 tgt_layers: list[int], max_new_tokens: int, mode: str, batch_size: int,
                 cand_ids: list[int], stop: set[int], chat: bool, on_rows=None) -> list[dict]:
     tok = model.tokenizer
-    src_tokens = tokenize(model, format_prompt(model, pair.source, chat))
-    src_acts = _capture_tokens(model, src_tokens, Site(site.kind, site.heads))
+    src_acts = None
+    if src_layers and tgt_layers:  # vanilla-only runs (evaluation) need no source pass
+        src_tokens = tokenize(model, format_prompt(model, pair.source, chat))
+        src_acts = _capture_tokens(model, src_tokens, Site(site.kind, site.heads))
     tokens = tokenize(model, format_prompt(model, pair.target, chat), max_new_tokens)
     prefix = prefix_cache(model, tokens)
 
