@@ -65,7 +65,10 @@ def test_layer_subsets_and_errors(tiny_models):
 def test_store_resumes_without_loss_or_duplicates(tiny_models, tmp_path, monkeypatch):
     _, model = tiny_models["mistral"]
     out = tmp_path / "store"
-    import xtl.sweep as engine
+    import importlib
+
+    # the package re-exports the function `sweep`, so fetch the module itself
+    engine = importlib.import_module("xtl.sweep")
 
     real, calls = engine._sweep_pair, []
 
