@@ -5,7 +5,8 @@ Side by side in one process, same model, same prompt pairs (an XNLI pair and an 
 and the ratios, checks that naive and engine outputs agree on every timed configuration, and
 reports the process's peak resident memory.
 
-    python benchmarks/sweep_speed.py [--model gemma-3-270m] [--naive-sample 6] [--tgt-layers 3]
+    python benchmarks/sweep_speed.py [--model gemma-3-270m] [--naive-sample 6] [--tgt-layers 0]
+                                     [--compare-tl 2] [--batch-size 128]
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ from pathlib import Path
 import torch
 
 import xtl
+from xtl import fastpath
 from xtl.sweep import sweep
 from xtl.transplant import Site, clone_cache, greedy_decode, prefix_cache, stop_token_ids, tokenize
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "xtransplant"
 
 
-def pairs() -> list[tuple[str, str, str]]:
+def pairs(model) -> list[tuple[str, str, str]]:
     if not DATA.is_dir():
         pair = json.loads((Path(xtl.__file__).parent / "data" / "builtin_pair.json").read_text())
         return [("builtin", pair["source"], pair["target"])]
@@ -36,8 +38,10 @@ def pairs() -> list[tuple[str, str, str]]:
 
     xnli = DATA / "XNLI" / "XNLI_sample" / "split"
     xquad = DATA / "XQuAD" / "XQuAD_sample" / "split"
+    de = [json.loads(x) for x in (xquad / "xquad.de.json").read_text(encoding="utf-8").splitlines()]
+    k = next(k for k, text in enumerate(de) if len(tokenize(model, text)) >= 250)  # ~250+ tokens
     return [("xnli-sw", line(xnli / "en.json", 0), line(xnli / "sw.json", 0)),
-            ("xquad-de", line(xquad / "xquad.en.json", 0), line(xquad / "xquad.de.json", 0))]
+            ("xquad-de", line(xquad / "xquad.en.json", k), de[k])]
 
 
 def naive(model, source: str, target: str, i: int, j: int, site: Site, max_new: int, logits_only: bool):
@@ -66,23 +70,59 @@ def naive(model, source: str, target: str, i: int, j: int, site: Site, max_new: 
     return new
 
 
-def floor(model, target: str, n_configs: int, batch: int, max_new: int) -> float:
-    """The same number of cached single-token decode steps, no patching, same batch size."""
+def floor(model, target: str, n_configs: int, batch: int, max_new: int, fast: bool) -> float:
+    """The same number of cached single-token decode steps, no patching, same batch size.
+
+    ``fast``: steps of the shared-prefix path (greedy token and its log-prob, as the engine
+    decodes); otherwise TransformerLens' cached forward.
+    """
     tokens = tokenize(model, target)
     base = prefix_cache(model, tokens)
     with torch.no_grad():
         model(tokens[None, -1:].to(model.cfg.device), past_kv_cache=base)
+    pre = fastpath.prefix_from_cache(model, base)
     start = time.perf_counter()
     done = 0
     with torch.no_grad():
         while done < n_configs:
             b = min(batch, n_configs - done)
-            cache = clone_cache(base, b)
             nxt = torch.zeros(b, dtype=torch.long, device=model.cfg.device) + int(tokens[-1])
-            for _ in range(max_new):
-                nxt = model(nxt[:, None], past_kv_cache=cache)[:, -1].argmax(-1)
+            if fast:
+                rows = fastpath.Rows.empty(pre, b, max_new)
+                for _ in range(max_new):
+                    nxt = fastpath.decode_pick(model, pre, rows, nxt).token
+            else:
+                cache = clone_cache(base, b)
+                for _ in range(max_new):
+                    nxt = model(nxt[:, None], past_kv_cache=cache)[:, -1].argmax(-1)
             done += b
     return time.perf_counter() - start
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+class PeakRss:
+    """Peak resident memory of what runs inside the block: the kernel's high-water mark (VmHWM)
+    is reset on entry through /proc/self/clear_refs, so nothing samples during the timing."""
+
+    def __enter__(self):
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return self
+
+    def __exit__(self, *exc):
+        with open("/proc/self/status") as f:
+            hwm = next(line for line in f if line.startswith("VmHWM:"))
+        self.peak = int(hwm.split()[1]) / 1024
+
+
+def _rate(fn, n_configs: int):
+    start = time.perf_counter()
+    out = fn()
+    return out, n_configs / (time.perf_counter() - start)
 
 
 def main() -> None:
@@ -90,8 +130,12 @@ def main() -> None:
     ap.add_argument("--model", default="gemma-3-270m")
     ap.add_argument("--site", default="mlp")
     ap.add_argument("--naive-sample", type=int, default=6)
-    ap.add_argument("--tgt-layers", type=int, default=3, help="target layers swept (all sources each)")
+    ap.add_argument("--tgt-layers", type=int, default=0,
+                    help="target layers swept by the engine, all source layers each (0: all, the full grid)")
+    ap.add_argument("--compare-tl", type=int, default=2, metavar="K",
+                    help="also time the TransformerLens-forward path on K target layers (0: skip)")
     ap.add_argument("--max-new-tokens", type=int, default=20)
+    ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--device", default=None)
     args = ap.parse_args()
     torch.manual_seed(0)
@@ -99,34 +143,44 @@ def main() -> None:
     site = Site.parse(args.site)
     n = model.cfg.n_layers
     rng = random.Random(0)
-    tgts = sorted(rng.sample(range(n), args.tgt_layers))
-    print(f"model {args.model} ({n} layers) on {model.cfg.device}, site {site}, "
-          f"{args.max_new_tokens} new tokens, target layers {tgts} x all {n} source layers")
-    for name, source, target in pairs():
+    tgts = sorted(rng.sample(range(n), args.tgt_layers)) if args.tgt_layers else list(range(n))
+    tl_tgts = sorted(rng.sample(tgts, min(args.compare_tl, len(tgts))))
+    bs, new = args.batch_size, args.max_new_tokens
+    print(f"model {args.model} ({n} layers) on {model.cfg.device}, site {site}, {new} new tokens, "
+          f"batch {bs}, shared-prefix path: {fastpath.unsupported(model) or 'yes'}; engine on "
+          f"{len(tgts)} target x {n} source layers, TransformerLens path on target layers {tl_tgts}")
+    for name, source, target in pairs(model):
         t_len = len(tokenize(model, target))
         configs = [(i, j) for j in tgts for i in range(n)]
         sample = rng.sample(configs, args.naive_sample)
+
+        def run(mode: str, fast: bool, layers: list[int], batch: int):
+            return sweep(model, [(source, target, name)], site=site, tgt_layers=layers, fast=fast,
+                         max_new_tokens=new, mode=mode, batch_size=batch, progress=False)
+
         for mode in ("generate", "logits"):
-            start = time.perf_counter()
-            df = sweep(model, [(source, target, name)], site=site, tgt_layers=tgts,
-                       max_new_tokens=args.max_new_tokens, mode=mode, batch_size=n, progress=False)
-            engine_s = time.perf_counter() - start
-            engine_rate = len(configs) / engine_s
-            start = time.perf_counter()
-            naive_out = {c: naive(model, source, target, *c, site, args.max_new_tokens, mode == "logits")
-                         for c in sample}
-            naive_rate = len(sample) / (time.perf_counter() - start)
-            mismatch = 0
-            for (i, j), out in naive_out.items():
-                row = df[(df.src_layer == i) & (df.tgt_layer == j)].iloc[0]
-                mismatch += (list(row.token_ids) != out) if mode == "generate" else 0
-            line = (f"{name:9s} {t_len:4d} tok {mode:8s} engine {engine_rate:8.2f} cfg/s | naive "
-                    f"{naive_rate:7.3f} cfg/s | engine/naive {engine_rate / naive_rate:7.1f}x")
+            before = _rss_mib()
+            with PeakRss() as mem:
+                df, engine_rate = _rate(lambda: run(mode, True, tgts, bs), len(configs))
+            naive_out, naive_rate = _rate(
+                lambda: {c: naive(model, source, target, *c, site, new, mode == "logits") for c in sample},
+                len(sample))
+            agree = sum(list(df[(df.src_layer == i) & (df.tgt_layer == j)].iloc[0].token_ids) == out
+                        for (i, j), out in naive_out.items()) if mode == "generate" else len(sample)
+            line = (f"{name:9s} {t_len:4d} tok {mode:8s} engine {engine_rate:7.2f} cfg/s | naive "
+                    f"{naive_rate:6.3f} | engine/naive {engine_rate / naive_rate:6.1f}x | engine memory "
+                    f"+{mem.peak - before:.0f} MiB over {before:.0f}")
             if mode == "generate":
-                floor_s = floor(model, target, len(configs), n, args.max_new_tokens)
-                floor_rate = len(configs) / floor_s
-                line += f" | floor {floor_rate:7.2f} cfg/s | floor/engine {floor_rate / engine_rate:4.2f}x"
-                line += f" | naive==engine on {len(sample) - mismatch}/{len(sample)} sampled configs"
+                floor_rate = len(configs) / floor(model, target, len(configs), bs, new, True)
+                line += (f" | floor {floor_rate:6.2f} | floor/engine {floor_rate / engine_rate:4.2f}x"
+                         f" | naive==engine {agree}/{len(sample)}")
+            if tl_tgts:
+                k = len(tl_tgts) * n
+                tl_df, tl_rate = _rate(lambda: run(mode, False, tl_tgts, n), k)
+                sub = df[df.tgt_layer.isin(tl_tgts) | df.is_vanilla].sort_values(["src_layer", "tgt_layer"])
+                same = sub.token_ids.map(list).tolist() == tl_df.sort_values(
+                    ["src_layer", "tgt_layer"]).token_ids.map(list).tolist()
+                line += f" | TL path {tl_rate:6.2f} (engine/TL {engine_rate / tl_rate:4.1f}x, same tokens: {same})"
             print(line, flush=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory of this process: {peak:.0f} MiB")

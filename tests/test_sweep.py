@@ -28,15 +28,19 @@ def test_full_grid_token_identical_to_transplant(tiny_models, site):
         assert list(row.token_ids) == expected, (row.src_layer, row.tgt_layer)
 
 
-def test_batch_size_one_is_bitwise_identical(tiny_models):
+@pytest.mark.parametrize("fast", [False, True])
+def test_first_token_logprobs_equal_transplant(tiny_models, fast):
+    """TransformerLens path at batch 1: bitwise; shared-prefix path (float64 statistics) to the
+    float32 rounding of xtl.transplant's log-probs."""
     _, model = tiny_models["llama"]
     df = sweep(model, PAIRS[:1], site="mlp", mode="logits", batch_size=1, progress=False,
-               candidates=["A", "B"])
+               candidates=["A", "B"], fast=fast)
     cand = model.tokenizer(["A", "B"], add_special_tokens=False)["input_ids"]
     for row in df[~df.is_vanilla].itertuples():
         res = xtl.transplant(model, PROMPTS["en"], PROMPTS["zh"], row.src_layer, row.tgt_layer, "mlp", 1)
-        assert row.cand_logprobs[0] == float(res.first_logprobs[cand[0][0]])
-        assert row.cand_logprobs[1] == float(res.first_logprobs[cand[1][0]])
+        for k in range(2):
+            expected = float(res.first_logprobs[cand[k][0]])
+            assert row.cand_logprobs[k] == (pytest.approx(expected, abs=2e-6) if fast else expected)
 
 
 def test_logits_mode_entropy_and_candidates(tiny_models):

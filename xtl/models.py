@@ -238,6 +238,11 @@ def _fast_weight_layout(model: HookedTransformer) -> None:
             if isinstance(weight, torch.nn.Parameter) and weight.dim() == 2 and not weight.T.is_contiguous():
                 setattr(module, name, _transposed(weight))
     for block in model.blocks:
+        for name in ("W_Q", "W_K", "W_V", "_W_K", "_W_V"):  # read as rearrange(W, "h m d -> (h d) m")
+            weight = block.attn._parameters.get(name)
+            if weight is not None and weight.dim() == 3 and not weight.transpose(1, 2).is_contiguous():
+                block.attn._parameters[name] = torch.nn.Parameter(
+                    weight.detach().transpose(1, 2).contiguous().transpose(1, 2), requires_grad=False)
         w_o = getattr(block.attn, "W_O", None)
         if isinstance(w_o, torch.nn.Parameter) and w_o.dim() == 3:
             h, d, m = w_o.shape

@@ -6,12 +6,13 @@ from layer ``j`` upward. So, per pair:
 * one source pass captures the site at every layer;
 * one target prompt pass (all tokens but the last) is shared by every configuration;
 * one vanilla pass of the last token records the residual stream entering every layer;
-* each configuration recomputes only the last token from layer ``j`` upward, batched over
-  source layers on views of the shared prefix cache, and then decodes greedily, rows leaving
-  the batch at a stop token.
+* configurations, sorted by target layer and batched across target layers, recompute only the
+  last token (each row joins at its layer ``j``) and then decode greedily on the shared prefix,
+  rows leaving the batch at a stop token (:mod:`xtl.fastpath`).
 
-Outputs are token-identical to :func:`xtl.transplant` (bitwise at ``batch_size=1``; at larger
-batches BLAS may round the last bit differently, see docs/performance.md).
+Models the shared-prefix path does not cover run each step through TransformerLens' forward on
+broadcast views of the prefix cache (``fast=False``). Outputs are token-identical to
+:func:`xtl.transplant` (tested; logits agree to float rounding, see docs/performance.md).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 from transformer_lens import HookedTransformer
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
+from xtl import fastpath
 from xtl.errors import XtlError
 from xtl.store import ResultsStore
 from xtl.transplant import (Site, _capture_tokens, _check_heads, check_layer, format_prompt,
@@ -76,7 +78,7 @@ def _as_pair(p: Any, k: int) -> Pair:
 
 
 def _first_token_stats(logits: Float[Tensor, "batch vocab"], cand_ids: list[int]):
-    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    logprobs = torch.log_softmax(logits.float(), dim=-1)  # float32, as xtl.transplant reports
     entropy = -(logprobs.exp() * logprobs).sum(-1)
     cand = logprobs[:, cand_ids] if cand_ids else logprobs[:, :0]
     return cand.cpu().tolist(), entropy.cpu().tolist()
@@ -98,7 +100,8 @@ def _rows_cache(vanilla: TransformerLensKeyValueCache, prefix: TransformerLensKe
 @torch.no_grad()
 def _sweep_pair(model: HookedTransformer, pair: Pair, site: Site, src_layers: list[int],
                 tgt_layers: list[int], max_new_tokens: int, mode: str, batch_size: int,
-                cand_ids: list[int], stop: set[int], chat: bool, on_rows=None) -> list[dict]:
+                cand_ids: list[int], stop: set[int], chat: bool, on_rows=None,
+                fast: bool = False) -> list[dict]:
     tok = model.tokenizer
     src_acts = None
     if src_layers and tgt_layers:  # vanilla-only runs (evaluation) need no source pass
@@ -123,10 +126,9 @@ def _sweep_pair(model: HookedTransformer, pair: Pair, site: Site, src_layers: li
 
     rows: list[dict] = []
 
-    def emit(logits, configs, cache):
-        cand, ent = _first_token_stats(logits, cand_ids)
+    def emit(configs, cand, ent, decode):
         if mode == "generate":
-            ids, loglik, stopped = greedy_decode(model, cache, logits, max_new_tokens, stop)
+            ids, loglik, stopped = decode()
         else:
             ids, loglik, stopped = [[] for _ in configs], [float("nan")] * len(configs), [False] * len(configs)
         for r, (i, j) in enumerate(configs):
@@ -139,10 +141,34 @@ def _sweep_pair(model: HookedTransformer, pair: Pair, site: Site, src_layers: li
         if on_rows is not None:
             on_rows(len(configs))
 
+    if fast:
+        # Shared-prefix path: configurations of every target layer share decode batches.
+        pre = fastpath.prefix_from_cache(model, prefix)
+        cap = max(1, max_new_tokens)
+        van_rows = fastpath.vanilla_rows(model, pre, vanilla, 1, cap)
+        first = fastpath.next_from_logits(van_logits, cand_ids)
+        emit([(-1, -1)], first.cand_logprobs.tolist(), first.entropy.tolist(),
+             lambda: fastpath.greedy(model, pre, van_rows, first, max_new_tokens, stop))
+        resid_pre = [resid[layer] for layer in range(model.cfg.n_layers)]
+        configs = sorted((j, i) for j in tgt_layers for i in src_layers)
+        for start in range(0, len(configs), batch_size):
+            chunk = configs[start:start + batch_size]
+            batch_rows = fastpath.vanilla_rows(model, pre, vanilla, len(chunk), cap)
+            values = src_acts[[i for _, i in chunk]]
+            nxt = fastpath.first_step(model, pre, batch_rows, resid_pre, [j for j, _ in chunk],
+                                      site.kind, values, site.heads, cand_ids)
+            emit([(i, j) for j, i in chunk], nxt.cand_logprobs.tolist(), nxt.entropy.tolist(),
+                 lambda: fastpath.greedy(model, pre, batch_rows, nxt, max_new_tokens, stop))
+        return rows
+
+    def tl_emit(logits, configs, cache):
+        cand, ent = _first_token_stats(logits, cand_ids)
+        emit(configs, cand, ent, lambda: greedy_decode(model, cache, logits, max_new_tokens, stop))
+
     base_vanilla = TransformerLensKeyValueCache(
         entries=[type(e)(e.past_keys, e.past_values) for e in vanilla.entries],
         previous_attention_mask=vanilla.previous_attention_mask)
-    emit(van_logits, [(-1, -1)], base_vanilla)
+    tl_emit(van_logits, [(-1, -1)], base_vanilla)
     for j in tgt_layers:
         for start in range(0, len(src_layers), batch_size):
             chunk = src_layers[start:start + batch_size]
@@ -152,15 +178,16 @@ def _sweep_pair(model: HookedTransformer, pair: Pair, site: Site, src_layers: li
             x = resid[j].expand(b, -1, -1)
             with model.hooks(fwd_hooks=[(site.hook_name(j), patch_hook(site, values))]):
                 logits = model(x, start_at_layer=j, past_kv_cache=cache)[:, -1]
-            emit(logits, [(i, j) for i in chunk], cache)
+            tl_emit(logits, [(i, j) for i in chunk], cache)
     return rows
 
 
 def sweep(model: HookedTransformer, pairs: Iterable[Any], site: "str | Site" = "mlp",
           src_layers: Sequence[int] | None = None, tgt_layers: Sequence[int] | None = None,
           max_new_tokens: int = 20, mode: str = "generate", store: str | os.PathLike | None = None,
-          batch_size: int = 32, candidates: Sequence[str] = (), chat: bool = False,
-          progress: bool = True, settings: dict[str, Any] | None = None) -> "pd.DataFrame":
+          batch_size: int = 128, candidates: Sequence[str] = (), chat: bool = False,
+          progress: bool = True, settings: dict[str, Any] | None = None,
+          fast: bool | None = None) -> "pd.DataFrame":
     """Run every (source layer, target layer) transplant for every pair.
 
     Args:
@@ -178,6 +205,8 @@ def sweep(model: HookedTransformer, pairs: Iterable[Any], site: "str | Site" = "
         chat: apply the tokenizer's chat template.
         progress: show a progress bar with configurations/s and ETA.
         settings: extra settings recorded in the store manifest (dataset name, ...).
+        fast: use the shared-prefix path (:mod:`xtl.fastpath`); default: whenever the
+            architecture allows it. ``False`` runs every step through TransformerLens' forward.
 
     Returns:
         A pandas DataFrame, one row per item x configuration plus one vanilla row per item.
@@ -194,6 +223,10 @@ def sweep(model: HookedTransformer, pairs: Iterable[Any], site: "str | Site" = "
     srcs = [check_layer(model, l, "source layer") for l in (src_layers if src_layers is not None else range(n))]
     tgts = [check_layer(model, l, "target layer") for l in (tgt_layers if tgt_layers is not None else range(n))]
     pairs = [_as_pair(p, k) for k, p in enumerate(pairs)]
+    why_not = fastpath.unsupported(model)
+    if fast and why_not:
+        raise XtlError(f"the shared-prefix path cannot run this model ({why_not}); use fast=False")
+    fast = why_not is None if fast is None else fast
     cand_ids = candidate_token_ids(model, candidates)
     stop = stop_token_ids(model)
     model_name = model.cfg.model_name
@@ -213,7 +246,7 @@ def sweep(model: HookedTransformer, pairs: Iterable[Any], site: "str | Site" = "
     try:
         for p in todo:
             rows = _sweep_pair(model, p, site, srcs, tgts, max_new_tokens, mode, batch_size,
-                               cand_ids, stop, chat, on_rows=bar.update)
+                               cand_ids, stop, chat, on_rows=bar.update, fast=fast)
             for r in rows:
                 r.update(model=model_name, site=str(site), item_key=key(p),
                          dataset=p.meta.get("dataset", ""), lang=p.meta.get("lang", ""),

@@ -133,10 +133,10 @@ def stop_token_ids(model: HookedTransformer) -> set[int]:
     """EOS plus the end-of-turn tokens of common chat formats present in the vocabulary."""
     tok = model.tokenizer
     ids = {tok.eos_token_id} if tok.eos_token_id is not None else set()
-    vocab = tok.get_vocab()
     for name in ("<end_of_turn>", "<|im_end|>", "<|eot_id|>", "<|endoftext|>"):
-        if name in vocab:
-            ids.add(vocab[name])
+        tid = tok.convert_tokens_to_ids(name)  # a lookup; get_vocab() would build a 256k dict
+        if isinstance(tid, int) and tid != tok.unk_token_id:
+            ids.add(tid)
     return ids
 
 
@@ -210,7 +210,7 @@ def greedy_decode(model: HookedTransformer, cache: TransformerLensKeyValueCache,
     active = list(range(batch))
     logits = first_logits
     for step in range(max_new_tokens):
-        logprobs = torch.log_softmax(logits.float(), dim=-1)
+        logprobs = torch.log_softmax(logits if logits.dtype == torch.float64 else logits.float(), dim=-1)
         nxt = logits.argmax(dim=-1)
         keep = []
         for r, row in enumerate(active):
@@ -264,7 +264,8 @@ def _capture_tokens(model: HookedTransformer, tokens: Tensor, site: Site) -> Ten
 
     hooks = [(site.hook_name(l), make(l)) for l in range(model.cfg.n_layers)]
     cache = prefix_cache(model, tokens)
-    last_token_logits(model, cache, tokens[-1], hooks)
+    with model.hooks(fwd_hooks=hooks):  # no unembedding: only the sites are needed
+        model(tokens[-1].reshape(1, 1).to(model.cfg.device), past_kv_cache=cache, return_type=None)
     return torch.stack([stored[l] for l in range(model.cfg.n_layers)])
 
 

@@ -1,0 +1,112 @@
+"""The shared-prefix path against TransformerLens' own forward, on every tiny architecture."""
+
+import numpy as np
+import pytest
+import torch
+
+from xtl import fastpath
+from xtl.errors import XtlError
+from xtl.sweep import Pair, sweep
+from xtl.transplant import prefix_cache, tokenize
+from tests.conftest import PROMPTS
+
+PAIR = [Pair(PROMPTS["zh"], PROMPTS["en"], "p0", {"lang": "en", "dataset": "toy"})]
+
+
+@pytest.mark.parametrize("site", ["attn", "mlp", "block", "heads:1,3"])
+def test_fast_sweep_equals_transformerlens_sweep(tiny_models, arch, site):
+    _, model = tiny_models[arch]
+    assert fastpath.unsupported(model) is None
+    kw = dict(site=site, max_new_tokens=8, batch_size=5, progress=False, candidates=["A", "B"])
+    fast = sweep(model, PAIR, fast=True, **kw).sort_values(["src_layer", "tgt_layer"])
+    ref = sweep(model, PAIR, fast=False, **kw).sort_values(["src_layer", "tgt_layer"])
+    assert fast[["src_layer", "tgt_layer"]].values.tolist() == ref[["src_layer", "tgt_layer"]].values.tolist()
+    assert fast.token_ids.map(list).tolist() == ref.token_ids.map(list).tolist()
+    # the TransformerLens path reports first-token statistics in float32, as xtl.transplant does
+    np.testing.assert_allclose(np.stack(fast.cand_logprobs), np.stack(ref.cand_logprobs), rtol=0, atol=2e-6)
+    np.testing.assert_allclose(fast.entropy, ref.entropy, rtol=0, atol=2e-6)
+    np.testing.assert_allclose(fast.loglik, ref.loglik, rtol=0, atol=1e-9)
+
+
+def test_decode_steps_match_full_forward(tiny_models, arch):
+    """Feeding tokens one by one on a rotated prefix gives the full forward's logits."""
+    _, model = tiny_models[arch]
+    tokens = tokenize(model, PROMPTS["en"] + " (B) Tokyo is the capital")  # > sliding window
+    split = 9
+    cache = prefix_cache(model, tokens[:split + 1])  # caches positions [0, split)
+    pre = fastpath.prefix_from_cache(model, cache)
+    assert pre.length == split
+    rows = fastpath.Rows.empty(pre, 2, len(tokens))
+    with torch.no_grad():
+        full = model(tokens[None])[0]
+        for pos in range(split, len(tokens)):
+            logits = fastpath.decode_step(model, pre, rows, tokens[pos].repeat(2))
+            torch.testing.assert_close(logits[0], full[pos], rtol=0, atol=1e-10)
+            torch.testing.assert_close(logits[1], logits[0], rtol=0, atol=0)
+
+
+def test_first_step_rows_from_different_target_layers(tiny_models):
+    """Rows of mixed target layers in one batch equal the same rows run one by one."""
+    _, model = tiny_models["gemma3"]
+    kw = dict(site="mlp", mode="logits", progress=False, candidates=["A", "B"])
+    together = sweep(model, PAIR, batch_size=64, fast=True, **kw)
+    alone = sweep(model, PAIR, batch_size=1, fast=True, **kw)
+    np.testing.assert_allclose(np.stack(together.cand_logprobs), np.stack(alone.cand_logprobs),
+                               rtol=0, atol=1e-10)
+
+
+def test_unsupported_models_fall_back_or_refuse(tiny_models):
+    _, model = tiny_models["llama"]
+    with model.hooks(fwd_hooks=[("blocks.0.hook_resid_post", lambda act, hook: act)]):
+        assert fastpath.unsupported(model) == "hooks are attached to the model"
+        with pytest.raises(XtlError, match="fast=False"):
+            sweep(model, PAIR, site="mlp", max_new_tokens=2, fast=True, progress=False)
+        # the default falls back to TransformerLens' forward, which honours the user's hooks
+        df = sweep(model, PAIR, site="mlp", src_layers=[0], tgt_layers=[0], max_new_tokens=2,
+                   progress=False)
+        assert len(df) == 2
+    assert fastpath.unsupported(model) is None
+
+
+def test_first_step_rejects_unsorted_rows(tiny_models):
+    _, model = tiny_models["llama"]
+    tokens = tokenize(model, PROMPTS["en"])
+    pre = fastpath.prefix_from_cache(model, prefix_cache(model, tokens))
+    rows = fastpath.Rows.empty(pre, 2, 1)
+    with pytest.raises(ValueError, match="sorted"):
+        fastpath.first_step(model, pre, rows, [None] * 4, [2, 1], "mlp", torch.zeros(2, 32))
+
+
+def test_chunked_vocab_scan_equals_full_unembedding(tiny_models, arch):
+    _, model = tiny_models[arch]
+    torch.manual_seed(1)
+    x = torch.randn(5, 1, model.cfg.d_model, dtype=torch.float64) * 3
+    full = fastpath._logits(model, x)
+    logprobs = torch.log_softmax(full, -1)
+    cands = [0, 65, 66, 258]
+    for chunk in (7, 64, 4096):
+        nxt = fastpath.scan_vocab(model, x, cands, chunk)
+        assert nxt.token.tolist() == full.argmax(-1).tolist()
+        torch.testing.assert_close(nxt.logprob, logprobs.gather(1, nxt.token[:, None])[:, 0], rtol=0, atol=1e-12)
+        torch.testing.assert_close(nxt.entropy, -(logprobs.exp() * logprobs).sum(-1), rtol=0, atol=1e-12)
+        torch.testing.assert_close(nxt.cand_logprobs, logprobs[:, cands], rtol=0, atol=1e-12)
+    assert fastpath.scan_vocab(model, x).entropy is None  # decode steps skip the extra terms
+
+
+def test_chunked_scan_breaks_ties_to_lowest_id_and_peaked_entropy():
+    from types import SimpleNamespace
+
+    w_u = torch.zeros(2, 12)
+    w_u[0, 3] = w_u[0, 10] = 1.0  # ids 3 and 10 tie, in different chunks of 4
+    w_u[1, 5] = 1.0
+    model = SimpleNamespace(ln_final=lambda x: x, unembed=SimpleNamespace(W_U=w_u, b_U=torch.zeros(12)),
+                            cfg=SimpleNamespace(output_logits_soft_cap=None))
+    nxt = fastpath.scan_vocab(model, torch.tensor([[[2.0, 0.0]]]), [], chunk=4)
+    assert nxt.token.tolist() == [3]
+    expected = 2.0 - torch.logsumexp(torch.tensor([2.0, 2.0] + [0.0] * 10), 0)
+    assert nxt.logprob.item() == pytest.approx(expected.item(), abs=1e-6)
+    # a nearly one-hot distribution: entropy is tiny and must not drown in rounding
+    peaked = fastpath.scan_vocab(model, torch.tensor([[[0.0, 40.0]]]), [5], chunk=4)
+    lp = torch.log_softmax(torch.tensor([0.0] * 5 + [40.0] + [0.0] * 6, dtype=torch.float64), 0)
+    assert peaked.entropy.item() == pytest.approx(float(-(lp.exp() * lp).sum()), rel=1e-3)
+    assert peaked.token.tolist() == [5]

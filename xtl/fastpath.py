@@ -1,0 +1,362 @@
+"""Shared-prefix decoding: many rows that share one prompt prefix, without copying the prefix.
+
+TransformerLens' cached decoding concatenates every row's keys with the whole cache, re-applies
+rotary embeddings to every cached key and expands grouped K/V heads on every step, so B rows
+that share one prompt cost B times the prompt's memory traffic per layer and step. Here the
+prompt prefix is rotated once and kept grouped ([kv_head, pos, d_head], batch-free); each row
+owns only its suffix (last prompt token + generated tokens) in a preallocated buffer.
+
+The block is TransformerLens' own modules (norms, Q/K/V projection, q/k norms, rotary tables,
+MLP, unembedding); only the attention of the single query position is written here. It also
+runs the transplant's first step for rows whose target layers differ: rows sorted by target
+layer join the batch at their layer with the vanilla residual, and the site is replaced in the
+rows joining at that layer, exactly where :data:`xtl.transplant.SITES`' hooks act.
+
+Architectures outside what this covers (see :func:`unsupported`) use TransformerLens' forward.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float
+from torch import Tensor
+from transformer_lens import HookedTransformer
+from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
+from transformer_lens.utilities.activation_functions import apply_softcap
+
+__all__ = ["unsupported", "Prefix", "Rows", "prefix_from_cache", "decode_step", "decode_pick",
+           "first_step", "greedy", "Next", "scan_vocab", "next_from_logits"]
+
+_POST_NORM = ("OlmoeForCausalLM", "Olmo2ForCausalLM", "Olmo3ForCausalLM")
+
+
+def unsupported(model: HookedTransformer) -> str | None:
+    """Why the shared-prefix path cannot run this model (None when it can)."""
+    cfg = model.cfg
+    reasons = {
+        "positional embeddings are not rotary": cfg.positional_embedding_type != "rotary",
+        "per-head attention inputs": cfg.use_attn_in or cfg.use_split_qkv_input,
+        "parallel attention and MLP": cfg.parallel_attn_mlp,
+        "attention-only model": cfg.attn_only,
+        "post-norm blocks": cfg.original_architecture in _POST_NORM,
+        "attention sinks": getattr(cfg, "use_attention_sinks", False),
+        "log-n attention scaling": getattr(cfg, "use_logn_attn", False),
+        "dynamic NTK rotary": getattr(cfg, "use_dynamic_ntk_rope", False),
+        "q/k/v clipping": getattr(cfg, "clip_qkv", None) is not None,
+        "4-bit weights": getattr(cfg, "load_in_4bit", False),
+        "non-causal attention": cfg.attention_dir != "causal",
+        "no normalisation layers": cfg.normalization_type is None,
+        "model split over several devices": cfg.n_devices > 1,
+    }
+    for reason, hit in reasons.items():
+        if hit:
+            return reason
+    for block in model.blocks:
+        attn = block.attn
+        if getattr(attn, "_attention_dir_override", None) not in (None, "causal"):
+            return "non-causal attention"
+        if getattr(attn, "attn_type", "global") not in ("global", "local"):
+            return f"attention type {attn.attn_type!r}"
+    if any(hp._forward_hooks or hp._forward_pre_hooks for hp in model.hook_dict.values()):
+        return "hooks are attached to the model"
+    return None
+
+
+@dataclass
+class Prefix:
+    """Rotated keys and values of the shared prompt prefix, per layer ``[kv_head, pos, d_head]``."""
+
+    keys: list[Float[Tensor, "kv_head pos d_head"]]
+    values: list[Float[Tensor, "kv_head pos d_head"]]
+
+    @property
+    def length(self) -> int:
+        return self.keys[0].shape[1]
+
+
+@dataclass
+class Rows:
+    """Per-row suffix keys/values ``[batch, kv_head, capacity, d_head]`` per layer, rotated."""
+
+    keys: list[Tensor]
+    values: list[Tensor]
+    filled: int = 0
+
+    @classmethod
+    def empty(cls, prefix: Prefix, batch: int, capacity: int) -> "Rows":
+        def buf(t: Tensor) -> Tensor:
+            return t.new_zeros(batch, t.shape[0], capacity, t.shape[2])
+        return cls([buf(k) for k in prefix.keys], [buf(v) for v in prefix.values])
+
+    @property
+    def batch(self) -> int:
+        return self.keys[0].shape[0]
+
+    def select(self, idx: Tensor) -> "Rows":
+        """Keep the rows ``idx`` (rows that stopped leave the batch)."""
+        return Rows([k.index_select(0, idx) for k in self.keys],
+                    [v.index_select(0, idx) for v in self.values], self.filled)
+
+
+def prefix_from_cache(model: HookedTransformer, cache: TransformerLensKeyValueCache,
+                      length: int | None = None) -> Prefix:
+    """The first ``length`` positions of row 0 of a TransformerLens cache, rotated once."""
+    keys, values = [], []
+    for block, entry in zip(model.blocks, cache.entries):
+        k = entry.past_keys[:1, :length]
+        k = block.attn.apply_rotary(k, 0, None)
+        keys.append(k[0].transpose(0, 1).contiguous())
+        values.append(entry.past_values[0, :length].transpose(0, 1).contiguous())
+    return Prefix(keys, values)
+
+
+def _attend(attn, q: Tensor, pk: Tensor, pv: Tensor, rk: Tensor, rv: Tensor,
+            pos: int) -> Float[Tensor, "batch head d_head"]:
+    """One query position per row over the shared prefix (pk, pv) and the row's suffix (rk, rv)."""
+    b, h, d = q.shape
+    kvh, plen = pk.shape[0], pk.shape[1]
+    g = h // kvh
+    qg = q.reshape(b, kvh, g, d)
+    s_pre = torch.matmul(qg.permute(1, 0, 2, 3).reshape(kvh, b * g, d), pk.transpose(1, 2))
+    s_pre = s_pre.reshape(kvh, b, g, plen).permute(1, 0, 2, 3)
+    s_suf = torch.matmul(qg, rk.transpose(-1, -2))
+    scores = torch.cat([s_pre, s_suf], dim=-1) / attn.attn_scale
+    scores = apply_softcap(scores, attn.cfg.attn_scores_soft_cap)
+    if attn.attn_type == "local" and pos - attn.cfg.window_size >= 0:
+        key_pos = torch.arange(scores.shape[-1], device=scores.device)
+        scores = scores.masked_fill(key_pos <= pos - attn.cfg.window_size, float("-inf"))
+    pattern = F.softmax(scores, dim=-1)
+    pattern = torch.where(torch.isnan(pattern), torch.zeros_like(pattern), pattern).to(pv.dtype)
+    p_pre = pattern[..., :plen].permute(1, 0, 2, 3).reshape(kvh, b * g, plen)
+    z = torch.matmul(p_pre, pv).reshape(kvh, b, g, d).permute(1, 0, 2, 3)
+    z = z + torch.matmul(pattern[..., plen:], rv)
+    return z.reshape(b, h, d)
+
+
+def _replace(x: Tensor, seg: slice, values: Tensor | None, heads: tuple[int, ...] | None) -> Tensor:
+    if values is None or seg.start == seg.stop:
+        return x
+    x = x.clone()
+    v = values.to(x.device, x.dtype)
+    if heads is None:
+        x[seg, -1] = v
+    else:
+        idx = list(heads)
+        x[seg, idx] = v[:, idx]
+    return x
+
+
+def _block(model: HookedTransformer, layer: int, x: Tensor, prefix: Prefix, rows: Rows, slot: int,
+           patch: tuple[str, slice, Tensor, tuple[int, ...] | None] | None = None) -> Tensor:
+    """One block for one new position per row; writes the row's K/V into ``slot``."""
+    block = model.blocks[layer]
+    attn = block.attn
+    b = x.shape[0]
+    pos = prefix.length + slot
+    h = block.ln1(x)
+    q, k, v = attn.calculate_qkv_matrices(h, h, h)
+    q = attn.apply_rotary(q, pos, None)
+    k = attn.apply_rotary(k, pos, None)
+    rk, rv = rows.keys[layer][:b], rows.values[layer][:b]
+    rk[:, :, slot] = k[:, 0]
+    rv[:, :, slot] = v[:, 0]
+    z = _attend(attn, q[:, 0], prefix.keys[layer], prefix.values[layer],
+                rk[:, :, :slot + 1], rv[:, :, :slot + 1], pos)
+    kind, seg, values, heads = patch if patch is not None else ("", slice(0, 0), None, None)
+    if kind == "heads":
+        z = _replace(z, seg, values, heads)
+    w = attn.W_O.permute(2, 0, 1).reshape(attn.W_O.shape[2], -1).contiguous()
+    out = F.linear(z.reshape(b, 1, -1).to(w.dtype), w, attn.b_O)
+    if model.cfg.use_normalization_before_and_after:
+        out = block.ln1_post(out)
+    if kind == "attn":
+        out = _replace(out, seg, values, None)
+    mid = x + out
+    mlp_out = block.apply_mlp(block.ln2(mid))
+    if kind == "mlp":
+        mlp_out = _replace(mlp_out, seg, values, None)
+    post = mid + mlp_out
+    if kind == "block":
+        post = _replace(post, seg, values, None)
+    return post
+
+
+def _logits(model: HookedTransformer, x: Tensor) -> Float[Tensor, "batch vocab"]:
+    """Final norm and unembedding of the last position. ``W_U^T x^T`` is the faster GEMM
+    shape on CPU for a few dozen rows against a large vocabulary (same products and sums)."""
+    h = model.ln_final(x)[:, -1]
+    w_u, b_u = model.unembed.W_U, model.unembed.b_U
+    logits = (torch.mm(w_u.T, h.T.to(w_u.dtype)).T + b_u).contiguous()
+    return apply_softcap(logits, model.cfg.output_logits_soft_cap)
+
+
+@dataclass
+class Next:
+    """Greedy next token of each row, its log-prob, the entropy and candidate log-probs."""
+
+    token: Tensor
+    logprob: Tensor
+    entropy: Tensor | None = None
+    cand_logprobs: Tensor | None = None  # [batch, n_candidates]
+
+
+def scan_vocab(model: HookedTransformer, x: Tensor, cand_ids: list[int] | None = None,
+               chunk: int = 1024) -> Next:
+    """Final norm + unembedding of ``x``'s last position, reduced chunk by chunk of the vocabulary.
+
+    Each chunk's logits stay in cache while its max, an online log-sum-exp and (when
+    ``cand_ids`` is given) the entropy terms are taken, so [batch, vocab] logits never go through
+    memory -- the largest cost of a step with a 256k vocabulary. Ties go to the lowest id, as
+    ``argmax`` does. Entropy is ``log s - t / s`` with ``s = sum exp(l - m)`` and
+    ``t = sum exp(l - m) (l - m)``, accurate for peaked distributions too.
+    """
+    h = model.ln_final(x)[:, -1]
+    w_t = model.unembed.W_U.T  # [vocab, d_model], contiguous in xtl's layout
+    b_u = model.unembed.b_U
+    bias = bool(torch.count_nonzero(b_u))
+    cap = model.cfg.output_logits_soft_cap
+    stats = cand_ids is not None
+    h_t = h.T.to(w_t.dtype).contiguous()
+    cand_logits: dict[int, Tensor] = {}
+    m = s = t = best = best_id = None
+    for start in range(0, w_t.shape[0], chunk):
+        logits = torch.mm(w_t[start:start + chunk], h_t)  # [chunk, batch]
+        if bias:
+            logits = logits + b_u[start:start + chunk, None]
+        logits = apply_softcap(logits, cap)
+        if logits.dtype not in (torch.float32, torch.float64):
+            logits = logits.float()
+        for c in cand_ids or ():
+            if start <= c < start + logits.shape[0]:
+                cand_logits[c] = logits[c - start].clone()
+        c_max, c_id = logits.max(dim=0)
+        if m is None:
+            m, s, best, best_id = c_max, torch.zeros_like(c_max), c_max, c_id
+            t = torch.zeros_like(c_max) if stats else None
+        else:
+            better = c_max > best
+            best = torch.where(better, c_max, best)
+            best_id = torch.where(better, c_id + start, best_id)
+        new_m = torch.maximum(m, c_max)
+        scale = torch.exp(m - new_m)
+        shifted = logits.sub_(new_m)  # in place: the chunk is not needed afterwards
+        if stats:
+            e = torch.exp(shifted)
+            t = scale * (t + (m - new_m) * s) + (e * shifted).sum(0)
+        else:
+            e = shifted.exp_()
+        s = scale * s + e.sum(0)
+        m = new_m
+    lse = m + torch.log(s)
+    out = Next(best_id, best - lse)
+    if stats:
+        out.entropy = torch.log(s) - t / s
+        out.cand_logprobs = (torch.stack([cand_logits[c] for c in cand_ids], dim=1) - lse[:, None]
+                             if cand_ids else lse.new_zeros(lse.shape[0], 0))
+    return out
+
+
+def next_from_logits(logits: Float[Tensor, "batch vocab"], cand_ids: list[int] | None = None) -> Next:
+    """The same summary from full logits (e.g. TransformerLens' vanilla pass)."""
+    wide = logits if logits.dtype == torch.float64 else logits.float()
+    logprobs = torch.log_softmax(wide, dim=-1)
+    token = wide.argmax(dim=-1)
+    out = Next(token, logprobs.gather(1, token[:, None])[:, 0])
+    if cand_ids is not None:
+        out.entropy = -(logprobs.exp() * logprobs).sum(-1)
+        out.cand_logprobs = logprobs[:, cand_ids]
+    return out
+
+
+def _advance(model: HookedTransformer, prefix: Prefix, rows: Rows, tokens: Tensor) -> Tensor:
+    x = model.hook_embed(model.embed(tokens[:, None]))
+    slot = rows.filled
+    for layer in range(model.cfg.n_layers):
+        x = _block(model, layer, x, prefix, rows, slot)
+    rows.filled += 1
+    return x
+
+
+def decode_step(model: HookedTransformer, prefix: Prefix, rows: Rows,
+                tokens: Tensor) -> Float[Tensor, "batch vocab"]:
+    """Feed one token per row; appends its K/V to the rows' suffix and returns next logits."""
+    return _logits(model, _advance(model, prefix, rows, tokens))
+
+
+def decode_pick(model: HookedTransformer, prefix: Prefix, rows: Rows, tokens: Tensor) -> Next:
+    """Like :func:`decode_step`, but returns only the greedy next token and its log-prob."""
+    return scan_vocab(model, _advance(model, prefix, rows, tokens))
+
+
+def first_step(model: HookedTransformer, prefix: Prefix, rows: Rows, resid_pre: list[Tensor],
+               tgt_layers: list[int], kind: str, values: Tensor,
+               heads: tuple[int, ...] | None = None, cand_ids: list[int] | None = None) -> Next:
+    """Recompute the last prompt token of rows transplanted at ``tgt_layers`` (ascending).
+
+    Row r joins at layer ``tgt_layers[r]`` with the vanilla ``resid_pre`` of that layer and has
+    its site replaced by ``values[r]`` there; below its layer its slot-0 K/V must already hold
+    the vanilla last token's (see :func:`vanilla_rows`).
+    """
+    if any(a > b for a, b in zip(tgt_layers, tgt_layers[1:])):
+        raise ValueError("rows must be sorted by target layer")
+    x = None
+    joined = 0
+    for layer in range(tgt_layers[0], model.cfg.n_layers):
+        new = sum(1 for j in tgt_layers if j == layer)
+        if new:
+            add = resid_pre[layer].expand(new, -1, -1)
+            x = add if x is None else torch.cat([x, add], dim=0)
+        seg = slice(joined, joined + new)
+        x = _block(model, layer, x, prefix, rows, 0, (kind, seg, values[seg], heads))
+        joined += new
+    rows.filled = 1
+    return scan_vocab(model, x, cand_ids if cand_ids is not None else [])
+
+
+def vanilla_rows(model: HookedTransformer, prefix: Prefix, cache: TransformerLensKeyValueCache,
+                 batch: int, capacity: int) -> Rows:
+    """Rows whose slot 0 holds the vanilla last prompt token's K/V (last cache position)."""
+    rows = Rows.empty(prefix, batch, capacity)
+    pos = prefix.length
+    for layer, (block, entry) in enumerate(zip(model.blocks, cache.entries)):
+        k = block.attn.apply_rotary(entry.past_keys[:1, -1:], pos, None)
+        rows.keys[layer][:, :, 0] = k[:, 0]
+        rows.values[layer][:, :, 0] = entry.past_values[:1, -1]
+    rows.filled = 1
+    return rows
+
+
+def greedy(model: HookedTransformer, prefix: Prefix, rows: Rows, first: Next,
+           max_new_tokens: int, stop_ids: set[int]) -> tuple[list[list[int]], list[float], list[bool]]:
+    """Greedy continuation of rows on a shared prefix from their first token; rows leave at a
+    stop id. Returns per row: generated ids (stop id excluded), summed log-likelihood, stopped.
+    """
+    batch = first.token.shape[0]
+    out: list[list[int]] = [[] for _ in range(batch)]
+    loglik = [0.0] * batch
+    stopped = [False] * batch
+    active = list(range(batch))
+    nxt, logprob = first.token, first.logprob
+    for step in range(max_new_tokens):
+        chosen = logprob.tolist()
+        keep = []
+        for r, (row, t) in enumerate(zip(active, nxt.tolist())):
+            if t in stop_ids:
+                stopped[row] = True
+                continue
+            out[row].append(t)
+            loglik[row] += chosen[r]
+            keep.append(r)
+        if step == max_new_tokens - 1 or not keep:
+            break
+        if len(keep) < len(active):
+            idx = torch.tensor(keep, device=nxt.device)
+            rows = rows.select(idx)
+            nxt = nxt[idx]
+            active = [active[r] for r in keep]
+        step_next = decode_pick(model, prefix, rows, nxt)
+        nxt, logprob = step_next.token, step_next.logprob
+    return out, loglik, stopped
