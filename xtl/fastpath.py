@@ -27,8 +27,10 @@ from transformer_lens import HookedTransformer
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 from transformer_lens.utilities.activation_functions import apply_softcap
 
+from xtl.transplant import greedy_loop
+
 __all__ = ["unsupported", "Prefix", "Rows", "prefix_from_cache", "decode_step", "decode_pick",
-           "first_step", "greedy", "Next", "scan_vocab", "next_from_logits"]
+           "first_step", "vanilla_rows", "greedy", "Next", "scan_vocab", "next_from_logits"]
 
 _POST_NORM = ("OlmoeForCausalLM", "Olmo2ForCausalLM", "Olmo3ForCausalLM")
 
@@ -91,25 +93,19 @@ class Rows:
             return t.new_zeros(batch, t.shape[0], capacity, t.shape[2])
         return cls([buf(k) for k in prefix.keys], [buf(v) for v in prefix.values])
 
-    @property
-    def batch(self) -> int:
-        return self.keys[0].shape[0]
-
     def select(self, idx: Tensor) -> "Rows":
         """Keep the rows ``idx`` (rows that stopped leave the batch)."""
         return Rows([k.index_select(0, idx) for k in self.keys],
                     [v.index_select(0, idx) for v in self.values], self.filled)
 
 
-def prefix_from_cache(model: HookedTransformer, cache: TransformerLensKeyValueCache,
-                      length: int | None = None) -> Prefix:
-    """The first ``length`` positions of row 0 of a TransformerLens cache, rotated once."""
+def prefix_from_cache(model: HookedTransformer, cache: TransformerLensKeyValueCache) -> Prefix:
+    """Row 0 of a TransformerLens cache (keys cached before rotary), rotated once."""
     keys, values = [], []
     for block, entry in zip(model.blocks, cache.entries):
-        k = entry.past_keys[:1, :length]
-        k = block.attn.apply_rotary(k, 0, None)
+        k = block.attn.apply_rotary(entry.past_keys[:1], 0, None)
         keys.append(k[0].transpose(0, 1).contiguous())
-        values.append(entry.past_values[0, :length].transpose(0, 1).contiguous())
+        values.append(entry.past_values[0].transpose(0, 1).contiguous())
     return Prefix(keys, values)
 
 
@@ -312,7 +308,6 @@ def first_step(model: HookedTransformer, prefix: Prefix, rows: Rows, resid_pre: 
         seg = slice(joined, joined + new)
         x = _block(model, layer, x, prefix, rows, 0, (kind, seg, values[seg], heads))
         joined += new
-    rows.filled = 1
     return scan_vocab(model, x, cand_ids if cand_ids is not None else [])
 
 
@@ -334,29 +329,12 @@ def greedy(model: HookedTransformer, prefix: Prefix, rows: Rows, first: Next,
     """Greedy continuation of rows on a shared prefix from their first token; rows leave at a
     stop id. Returns per row: generated ids (stop id excluded), summed log-likelihood, stopped.
     """
-    batch = first.token.shape[0]
-    out: list[list[int]] = [[] for _ in range(batch)]
-    loglik = [0.0] * batch
-    stopped = [False] * batch
-    active = list(range(batch))
-    nxt, logprob = first.token, first.logprob
-    for step in range(max_new_tokens):
-        chosen = logprob.tolist()
-        keep = []
-        for r, (row, t) in enumerate(zip(active, nxt.tolist())):
-            if t in stop_ids:
-                stopped[row] = True
-                continue
-            out[row].append(t)
-            loglik[row] += chosen[r]
-            keep.append(r)
-        if step == max_new_tokens - 1 or not keep:
-            break
-        if len(keep) < len(active):
-            idx = torch.tensor(keep, device=nxt.device)
+
+    def step(idx: Tensor | None, tokens: Tensor) -> tuple[Tensor, Tensor]:
+        nonlocal rows
+        if idx is not None:
             rows = rows.select(idx)
-            nxt = nxt[idx]
-            active = [active[r] for r in keep]
-        step_next = decode_pick(model, prefix, rows, nxt)
-        nxt, logprob = step_next.token, step_next.logprob
-    return out, loglik, stopped
+        nxt = decode_pick(model, prefix, rows, tokens)
+        return nxt.token, nxt.logprob
+
+    return greedy_loop(first.token, first.logprob, max_new_tokens, stop_ids, step)

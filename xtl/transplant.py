@@ -196,6 +196,42 @@ def last_token_logits(model: HookedTransformer, cache: TransformerLensKeyValueCa
     return logits[:, -1]
 
 
+def greedy_loop(token: Tensor, logprob: Tensor, max_new_tokens: int, stop_ids: set[int],
+                step: Callable[[Tensor | None, Tensor], tuple[Tensor, Tensor]]
+                ) -> tuple[list[list[int]], list[float], list[bool]]:
+    """Greedy bookkeeping shared by the decoders: rows leave the batch at a stop id.
+
+    ``token``/``logprob``: each row's first greedy token and its log-prob. ``step(keep, tokens)``
+    feeds ``tokens`` (after dropping the rows not in ``keep``, when ``keep`` is not None) and
+    returns the next greedy token and log-prob per remaining row.
+    Returns per row: generated ids (stop id excluded), summed log-likelihood, stopped flag.
+    """
+    batch = token.shape[0]
+    out: list[list[int]] = [[] for _ in range(batch)]
+    loglik = [0.0] * batch
+    stopped = [False] * batch
+    active = list(range(batch))
+    for n in range(max_new_tokens):
+        chosen = logprob.tolist()
+        keep = []
+        for r, (row, t) in enumerate(zip(active, token.tolist())):
+            if t in stop_ids:
+                stopped[row] = True
+                continue
+            out[row].append(t)
+            loglik[row] += chosen[r]
+            keep.append(r)
+        if n == max_new_tokens - 1 or not keep:
+            break
+        idx = None
+        if len(keep) < len(active):
+            idx = torch.tensor(keep, device=token.device)
+            token = token[idx]
+            active = [active[r] for r in keep]
+        token, logprob = step(idx, token)
+    return out, loglik, stopped
+
+
 def greedy_decode(model: HookedTransformer, cache: TransformerLensKeyValueCache,
                   first_logits: Float[Tensor, "batch vocab"], max_new_tokens: int,
                   stop_ids: set[int]) -> tuple[list[list[int]], list[float], list[bool]]:
@@ -203,37 +239,22 @@ def greedy_decode(model: HookedTransformer, cache: TransformerLensKeyValueCache,
 
     Returns per row: generated ids (stop id excluded), summed log-likelihood, stopped flag.
     """
-    batch = first_logits.shape[0]
-    out: list[list[int]] = [[] for _ in range(batch)]
-    loglik = [0.0] * batch
-    stopped = [False] * batch
-    active = list(range(batch))
-    logits = first_logits
-    for step in range(max_new_tokens):
+
+    def pick(logits: Tensor) -> tuple[Tensor, Tensor]:
         logprobs = torch.log_softmax(logits if logits.dtype == torch.float64 else logits.float(), dim=-1)
-        nxt = logits.argmax(dim=-1)
-        keep = []
-        for r, row in enumerate(active):
-            t = int(nxt[r])
-            if t in stop_ids:
-                stopped[row] = True
-                continue
-            out[row].append(t)
-            loglik[row] += float(logprobs[r, t])
-            keep.append(r)
-        if step == max_new_tokens - 1 or not keep:
-            break
-        if len(keep) < len(active):
-            idx = torch.tensor(keep, device=nxt.device)
+        token = logits.argmax(dim=-1)
+        return token, logprobs.gather(1, token[:, None])[:, 0]
+
+    def step(idx: Tensor | None, token: Tensor) -> tuple[Tensor, Tensor]:
+        if idx is not None:
             for e in cache.entries:
                 e.past_keys = e.past_keys.index_select(0, idx.to(e.past_keys.device))
                 e.past_values = e.past_values.index_select(0, idx.to(e.past_values.device))
             cache.previous_attention_mask = cache.previous_attention_mask.index_select(
                 0, idx.to(cache.previous_attention_mask.device))
-            nxt = nxt[idx]
-            active = [active[r] for r in keep]
-        logits = model(nxt[:, None], past_kv_cache=cache)[:, -1]
-    return out, loglik, stopped
+        return pick(model(token[:, None], past_kv_cache=cache)[:, -1])
+
+    return greedy_loop(*pick(first_logits), max_new_tokens, stop_ids, step)
 
 
 # ---------------------------------------------------------------- public API
