@@ -5,8 +5,8 @@ Side by side in one process, same model, same prompt pairs (an XNLI pair and an 
 and the ratios, checks that naive and engine outputs agree on every timed configuration, and
 reports the process's peak resident memory.
 
-    python benchmarks/sweep_speed.py [--model gemma-3-270m] [--naive-sample 6] [--tgt-layers 0]
-                                     [--compare-tl 2] [--batch-size 128]
+    python benchmarks/sweep_speed.py [--model gemma-3-270m] [--naive-sample 4] [--repeats 3]
+                                     [--tgt-layers 0] [--compare-tl 2] [--batch-size 512]
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import argparse
 import json
 import random
 import resource
+import statistics
 import time
 from pathlib import Path
 
@@ -119,23 +120,29 @@ class PeakRss:
         self.peak = int(hwm.split()[1]) / 1024
 
 
-def _rate(fn, n_configs: int):
+def _timed(fn):
     start = time.perf_counter()
     out = fn()
-    return out, n_configs / (time.perf_counter() - start)
+    return out, time.perf_counter() - start
+
+
+def _median(xs: list[float]) -> float:
+    return statistics.median(xs)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="gemma-3-270m")
     ap.add_argument("--site", default="mlp")
-    ap.add_argument("--naive-sample", type=int, default=6)
+    ap.add_argument("--naive-sample", type=int, default=4)
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="interleaved runs of engine, naive sample and floor; medians are reported")
     ap.add_argument("--tgt-layers", type=int, default=0,
                     help="target layers swept by the engine, all source layers each (0: all, the full grid)")
     ap.add_argument("--compare-tl", type=int, default=2, metavar="K",
                     help="also time the TransformerLens-forward path on K target layers (0: skip)")
     ap.add_argument("--max-new-tokens", type=int, default=20)
-    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--batch-size", type=int, default=512)
     ap.add_argument("--device", default=None)
     args = ap.parse_args()
     torch.manual_seed(0)
@@ -145,42 +152,56 @@ def main() -> None:
     rng = random.Random(0)
     tgts = sorted(rng.sample(range(n), args.tgt_layers)) if args.tgt_layers else list(range(n))
     tl_tgts = sorted(rng.sample(tgts, min(args.compare_tl, len(tgts))))
-    bs, new = args.batch_size, args.max_new_tokens
+    bs, new, reps = args.batch_size, args.max_new_tokens, max(1, args.repeats)
     print(f"model {args.model} ({n} layers) on {model.cfg.device}, site {site}, {new} new tokens, "
           f"batch {bs}, shared-prefix path: {fastpath.unsupported(model) or 'yes'}; engine on "
-          f"{len(tgts)} target x {n} source layers, TransformerLens path on target layers {tl_tgts}")
+          f"{len(tgts)} target x {n} source layers, TransformerLens path on target layers {tl_tgts}; "
+          f"medians of {reps} interleaved runs (rates in configurations/s)")
     for name, source, target in pairs(model):
         t_len = len(tokenize(model, target))
         configs = [(i, j) for j in tgts for i in range(n)]
         sample = rng.sample(configs, args.naive_sample)
+        naive_generate = None
 
         def run(mode: str, fast: bool, layers: list[int], batch: int):
             return sweep(model, [(source, target, name)], site=site, tgt_layers=layers, fast=fast,
                          max_new_tokens=new, mode=mode, batch_size=batch, progress=False)
 
         for mode in ("generate", "logits"):
-            before = _rss_mib()
-            with PeakRss() as mem:
-                df, engine_rate = _rate(lambda: run(mode, True, tgts, bs), len(configs))
-            naive_out, naive_rate = _rate(
-                lambda: {c: naive(model, source, target, *c, site, new, mode == "logits") for c in sample},
-                len(sample))
+            engine, naive_rates, floors = [], [], []
+            for r in range(reps):
+                before = _rss_mib()
+                with PeakRss() as mem:
+                    df, sec = _timed(lambda: run(mode, True, tgts, bs))
+                engine.append(len(configs) / sec)
+                if r == 0:
+                    rise, held = mem.peak - before, before
+                naive_out, sec = _timed(lambda: {c: naive(model, source, target, *c, site, new, mode == "logits")
+                                                 for c in sample})
+                naive_rates.append(len(sample) / sec)
+                if mode == "generate":
+                    floors.append(len(configs) / floor(model, target, len(configs), bs, new, True))
             agree = sum(list(df[(df.src_layer == i) & (df.tgt_layer == j)].iloc[0].token_ids) == out
                         for (i, j), out in naive_out.items()) if mode == "generate" else len(sample)
-            line = (f"{name:9s} {t_len:4d} tok {mode:8s} engine {engine_rate:7.2f} cfg/s | naive "
-                    f"{naive_rate:6.3f} | engine/naive {engine_rate / naive_rate:6.1f}x | engine memory "
-                    f"+{mem.peak - before:.0f} MiB over {before:.0f}")
+            e, nv = _median(engine), _median(naive_rates)
+            spread = f"{min(engine) / nv:.0f}-{max(engine) / nv:.0f}x"
+            line = (f"{name:9s} {t_len:4d} tok {mode:8s} engine {e:7.2f} | naive {nv:6.3f} | "
+                    f"engine/naive {e / nv:6.1f}x (runs {spread})")
             if mode == "generate":
-                floor_rate = len(configs) / floor(model, target, len(configs), bs, new, True)
-                line += (f" | floor {floor_rate:6.2f} | floor/engine {floor_rate / engine_rate:4.2f}x"
-                         f" | naive==engine {agree}/{len(sample)}")
+                naive_generate = nv
+                fl = _median(floors)
+                line += f" | floor {fl:6.2f} | floor/engine {fl / e:4.2f}x | naive==engine {agree}/{len(sample)}"
+            else:
+                line += (f" [naive: one hooked forward per configuration] | engine/naive generate "
+                         f"{e / naive_generate:6.1f}x")
+            line += f" | engine memory +{rise:.0f} MiB over {held:.0f}"
             if tl_tgts:
                 k = len(tl_tgts) * n
-                tl_df, tl_rate = _rate(lambda: run(mode, False, tl_tgts, n), k)
+                tl_df, sec = _timed(lambda: run(mode, False, tl_tgts, n))
                 sub = df[df.tgt_layer.isin(tl_tgts) | df.is_vanilla].sort_values(["src_layer", "tgt_layer"])
                 same = sub.token_ids.map(list).tolist() == tl_df.sort_values(
                     ["src_layer", "tgt_layer"]).token_ids.map(list).tolist()
-                line += f" | TL path {tl_rate:6.2f} (engine/TL {engine_rate / tl_rate:4.1f}x, same tokens: {same})"
+                line += f" | TL path {k / sec:6.2f} (engine/TL {e * sec / k:4.1f}x, same tokens: {same})"
             print(line, flush=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory of this process: {peak:.0f} MiB")

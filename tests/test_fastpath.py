@@ -110,3 +110,43 @@ def test_chunked_scan_breaks_ties_to_lowest_id_and_peaked_entropy():
     lp = torch.log_softmax(torch.tensor([0.0] * 5 + [40.0] + [0.0] * 6, dtype=torch.float64), 0)
     assert peaked.entropy.item() == pytest.approx(float(-(lp.exp() * lp).sum()), rel=1e-3)
     assert peaked.token.tolist() == [5]
+
+
+@pytest.mark.parametrize("site", ["block", "attn"])
+def test_last_layer_rows_share_decoding_with_vanilla(tiny_models, monkeypatch, site):
+    """Rows transplanted at the last layer keep the vanilla cache: one row per distinct first
+    token is decoded for them and the vanilla row, and every row still equals the TL path --
+    also when some first tokens and some later tokens are stop ids."""
+    import importlib
+
+    engine = importlib.import_module("xtl.sweep")
+    _, model = tiny_models["llama"]
+    n = model.cfg.n_layers
+    kw = dict(site=site, max_new_tokens=6, batch_size=7, progress=False)
+    monkeypatch.setattr(engine, "stop_token_ids", lambda m: set())
+    free = sweep(model, PAIR, fast=False, **kw)
+    firsts = {(r.src_layer, r.tgt_layer): r.token_ids[0] for r in free.itertuples()
+              if r.is_vanilla or r.tgt_layer == n - 1}
+    assert len(set(firsts.values())) > 1, "the tiny model should give several first tokens"
+    counts = list(firsts.values())
+    stop_first = max(set(counts), key=counts.count)  # a frequent first token becomes a stop id
+    later = next(t for ids in free.token_ids for t in ids[2:] if t not in counts)
+    monkeypatch.setattr(engine, "stop_token_ids", lambda m: {stop_first, later})
+
+    decoded = []
+    real = fastpath.greedy
+
+    def counting(model, prefix, rows, first, *args, **kwargs):
+        decoded.append(first.token.shape[0])
+        return real(model, prefix, rows, first, *args, **kwargs)
+
+    monkeypatch.setattr(fastpath, "greedy", counting)
+    fast = sweep(model, PAIR, fast=True, **kw).sort_values(["src_layer", "tgt_layer"])
+    monkeypatch.setattr(fastpath, "greedy", real)
+    ref = sweep(model, PAIR, fast=False, **kw).sort_values(["src_layer", "tgt_layer"])
+    assert fast.token_ids.map(list).tolist() == ref.token_ids.map(list).tolist()
+    assert fast.stopped.tolist() == ref.stopped.tolist()
+    assert (ref.n_tokens == 0).any() and (ref.stopped & (ref.n_tokens > 0)).any()
+    np.testing.assert_allclose(fast.loglik, ref.loglik, rtol=0, atol=1e-9)
+    assert sum(decoded) == (n - 1) * n + len(set(firsts.values()))
+    assert max(decoded) <= 7

@@ -210,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="items per language")
     p.add_argument("--out", required=True)
     p.add_argument("--mode", default="generate", choices=["generate", "logits"])
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=512)
 
     p = sub.add_parser("eval", help="accuracy per language and resource group, vanilla vs one transplant")
     _common(p)

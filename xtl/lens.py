@@ -375,7 +375,7 @@ def _default_scorer(gold: str, labels: Sequence[str] | None):
 
 def case_study(model: HookedTransformer, source_prompt: str, target_prompt: str, gold: str,
                site: str = "mlp", labels: Sequence[str] | None = None, max_new_tokens: int = 20,
-               batch_size: int = 128, chat: bool = False, progress: bool = False) -> CaseStudy:
+               batch_size: int = 512, chat: bool = False, progress: bool = False) -> CaseStudy:
     """Run every (source, target) layer pair for one prompt pair through the sweep engine and
     score each response: multiple choice when ``gold`` is an option label (``labels``, default
     A-D... or 1-9), otherwise gold-substring QA."""

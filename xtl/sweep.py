@@ -97,6 +97,85 @@ def _rows_cache(vanilla: TransformerLensKeyValueCache, prefix: TransformerLensKe
     return TransformerLensKeyValueCache(entries=entries, previous_attention_mask=mask)
 
 
+def _balanced(n: int, batch_size: int) -> list[int]:
+    """Sizes of the fewest batches of at most ``batch_size`` that hold ``n`` rows, as equal as can be."""
+    k = -(-n // batch_size)
+    return [n // k + (r < n % k) for r in range(k)] if n else []
+
+
+def _fast_configs(model: HookedTransformer, pre: fastpath.Prefix, vanilla: TransformerLensKeyValueCache,
+                  resid_pre: list[Tensor], van_first: fastpath.Next, configs: list[tuple[int, int]],
+                  site: Site, src_acts: Tensor | None, cand_ids: list[int], max_new_tokens: int,
+                  stop: set[int], batch_size: int, generate: bool, done) -> dict:
+    """First-token statistics and greedy responses of every configuration ``(j, i)`` of one pair
+    on the shared prefix, in batches of at most ``batch_size`` rows; ``(-1, -1)`` is vanilla.
+
+    A row transplanted at the last layer leaves every cached key and value as the vanilla pass
+    wrote them (a site acts after its layer's keys and values), so after its first token it
+    continues exactly as the vanilla row would from that token: one row per distinct first token
+    is decoded for all of them, and each row's log-likelihood is summed from its own first
+    log-prob and that row's later ones, in the order :func:`xtl.transplant.greedy_loop` sums.
+    Returns ``{(j, i): (cand_logprobs, entropy, ids, loglik, stopped)}``.
+    """
+    n = model.cfg.n_layers
+    cap = max(1, max_new_tokens) if generate else 1
+    stats: dict[tuple[int, int], tuple] = {}
+    first: dict[tuple[int, int], tuple[int, float]] = {}  # rows that continue like vanilla
+    decoded: dict[tuple[int, int], tuple] = {}
+
+    def step_one(keys: list[tuple[int, int]], rows: fastpath.Rows) -> fastpath.Next:
+        nxt = fastpath.first_step(model, pre, rows, resid_pre, [j for j, _ in keys], site.kind,
+                                  src_acts[[i for _, i in keys]], site.heads, cand_ids)
+        for key, cand, ent in zip(keys, nxt.cand_logprobs.tolist(), nxt.entropy.tolist()):
+            stats[key] = (cand, ent)
+        return nxt
+
+    stats[-1, -1] = (van_first.cand_logprobs[0].tolist(), float(van_first.entropy[0]))
+    tail = [c for c in configs if generate and c[0] == n - 1]
+    rest = [c for c in configs if not (generate and c[0] == n - 1)]
+    if generate:
+        first[-1, -1] = (int(van_first.token[0]), float(van_first.logprob[0]))
+        for size in _balanced(len(tail), batch_size):
+            keys, tail = tail[:size], tail[size:]
+            nxt = step_one(keys, fastpath.vanilla_rows(model, pre, vanilla, size, 1))
+            first.update(zip(keys, zip(nxt.token.tolist(), nxt.logprob.tolist())))
+    reps = list(dict.fromkeys(t for t, _ in first.values()))  # one decoded row per first token
+    items: list[tuple[int, int] | int] = [*rest, *reps]
+    rep_out: dict[int, tuple] = {}
+    for size in _balanced(len(items), batch_size):
+        chunk, items = items[:size], items[size:]
+        keys = [c for c in chunk if isinstance(c, tuple)]
+        tokens = [t for t in chunk if not isinstance(t, tuple)]
+        rows = fastpath.vanilla_rows(model, pre, vanilla, size, cap)
+        parts = [step_one(keys, rows)] if keys else []  # configurations first: they join by layer
+        if tokens:
+            t = torch.tensor(tokens, device=van_first.token.device)
+            like = parts[0].logprob if parts else van_first.logprob  # placeholder log-probs
+            parts.append(fastpath.Next(t, like.new_zeros(len(tokens))))
+        if generate:
+            nxt = fastpath.Next(torch.cat([p.token for p in parts]), torch.cat([p.logprob for p in parts]))
+            steps: list[list[float]] = []
+            ids, loglik, stopped = fastpath.greedy(model, pre, rows, nxt, max_new_tokens, stop, steps)
+            for r, key in enumerate(keys):
+                decoded[key] = (ids[r], loglik[r], stopped[r])
+            for r, token in enumerate(tokens, start=len(keys)):
+                rep_out[token] = (ids[r], steps[r], stopped[r])
+        else:
+            for key in keys:
+                decoded[key] = ([], float("nan"), False)
+        done(len(keys))
+    for key, (token, logprob) in first.items():
+        ids, steps, stopped = rep_out[token]
+        loglik = 0.0
+        for x in [logprob, *steps[1:]] if steps else []:
+            loglik += x
+        decoded[key] = (list(ids), loglik, stopped)
+    if not generate:
+        decoded[-1, -1] = ([], float("nan"), False)
+    done(len(first) if generate else 1)
+    return {key: (*stats[key], *decoded[key]) for key in decoded}
+
+
 @torch.no_grad()
 def _sweep_pair(model: HookedTransformer, pair: Pair, site: Site, src_layers: list[int],
                 tgt_layers: list[int], max_new_tokens: int, mode: str, batch_size: int,
@@ -126,39 +205,31 @@ def _sweep_pair(model: HookedTransformer, pair: Pair, site: Site, src_layers: li
 
     rows: list[dict] = []
 
+    def row(i: int, j: int, cand, ent, ids, loglik, stopped) -> dict:
+        return {"item_id": pair.id, "src_layer": i, "tgt_layer": j, "is_vanilla": i < 0,
+                "response": tok.decode(ids, skip_special_tokens=True) if ids else "",
+                "token_ids": ids, "n_tokens": len(ids), "stopped": stopped,
+                "loglik": loglik, "entropy": ent, "cand_logprobs": cand}
+
     def emit(configs, cand, ent, decode):
         if mode == "generate":
             ids, loglik, stopped = decode()
         else:
             ids, loglik, stopped = [[] for _ in configs], [float("nan")] * len(configs), [False] * len(configs)
         for r, (i, j) in enumerate(configs):
-            rows.append({
-                "item_id": pair.id, "src_layer": i, "tgt_layer": j, "is_vanilla": i < 0,
-                "response": tok.decode(ids[r], skip_special_tokens=True) if ids[r] else "",
-                "token_ids": ids[r], "n_tokens": len(ids[r]), "stopped": stopped[r],
-                "loglik": loglik[r], "entropy": ent[r], "cand_logprobs": cand[r],
-            })
+            rows.append(row(i, j, cand[r], ent[r], ids[r], loglik[r], stopped[r]))
         if on_rows is not None:
             on_rows(len(configs))
 
     if fast:
-        # Shared-prefix path: configurations of every target layer share decode batches.
-        pre = fastpath.prefix_from_cache(model, prefix)
-        cap = max(1, max_new_tokens)
-        van_rows = fastpath.vanilla_rows(model, pre, vanilla, 1, cap)
-        first = fastpath.next_from_logits(van_logits, cand_ids)
-        emit([(-1, -1)], first.cand_logprobs.tolist(), first.entropy.tolist(),
-             lambda: fastpath.greedy(model, pre, van_rows, first, max_new_tokens, stop))
-        resid_pre = [resid[layer] for layer in range(model.cfg.n_layers)]
         configs = sorted((j, i) for j in tgt_layers for i in src_layers)
-        for start in range(0, len(configs), batch_size):
-            chunk = configs[start:start + batch_size]
-            batch_rows = fastpath.vanilla_rows(model, pre, vanilla, len(chunk), cap)
-            values = src_acts[[i for _, i in chunk]]
-            nxt = fastpath.first_step(model, pre, batch_rows, resid_pre, [j for j, _ in chunk],
-                                      site.kind, values, site.heads, cand_ids)
-            emit([(i, j) for j, i in chunk], nxt.cand_logprobs.tolist(), nxt.entropy.tolist(),
-                 lambda: fastpath.greedy(model, pre, batch_rows, nxt, max_new_tokens, stop))
+        done = _fast_configs(
+            model, fastpath.prefix_from_cache(model, prefix), vanilla,
+            [resid[layer] for layer in range(model.cfg.n_layers)],
+            fastpath.next_from_logits(van_logits, cand_ids), configs, site, src_acts, cand_ids,
+            max_new_tokens, stop, batch_size, mode == "generate", on_rows or (lambda k: None))
+        for j, i in [(-1, -1), *configs]:
+            rows.append(row(i, j, *done[j, i]))
         return rows
 
     def tl_emit(logits, configs, cache):
@@ -185,7 +256,7 @@ def _sweep_pair(model: HookedTransformer, pair: Pair, site: Site, src_layers: li
 def sweep(model: HookedTransformer, pairs: Iterable[Any], site: "str | Site" = "mlp",
           src_layers: Sequence[int] | None = None, tgt_layers: Sequence[int] | None = None,
           max_new_tokens: int = 20, mode: str = "generate", store: str | os.PathLike | None = None,
-          batch_size: int = 128, candidates: Sequence[str] = (), chat: bool = False,
+          batch_size: int = 512, candidates: Sequence[str] = (), chat: bool = False,
           progress: bool = True, settings: dict[str, Any] | None = None,
           fast: bool | None = None) -> "pd.DataFrame":
     """Run every (source layer, target layer) transplant for every pair.

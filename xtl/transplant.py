@@ -197,16 +197,20 @@ def last_token_logits(model: HookedTransformer, cache: TransformerLensKeyValueCa
 
 
 def greedy_loop(token: Tensor, logprob: Tensor, max_new_tokens: int, stop_ids: set[int],
-                step: Callable[[Tensor | None, Tensor], tuple[Tensor, Tensor]]
+                step: Callable[[Tensor | None, Tensor], tuple[Tensor, Tensor]],
+                steps: list[list[float]] | None = None
                 ) -> tuple[list[list[int]], list[float], list[bool]]:
     """Greedy bookkeeping shared by the decoders: rows leave the batch at a stop id.
 
     ``token``/``logprob``: each row's first greedy token and its log-prob. ``step(keep, tokens)``
     feeds ``tokens`` (after dropping the rows not in ``keep``, when ``keep`` is not None) and
     returns the next greedy token and log-prob per remaining row.
-    Returns per row: generated ids (stop id excluded), summed log-likelihood, stopped flag.
+    Returns per row: generated ids (stop id excluded), summed log-likelihood, stopped flag;
+    ``steps``, when given, receives each row's per-token log-probs in the order they were summed.
     """
     batch = token.shape[0]
+    if steps is not None:
+        steps[:] = [[] for _ in range(batch)]
     out: list[list[int]] = [[] for _ in range(batch)]
     loglik = [0.0] * batch
     stopped = [False] * batch
@@ -220,6 +224,8 @@ def greedy_loop(token: Tensor, logprob: Tensor, max_new_tokens: int, stop_ids: s
                 continue
             out[row].append(t)
             loglik[row] += chosen[r]
+            if steps is not None:
+                steps[row].append(chosen[r])
             keep.append(r)
         if n == max_new_tokens - 1 or not keep:
             break
