@@ -126,10 +126,6 @@ def _timed(fn):
     return out, time.perf_counter() - start
 
 
-def _median(xs: list[float]) -> float:
-    return statistics.median(xs)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="gemma-3-270m")
@@ -183,13 +179,13 @@ def main() -> None:
                     floors.append(len(configs) / floor(model, target, len(configs), bs, new, True))
             agree = sum(list(df[(df.src_layer == i) & (df.tgt_layer == j)].iloc[0].token_ids) == out
                         for (i, j), out in naive_out.items()) if mode == "generate" else len(sample)
-            e, nv = _median(engine), _median(naive_rates)
+            e, nv = statistics.median(engine), statistics.median(naive_rates)
             spread = f"{min(engine) / nv:.0f}-{max(engine) / nv:.0f}x"
             line = (f"{name:9s} {t_len:4d} tok {mode:8s} engine {e:7.2f} | naive {nv:6.3f} | "
                     f"engine/naive {e / nv:6.1f}x (runs {spread})")
             if mode == "generate":
                 naive_generate = nv
-                fl = _median(floors)
+                fl = statistics.median(floors)
                 line += f" | floor {fl:6.2f} | floor/engine {fl / e:4.2f}x | naive==engine {agree}/{len(sample)}"
             else:
                 line += (f" [naive: one hooked forward per configuration] | engine/naive generate "

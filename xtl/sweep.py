@@ -131,8 +131,9 @@ def _fast_configs(model: HookedTransformer, pre: fastpath.Prefix, vanilla: Trans
         return nxt
 
     stats[-1, -1] = (van_first.cand_logprobs[0].tolist(), float(van_first.entropy[0]))
-    tail = [c for c in configs if generate and c[0] == n - 1]
-    rest = [c for c in configs if not (generate and c[0] == n - 1)]
+    shared = n - 1 if generate else None  # target layer whose rows continue like vanilla
+    tail = [c for c in configs if c[0] == shared]
+    rest = [c for c in configs if c[0] != shared]
     if generate:
         first[-1, -1] = (int(van_first.token[0]), float(van_first.logprob[0]))
         for size in _balanced(len(tail), batch_size):
@@ -223,13 +224,13 @@ def _sweep_pair(model: HookedTransformer, pair: Pair, site: Site, src_layers: li
 
     if fast:
         configs = sorted((j, i) for j in tgt_layers for i in src_layers)
-        done = _fast_configs(
+        results = _fast_configs(
             model, fastpath.prefix_from_cache(model, prefix), vanilla,
             [resid[layer] for layer in range(model.cfg.n_layers)],
             fastpath.next_from_logits(van_logits, cand_ids), configs, site, src_acts, cand_ids,
             max_new_tokens, stop, batch_size, mode == "generate", on_rows or (lambda k: None))
         for j, i in [(-1, -1), *configs]:
-            rows.append(row(i, j, *done[j, i]))
+            rows.append(row(i, j, *results[j, i]))
         return rows
 
     def tl_emit(logits, configs, cache):
