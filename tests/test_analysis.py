@@ -17,7 +17,8 @@ def table(correct: np.ndarray, vanilla: list[int], langs: list[str], groups: lis
     n_items, n_src, n_tgt = correct.shape
     for k in range(n_items):
         key = f"t/{langs[k]}/{k}"
-        base = {"item_key": key, "lang": langs[k], "group": (groups or ["low"] * n_items)[k], "site": "attn"}
+        base = {"item_key": key, "lang": langs[k], "group": (groups or ["low"] * n_items)[k], "site": "attn",
+                "n_layers": max(n_src, n_tgt)}
         rows.append({**base, "src_layer": -1, "tgt_layer": -1, "is_vanilla": True,
                      "correct": bool(vanilla[k]), "entropy": 0.0, "response": "v"})
         for i in range(n_src):
@@ -73,6 +74,52 @@ def test_upper_bounds_equations_4_and_5(g):
     # target-wise: item0 always, item1 always (i=0), item2 only j=2
     np.testing.assert_allclose(ub["target"], [50, 50, 75])
     assert ub["oracle"] == 75 and ub["vanilla"] == 50
+    assert ub["source_last"] == 50 and ub["target_first"] == 50 and ub["reasons"] == {}
+    assert "full N² grid" in ub["grid"]
+
+
+def test_bounds_need_the_grid_they_are_defined_on(g):
+    df = table(C, VAN, LANGS)
+    # source layer 2 (the last) only: eq. 4 is computable, eq. 5 and the oracle are not
+    last = an.upper_bounds(an.grid(df[(df.src_layer == 2) | df.is_vanilla]))
+    assert last["source_last"] == 50
+    assert np.isnan(last["target_first"]) and np.isnan(last["oracle"])
+    assert "TargetFirst (eq. 5) needs target layer 0 with every source layer 0–2" in last["reasons"]["target_first"]
+    assert an.format_bound(last["oracle"], "oracle", last).startswith("not computable on this grid: the N² oracle")
+    # target layers 1-2 only: no target 0, and no source-wise bound anywhere
+    part = an.upper_bounds(an.grid(df[(df.tgt_layer > 0) | df.is_vanilla]))
+    assert np.isnan(part["source"]).all() and np.isnan(part["source_last"]) and np.isnan(part["target_first"])
+    np.testing.assert_allclose(part["target"], [50, 75])
+    assert "sources 0–2 × targets 1, 2 of 3 layers" in part["grid"]
+    # one configuration missing for one item: no oracle either
+    holes = an.upper_bounds(an.grid(df.drop(df[(df.item_key == "t/de/0") & (df.src_layer == 1) & (df.tgt_layer == 1)].index)))
+    assert np.isnan(holes["oracle"]) and np.isnan(holes["source"][1]) and holes["source"][0] == 75
+    # depth unknown: nothing is computable
+    unknown = an.upper_bounds(an.grid(df.drop(columns="n_layers")))
+    assert np.isnan(unknown["oracle"]) and "depth is not known" in unknown["reasons"]["oracle"]
+    assert an.headline(an.grid(df[(df.src_layer == 2) | df.is_vanilla]), "attn")["bound_reasons"].keys() == {"target_first", "oracle"}
+
+
+def test_group_averages_are_means_over_languages():
+    # 3 'de' items (vanilla 1, 1, 1) and 1 'sw' item (vanilla 0), both high
+    c = np.zeros((4, 1, 1), int)
+    c[3] = 1
+    df = table(c, [1, 1, 1, 0], ["de", "de", "de", "sw"], ["high"] * 4)
+    t = an.accuracy_table(df, ("group",)).set_index("group")
+    assert t.loc["high", "vanilla"] == 50 and t.loc["high", "transplanted"] == 50   # (100 + 0) / 2
+    assert t.loc["high", "langs"] == 2 and t.loc["high", "n"] == 4
+    pooled = an.accuracy_table(df, ("group",), average="pooled").set_index("group")
+    assert pooled.loc["high", "vanilla"] == 75 and pooled.loc["high", "transplanted"] == 25
+    g = an.grid(df)
+    assert g.vanilla_accuracy == 0.5 and an.grid(df, average="pooled").vanilla_accuracy == 0.75
+    b = an.bound_by_group(g).set_index("group")
+    assert b.loc["high", "vanilla"] == 50 and b.loc["high", "oracle"] == 50
+    assert an.bound_by_group(an.grid(df, average="pooled")).set_index("group").loc["high", "oracle"] == 25
+    wtl = an.win_tie_lose(g)
+    assert (wtl["win"], wtl["tie"], wtl["lose"]) == (0, 1, 0)          # 50 vs 50
+    assert an.win_tie_lose(an.grid(df, average="pooled"))["lose"] == 1  # 25 vs 75
+    with pytest.raises(XtlError, match="average must be"):
+        an.grid(df, average="items")
 
 
 def test_bounds_by_group_table4(g):

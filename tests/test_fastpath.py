@@ -13,7 +13,7 @@ from tests.conftest import PROMPTS
 PAIR = [Pair(PROMPTS["zh"], PROMPTS["en"], "p0", {"lang": "en", "dataset": "toy"})]
 
 
-@pytest.mark.parametrize("site", ["attn", "mlp", "block", "heads:1,3"])
+@pytest.mark.parametrize("site", ["attn", "mlp", "block", "heads:1,3", "attn-authors"])
 def test_fast_sweep_equals_transformerlens_sweep(tiny_models, arch, site):
     _, model = tiny_models[arch]
     assert fastpath.unsupported(model) is None

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from xtl.errors import DataError
-from xtl.metrics import (evaluate, identify_languages, lid_label, resource_group, response_perplexity,
+from xtl.errors import XtlError
+from xtl.metrics import (clean_for_lid, evaluate, identify_languages, lid_label, resource_group, response_perplexity,
                          score, score_choice, score_qa)
 from xtl.tasks import Item, cot_items, load_culturalbench, load_mkqa, render_prompt
 
@@ -147,3 +148,76 @@ def test_mkqa_and_culturalbench_from_local_datasets():
     assert cb_item.gold == "A" and cb_item.out_lang == "en" and "(A) Sushi" in cb_item.target
     with pytest.raises(DataError, match="no language for country"):
         load_culturalbench(dataset=cb)
+
+
+# ---------------------------------------------------------------- scoring profiles
+GOQA = Item("0", "globalopinionqa", "de", "s", "t", "A", "choice", {"A": "A", "B": "B"})
+XNLI = Item("0", "xnli", "en", "s", "t", "1", "choice", EN_WORDS)
+XCOPA = Item("0", "xcopa", "sw", "s", "t", "1", "choice", {"1": "1", "2": "2"})
+
+
+@pytest.mark.parametrize("item,response,authors,lenient", [
+    (GOQA, "（A）", False, True),            # the authors do not normalise full-width for GOQA
+    (GOQA, "(A) Favor （B）", True, False),   # ...so the full-width (B) does not compete for them
+    (GOQA, "(a) favor", True, True),        # case-insensitive
+    (GOQA, "(A) not (Q)", False, False),    # every letter A-Z competes, not only the options
+    (XNLI, "（1） Entail", True, True),       # XNLI normalises full-width under both profiles
+    (XNLI, "(1) Entail （2）", False, False),
+    (XCOPA, "（1）", False, True),
+])
+def test_authors_and_lenient_profiles(item, response, authors, lenient):
+    assert score(item, response) is authors                  # authors is the default
+    assert score(item, response, "authors") is authors
+    assert score(item, response, "lenient") is lenient
+
+
+def test_rules_are_recorded_and_checked():
+    items = [GOQA]
+    df = pd.DataFrame({"item_key": ["globalopinionqa/de/0"] * 2, "lang": ["de"] * 2,
+                       "is_vanilla": [True, False], "src_layer": [-1, 0], "tgt_layer": [-1, 0],
+                       "response": ["（A）", "(A)"]})
+    assert evaluate(df, items)["correct"].tolist() == [False, True]
+    lenient = evaluate(df, items, rules="lenient")
+    assert lenient["correct"].tolist() == [True, True] and set(lenient["rules"]) == {"lenient"}
+    with pytest.raises(XtlError, match="unknown scoring rules 'paper'"):
+        evaluate(df, items, rules="paper")
+
+
+# ---------------------------------------------------------------- language identification
+def test_language_is_identified_on_the_whole_response():
+    english = "The answer to this question is found in the following explanation written here: "
+    chinese = "答案是东京。日本的首都是东京，它是日本最大的城市，也是政治、经济和文化的中心。大阪是日本第二大城市。"
+    assert len(english) >= 78
+    got = identify_languages([english + chinese, english + "\n\n" + chinese * 2,
+                              chinese + " " + english, english * 3])
+    assert got == ["zh", "zh", "zh", "en"]
+
+
+def test_cleaning_is_whitespace_only():
+    assert clean_for_lid("  a\nb\t\tc \r\n") == "a b c"
+    assert clean_for_lid(None) == ""
+
+
+MKQA_CODES = ["ar", "da", "de", "en", "es", "fi", "fr", "he", "hu", "it", "ja", "km", "ko", "ms", "nl",
+              "no", "pl", "pt", "ru", "sv", "th", "tr", "vi", "zh_cn", "zh_hk", "zh_tw"]
+
+
+def test_every_mkqa_code_loads_with_language_group_and_cot():
+    datasets = pytest.importorskip("datasets")
+    ds = datasets.Dataset.from_list([
+        {"example_id": 1, "queries": {c: f"question in {c}" for c in MKQA_CODES},
+         "answers": {c: [{"type": 1, "text": f"answer {c}", "aliases": []}] for c in MKQA_CODES}}])
+    items = load_mkqa(dataset=ds)
+    assert sorted(i.lang for i in items) == sorted(c for c in MKQA_CODES if c != "en")
+    for item in items:
+        assert lid_label(item.out_lang) == {"zh_cn": "zh", "zh_hk": "zh", "zh_tw": "zh"}.get(item.lang, item.lang)
+        assert item.meta["src_lang"] == "en" and "question in en" in item.source
+    groups = {i.lang: resource_group(i.lang) for i in items}
+    assert groups["zh_cn"] == groups["zh_tw"] == groups["zh_hk"] == "high"
+    assert groups["ja"] == "high" and groups["ko"] == "mid" and groups["km"] == "low"
+    cots = cot_items(items)
+    assert all(c.source.endswith("Let's think step by step.") for c in cots)
+    zh = next(c for c in cots if c.lang == "zh_tw")
+    assert zh.target.endswith("让我们一步一步地思考。")
+    texts = identify_languages(["日本的首都是东京，它是日本最大的城市。"])
+    assert texts == [lid_label("zh_cn")]

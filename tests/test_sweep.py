@@ -13,7 +13,7 @@ PAIRS = [Pair(PROMPTS["zh"], PROMPTS["en"], "p0", {"lang": "en", "dataset": "toy
          Pair(PROMPTS["en"], PROMPTS["zh"] + "答", "p1", {"lang": "zh", "dataset": "toy"})]
 
 
-@pytest.mark.parametrize("site", ["attn", "mlp", "block", "heads:0,2"])
+@pytest.mark.parametrize("site", ["attn", "mlp", "block", "heads:0,2", "attn-authors"])
 def test_full_grid_token_identical_to_transplant(tiny_models, site):
     _, model = tiny_models["gemma3"]
     df = sweep(model, PAIRS[:1], site=site, max_new_tokens=MAX_NEW, batch_size=3, progress=False)

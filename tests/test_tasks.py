@@ -17,7 +17,53 @@ def test_pilotsets_load_with_direction(shared_data):
     xquad = load_task("xquad:unseen", root=shared_data, langs=["de"], limit=1)
     assert xquad[0].kind == "qa" and xquad[0].gold
     xcopa = load_task("xcopa", root=shared_data, langs=["sw"], limit=2)
-    assert xcopa[0].source != xcopa[0].target and xcopa[0].meta["pivot"] == "zh"
+    assert xcopa[0].source != xcopa[0].target and xcopa[0].meta["pivot"] == "en"
+
+
+def _jsonl(path):
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def test_xcopa_from_english_into_the_papers_languages(shared_data):
+    items = load_task("xcopa", root=shared_data)
+    assert sorted({i.lang for i in items}) == ["ht", "id", "it", "sw", "ta", "tr", "vi", "zh"]
+    assert len(items) == 8 * 500
+    en = {r["idx"]: r for r in _jsonl(shared_data / "xcopa" / "data" / "en" / "test.en.jsonl")}
+    for item in items:
+        src = en[int(item.id)]
+        assert item.source.startswith("You are assigned") and src["premise"] in item.source
+        assert item.meta["src_lang"] == "en" and item.source != item.target
+        assert item.gold == str(src["label"] + 1)
+    on_request = load_task("xcopa", root=shared_data, langs=["et", "qu", "th"], limit=3)
+    assert [i.lang for i in on_request] == ["et"] * 3 + ["qu"] * 3 + ["th"] * 3
+    with pytest.raises(DataError, match="cannot be a target"):
+        load_task("xcopa", root=shared_data, langs=["en"])
+
+
+def test_xcopa_prompts_ask_the_english_question(shared_data):
+    folder = shared_data / "xcopa" / "data"
+    en = {r["idx"]: r["question"] for r in _jsonl(folder / "en" / "test.en.jsonl")}
+    items = load_task("xcopa", root=shared_data, langs=["th", "tr", "sw", "id", "it", "zh"])
+    wrong_in_file = 0
+    for item in items:
+        question = en[int(item.id)]
+        asked = f"more likely to be the {question} of the given premise"
+        assert asked in item.target and asked in item.source, (item.lang, item.id)
+        wrong_in_file += item.meta["file_question"] != question
+    # th says "effect" on every item; its 250 COPA cause items alone are wrong in the file
+    th = [i for i in items if i.lang == "th"]
+    assert sum(i.meta["file_question"] != i.meta["question"] for i in th) == 250
+    assert wrong_in_file == 250 + 51 + 37 + 4 + 4
+
+
+def test_xcopa_without_its_english_source_is_an_error(shared_data, tmp_path):
+    import shutil
+
+    copy = tmp_path / "xcopa" / "data"
+    for lang in ("sw", "zh"):
+        shutil.copytree(shared_data / "xcopa" / "data" / lang, copy / lang)
+    with pytest.raises(DataError, match=r"missing XCOPA source-language file .*en/test\.en\.jsonl"):
+        load_task("xcopa", root=tmp_path, langs=["zh"])
 
 
 def test_missing_language_is_named(shared_data):

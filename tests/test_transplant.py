@@ -6,7 +6,7 @@ from xtl.errors import PromptError, SiteError
 from xtl.transplant import Site, stop_token_ids, tokenize
 from tests.conftest import PROMPTS
 
-SITES = ["attn", "mlp", "block", "heads:1,3"]
+SITES = ["attn", "mlp", "block", "heads:1,3", "attn-authors"]
 MAX_NEW = 12
 
 
@@ -25,13 +25,28 @@ def hf_reference(hf, tokenizer, source, target, i, j, site, max_new):
         return out[0] if isinstance(out, tuple) else out
 
     store = {}
-    if kind == "heads":
+    if kind == "attn-authors":
+        # The authors' wrapper stores the attention output, then adds the layer's input (the
+        # residual) to it in place: what is kept is h + a at the last position.
+        def keep_input(m, args, kwargs):
+            h = kwargs["hidden_states"] if "hidden_states" in kwargs else args[0]
+            store["h"] = h[0, -1].clone()
+        h_in = layers[i].register_forward_pre_hook(keep_input, with_kwargs=True)
+        h = layers[i].self_attn.register_forward_hook(
+            lambda m, a, out: store.__setitem__("v", store["h"] + first(out)[0, -1]))
+        with torch.no_grad():
+            hf(torch.tensor([tokenizer(source)["input_ids"]]))
+        h_in.remove()
+        h.remove()
+        kind = "attn"  # the target side writes the attention output
+    elif kind == "heads":
         h = module(i).register_forward_pre_hook(lambda m, args: store.__setitem__("v", args[0][0, -1].clone()))
     else:
         h = module(i).register_forward_hook(lambda m, a, out: store.__setitem__("v", first(out)[0, -1].clone()))
-    with torch.no_grad():
-        hf(torch.tensor([tokenizer(source)["input_ids"]]))
-    h.remove()
+    if "v" not in store:
+        with torch.no_grad():
+            hf(torch.tensor([tokenizer(source)["input_ids"]]))
+        h.remove()
     value, calls = store["v"], {"n": 0}
 
     if kind == "heads":
@@ -90,7 +105,7 @@ def slow_reference(model, source, target, i, j, site, max_new):
 
 
 @pytest.mark.parametrize("arch", ["llama", "gemma3"])
-@pytest.mark.parametrize("site", SITES)
+@pytest.mark.parametrize("site", SITES[:-1])  # attn-authors adds the residual twice by design
 def test_identity_reproduces_vanilla(tiny_models, arch, site):
     _, model = tiny_models[arch]
     for layer in range(model.cfg.n_layers):
@@ -99,7 +114,7 @@ def test_identity_reproduces_vanilla(tiny_models, arch, site):
         assert torch.equal(res.first_logprobs, res.vanilla_first_logprobs)
 
 
-@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "mistral"])
 @pytest.mark.parametrize("site", SITES)
 def test_parity_with_hugging_face_hooks(tiny_models, tokenizer, arch, site):
     hf, model = tiny_models[arch]
@@ -165,3 +180,28 @@ def test_bad_input_errors(tiny_models):
         xtl.transplant(model, "  ", "b", 0, 0)
     with pytest.raises(PromptError, match="context"):
         xtl.transplant(model, "x" * 600, "b", 0, 0)
+
+
+def test_attn_authors_writes_source_resid_mid_into_attn_out(tiny_models):
+    """attn-authors: target resid_mid becomes h_t + (h_s + a_s) at the last position."""
+    _, model = tiny_models["llama"]
+    i, j = 2, 1
+    src = tokenize(model, PROMPTS["zh"])
+    tgt = tokenize(model, PROMPTS["en"])
+    _, src_cache = model.run_with_cache(src[None])
+    _, tgt_cache = model.run_with_cache(tgt[None])
+    h_s, a_s = src_cache[f"blocks.{i}.hook_resid_pre"][0, -1], src_cache[f"blocks.{i}.hook_attn_out"][0, -1]
+    cap = xtl.capture(model, PROMPTS["zh"], "attn-authors")
+    torch.testing.assert_close(cap.acts[i], h_s + a_s, rtol=1e-12, atol=1e-12)
+    seen = {}
+    site = Site.parse("attn-authors")
+    from xtl.transplant import patch_hook
+    with model.hooks(fwd_hooks=[(site.hook_name(j), patch_hook(site, cap.acts[i][None])),
+                                (f"blocks.{j}.hook_resid_mid", lambda act, hook: seen.__setitem__("m", act[0, -1].clone()))]):
+        model(tgt[None])
+    expected = tgt_cache[f"blocks.{j}.hook_resid_pre"][0, -1] + h_s + a_s
+    torch.testing.assert_close(seen["m"], expected, rtol=1e-12, atol=1e-12)
+    # and it differs from the paper's attn site, which writes a_s alone
+    plain = xtl.transplant(model, PROMPTS["en"], PROMPTS["zh"], i, j, "attn", MAX_NEW)
+    authors = xtl.transplant(model, PROMPTS["en"], PROMPTS["zh"], i, j, "attn-authors", MAX_NEW)
+    assert not torch.equal(plain.first_logprobs, authors.first_logprobs)

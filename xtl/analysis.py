@@ -17,14 +17,38 @@ from jaxtyping import Float
 
 from xtl.errors import XtlError
 
-__all__ = ["Grid", "grid", "accuracy_table", "win_tie_lose", "gain_matrix", "layerwise_gain",
+__all__ = ["AVERAGES", "Grid", "grid", "accuracy_table", "format_bound", "win_tie_lose", "gain_matrix", "layerwise_gain",
            "upper_bounds", "bound_by_group", "coarse_config", "config_accuracy", "entropy_select",
            "held_out", "bootstrap_ci", "mcnemar", "adjust_pvalues", "mcnemar_grid", "headline"]
 
 
+AVERAGES = ("language", "pooled")
+
+
+def _check_average(average: str) -> str:
+    if average not in AVERAGES:
+        raise XtlError(f"average must be 'language' (the paper's: mean over languages of each "
+                       f"language's score) or 'pooled' (mean over items), not {average!r}")
+    return average
+
+
+def _weighted_mean(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Mean over axis 0 of ``x`` with item weights ``w``, NaN entries left out."""
+    ok = ~np.isnan(x)
+    ww = w.reshape((-1,) + (1,) * (x.ndim - 1)) * ok
+    total = ww.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, (np.nan_to_num(x) * ww).sum(axis=0) / np.where(total > 0, total, 1), np.nan)
+
+
 @dataclass(frozen=True)
 class Grid:
-    """Correctness of every configuration of every item, and of vanilla, for one site."""
+    """Correctness of every configuration of every item, and of vanilla, for one site.
+
+    Every mean over items is, by default, the paper's: the unweighted mean over languages of
+    each language's mean (``average="language"``); ``average="pooled"`` weighs items equally.
+    ``n_layers`` (the model's depth) tells which upper bounds the swept grid allows.
+    """
 
     correct: Float[np.ndarray, "item src tgt"]  # 1.0 / 0.0, NaN where not run
     vanilla: Float[np.ndarray, "item"]
@@ -33,15 +57,42 @@ class Grid:
     groups: list[str]
     src_layers: list[int]
     tgt_layers: list[int]
+    n_layers: int | None = None
+    average: str = "language"
+
+    def __post_init__(self) -> None:
+        _check_average(self.average)
+        n = len(self.items)
+        if self.correct.shape != (n, len(self.src_layers), len(self.tgt_layers)) or self.vanilla.shape != (n,):
+            raise XtlError(f"grid shapes disagree: correct {self.correct.shape}, vanilla "
+                           f"{self.vanilla.shape}, {n} items, {len(self.src_layers)} sources, "
+                           f"{len(self.tgt_layers)} targets")
+
+    @property
+    def weights(self) -> Float[np.ndarray, "item"]:
+        """Each item's weight in a mean over items (summing to 1)."""
+        n = len(self.items)
+        if n == 0:
+            return np.zeros(0)
+        if self.average == "pooled":
+            return np.full(n, 1.0 / n)
+        counts: dict[str, int] = {}
+        for lang in self.langs:
+            counts[lang] = counts.get(lang, 0) + 1
+        return np.array([1.0 / (len(counts) * counts[lang]) for lang in self.langs])
+
+    def mean(self, x: np.ndarray) -> np.ndarray:
+        """Mean over items (axis 0) of a per-item array, by :attr:`average`; NaN left out."""
+        return _weighted_mean(np.asarray(x, float), self.weights)
 
     @property
     def accuracy(self) -> Float[np.ndarray, "src tgt"]:
         """Accuracy of each configuration over items."""
-        return np.nanmean(self.correct, axis=0)
+        return self.mean(self.correct)
 
     @property
     def vanilla_accuracy(self) -> float:
-        return float(np.mean(self.vanilla))
+        return float(self.mean(self.vanilla))
 
     def subset(self, mask: Sequence[bool]) -> "Grid":
         """The grid restricted to the items where ``mask`` holds (e.g. one language)."""
@@ -50,10 +101,23 @@ class Grid:
             raise XtlError("the selection holds no items")
         pick = lambda xs: [x for x, keep in zip(xs, m) if keep]  # noqa: E731
         return Grid(self.correct[m], self.vanilla[m], pick(self.items), pick(self.langs),
-                    pick(self.groups), self.src_layers, self.tgt_layers)
+                    pick(self.groups), self.src_layers, self.tgt_layers, self.n_layers, self.average)
 
     def by_lang(self) -> dict[str, "Grid"]:
         return {lang: self.subset([l == lang for l in self.langs]) for lang in sorted(set(self.langs))}
+
+    def describe(self) -> str:
+        """The grid a number covers, in words: ``sources 0-17 x targets 0-17 of 18 layers (full)``."""
+        depth = f" of {self.n_layers} layers" if self.n_layers else ""
+        full = " (full N² grid)" if self.is_full else ""
+        return f"sources {_layers_text(self.src_layers)} × targets {_layers_text(self.tgt_layers)}{depth}{full}"
+
+    @property
+    def is_full(self) -> bool:
+        """Every (source, target) pair of the model's layers was swept for every item."""
+        n = self.n_layers
+        return (n is not None and self.src_layers == list(range(n)) and self.tgt_layers == list(range(n))
+                and not np.isnan(self.correct).any())
 
 
 def _need(df: pd.DataFrame, cols: Sequence[str]) -> None:
@@ -62,8 +126,14 @@ def _need(df: pd.DataFrame, cols: Sequence[str]) -> None:
         raise XtlError(f"the results table lacks {missing}; run xtl.evaluate(results, task) first")
 
 
-def grid(df: pd.DataFrame, value: str = "correct") -> Grid:
-    """Dense correctness grid of an evaluated results table (one site)."""
+def grid(df: pd.DataFrame, value: str = "correct", n_layers: int | None = None,
+         average: str = "language") -> Grid:
+    """Dense correctness grid of an evaluated results table (one site).
+
+    ``n_layers``: the model's depth (default: the table's ``n_layers`` column, which sweeps
+    record); ``average``: ``"language"`` (the paper's group means) or ``"pooled"``.
+    """
+    _check_average(average)
     _need(df, ["item_key", "src_layer", "tgt_layer", "is_vanilla", value])
     if "site" in df.columns and df["site"].nunique() > 1:
         raise XtlError(f"the table mixes sites {sorted(df['site'].unique())}; select one site first")
@@ -81,30 +151,52 @@ def grid(df: pd.DataFrame, value: str = "correct") -> Grid:
         rest["tgt_layer"].map(ti).to_numpy()] = rest[value].astype(float).to_numpy()
     langs = [str(van.loc[k, "lang"]) if "lang" in van.columns else "" for k in items]
     groups = [str(van.loc[k, "group"]) if "group" in van.columns else "" for k in items]
-    return Grid(arr, van.loc[items, value].astype(float).to_numpy(), items, langs, groups, srcs, tgts)
+    if n_layers is None and "n_layers" in df.columns and df["n_layers"].notna().any():
+        n_layers = int(df["n_layers"].max())
+    return Grid(arr, van.loc[items, value].astype(float).to_numpy(), items, langs, groups, srcs, tgts,
+                n_layers, average)
 
 
-def accuracy_table(df: pd.DataFrame, by: Sequence[str] = ("lang",)) -> pd.DataFrame:
+def _metric_means(sub: pd.DataFrame) -> dict[str, float]:
+    """Vanilla / transplanted means of correct, lang_ok and ppl over one set of rows."""
+    van, tr = sub[sub["is_vanilla"]], sub[~sub["is_vanilla"]]
+    out = {"vanilla": 100 * van["correct"].astype(float).mean() if len(van) else math.nan,
+           "transplanted": 100 * tr["correct"].astype(float).mean() if len(tr) else math.nan}
+    for col, scale in (("lang_ok", 100.0), ("ppl", 1.0)):
+        if col in sub.columns:
+            out[f"{col}_vanilla"] = scale * van[col].astype(float).mean() if len(van) else math.nan
+            out[f"{col}_transplanted"] = scale * tr[col].astype(float).mean() if len(tr) else math.nan
+    return out
+
+
+def accuracy_table(df: pd.DataFrame, by: Sequence[str] = ("lang",), average: str = "language") -> pd.DataFrame:
     """Vanilla accuracy, transplanted accuracy (mean over configurations) and their difference
-    per group, plus an ``all`` row; with one configuration this is that configuration's accuracy."""
+    per group, plus an ``all`` row; with one configuration this is that configuration's accuracy.
+
+    Language consistency and perplexity are averaged the same way. With ``average="language"``
+    (the paper's Table 3), a row over several languages is the unweighted mean of each
+    language's value; ``"pooled"`` averages over the rows' items instead.
+    """
+    _check_average(average)
     _need(df, ["is_vanilla", "correct", *by])
-    rows = []
     keys = list(by)
+    per_lang = average == "language" and "lang" in df.columns
+    rows = []
     for name, sub in list(df.groupby(keys, sort=True)) + [(("all",) * len(keys), df)]:
         name = name if isinstance(name, tuple) else (name,)
-        van = sub[sub["is_vanilla"]]["correct"].astype(float)
-        tr = sub[~sub["is_vanilla"]]["correct"].astype(float)
         row = dict(zip(keys, name))
-        row.update(n=int(len(van)), vanilla=100 * van.mean() if len(van) else math.nan,
-                   transplanted=100 * tr.mean() if len(tr) else math.nan)
+        row["n"] = int(sub["is_vanilla"].sum())
+        if per_lang:
+            by_lang = pd.DataFrame([_metric_means(part) for _, part in sub.groupby("lang", sort=True)])
+            row["langs"] = len(by_lang)
+            row.update(by_lang.mean(axis=0, skipna=True).to_dict())
+        else:
+            row.update(_metric_means(sub))
         row["delta"] = row["transplanted"] - row["vanilla"]
-        for col in ("lang_ok", "ppl"):
-            if col in sub.columns:
-                f = (lambda s: 100 * s.astype(float).mean()) if col == "lang_ok" else (lambda s: s.astype(float).mean())
-                row[f"{col}_vanilla"] = f(sub[sub["is_vanilla"]][col])
-                row[f"{col}_transplanted"] = f(sub[~sub["is_vanilla"]][col]) if len(tr) else math.nan
         rows.append(row)
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    order = [*keys, "n"] + (["langs"] if per_lang else []) + ["vanilla", "transplanted", "delta"]
+    return out[order + [c for c in out.columns if c not in order]]
 
 
 def win_tie_lose(g: Grid, atol: float = 1e-12) -> dict[str, float]:
@@ -130,28 +222,86 @@ def layerwise_gain(g: Grid) -> tuple[Float[np.ndarray, "src"], Float[np.ndarray,
     return np.nanmean(gain, axis=1), np.nanmean(gain, axis=0)
 
 
+def _layers_text(xs: Sequence[int]) -> str:
+    xs = list(xs)
+    if len(xs) > 2 and xs == list(range(xs[0], xs[-1] + 1)):
+        return f"{xs[0]}–{xs[-1]}"
+    return ", ".join(map(str, xs)) or "none"
+
+
+def _bound_reasons(g: Grid) -> dict[str, str]:
+    """Why each bound cannot be computed on this grid (no entry: it can)."""
+    n = g.n_layers
+    if n is None:
+        why = ("the model's depth is not known (the results lack n_layers; pass grid(..., "
+               "n_layers=N))")
+        return {"source_last": why, "target_first": why, "oracle": why}
+    every = list(range(n))
+    missing = np.isnan(g.correct).any(axis=0)  # configuration not run for some item
+    src_ok = g.src_layers == every and not missing.any()
+    tgt_ok = g.tgt_layers == every and not missing.any()
+    have = f"this grid has sources {_layers_text(g.src_layers)} × targets {_layers_text(g.tgt_layers)}"
+    out = {}
+    if not (n - 1 in g.src_layers and tgt_ok):
+        out["source_last"] = (f"SourceLast (eq. 4) needs source layer {n - 1} with every target layer "
+                              f"0–{n - 1}; {have}")
+    if not (0 in g.tgt_layers and src_ok):
+        out["target_first"] = (f"TargetFirst (eq. 5) needs target layer 0 with every source layer "
+                               f"0–{n - 1}; {have}")
+    if not g.is_full:
+        out["oracle"] = f"the N² oracle needs the full {n} × {n} grid for every item; {have}"
+    return out
+
+
 def upper_bounds(g: Grid) -> dict[str, object]:
     """Instance-aware upper bounds, equations (4) and (5), and the full N^2 oracle, in percent.
 
-    Source-wise at layer i: an item counts if any target layer j answers it right with source i.
-    Target-wise at layer j: an item counts if any source layer i answers it right into j.
+    Source-wise at layer i: an item counts if any target layer j answers it right with source i
+    (defined only where every target layer was swept); target-wise at layer j likewise over
+    every source layer. ``source_last`` (eq. 4 at the last layer), ``target_first`` (eq. 5 at
+    layer 0) and ``oracle`` are NaN when the grid lacks what they need; ``reasons`` says why and
+    ``grid`` names the grid the numbers cover.
     """
+    reasons = _bound_reasons(g)
+    n = g.n_layers
     c = np.nan_to_num(g.correct, nan=0.0)
-    return {"source": 100 * c.max(axis=2).mean(axis=0), "target": 100 * c.max(axis=1).mean(axis=0),
-            "oracle": 100 * float(c.max(axis=(1, 2)).mean()), "vanilla": 100 * g.vanilla_accuracy,
-            "src_layers": g.src_layers, "tgt_layers": g.tgt_layers}
+    missing = np.isnan(g.correct).any(axis=0)
+    full_tgt = n is not None and g.tgt_layers == list(range(n))
+    full_src = n is not None and g.src_layers == list(range(n))
+    source = np.where(full_tgt & ~missing.any(axis=1), 100 * g.mean(c.max(axis=2)), np.nan)
+    target = np.where(full_src & ~missing.any(axis=0), 100 * g.mean(c.max(axis=1)), np.nan)
+    source_last = float(source[g.src_layers.index(n - 1)]) if "source_last" not in reasons else math.nan
+    target_first = float(target[g.tgt_layers.index(0)]) if "target_first" not in reasons else math.nan
+    oracle = 100 * float(g.mean(c.max(axis=(1, 2)))) if "oracle" not in reasons else math.nan
+    return {"source": source, "target": target, "source_last": source_last,
+            "target_first": target_first, "oracle": oracle, "vanilla": 100 * g.vanilla_accuracy,
+            "src_layers": g.src_layers, "tgt_layers": g.tgt_layers, "reasons": reasons,
+            "grid": g.describe()}
+
+
+def format_bound(value: float, name: str, bounds: dict[str, object]) -> str:
+    """``61.2%``, or ``not computable on this grid: <reason>`` for a NaN bound."""
+    if math.isnan(value):
+        return f"not computable on this grid: {bounds['reasons'].get(name, 'no items')}"
+    return f"{value:.1f}%"
+
+
+def _groups(g: Grid) -> list[str]:
+    return [x for x in ("high", "mid", "low") if x in g.groups] + sorted(
+        {x for x in g.groups if x not in ("high", "mid", "low", "")})
 
 
 def bound_by_group(g: Grid) -> pd.DataFrame:
     """Table 4: vanilla, SourceLast (source-wise bound at the last layer) and TargetFirst
-    (target-wise bound at the first layer) by resource group."""
+    (target-wise bound at the first layer) by resource group, each the mean over the group's
+    languages (``g.average``); NaN where the grid does not allow a bound."""
     rows = []
-    for group in [x for x in ("high", "mid", "low") if x in g.groups] + ["all"]:
+    for group in _groups(g) + ["all"]:
         sub = g if group == "all" else g.subset([x == group for x in g.groups])
         ub = upper_bounds(sub)
-        rows.append({"group": group, "n": len(sub.items), "vanilla": ub["vanilla"],
-                     "SourceLast": float(ub["source"][-1]), "TargetFirst": float(ub["target"][0]),
-                     "oracle": ub["oracle"]})
+        rows.append({"group": group, "langs": len(set(sub.langs)), "n": len(sub.items),
+                     "vanilla": ub["vanilla"], "SourceLast": ub["source_last"],
+                     "TargetFirst": ub["target_first"], "oracle": ub["oracle"]})
     return pd.DataFrame(rows)
 
 
@@ -159,7 +309,7 @@ def coarse_config(site: str, n_layers: int) -> tuple[int, int]:
     """Table 2's coarse-grained (source, target): attn last -> first (understanding),
     mlp first -> first (generation and culture)."""
     kind = str(site).split(":")[0]
-    if kind == "attn":
+    if kind in ("attn", "attn-authors"):
         return n_layers - 1, 0
     if kind == "mlp":
         return 0, 0
@@ -170,7 +320,7 @@ def config_accuracy(g: Grid, src: int, tgt: int) -> float:
     """Accuracy (percent) of one configuration."""
     if src not in g.src_layers or tgt not in g.tgt_layers:
         raise XtlError(f"configuration ({src}, {tgt}) was not swept")
-    return 100 * float(np.nanmean(g.correct[:, g.src_layers.index(src), g.tgt_layers.index(tgt)]))
+    return 100 * float(g.mean(g.correct[:, g.src_layers.index(src), g.tgt_layers.index(tgt)]))
 
 
 def entropy_select(df: pd.DataFrame, n_layers: int) -> pd.DataFrame:
@@ -268,9 +418,10 @@ def headline(g: Grid, site: str = "", n_layers: int | None = None) -> dict[str, 
     out = {"items": len(g.items), "languages": len(set(g.langs)), "vanilla": wtl["vanilla"],
            "average": wtl["average"], "win": wtl["win"], "tie": wtl["tie"], "lose": wtl["lose"],
            "best_config": (g.src_layers[si], g.tgt_layers[ti]), "best": 100 * float(acc[si, ti]),
-           "oracle": ub["oracle"], "source_last": float(ub["source"][-1]),
-           "target_first": float(ub["target"][0])}
-    n = n_layers or (max(g.src_layers) + 1)
+           "oracle": ub["oracle"], "source_last": ub["source_last"],
+           "target_first": ub["target_first"], "bound_reasons": ub["reasons"], "grid": ub["grid"],
+           "group_average": g.average}
+    n = n_layers or g.n_layers or (max(g.src_layers) + 1)
     try:
         src, tgt = coarse_config(site, n)
         out["coarse_config"] = (src, tgt)

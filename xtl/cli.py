@@ -68,8 +68,17 @@ def cmd_sweep(args) -> None:
     model = load_model(args.model, dtype=args.dtype, device=args.device)
     df = sweep(model, items, site=args.site, max_new_tokens=args.max_new_tokens, mode=args.mode,
                store=args.out, batch_size=args.batch_size, chat=args.chat,
-               settings={"data": args.data, "langs": langs, "limit": args.limit})
+               settings={"data": args.data, "langs": langs, "limit": args.limit,
+                         "data_root": _abs(args.data_root)})
     print(f"{len(df)} rows in {args.out}")
+
+
+def _abs(path):
+    """A data root as an absolute path (what the store records), or None."""
+    import os
+
+    value = path or os.environ.get("XTL_DATA")
+    return str(Path(value).expanduser().resolve()) if value else None
 
 
 def _langs_arg(langs):
@@ -106,29 +115,32 @@ def cmd_eval(args) -> None:
     df = sweep(model, items, site=args.site, src_layers=srcs, tgt_layers=tgts, max_new_tokens=max_new,
                store=out / "rows", batch_size=1, chat=args.chat,
                settings={"data": args.data, "langs": _langs_arg(args.langs), "limit": args.limit,
-                         "cot": args.cot})
-    df = evaluate(df, items, model=None if args.no_ppl else model, chat=args.chat)
+                         "cot": args.cot, "data_root": _abs(args.data_root)})
+    df = evaluate(df, items, model=None if args.no_ppl else model, chat=args.chat, rules=args.rules)
     df.to_parquet(out / "evaluated.parquet", index=False)
-    tables = {"lang": accuracy_table(df, ("lang",)), "group": accuracy_table(df, ("group",))}
+    tables = {"lang": accuracy_table(df, ("lang",), average=args.average),
+              "group": accuracy_table(df, ("group",), average=args.average)}
     for name, table in tables.items():
         table.to_csv(out / f"accuracy_by_{name}.csv", index=False)
-    _print_tables(tables, transplanted=bool(srcs))
+    _print_tables(tables, transplanted=bool(srcs), rules=args.rules, average=args.average)
     print(f"saved to {out}/ (evaluated.parquet, accuracy_by_lang.csv, accuracy_by_group.csv)")
 
 
-def _print_tables(tables, transplanted: bool) -> None:
+def _print_tables(tables, transplanted: bool, rules: str = "authors", average: str = "language") -> None:
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
+    how = "means over languages" if average == "language" else "pooled over items"
     for name, df in tables.items():
-        t = Table(title=f"accuracy by {name} (%)")
-        cols = [name, "n", "vanilla"] + (["transplanted", "delta"] if transplanted else [])
+        t = Table(title=f"accuracy by {name} (%) · rules={rules} · groups: {how}")
+        cols = [name, "n"] + (["langs"] if "langs" in df.columns and name != "lang" else []) + ["vanilla"]
+        cols += ["transplanted", "delta"] if transplanted else []
         cols += [c for c in ("lang_ok_vanilla", "ppl_vanilla") if c in df.columns]
         for c in cols:
             t.add_column(c, justify="left" if c == name else "right")
         for _, row in df.iterrows():
-            t.add_row(*[str(row[c]) if c in (name, "n") else f"{row[c]:.1f}" for c in cols])
+            t.add_row(*[str(row[c]) if c in (name, "n", "langs") else f"{row[c]:.1f}" for c in cols])
         console.print(t)
 
 
@@ -152,10 +164,54 @@ def cmd_report(args) -> None:
         from xtl.models import load_model
 
         model = load_model(args.model, dtype=args.dtype, device=args.device)
-    df = evaluate(df, data, model=model, root=args.data_root, chat=bool(settings.get("chat")))
+    root = args.data_root or settings.get("data_root")
+    df = evaluate(df, data, model=model, root=root, chat=bool(settings.get("chat")), rules=args.rules)
     title = args.title or f"xtl report: {settings.get('model', '')} · {data} · {settings.get('site', '')}"
-    path = build_report(df, args.out, title)
+    path = build_report(df, args.out, title, average=args.average, settings=settings)
     print(f"report written to {path}")
+
+
+def _open_run(path: str, args, model=None):
+    """A store (or an ``xtl eval`` folder) evaluated with its recorded task: a tables.Run."""
+    import json
+
+    from xtl.metrics import evaluate
+    from xtl.store import MANIFEST, read_store
+    from xtl.tables import Run
+
+    store = Path(path)
+    if not (store / MANIFEST).exists() and (store / "rows" / MANIFEST).exists():
+        store = store / "rows"  # an `xtl eval` output folder
+    df = read_store(store)
+    if df.empty:
+        raise XtlError(f"{store} holds no finished items yet; let the sweep run first")
+    settings = json.loads((store / MANIFEST).read_text())
+    if not settings.get("data"):
+        raise XtlError(f"{store} does not record its task; it was not written by `xtl sweep` or `xtl eval`")
+    root = args.data_root or settings.get("data_root")
+    df = evaluate(df, settings["data"], model=model, root=root, chat=bool(settings.get("chat")),
+                  rules=args.rules)
+    return Run(df, settings)
+
+
+def cmd_paper(args) -> None:
+    from xtl.tables import paper_table, to_csv, to_latex, to_markdown
+
+    model = None
+    if args.model:
+        from xtl.models import load_model
+
+        model = load_model(args.model, dtype=args.dtype, device=args.device)
+    runs = [_open_run(path, args, model) for path in args.stores]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for number in args.table:
+        table = paper_table(number, runs, average=args.average, rules=args.rules)
+        text = to_markdown(table)
+        print(text)
+        for ext, render in (("md", lambda t: text), ("csv", to_csv), ("tex", to_latex)):
+            (out / f"table{number}.{ext}").write_text(render(table), encoding="utf-8")
+    print(f"written to {out}/ (table<N>.md, .csv, .tex)")
 
 
 def cmd_lens(args) -> None:
@@ -185,9 +241,18 @@ def _common(p: argparse.ArgumentParser, model_default: str | None = None) -> Non
                    help="demo name gemma-3-270m, a TransformerLens name, a local HF folder or a .gguf")
     p.add_argument("--dtype", default="float32")
     p.add_argument("--device", default=None)
-    p.add_argument("--site", default="mlp", help="attn | mlp | block | heads:0,3")
+    p.add_argument("--site", default="mlp",
+                   help="attn | mlp | block | heads:0,3 | attn-authors (the authors' released variant)")
     p.add_argument("--max-new-tokens", type=int, default=20)
     p.add_argument("--chat", action="store_true", help="apply the tokenizer's chat template")
+
+
+def _scoring(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rules", default="authors", choices=["authors", "lenient"],
+                   help="scoring: the authors' released scripts (default) or lenient (full-width "
+                        "parentheses normalised for every task; not the paper's)")
+    p.add_argument("--average", default="language", choices=["language", "pooled"],
+                   help="group averages: mean over languages, as the paper (default), or pooled over items")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -223,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cot", action="store_true", help="the CoT baseline (200 new tokens)")
     p.add_argument("--no-ppl", action="store_true", help="skip response perplexity")
     p.add_argument("--out", default="xtl-eval")
+    _scoring(p)
 
     p = sub.add_parser("report", help="one self-contained HTML page of a sweep store")
     p.add_argument("store")
@@ -233,6 +299,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="float32")
     p.add_argument("--device", default=None)
     p.add_argument("--title", default=None)
+    _scoring(p)
+
+    p = sub.add_parser("paper", help="the paper's Tables 1-4 from stores, as Markdown, CSV and LaTeX")
+    p.add_argument("stores", nargs="+", help="sweep stores or `xtl eval` folders (PilotSet N² sweeps "
+                   "for Tables 1 and 4, coarse runs for Tables 2 and 3, a --cot eval for the CoT rows)")
+    p.add_argument("--table", type=int, nargs="+", default=[1, 2, 3, 4], choices=[1, 2, 3, 4],
+                   help="which tables (default: all four)")
+    p.add_argument("--out", default="xtl-tables", help="folder for table<N>.md/.csv/.tex (default: %(default)s)")
+    p.add_argument("--data-root", default=None, help="data folder (default: the one each store recorded)")
+    p.add_argument("--model", default=None, help="score response perplexity with this model")
+    p.add_argument("--dtype", default="float32")
+    p.add_argument("--device", default=None)
+    _scoring(p)
 
     p = sub.add_parser("lens", help="logit lens of one prompt, vanilla or transplanted")
     _common(p)
@@ -263,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
             cmd_report(args)
         elif args.command == "lens":
             cmd_lens(args)
+        elif args.command == "paper":
+            cmd_paper(args)
     except XtlError as exc:
         print(f"xtl: error: {exc}", file=sys.stderr)
         return 2

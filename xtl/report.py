@@ -38,15 +38,24 @@ def _table(df: pd.DataFrame) -> str:
                       na_rep="–")
 
 
-def build_report(df: pd.DataFrame, out: str | os.PathLike, title: str = "xtl sweep report") -> Path:
-    """Write the report of an evaluated results table (one site) to ``out``; returns the path."""
-    g = an.grid(df)
+def build_report(df: pd.DataFrame, out: str | os.PathLike, title: str = "xtl sweep report",
+                 average: str = "language", settings: dict | None = None) -> Path:
+    """Write the report of an evaluated results table (one site) to ``out``; returns the path.
+
+    ``average``: group means over languages (the paper's) or ``"pooled"`` over items;
+    ``settings``: the store's manifest, used for the paper tables' labels.
+    """
+    from xtl.tables import Run, paper_table
+
+    g = an.grid(df, average=average)
     site = str(df["site"].iloc[0]) if "site" in df.columns else ""
-    n_layers = max(g.src_layers + g.tgt_layers) + 1
+    n_layers = g.n_layers or max(g.src_layers + g.tgt_layers) + 1
     head = an.headline(g, site, n_layers)
-    by_lang = an.accuracy_table(df, by=("lang",))
-    by_group = an.accuracy_table(df, by=("group",)) if "group" in df.columns else None
+    by_lang = an.accuracy_table(df, by=("lang",), average=average)
+    by_group = an.accuracy_table(df, by=("group",), average=average) if "group" in df.columns else None
     bounds = an.bound_by_group(g)
+    ub = an.upper_bounds(g)
+    rules = str(df["rules"].iloc[0]) if "rules" in df.columns else "authors"
     wtl = an.win_tie_lose(g)
     _, q = an.mcnemar_grid(g)
     significant = int(np.nansum(q < 0.05))
@@ -63,8 +72,12 @@ def build_report(df: pd.DataFrame, out: str | os.PathLike, title: str = "xtl swe
             ("best configuration (in-sample)", f"source {best_i} → target {best_j}: {head['best']:.1f}% "
              f"(gain {gain_ci[0]:+.1f}, 95% CI {gain_ci[1]:+.1f} to {gain_ci[2]:+.1f})"),
             ("cells significant vs vanilla", f"{significant} (McNemar, Benjamini–Hochberg q < 0.05)"),
-            ("SourceLast / TargetFirst bound", f"{head['source_last']:.1f}% / {head['target_first']:.1f}%"),
-            ("N² oracle", f"{head['oracle']:.1f}%")]
+            ("swept grid", g.describe()),
+            ("scoring rules / group averages", f"{rules} / " + ("mean over languages (the paper's)"
+                                                               if average == "language" else "pooled over items")),
+            ("SourceLast (eq. 4)", an.format_bound(head["source_last"], "source_last", ub)),
+            ("TargetFirst (eq. 5)", an.format_bound(head["target_first"], "target_first", ub)),
+            ("N² oracle", an.format_bound(head["oracle"], "oracle", ub))]
     if "coarse" in head:
         c = head["coarse_config"]
         rows.append(("coarse strategy (Table 2)", f"source {c[0]} → target {c[1]}: {head['coarse']:.1f}%"))
@@ -87,8 +100,15 @@ def build_report(df: pd.DataFrame, out: str | os.PathLike, title: str = "xtl swe
     tables = [("Accuracy by language", by_lang)]
     if by_group is not None:
         tables.append(("Accuracy by resource group", by_group))
-    tables.append(("Upper bounds by resource group (Table 4)", bounds))
+    tables.append((f"Upper bounds by resource group ({g.describe()})", bounds))
     table_html = "".join(f"<h2>{html.escape(n)}</h2>{_table(t)}" for n, t in tables)
+    run = Run(df, {"site": site, "n_layers": n_layers, **(settings or {})})
+    for number in (1, 2, 3, 4):
+        pt = paper_table(number, [run], average=average, rules=rules)
+        table_html += f"<h2>Table {number}: {html.escape(pt.title)}</h2>"
+        table_html += "".join(f"<h3>{html.escape(c)}</h3>{_table(f.reset_index() if not isinstance(f.index, pd.RangeIndex) else f)}"
+                              for c, f in pt.blocks)
+        table_html += "".join(f"<p class=note>{html.escape(n)}</p>" for n in pt.notes)
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>

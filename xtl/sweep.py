@@ -124,7 +124,7 @@ def _fast_configs(model: HookedTransformer, pre: fastpath.Prefix, vanilla: Trans
     decoded: dict[tuple[int, int], tuple] = {}
 
     def step_one(keys: list[tuple[int, int]], rows: fastpath.Rows) -> fastpath.Next:
-        nxt = fastpath.first_step(model, pre, rows, resid_pre, [j for j, _ in keys], site.kind,
+        nxt = fastpath.first_step(model, pre, rows, resid_pre, [j for j, _ in keys], site.target_kind,
                                   src_acts[[i for _, i in keys]], site.heads, cand_ids)
         for key, cand, ent in zip(keys, nxt.cand_logprobs.tolist(), nxt.entropy.tolist()):
             stats[key] = (cand, ent)
@@ -302,7 +302,7 @@ def sweep(model: HookedTransformer, pairs: Iterable[Any], site: "str | Site" = "
     cand_ids = candidate_token_ids(model, candidates)
     stop = stop_token_ids(model)
     model_name = model.cfg.model_name
-    meta = {"model": model_name, "site": str(site), "src_layers": srcs, "tgt_layers": tgts,
+    meta = {"model": model_name, "n_layers": n, "site": str(site), "src_layers": srcs, "tgt_layers": tgts,
             "max_new_tokens": max_new_tokens, "mode": mode, "candidates": list(candidates),
             "chat": chat, **(settings or {})}
     results = ResultsStore(store, meta) if store is not None else None
@@ -320,7 +320,7 @@ def sweep(model: HookedTransformer, pairs: Iterable[Any], site: "str | Site" = "
             rows = _sweep_pair(model, p, site, srcs, tgts, max_new_tokens, mode, batch_size,
                                cand_ids, stop, chat, on_rows=bar.update, fast=fast)
             for r in rows:
-                r.update(model=model_name, site=str(site), item_key=key(p),
+                r.update(model=model_name, n_layers=n, site=str(site), item_key=key(p),
                          dataset=p.meta.get("dataset", ""), lang=p.meta.get("lang", ""),
                          gold=str(p.meta.get("gold", "")))
             if results is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -20,7 +21,7 @@ from typing import Any, Callable
 from xtl.errors import DataError
 
 __all__ = ["Item", "load_task", "TASKS", "data_root", "TEMPLATES", "render_prompt", "cot_items",
-           "COT_SUFFIX", "load_mkqa", "load_culturalbench"]
+           "COT_SUFFIX", "cot_suffix", "XCOPA_LANGS", "load_mkqa", "load_culturalbench"]
 
 
 @dataclass(frozen=True)
@@ -157,27 +158,46 @@ XCOPA_PROMPT = ("You are assigned to complete a two-category classification task
                 "the given premise.\n\nYour Answer:")
 
 
+#: The paper's XCOPA target languages (Table 3); et, qu and th are there on request.
+XCOPA_LANGS = ("ht", "id", "it", "sw", "ta", "tr", "vi", "zh")
+
+
 def load_xcopa(root: Path, langs=None, limit=None, unseen=False, pivot: str = "en",
                split: str = "test") -> list[Item]:
+    """XCOPA, transplanted from the English COPA original (``pivot``) into each language.
+
+    Every prompt, source and target, asks for the English COPA question type of its ``idx``:
+    the XCOPA files' own ``question`` field is wrong in several languages (th says "effect"
+    throughout). The pivot language is never its own target.
+    """
     folder = root / "data" if (root / "data").is_dir() else root
-    found = sorted(p.name for p in folder.iterdir() if p.is_dir())
-    use = langs or found
-    if pivot not in found:
-        pivot = "zh" if "zh" in found else found[0]
-    pivot_rows = {r["idx"]: r for r in read_jsonl(folder / pivot / f"{split}.{pivot}.jsonl")}
+    found = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    pivot_file = folder / pivot / f"{split}.{pivot}.jsonl"
+    if not pivot_file.exists():
+        raise DataError(f"missing XCOPA source-language file {pivot_file}; XCOPA is transplanted "
+                        f"from {pivot} (the English COPA originals aligned to XCOPA's idx)")
+    pivot_rows = {r["idx"]: r for r in read_jsonl(pivot_file)}
+    use = list(langs) if langs else [l for l in XCOPA_LANGS if l in found]
     items = []
     for lang in use:
+        if lang == pivot:
+            raise DataError(f"XCOPA's source language {pivot!r} cannot be a target (it would be "
+                            "transplanted into itself); leave it out of the languages")
         if lang not in found:
-            raise DataError(f"XCOPA language {lang!r} missing in {folder}; available: {', '.join(found)}")
+            raise DataError(f"XCOPA language {lang!r} missing in {folder}; available: "
+                            f"{', '.join(l for l in found if l != pivot)}")
         for k, row in enumerate(read_jsonl(folder / lang / f"{split}.{lang}.jsonl")):
             if limit is not None and k >= limit:
                 break
             src = pivot_rows.get(row["idx"])
             if src is None:
                 raise DataError(f"{folder / lang}: idx {row['idx']} has no parallel {pivot} item")
+            question = src["question"]
             items.append(Item(str(row["idx"]), "xcopa", lang, XCOPA_PROMPT.format(**src),
-                              XCOPA_PROMPT.format(**row), str(row["label"] + 1), "choice",
-                              {"1": "1", "2": "2"}, {"pivot": pivot, "src_lang": pivot}))
+                              XCOPA_PROMPT.format(**{**row, "question": question}),
+                              str(row["label"] + 1), "choice", {"1": "1", "2": "2"},
+                              {"pivot": pivot, "src_lang": pivot, "question": question,
+                               "file_question": row.get("question")}))
     return items
 
 
@@ -250,11 +270,18 @@ COT_SUFFIX = {
     "nl": "Laten we stap voor stap nadenken.", "bn": "চলুন ধাপে ধাপে চিন্তা করি।",
     "fi": "Ajatellaan askel askeleelta.", "he": "בואו נחשוב צעד אחר צעד.",
     "hu": "Gondolkodjunk lépésről lépésre.", "no": "La oss tenke steg for steg.",
+    "da": "Lad os tænke trin for trin.", "km": "ចូរយើងគិតម្តងមួយជំហាន។",
+    "qu": "Paso pasomanta yuyaymanasun.",
     "ms": "Mari kita fikir langkah demi langkah.", "pl": "Pomyślmy krok po kroku.",
 }
 
 #: New tokens under CoT (section F).
 COT_MAX_NEW_TOKENS = 200
+
+
+def cot_suffix(lang: str) -> str | None:
+    """The CoT suffix of a language code, regional variants (``zh_cn``, ``zh-TW``) included."""
+    return COT_SUFFIX.get(lang) or COT_SUFFIX.get(re.split(r"[-_]", lang)[0].lower())
 
 
 def cot_items(items: list[Item]) -> list[Item]:
@@ -265,11 +292,11 @@ def cot_items(items: list[Item]) -> list[Item]:
     out = []
     for item in items:
         src_lang = "en" if item.dataset in ("xnli", "xquad") else item.meta.get("src_lang", item.lang)
-        missing = [l for l in (item.out_lang, src_lang) if l not in COT_SUFFIX]
+        missing = [l for l in (item.out_lang, src_lang) if cot_suffix(l) is None]
         if missing:
             raise DataError(f"no CoT suffix for language(s) {missing}; add them to xtl.tasks.COT_SUFFIX")
-        out.append(replace(item, source=f"{item.source} {COT_SUFFIX[src_lang]}",
-                           target=f"{item.target} {COT_SUFFIX[item.out_lang]}",
+        out.append(replace(item, source=f"{item.source} {cot_suffix(src_lang)}",
+                           target=f"{item.target} {cot_suffix(item.out_lang)}",
                            meta={**item.meta, "cot": True}))
     return out
 
@@ -312,7 +339,8 @@ def load_mkqa(langs=None, limit=None, dataset=None, source_lang: str = "en") -> 
             per_lang[lang] = per_lang.get(lang, 0) + 1
             items.append(Item(str(row.get("example_id", n)), "mkqa", lang,
                               template.format(q=row["queries"][source_lang]),
-                              template.format(q=row["queries"][lang]), answers[0], "qa"))
+                              template.format(q=row["queries"][lang]), answers[0], "qa",
+                              meta={"src_lang": source_lang}))
     return items
 
 

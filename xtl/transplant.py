@@ -29,17 +29,27 @@ __all__ = ["Site", "Capture", "TransplantResult", "SITES", "capture", "transplan
 
 SITES: dict[str, str] = {
     "attn": "blocks.{layer}.hook_attn_out",
+    "attn-authors": "blocks.{layer}.hook_attn_out",
     "mlp": "blocks.{layer}.hook_mlp_out",
     "block": "blocks.{layer}.hook_resid_post",
     "heads": "blocks.{layer}.attn.hook_z",
 }
-"""Site name -> TransformerLens hook. For Gemma, ``attn``/``mlp`` are *after* the post-sublayer
-RMSNorm, i.e. exactly the tensor added to the residual stream."""
+"""Site name -> TransformerLens hook written at the target layer. For Gemma, ``attn``/``mlp``
+are *after* the post-sublayer RMSNorm, i.e. exactly the tensor added to the residual stream."""
+
+SOURCE_HOOKS: dict[str, str] = {"attn-authors": "blocks.{layer}.hook_resid_mid"}
+"""Sites whose captured activation comes from another hook than the one they write.
+
+``attn-authors`` reproduces the authors' released attention wrapper: the stored attention
+output is later changed in place by the residual add, so what they transplant is the source's
+residual stream after attention (``h_s + a_s``), written over the target's attention output
+(the target's own residual is then added: ``h_t + h_s + a_s``)."""
 
 
 @dataclass(frozen=True)
 class Site:
-    """Which activation is transplanted: ``attn``, ``mlp``, ``block`` or a set of ``heads``."""
+    """Which activation is transplanted: ``attn``, ``mlp``, ``block``, a set of ``heads``, or
+    ``attn-authors`` (the authors' released attention variant, see :data:`SOURCE_HOOKS`)."""
 
     kind: str
     heads: tuple[int, ...] | None = None
@@ -68,7 +78,17 @@ class Site:
         return cls(kind)
 
     def hook_name(self, layer: int) -> str:
+        """The hook written at target layer ``layer``."""
         return SITES[self.kind].format(layer=layer)
+
+    def source_hook_name(self, layer: int) -> str:
+        """The hook read at source layer ``layer`` (the written one, except for ``attn-authors``)."""
+        return SOURCE_HOOKS.get(self.kind, SITES[self.kind]).format(layer=layer)
+
+    @property
+    def target_kind(self) -> str:
+        """What the site replaces at the target: ``attn-authors`` writes the attention output."""
+        return "attn" if self.kind == "attn-authors" else self.kind
 
     def __str__(self) -> str:
         return self.kind if self.heads is None else f"heads:{','.join(map(str, self.heads))}"
@@ -148,6 +168,10 @@ def check_layer(model: HookedTransformer, layer: int, what: str) -> int:
 
 
 def _check_heads(model: HookedTransformer, site: Site) -> None:
+    """Check the site against the model: head indices in range, hooks the model has."""
+    if site.kind == "attn-authors" and getattr(model.cfg, "parallel_attn_mlp", False):
+        raise SiteError("site 'attn-authors' reads the residual stream between attention and MLP, "
+                        "which this model (parallel attention and MLP) does not have; use 'attn'")
     if site.heads is not None:
         bad = [h for h in site.heads if not 0 <= h < model.cfg.n_heads]
         if bad:
@@ -289,7 +313,7 @@ def _capture_tokens(model: HookedTransformer, tokens: Tensor, site: Site) -> Ten
             stored[layer] = act[0, -1].detach().clone()
         return hook
 
-    hooks = [(site.hook_name(l), make(l)) for l in range(model.cfg.n_layers)]
+    hooks = [(site.source_hook_name(l), make(l)) for l in range(model.cfg.n_layers)]
     cache = prefix_cache(model, tokens)
     with model.hooks(fwd_hooks=hooks):  # no unembedding: only the sites are needed
         model(tokens[-1].reshape(1, 1).to(model.cfg.device), past_kv_cache=cache, return_type=None)

@@ -1,0 +1,121 @@
+"""The paper's Tables 1-4: exact values on hand-built results, and end to end from real sweeps."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from xtl import tables as tb
+from xtl.errors import XtlError
+
+from test_analysis import table
+
+# 3 layers; 'de' (high) has 3 items, 'sw' (low) 1 item, so language means differ from item means.
+C = np.zeros((4, 3, 3), int)
+C[0, 2, 0] = 1            # de item 0: right only at the attn coarse config (last -> first)
+C[1, :, 1] = 1            # de item 1: right into target 1 from any source
+C[3, 2, :] = 1            # sw item: right from the last source into every target
+VAN = [1, 0, 0, 0]
+LANGS = ["de", "de", "de", "sw"]
+GROUPS = ["high", "high", "high", "low"]
+
+
+def _run(df=None, **settings):
+    df = table(C, VAN, LANGS, GROUPS) if df is None else df
+    return tb.Run(df.assign(dataset="xnli"), {"site": "attn", "n_layers": 3, **settings})
+
+
+def test_table3_coarse_by_language_with_language_mean_averages():
+    t = tb.paper_table(3, [_run()])
+    (caption, frame), = t.blocks
+    assert caption == "XNLI (attn 2→0)"
+    assert list(frame.columns) == ["High de", "High Avg.", "Low sw", "Low Avg."]
+    assert frame.loc["Vanilla", "High de"] == pytest.approx(100 / 3)
+    assert frame.loc["Coarse", "High de"] == pytest.approx(100 / 3)   # item 0 only
+    assert frame.loc["Coarse", "Low sw"] == 100
+    assert "Group averages: mean over languages." in t.notes[0]
+
+
+def test_table4_bounds_and_reasons():
+    t = tb.paper_table(4, [_run(), _run(table(np.ones((1, 1, 1)), [0], ["de"], ["high"]).iloc[:1].assign(is_vanilla=True),
+                                        cot=True)])
+    (_, frame), = t.blocks
+    # SourceLast: de items 0 and 1 (max over targets from source 2) -> 2/3; sw -> 1
+    assert frame.loc["SourceLast (attn)", "High"] == pytest.approx(200 / 3)
+    assert frame.loc["SourceLast (attn)", "Low"] == 100
+    assert frame.loc["SourceLast (attn)", "Avg."] == pytest.approx((200 / 3 + 100) / 2)  # not 3/4
+    assert frame.loc["TargetFirst (attn)", "Avg."] == pytest.approx((100 / 3 + 100) / 2)
+    assert frame.loc["CoT", "High"] == 0 and math.isnan(frame.loc["CoT", "Low"])
+    assert "Entropy-based (attn)" in frame.index
+    pooled = tb.paper_table(4, [_run()], average="pooled").blocks[0][1]
+    assert pooled.loc["SourceLast (attn)", "Avg."] == 75
+    assert "pooled over items (not the paper's)" in tb.paper_table(4, [_run()], average="pooled").notes[0]
+
+
+def test_table4_on_a_partial_grid_says_why():
+    df = table(C, VAN, LANGS, GROUPS)
+    part = df[df.is_vanilla | (df.tgt_layer > 0)]
+    t = tb.paper_table(4, [_run(part)])
+    frame = t.blocks[0][1]
+    assert frame.loc[["SourceLast (attn)", "TargetFirst (attn)"]].isna().all().all()
+    assert any("TargetFirst (attn): not computable on this grid: TargetFirst (eq. 5) needs target layer 0"
+               in n for n in t.notes)
+    md = tb.to_markdown(t)
+    assert "| SourceLast (attn) | – | – | – | – |" in md and "not computable on this grid" in md
+
+
+def test_tables_1_and_2_and_renderers():
+    df = table(C, VAN, LANGS, GROUPS).assign(lang_ok=True, ppl=np.nan)
+    t1 = tb.paper_table(1, [_run(df)])
+    frame = t1.blocks[0][1]
+    assert frame.loc["Vanilla", "Acc Avg."] == pytest.approx((100 / 3 + 0) / 2)
+    assert frame.loc["XTransplant (attn)", "Acc Low"] == pytest.approx(100 / 3)
+    assert frame.loc["Vanilla", "LC Avg."] == 100 and math.isnan(frame.loc["Vanilla", "PPL Avg."])
+    t2 = tb.paper_table(2, [_run(df)])
+    row = t2.blocks[0][1].iloc[0]
+    assert row["Layer selection (source, target)"] == "(last, first) = (2, 0)" and row["Coarse"] == pytest.approx((100 / 3 + 100) / 2)
+    tex = tb.to_latex(t2)
+    assert tex.startswith("\\begin{table}") and "\\toprule" in tex and "$\\Delta$" in tex
+    csv = tb.to_csv(t1)
+    assert csv.splitlines()[0].startswith("block,row,Acc High") and "XTransplant (attn)" in csv
+    with pytest.raises(XtlError, match="Tables 1-4"):
+        tb.paper_table(5, [_run()])
+
+
+@pytest.mark.demo
+def test_every_table_from_a_small_real_sweep(demo_model, shared_data, tmp_path, capsys):
+    """The demo model swept on real XNLI items through the CLI, then `xtl paper`."""
+    from xtl.cli import main
+
+    common = ["--model", "gemma-3-270m", "--data", "xnli", "--data-root", str(shared_data),
+              "--langs", "de", "sw", "--limit", "2"]
+    assert main(["sweep", *common, "--site", "attn", "--max-new-tokens", "5", "--out", str(tmp_path / "s")]) == 0
+    assert main(["eval", *common, "--cot", "--max-new-tokens", "6", "--no-ppl", "--out", str(tmp_path / "cot")]) == 0
+    capsys.readouterr()
+    out = tmp_path / "tables"
+    assert main(["paper", str(tmp_path / "s"), str(tmp_path / "cot"), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    for n in (1, 2, 3, 4):
+        assert f"### Table {n}:" in printed
+        for ext in ("md", "csv", "tex"):
+            assert (out / f"table{n}.{ext}").stat().st_size > 0
+    # recompute Table 3 and Table 4 by hand from the evaluated rows
+    from xtl.metrics import evaluate
+    from xtl.store import read_store
+
+    ev = evaluate(read_store(tmp_path / "s"), "xnli", root=shared_data)
+    n = int(ev["n_layers"].iloc[0])
+    t3 = pd.read_csv(out / "table3.csv").set_index("row")
+    t4 = pd.read_csv(out / "table4.csv").set_index("row")
+    coarse = ev[(ev.src_layer == n - 1) & (ev.tgt_layer == 0)].groupby("lang")["correct"].mean() * 100
+    assert t3.loc["Coarse", "High de"] == pytest.approx(coarse["de"], abs=0.01)
+    assert t3.loc["Coarse", "Low sw"] == pytest.approx(coarse["sw"], abs=0.01)
+    last = ev[ev.src_layer == n - 1].groupby(["lang", "item_key"])["correct"].max().groupby("lang").mean() * 100
+    assert t4.loc["SourceLast (attn)", "Avg."] == pytest.approx(last.mean(), abs=0.01)
+    cot = pd.read_parquet(tmp_path / "cot" / "evaluated.parquet").groupby("lang")["correct"].mean() * 100
+    assert t4.loc["CoT", "Avg."] == pytest.approx(cot.mean(), abs=0.01)
+    assert json.loads((tmp_path / "s" / "manifest.json").read_text())["data_root"] == str(shared_data.resolve())
