@@ -23,7 +23,7 @@ import torch
 
 import xtl
 from xtl import fastpath
-from xtl.sweep import sweep
+from xtl.engine import sweep
 from xtl.transplant import Site, clone_cache, greedy_decode, prefix_cache, stop_token_ids, tokenize
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "xtransplant"

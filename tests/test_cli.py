@@ -14,7 +14,7 @@ def run(args):
 @pytest.mark.parametrize("args, message", [
     (["transplant", "--model", "nonexistent-model-xyz", "--source-prompt", "a", "--target-prompt", "b"],
      "cannot read prompt file"),
-    (["transplant", "--model", "/no/such.gguf"], "give both"),
+    (["transplant", "--model", "/no/such.gguf"], "required: --source-prompt, --target-prompt"),
     (["sweep", "--model", "x", "--data", "xnlii", "--out", "o"], "Did you mean 'xnli'"),
 ])
 def test_cli_errors_are_one_line_exit_2(args, message):

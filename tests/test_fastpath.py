@@ -6,7 +6,7 @@ import torch
 
 from xtl import fastpath
 from xtl.errors import XtlError
-from xtl.sweep import Pair, sweep
+from xtl.engine import Pair, sweep
 from xtl.transplant import prefix_cache, tokenize
 from tests.conftest import PROMPTS
 
@@ -119,7 +119,7 @@ def test_last_layer_rows_share_decoding_with_vanilla(tiny_models, monkeypatch, s
     also when some first tokens and some later tokens are stop ids."""
     import importlib
 
-    engine = importlib.import_module("xtl.sweep")
+    engine = importlib.import_module("xtl.engine")
     _, model = tiny_models["llama"]
     n = model.cfg.n_layers
     kw = dict(site=site, max_new_tokens=6, batch_size=7, progress=False)

@@ -17,7 +17,7 @@ from test_analysis import C, LANGS, VAN, table
 
 
 def test_computation_never_imports_plotting():
-    code = "import sys, xtl, xtl.analysis, xtl.metrics, xtl.sweep; print('plotly' in sys.modules)"
+    code = "import sys, xtl, xtl.analysis, xtl.metrics, xtl.engine; print('plotly' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float
@@ -330,18 +332,24 @@ def vanilla_rows(model: HookedTransformer, prefix: Prefix, cache: TransformerLen
 
 
 def greedy(model: HookedTransformer, prefix: Prefix, rows: Rows, first: Next,
-           max_new_tokens: int, stop_ids: set[int], steps: list[list[float]] | None = None
+           max_new_tokens: int, stop_ids: set[int], steps: list[list[float]] | None = None,
+           on_step: Callable[[int], None] | None = None
            ) -> tuple[list[list[int]], list[float], list[bool]]:
     """Greedy continuation of rows on a shared prefix from their first token; rows leave at a
     stop id. Returns per row: generated ids (stop id excluded), summed log-likelihood, stopped
-    (``steps``: see :func:`xtl.transplant.greedy_loop`).
+    (``steps``: see :func:`xtl.transplant.greedy_loop`). ``on_step(k)`` is called after the
+    k-th decode step (progress reporting).
     """
+    taken = 0
 
     def step(idx: Tensor | None, tokens: Tensor) -> tuple[Tensor, Tensor]:
-        nonlocal rows
+        nonlocal rows, taken
         if idx is not None:
             rows = rows.select(idx)
         nxt = decode_pick(model, prefix, rows, tokens)
+        taken += 1
+        if on_step is not None:
+            on_step(taken)
         return nxt.token, nxt.logprob
 
     return greedy_loop(first.token, first.logprob, max_new_tokens, stop_ids, step, steps)

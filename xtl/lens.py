@@ -379,7 +379,7 @@ def case_study(model: HookedTransformer, source_prompt: str, target_prompt: str,
     """Run every (source, target) layer pair for one prompt pair through the sweep engine and
     score each response: multiple choice when ``gold`` is an option label (``labels``, default
     A-D... or 1-9), otherwise gold-substring QA."""
-    from xtl.sweep import sweep
+    from xtl.engine import sweep
 
     if not gold:
         raise XtlError("give the gold answer, e.g. gold='A'")

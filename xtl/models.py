@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +50,25 @@ def _resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
 
 
 def _default_device(device: str | None) -> str:
-    if device is not None:
-        return device
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    """``device`` checked against this machine, or CUDA when available, else CPU."""
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ModelSpecError(f"unknown device {device!r}; use cpu, cuda, cuda:N or mps") from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ModelSpecError(f"device {device!r} is not available: torch sees no CUDA GPU on this "
+                                 "machine; use --device cpu (or install a CUDA build of torch)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ModelSpecError(f"device {device!r} does not exist: this machine has "
+                                 f"{torch.cuda.device_count()} CUDA device(s), cuda:0..")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ModelSpecError(f"device {device!r} is not available on this machine; use --device cpu")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise ModelSpecError(f"device {device!r} is not supported; use cpu, cuda, cuda:N or mps")
+    return str(device)
 
 
 def _rope_theta(hf_config: Any, layer_type: str = "full_attention") -> float:
@@ -255,8 +272,15 @@ def _load_folder(folder: Path, dtype: torch.dtype, device: str | None, n_ctx: in
 
     if not (folder / "config.json").exists():
         raise ModelSpecError(f"{folder} has no config.json; point --model at a Hugging Face model folder")
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    hf_model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    device = _default_device(device)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        hf_model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    except Exception as exc:  # noqa: BLE001 - transformers raises many kinds; all mean the same
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelSpecError(f"{folder} cannot be loaded as a Hugging Face causal LM "
+                             f"({type(exc).__name__}: {first[:200]}); check its config.json, "
+                             "weights and tokenizer files") from exc
     return from_hf(hf_model, tokenizer, dtype=dtype, device=device, n_ctx=n_ctx)
 
 
@@ -268,41 +292,81 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _converted(folder: Path) -> bool:
+    return (folder / "model.safetensors").exists() and (folder / "config.json").exists()
+
+
 def gguf_to_folder(gguf: Path, out: Path | None = None) -> Path:
-    """Dequantise a GGUF file once into a safetensors HF folder in the xtl cache; return it."""
+    """Dequantise a GGUF file once into a safetensors HF folder in the xtl cache; return it.
+
+    Safe for several processes at once: each converts into its own temporary folder under a
+    file lock, and the finished folder appears by one atomic rename.
+    """
+    from filelock import FileLock
+
     gguf = Path(gguf)
     if not gguf.is_file():
         raise ModelSpecError(f"GGUF file {gguf} does not exist")
     stat = gguf.stat()
     key = hashlib.sha1(f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
     out = out or cache_dir() / "gguf" / f"{gguf.stem}-{key}"
-    if (out / "model.safetensors").exists() and (out / "config.json").exists():
+    if _converted(out):
         return out
-    try:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-        from safetensors.torch import save_model
-    except ImportError as exc:  # pragma: no cover - transformers is a hard dependency
-        raise ModelSpecError(f"cannot convert GGUF: {exc}") from exc
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(out) + ".lock"):
+        if _converted(out):  # another process converted it while we waited
+            return out
+        _convert_gguf(gguf, out)
+    return out
+
+
+def _convert_gguf(gguf: Path, out: Path) -> None:
+    import importlib.util
+    import time
+    import uuid
+
+    from safetensors.torch import save_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    print(f"xtl: first use of {gguf.name}: dequantising it once into {out} ...", file=sys.stderr)
+    start = time.perf_counter()
+    tmp = out.with_name(f"{out.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     tmp.mkdir(parents=True)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        hf_model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
-                                                        dtype=torch.float32)
-    except Exception as exc:  # noqa: BLE001
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            hf_model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
+                                                            dtype=torch.float32)
+        except Exception as exc:  # noqa: BLE001 - any failure means: not a readable GGUF
+            if importlib.util.find_spec("gguf") is None:
+                raise ModelSpecError(f"reading GGUF files needs the 'gguf' package: pip install gguf") from exc
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise ModelSpecError(f"{gguf} is not a GGUF checkpoint transformers can read ({first}); "
+                                 "check that the file is complete and of a supported architecture "
+                                 "(Llama, Mistral, Qwen2, Gemma 3)") from exc
+        save_model(hf_model, str(tmp / "model.safetensors"))
+        config = hf_model.config.to_dict()
+        config.pop("quantization_config", None)
+        config["architectures"] = [type(hf_model).__name__]
+        (tmp / "config.json").write_text(json.dumps(config, indent=2))
+        tokenizer.save_pretrained(tmp)
+        shutil.rmtree(out, ignore_errors=True)
+        os.replace(tmp, out)
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise ModelSpecError(f"transformers could not read GGUF {gguf}: {exc}; "
-                             "install the 'gguf' package and check the file") from exc
-    save_model(hf_model, str(tmp / "model.safetensors"))
-    config = hf_model.config.to_dict()
-    config.pop("quantization_config", None)
-    config["architectures"] = [type(hf_model).__name__]
-    (tmp / "config.json").write_text(json.dumps(config, indent=2))
-    tokenizer.save_pretrained(tmp)
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
-    return out
+    print(f"xtl: converted in {time.perf_counter() - start:.1f} s; later runs load {out} directly",
+          file=sys.stderr)
+
+
+def _load_converted(gguf: Path, dtype: torch.dtype, device: str | None, n_ctx: int | None):
+    """Load the cached conversion of ``gguf``; rebuild it once when it is unreadable."""
+    folder = gguf_to_folder(gguf)
+    try:
+        return _load_folder(folder, dtype, device, n_ctx)
+    except ModelSpecError as exc:
+        print(f"xtl: the converted copy {folder} is unreadable ({exc}); rebuilding it", file=sys.stderr)
+        shutil.rmtree(folder, ignore_errors=True)
+        return _load_folder(gguf_to_folder(gguf), dtype, device, n_ctx)
 
 
 def demo_gguf_path(verify: bool = True) -> Path:
@@ -328,6 +392,13 @@ def demo_gguf_path(verify: bool = True) -> Path:
     return target
 
 
+def _named(model: HookedTransformer, name: str) -> HookedTransformer:
+    """Name the model as the user gave it (not the path of a converted copy in the cache):
+    manifests and reports show this name, and a rebuilt cache still resumes a store."""
+    model.cfg.model_name = name
+    return model
+
+
 def load_model(spec: str | os.PathLike = DEMO_MODEL, dtype: str | torch.dtype = "float32",
                device: str | None = None, n_ctx: int | None = None) -> HookedTransformer:
     """Load a model as an unprocessed HookedTransformer (activations match Hugging Face).
@@ -344,17 +415,17 @@ def load_model(spec: str | os.PathLike = DEMO_MODEL, dtype: str | torch.dtype = 
         DemoModelError: the demo model is missing or its sha256 does not match.
     """
     torch_dtype = _resolve_dtype(dtype)
+    device = _default_device(device)  # checked before any loading
     text = str(spec)
     path = Path(text).expanduser()
     if text == DEMO_MODEL:
-        folder = gguf_to_folder(demo_gguf_path())
-        return _load_folder(folder, torch_dtype, device, n_ctx)
+        return _named(_load_converted(demo_gguf_path(), torch_dtype, device, n_ctx), DEMO_MODEL)
     if text.lower().endswith(".gguf"):
         if not path.is_file():
             raise ModelSpecError(f"GGUF file {path} does not exist; check the path")
-        return _load_folder(gguf_to_folder(path), torch_dtype, device, n_ctx)
+        return _named(_load_converted(path, torch_dtype, device, n_ctx), path.name)
     if path.is_dir():
-        return _load_folder(path, torch_dtype, device, n_ctx)
+        return _named(_load_folder(path, torch_dtype, device, n_ctx), path.resolve().name)
     if path.exists() or text.startswith((".", "/", "~")):
         raise ModelSpecError(f"{text} is not a model folder or a .gguf file; check the path")
     from transformer_lens.loading_from_pretrained import OFFICIAL_MODEL_NAMES, MODEL_ALIASES

@@ -2,6 +2,9 @@
 
 An item's rows are written atomically (temporary file, then rename), so a sweep killed at any
 moment loses at most the item in flight, never duplicates a row, and resumes where it stopped.
+A shard that cannot be read (a disk that filled up, a file cut short by hand) does not count as
+finished: the next run redoes it. Settings that only choose *which* items run (``limit``,
+``langs``) may change between runs, so a store can grow; settings that change a result may not.
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ import pandas as pd
 
 from xtl.errors import StoreError
 
-__all__ = ["ResultsStore", "read_store", "dense"]
+__all__ = ["ResultsStore", "read_store", "read_manifest", "check_writable_dir", "dense"]
 
 MANIFEST = "manifest.json"
+#: Settings that select items rather than change results: a store may grow along them.
+SELECTION = ("limit", "langs", "data_root")
 
 
 def _shard_name(item_key: str) -> str:
@@ -31,42 +36,91 @@ class ResultsStore:
     """A directory of per-item Parquet shards; state lives on disk only."""
 
     def __init__(self, path: str | os.PathLike, settings: dict[str, Any]):
-        self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
+        self.path = check_writable_dir(path)
         manifest = self.path / MANIFEST
         settings = json.loads(json.dumps(settings, default=str))
         if manifest.exists():
-            old = json.loads(manifest.read_text())
-            if old != settings:
-                diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+            old = read_manifest(self.path)
+            diff = sorted(k for k in set(old) | set(settings)
+                          if k not in SELECTION and old.get(k) != settings.get(k))
+            if diff:
                 raise StoreError(
                     f"{self.path} holds a sweep with other settings ({', '.join(diff)} differ); "
                     "use a new --out directory or the same settings to resume")
-        else:
-            tmp = manifest.with_suffix(".tmp")
+        if not manifest.exists() or read_manifest(self.path) != settings:
+            tmp = manifest.with_name(f"{MANIFEST}.{os.getpid()}.tmp")
             tmp.write_text(json.dumps(settings, indent=2))
             tmp.replace(manifest)
         self.settings = settings
 
     def has(self, item_key: str) -> bool:
-        return (self.path / _shard_name(item_key)).exists()
+        """Whether the item's shard exists and can be read (a broken one is redone)."""
+        return _readable(self.path / _shard_name(item_key))
 
     def write(self, item_key: str, rows: list[dict[str, Any]]) -> None:
         target = self.path / _shard_name(item_key)
-        tmp = target.with_suffix(".partial")
+        tmp = target.with_name(f"{target.stem}.{os.getpid()}.partial")
         pd.DataFrame(rows).to_parquet(tmp, index=False)
         tmp.replace(target)
+
+
+def check_writable_dir(path: str | os.PathLike) -> Path:
+    """Create the folder ``path`` (or check it), with a clear error when it cannot be one."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise StoreError(f"{path} is a file, not a folder; give --out a new or existing folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create the folder {path} ({exc.strerror or exc}); "
+                         "choose an --out you can write to") from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise StoreError(f"the folder {path} is not writable; choose an --out you can write to")
+    return path
+
+
+def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
+    """The settings a store recorded, with a clear error for a missing or corrupted manifest."""
+    manifest = Path(path) / MANIFEST
+    if not manifest.exists():
+        raise StoreError(f"{path} is not an xtl results store (no {MANIFEST}); run `xtl sweep` first")
+    try:
+        settings = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StoreError(f"{manifest} is corrupted ({exc}); restore it, or sweep into a new --out "
+                         "(the item shards beside it are intact)") from exc
+    if not isinstance(settings, dict):
+        raise StoreError(f"{manifest} is corrupted (not a JSON object); restore it or use a new --out")
+    return settings
+
+
+def _readable(shard: Path) -> bool:
+    if not shard.exists():
+        return False
+    try:
+        import pyarrow.parquet as pq
+
+        pq.read_metadata(shard)
+        return True
+    except Exception:  # noqa: BLE001 - any failure: the shard must be redone
+        return False
 
 
 def read_store(path: str | os.PathLike) -> pd.DataFrame:
     """All rows of a store as one tidy DataFrame (vanilla rows have layers -1)."""
     path = Path(path)
-    if not (path / MANIFEST).exists():
-        raise StoreError(f"{path} is not an xtl results store (no {MANIFEST}); run `xtl sweep` first")
+    read_manifest(path)
     shards = sorted(path.glob("item-*.parquet"))
     if not shards:
         return pd.DataFrame()
-    return pd.concat([pd.read_parquet(s) for s in shards], ignore_index=True)
+    frames = []
+    for shard in shards:
+        try:
+            frames.append(pd.read_parquet(shard))
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises several kinds for a bad file
+            raise StoreError(f"{shard} is unreadable ({type(exc).__name__}); rerun the sweep command "
+                             "that wrote the store to redo that item, or delete the file") from exc
+    return pd.concat(frames, ignore_index=True)
 
 
 def dense(df: pd.DataFrame, value: str = "correct", n_layers: int | None = None,

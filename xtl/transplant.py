@@ -12,7 +12,6 @@ share it, so transplanting a layer into itself from the same prompt is bitwise t
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -23,76 +22,10 @@ from transformer_lens import HookedTransformer
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
 from xtl.errors import PromptError, SiteError
+from xtl.sites import SITES, SOURCE_HOOKS, Site  # noqa: F401  (re-exported)
 
 __all__ = ["Site", "Capture", "TransplantResult", "SITES", "capture", "transplant", "tokenize",
            "format_prompt", "stop_token_ids", "vanilla"]
-
-SITES: dict[str, str] = {
-    "attn": "blocks.{layer}.hook_attn_out",
-    "attn-authors": "blocks.{layer}.hook_attn_out",
-    "mlp": "blocks.{layer}.hook_mlp_out",
-    "block": "blocks.{layer}.hook_resid_post",
-    "heads": "blocks.{layer}.attn.hook_z",
-}
-"""Site name -> TransformerLens hook written at the target layer. For Gemma, ``attn``/``mlp``
-are *after* the post-sublayer RMSNorm, i.e. exactly the tensor added to the residual stream."""
-
-SOURCE_HOOKS: dict[str, str] = {"attn-authors": "blocks.{layer}.hook_resid_mid"}
-"""Sites whose captured activation comes from another hook than the one they write.
-
-``attn-authors`` reproduces the authors' released attention wrapper: the stored attention
-output is later changed in place by the residual add, so what they transplant is the source's
-residual stream after attention (``h_s + a_s``), written over the target's attention output
-(the target's own residual is then added: ``h_t + h_s + a_s``)."""
-
-
-@dataclass(frozen=True)
-class Site:
-    """Which activation is transplanted: ``attn``, ``mlp``, ``block``, a set of ``heads``, or
-    ``attn-authors`` (the authors' released attention variant, see :data:`SOURCE_HOOKS`)."""
-
-    kind: str
-    heads: tuple[int, ...] | None = None
-
-    def __post_init__(self) -> None:
-        if self.kind not in SITES:
-            close = difflib.get_close_matches(self.kind, list(SITES), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise SiteError(f"unknown site {self.kind!r}; use one of {', '.join(SITES)}.{hint}")
-        if self.kind == "heads" and not self.heads:
-            raise SiteError("site 'heads' needs head indices, e.g. Site('heads', (0, 3)) or 'heads:0,3'")
-        if self.kind != "heads" and self.heads:
-            raise SiteError(f"head indices only apply to site 'heads', not {self.kind!r}")
-
-    @classmethod
-    def parse(cls, spec: "str | Site") -> "Site":
-        """``"mlp"`` -> Site('mlp'); ``"heads:0,3"`` -> Site('heads', (0, 3))."""
-        if isinstance(spec, Site):
-            return spec
-        kind, _, heads = str(spec).partition(":")
-        if kind == "heads" and heads:
-            try:
-                return cls("heads", tuple(int(h) for h in heads.split(",")))
-            except ValueError as exc:
-                raise SiteError(f"bad head list {heads!r}; write e.g. heads:0,3") from exc
-        return cls(kind)
-
-    def hook_name(self, layer: int) -> str:
-        """The hook written at target layer ``layer``."""
-        return SITES[self.kind].format(layer=layer)
-
-    def source_hook_name(self, layer: int) -> str:
-        """The hook read at source layer ``layer`` (the written one, except for ``attn-authors``)."""
-        return SOURCE_HOOKS.get(self.kind, SITES[self.kind]).format(layer=layer)
-
-    @property
-    def target_kind(self) -> str:
-        """What the site replaces at the target: ``attn-authors`` writes the attention output."""
-        return "attn" if self.kind == "attn-authors" else self.kind
-
-    def __str__(self) -> str:
-        return self.kind if self.heads is None else f"heads:{','.join(map(str, self.heads))}"
-
 
 @dataclass(frozen=True)
 class Capture:
@@ -134,17 +67,24 @@ def format_prompt(model: HookedTransformer, prompt: str, chat: bool = False) -> 
                                    add_generation_prompt=True)
 
 
-def tokenize(model: HookedTransformer, prompt: str, max_new_tokens: int = 0) -> Int[Tensor, "pos"]:
-    """Token ids the way the model's own tokenizer makes them (one BOS at most)."""
+def tokenize(model: HookedTransformer, prompt: str, max_new_tokens: int = 0,
+             what: str = "prompt") -> Int[Tensor, "pos"]:
+    """Token ids the way the model's own tokenizer makes them (one BOS at most).
+
+    ``what`` names the prompt in errors (``"source prompt"``, ``"target prompt"``).
+    """
     if not isinstance(prompt, str) or not prompt.strip():
-        raise PromptError("the prompt is empty; give a non-empty prompt text")
+        raise PromptError(f"the {what} is empty; give a non-empty prompt text")
     tok = model.tokenizer
     bos = getattr(tok, "bos_token", None)
     add_special = not (bos and prompt.startswith(bos))
     ids = tok(prompt, add_special_tokens=add_special)["input_ids"]
+    if len(ids) > model.cfg.n_ctx:
+        raise PromptError(f"the {what} has {len(ids)} tokens, more than the model's context of "
+                          f"{model.cfg.n_ctx}; shorten it")
     if len(ids) + max_new_tokens > model.cfg.n_ctx:
         raise PromptError(
-            f"prompt of {len(ids)} tokens + {max_new_tokens} new tokens exceeds the model's "
+            f"the {what} of {len(ids)} tokens + {max_new_tokens} new tokens exceeds the model's "
             f"context of {model.cfg.n_ctx}; shorten the prompt or lower max_new_tokens")
     return torch.tensor(ids, dtype=torch.long)
 
@@ -300,7 +240,7 @@ def capture(model: HookedTransformer, prompt: str, site: "str | Site", chat: boo
     """
     site = Site.parse(site)
     _check_heads(model, site)
-    tokens = tokenize(model, format_prompt(model, prompt, chat))
+    tokens = tokenize(model, format_prompt(model, prompt, chat), what="source prompt")
     acts = _capture_tokens(model, tokens, site)
     return Capture(site=site, acts=acts, prompt=prompt, tokens=tokens)
 
@@ -358,7 +298,7 @@ def transplant(model: HookedTransformer, target_prompt: str, source: "str | Capt
         src = source
     else:
         src = capture(model, source, Site(site.kind, None) if site.kind != "heads" else site, chat)
-    tokens = tokenize(model, format_prompt(model, target_prompt, chat), max_new_tokens)
+    tokens = tokenize(model, format_prompt(model, target_prompt, chat), max_new_tokens, "target prompt")
     stop = stop_token_ids(model)
     base = prefix_cache(model, tokens)
 

@@ -67,13 +67,21 @@ def candidate_token_ids(model: HookedTransformer, candidates: Sequence[str]) -> 
 
 
 def _as_pair(p: Any, k: int) -> Pair:
+    """A :class:`Pair` from a Pair, an item with source/target, or a tuple; an item without an
+    id gets a hash of its content (never its position, which another list would reuse)."""
+    from xtl.tasks import content_id
+
     if isinstance(p, Pair):
         return p
     if hasattr(p, "source") and hasattr(p, "target"):
         meta = {key: getattr(p, key) for key in ("lang", "dataset", "gold") if hasattr(p, key)}
-        return Pair(p.source, p.target, str(getattr(p, "id", k)), meta)
+        pid = getattr(p, "id", None)
+        return Pair(p.source, p.target, str(pid) if pid is not None else content_id(p.source, p.target), meta)
     if isinstance(p, (tuple, list)) and len(p) >= 2:
-        return Pair(p[0], p[1], str(p[2]) if len(p) > 2 else str(k), dict(p[3]) if len(p) > 3 else {})
+        if not (isinstance(p[0], str) and isinstance(p[1], str)):
+            raise XtlError(f"pair #{k}: source and target must be strings")
+        pid = str(p[2]) if len(p) > 2 and p[2] is not None else content_id(p[0], p[1])
+        return Pair(p[0], p[1], pid, dict(p[3]) if len(p) > 3 else {})
     raise XtlError(f"pair #{k} is not (source, target[, id, meta]) nor a Pair; got {type(p).__name__}")
 
 
@@ -156,15 +164,24 @@ def _fast_configs(model: HookedTransformer, pre: fastpath.Prefix, vanilla: Trans
         if generate:
             nxt = fastpath.Next(torch.cat([p.token for p in parts]), torch.cat([p.logprob for p in parts]))
             steps: list[list[float]] = []
-            ids, loglik, stopped = fastpath.greedy(model, pre, rows, nxt, max_new_tokens, stop, steps)
+            reported = 0
+
+            def tick(k: int, share: int = len(keys)) -> None:  # progress within the batch
+                nonlocal reported
+                now = share * min(k, cap) // cap
+                if now > reported:
+                    done(now - reported)
+                    reported = now
+            ids, loglik, stopped = fastpath.greedy(model, pre, rows, nxt, max_new_tokens, stop, steps, tick)
             for r, key in enumerate(keys):
                 decoded[key] = (ids[r], loglik[r], stopped[r])
             for r, token in enumerate(tokens, start=len(keys)):
                 rep_out[token] = (ids[r], steps[r], stopped[r])
         else:
+            reported = 0
             for key in keys:
                 decoded[key] = ([], float("nan"), False)
-        done(len(keys))
+        done(len(keys) - reported)
     for key, (token, logprob) in first.items():
         ids, steps, stopped = rep_out[token]
         loglik = 0.0
@@ -185,9 +202,9 @@ def _sweep_pair(model: HookedTransformer, pair: Pair, site: Site, src_layers: li
     tok = model.tokenizer
     src_acts = None
     if src_layers and tgt_layers:  # vanilla-only runs (evaluation) need no source pass
-        src_tokens = tokenize(model, format_prompt(model, pair.source, chat))
+        src_tokens = tokenize(model, format_prompt(model, pair.source, chat), what=f"source prompt of item {pair.id}")
         src_acts = _capture_tokens(model, src_tokens, Site(site.kind, site.heads))
-    tokens = tokenize(model, format_prompt(model, pair.target, chat), max_new_tokens)
+    tokens = tokenize(model, format_prompt(model, pair.target, chat), max_new_tokens, f"target prompt of item {pair.id}")
     prefix = prefix_cache(model, tokens)
 
     # Vanilla last-token pass: records resid_pre of every layer and the full vanilla cache.
@@ -292,8 +309,8 @@ def sweep(model: HookedTransformer, pairs: Iterable[Any], site: "str | Site" = "
     site = Site.parse(site)
     _check_heads(model, site)
     n = model.cfg.n_layers
-    srcs = [check_layer(model, l, "source layer") for l in (src_layers if src_layers is not None else range(n))]
-    tgts = [check_layer(model, l, "target layer") for l in (tgt_layers if tgt_layers is not None else range(n))]
+    srcs = sorted({check_layer(model, l, "source layer") for l in (src_layers if src_layers is not None else range(n))})
+    tgts = sorted({check_layer(model, l, "target layer") for l in (tgt_layers if tgt_layers is not None else range(n))})
     pairs = [_as_pair(p, k) for k, p in enumerate(pairs)]
     why_not = fastpath.unsupported(model)
     if fast and why_not:
@@ -310,11 +327,18 @@ def sweep(model: HookedTransformer, pairs: Iterable[Any], site: "str | Site" = "
     def key(p: Pair) -> str:
         return f"{p.meta.get('dataset', '')}/{p.meta.get('lang', '')}/{p.id}"
 
+    seen: dict[str, int] = {}
+    for k, p in enumerate(pairs):
+        if key(p) in seen:
+            raise XtlError(f"items #{seen[key(p)]} and #{k} have the same key {key(p)!r}; give every "
+                           "item its own id (items without one are keyed by their content)")
+        seen[key(p)] = k
     todo = [p for p in pairs if results is None or not results.has(key(p))]
     per_item = len(srcs) * len(tgts) + 1
     all_rows: list[dict] = []
+    finished = len(pairs) - len(todo)
     bar = tqdm(total=len(todo) * per_item, unit="cfg", disable=not progress,
-               desc=f"sweep {site} ({len(pairs) - len(todo)} items done)")
+               desc=f"sweep {site} ({finished}/{len(pairs)} items done)")
     try:
         for p in todo:
             rows = _sweep_pair(model, p, site, srcs, tgts, max_new_tokens, mode, batch_size,
@@ -326,6 +350,8 @@ def sweep(model: HookedTransformer, pairs: Iterable[Any], site: "str | Site" = "
             if results is not None:
                 results.write(key(p), rows)
             all_rows.extend(rows)
+            finished += 1
+            bar.set_description(f"sweep {site} ({finished}/{len(pairs)} items done)")
     finally:
         bar.close()
     if results is not None:

