@@ -128,7 +128,7 @@ def _timed(fn):
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="gemma-3-270m")
+    ap.add_argument("--model", default="gemma-3-270m-q4km")
     ap.add_argument("--site", default="mlp")
     ap.add_argument("--naive-sample", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=3,

@@ -21,7 +21,7 @@ with open("my_task.jsonl", "w", encoding="utf-8") as f:
     f.write("\n".join(json.dumps(r, ensure_ascii=False) for r in rows))
 
 items = xtl.load_task("my_task.jsonl")
-model = xtl.load_model("gemma-3-270m")
+model = xtl.load_model("gemma-3-270m-q4km")
 n = model.cfg.n_layers
 df = xtl.sweep(model, items, site="mlp", src_layers=[0, n // 2, n - 1], tgt_layers=[0, n // 6],
                max_new_tokens=10)

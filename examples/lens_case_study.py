@@ -4,7 +4,7 @@ import xtl
 from xtl.cli import builtin_pair
 from xtl.plots import save
 
-model = xtl.load_model("gemma-3-270m")
+model = xtl.load_model("gemma-3-270m-q4km")
 n = model.cfg.n_layers
 pair = builtin_pair()
 panels = xtl.compare(model, pair["source"], pair["target"], n // 2, n // 6, "mlp", max_new_tokens=6,

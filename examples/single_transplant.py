@@ -3,7 +3,7 @@
 import xtl
 from xtl.cli import builtin_pair
 
-model = xtl.load_model("gemma-3-270m")
+model = xtl.load_model("gemma-3-270m-q4km")
 pair = builtin_pair()
 n = model.cfg.n_layers
 res = xtl.transplant(model, pair["target"], pair["source"], src_layer=n // 2, tgt_layer=n // 6, site="mlp")

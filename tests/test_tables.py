@@ -32,7 +32,7 @@ def _run(df=None, **settings):
 def test_table3_coarse_by_language_with_language_mean_averages():
     t = tb.paper_table(3, [_run()])
     (caption, frame), = t.blocks
-    assert caption == "XNLI (attn 2→0)"
+    assert caption == "XNLI PilotSet (attn 2→0)"
     assert list(frame.columns) == ["High de", "High Avg.", "Low sw", "Low Avg."]
     assert frame.loc["Vanilla", "High de"] == pytest.approx(100 / 3)
     assert frame.loc["Coarse", "High de"] == pytest.approx(100 / 3)   # item 0 only
@@ -62,7 +62,7 @@ def test_table4_on_a_partial_grid_says_why():
     t = tb.paper_table(4, [_run(part)])
     frame = t.blocks[0][1]
     assert frame.loc[["SourceLast (attn)", "TargetFirst (attn)"]].isna().all().all()
-    assert any("TargetFirst (attn): not computable on this grid: TargetFirst (eq. 5) needs target layer 0"
+    assert any("XNLI PilotSet TargetFirst (attn): not computable on this grid: TargetFirst (eq. 5) needs target layer 0"
                in n for n in t.notes)
     md = tb.to_markdown(t)
     assert "| SourceLast (attn) | – | – | – | – |" in md and "not computable on this grid" in md

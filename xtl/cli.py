@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 
 from xtl.errors import PromptError, XtlError
+from xtl.names import DEMO_ALIASES, DEMO_LAYERS, DEMO_MODEL
 
 DATA_HELP = ("task: xnli, xquad, globalopinionqa (add :unseen for the unseen sets), xcopa, mkqa "
              "(hub), or a JSON Lines file, e.g. xnli:unseen or my_task.jsonl")
@@ -80,6 +81,32 @@ def _check_site(spec: str) -> None:
     Site.parse(spec)
 
 
+def _depth(spec: str | None) -> int | None:
+    """The model's number of layers when it can be read without loading it (demo, local folder)."""
+    if spec in (DEMO_MODEL, *DEMO_ALIASES):
+        return DEMO_LAYERS
+    config = Path(str(spec)).expanduser() / "config.json"
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+        data = data if "num_hidden_layers" in data else data.get("text_config", {})
+        return int(data["num_hidden_layers"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None  # known only after loading; the library checks then
+
+
+def _check_layers(model: str, **layers) -> None:
+    """Layer numbers against the model's depth, before the model loads."""
+    n = _depth(model)
+    if n is None:
+        return
+    for what, values in layers.items():
+        values = [values] if isinstance(values, int) else (values or [])
+        bad = [v for v in values if not -n <= v < n]
+        if bad:
+            raise XtlError(f"{what.replace('_', ' ')} {', '.join(map(str, bad))} out of range; "
+                           f"{model} has layers 0..{n - 1}")
+
+
 def _check_out_file(path: str | None) -> None:
     """An output file we will be able to write (checked before any model loads)."""
     if not path:
@@ -120,6 +147,7 @@ def cmd_transplant(args, demo: bool = False) -> None:
     from xtl.transplant import transplant
 
     _check_site(args.site)
+    _check_layers(args.model, source_layer=args.src_layer, target_layer=args.tgt_layer)
     if demo and not (args.source_prompt or args.target_prompt):
         pair = builtin_pair()
         source, target = pair["source"], pair["target"]
@@ -142,6 +170,7 @@ def cmd_sweep(args) -> None:
 
     _check_site(args.site)
     srcs, tgts = parse_layers(args.src_layers), parse_layers(args.tgt_layers)
+    _check_layers(args.model, source_layers=srcs, target_layers=tgts)
     langs = _langs_arg(args.langs)
     items = load_task(args.data, langs=langs, limit=args.limit, root=args.data_root)
     if not items:
@@ -176,6 +205,7 @@ def cmd_eval(args) -> None:
         raise XtlError("give both --src-layer and --tgt-layer (or neither, for vanilla only)")
     if args.cot and srcs is not None:
         raise XtlError("--cot is the vanilla chain-of-thought baseline; leave out the layers")
+    _check_layers(args.model, source_layers=srcs, target_layers=tgts)
     items = load_task(args.data, langs=_langs_arg(args.langs), limit=args.limit, root=args.data_root)
     if not items:
         raise XtlError(f"no items in {args.data} for languages {args.langs}; check --langs")
@@ -260,7 +290,7 @@ def cmd_report(args) -> None:
     run = _open_run(args.store, args, model)
     settings = run.settings
     title = args.title or f"xtl report: {settings.get('model', '')} · {settings['data']} · {settings.get('site', '')}"
-    path = build_report(run.df, args.out, title, average=args.average, settings=settings)
+    path = build_report(run.df, args.out, title, average=args.average, settings=settings, light=args.light)
     print(f"report written to {path}")
 
 
@@ -283,6 +313,7 @@ def cmd_paper(args) -> None:
 
 def cmd_lens(args) -> None:
     _check_site(args.site)
+    _check_layers(args.model, source_layer=args.src_layer, target_layer=args.tgt_layer)
     _check_out_file(args.out)
     prompt = _read_prompt(args.prompt)
     source = None
@@ -327,7 +358,7 @@ def _at_least(low: int):
 
 def _model_options(p: argparse.ArgumentParser, model_default: str | None = None) -> None:
     p.add_argument("--model", default=model_default, required=model_default is None,
-                   help="the demo model gemma-3-270m, a TransformerLens name (Qwen/Qwen2-7B-Instruct), "
+                   help=f"the demo model {DEMO_MODEL}, a TransformerLens name (Qwen/Qwen2-7B-Instruct), "
                         "a local Hugging Face folder or a .gguf file")
     p.add_argument("--dtype", default="float32", help="float32, bfloat16, float16 or float64")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: cuda when available)")
@@ -372,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, formatter_class=fmt,
                            help="transplant one prompt pair" if name == "transplant"
                            else "transplant the built-in zh->en pair on the demo model")
-        _common(p, "gemma-3-270m" if name == "demo" else None)
+        _common(p, DEMO_MODEL if name == "demo" else None)
         p.add_argument("--source-prompt", required=name == "transplant", help="text file of the source prompt")
         p.add_argument("--target-prompt", required=name == "transplant", help="text file of the target prompt")
         p.add_argument("--src-layer", type=int, default=None, help="source layer (default: about half depth)")
@@ -416,6 +447,8 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(p, model_default="")
     p.set_defaults(model=None)
     p.add_argument("--title", default=None, help="page title (default: model · task · site)")
+    p.add_argument("--light", action="store_true",
+                   help="load plotly.js from plotly.min.js written once beside the page (4.8 MB less per page)")
     _scoring(p)
 
     p = sub.add_parser("paper", formatter_class=fmt,

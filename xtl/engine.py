@@ -18,6 +18,8 @@ broadcast views of the prefix cache (``fast=False``). Outputs are token-identica
 from __future__ import annotations
 
 import os
+import sys
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
@@ -271,12 +273,39 @@ def _sweep_pair(model: HookedTransformer, pair: Pair, site: Site, src_layers: li
     return rows
 
 
+def _run_shared(results: ResultsStore, todo: list[Pair], key, run, skip, wait: float) -> None:
+    """Run the items of a store that no other process is running: an item claimed by a live
+    process is skipped, then waited for (taken over if its process dies), so every item ends
+    in the store exactly once."""
+    pending = list(todo)
+    while pending:
+        later = []
+        for p in pending:
+            k = key(p)
+            if results.has(k):  # finished by another process meanwhile
+                skip(p)
+                continue
+            if not results.claim(k):
+                later.append(p)
+                continue
+            try:
+                if not results.has(k):
+                    run(p)
+                else:
+                    skip(p)
+            finally:
+                results.release(k)
+        if later:
+            time.sleep(wait)
+        pending = later
+
+
 def sweep(model: HookedTransformer, pairs: Iterable[Any], site: "str | Site" = "mlp",
           src_layers: Sequence[int] | None = None, tgt_layers: Sequence[int] | None = None,
           max_new_tokens: int = 20, mode: str = "generate", store: str | os.PathLike | None = None,
           batch_size: int = 512, candidates: Sequence[str] = (), chat: bool = False,
           progress: bool = True, settings: dict[str, Any] | None = None,
-          fast: bool | None = None) -> "pd.DataFrame":
+          fast: bool | None = None, claim_wait: float = 1.0) -> "pd.DataFrame":
     """Run every (source layer, target layer) transplant for every pair.
 
     Args:
@@ -296,6 +325,8 @@ def sweep(model: HookedTransformer, pairs: Iterable[Any], site: "str | Site" = "
         settings: extra settings recorded in the store manifest (dataset name, ...).
         fast: use the shared-prefix path (:mod:`xtl.fastpath`); default: whenever the
             architecture allows it. ``False`` runs every step through TransformerLens' forward.
+        claim_wait: seconds between looks at items another process is running into the same
+            store (they are skipped, then waited for; see :meth:`ResultsStore.claim`).
 
     Returns:
         A pandas DataFrame, one row per item x configuration plus one vanilla row per item.
@@ -339,21 +370,40 @@ def sweep(model: HookedTransformer, pairs: Iterable[Any], site: "str | Site" = "
     finished = len(pairs) - len(todo)
     bar = tqdm(total=len(todo) * per_item, unit="cfg", disable=not progress,
                desc=f"sweep {site} ({finished}/{len(pairs)} items done)")
+    computed = 0
+
+    def skip(p: Pair) -> None:  # done by another process
+        nonlocal finished
+        finished += 1
+        bar.update(per_item)
+        bar.set_description(f"sweep {site} ({finished}/{len(pairs)} items done)")
+
+    def run(p: Pair) -> None:
+        nonlocal finished, computed
+        rows = _sweep_pair(model, p, site, srcs, tgts, max_new_tokens, mode, batch_size,
+                           cand_ids, stop, chat, on_rows=bar.update, fast=fast)
+        for r in rows:
+            r.update(model=model_name, n_layers=n, site=str(site), item_key=key(p),
+                     dataset=p.meta.get("dataset", ""), lang=p.meta.get("lang", ""),
+                     gold=str(p.meta.get("gold", "")))
+        if results is not None:
+            results.write(key(p), rows)
+        all_rows.extend(rows)
+        finished += 1
+        computed += 1
+        bar.set_description(f"sweep {site} ({finished}/{len(pairs)} items done)")
+
     try:
-        for p in todo:
-            rows = _sweep_pair(model, p, site, srcs, tgts, max_new_tokens, mode, batch_size,
-                               cand_ids, stop, chat, on_rows=bar.update, fast=fast)
-            for r in rows:
-                r.update(model=model_name, n_layers=n, site=str(site), item_key=key(p),
-                         dataset=p.meta.get("dataset", ""), lang=p.meta.get("lang", ""),
-                         gold=str(p.meta.get("gold", "")))
-            if results is not None:
-                results.write(key(p), rows)
-            all_rows.extend(rows)
-            finished += 1
-            bar.set_description(f"sweep {site} ({finished}/{len(pairs)} items done)")
+        if results is None:
+            for p in todo:
+                run(p)
+        else:
+            _run_shared(results, todo, key, run, skip, claim_wait)
     finally:
         bar.close()
+    if results is not None and progress:
+        print(f"xtl: {computed} item(s) computed here, {len(pairs) - computed} already in the store "
+              "or computed by another process", file=sys.stderr)
     if results is not None:
         from xtl.store import read_store
 

@@ -12,7 +12,7 @@ import functools
 import re
 import string
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -158,11 +158,13 @@ class LensResult:
         return "\n".join(lines)
 
     def figure(self, track: str | None = None):
-        """Plotly heatmap: top token written in each cell, colour its probability (or the
-        tracked token's probability)."""
+        """Plotly heatmap: top token written in each cell, coloured by its probability or by a
+        tracked token's (a dropdown switches; ``track`` picks the colouring shown first)."""
         from xtl.plots import lens_heatmap
 
-        z = self.top_probs[:, :, 0] if track is None else self.tracked[track]["prob"]
+        if track is not None and track not in self.tracked:
+            raise XtlError(f"{track!r} was not tracked; track it with lens(..., track=[{track!r}])")
+        z = self.top_probs[:, :, 0]
         hover = np.empty(z.shape, dtype=object)
         for r in range(z.shape[0]):
             for p in range(z.shape[1]):
@@ -171,11 +173,10 @@ class LensResult:
                 extra = "".join(f"<br>{t}: p={v['prob'][r, p]:.3f}, rank {int(v['rank'][r, p])}"
                                 for t, v in self.tracked.items())
                 hover[r, p] = f"{self.rows[r]} · {self.labels[p]}<br>{tops}{extra}"
-        title = self.title or "Logit lens"
-        if track is not None:
-            title += f" — colour: p({track})"
-        return lens_heatmap(z, self.top_text[:, :, 0], hover, self.labels, self.rows, title,
-                            "probability" if track is None else f"p({track})")
+        colours = {"top-1 probability": self.top_probs[:, :, 0],
+                   **{f"p({t})": v["prob"] for t, v in self.tracked.items()}}
+        return lens_heatmap(colours, self.top_text[:, :, 0], hover, self.labels, self.rows,
+                            self.title or "Logit lens", None if track is None else f"p({track})")
 
 
 def _decode(model: HookedTransformer, resid: Float[Tensor, "n d_model"]) -> Float[Tensor, "n vocab"]:
@@ -375,17 +376,19 @@ def _default_scorer(gold: str, labels: Sequence[str] | None):
 
 def case_study(model: HookedTransformer, source_prompt: str, target_prompt: str, gold: str,
                site: str = "mlp", labels: Sequence[str] | None = None, max_new_tokens: int = 20,
-               batch_size: int = 512, chat: bool = False, progress: bool = False) -> CaseStudy:
+               batch_size: int = 512, chat: bool = False, progress: bool = False,
+               scorer: "Callable[[str], bool] | None" = None) -> CaseStudy:
     """Run every (source, target) layer pair for one prompt pair through the sweep engine and
     score each response: multiple choice when ``gold`` is an option label (``labels``, default
-    A-D... or 1-9), otherwise gold-substring QA."""
+    A-D... or 1-9), otherwise gold-substring QA; or with ``scorer`` (e.g. a dataset's own rule,
+    ``lambda r: xtl.metrics.score(item, r)``)."""
     from xtl.engine import sweep
 
     if not gold:
         raise XtlError("give the gold answer, e.g. gold='A'")
     df = sweep(model, [(source_prompt, target_prompt, "case")], site=site, max_new_tokens=max_new_tokens,
                batch_size=batch_size, chat=chat, progress=progress)
-    scorer = _default_scorer(gold, labels)
+    scorer = scorer or _default_scorer(gold, labels)
     van = df[df["is_vanilla"]].iloc[0]
     rest = df[~df["is_vanilla"]]
     srcs = sorted(rest["src_layer"].unique().tolist())

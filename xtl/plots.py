@@ -69,6 +69,7 @@ def lang_layer_heatmap(g: Grid, axis: str = "source", title: str | None = None) 
                                hovertemplate=f"%{{y}}, {axis} layer %{{x}}<br>mean gain %{{z:+.2f}} pts<extra></extra>"))
     fig.update_layout(title=title or f"Mean gain by {axis} layer and language",
                       xaxis_title=f"{axis} layer", yaxis_title="language", height=200 + 28 * len(langs))
+    fig.update_xaxes(type="category")     # one block per swept layer, none stretched over gaps
     return fig
 
 
@@ -94,7 +95,8 @@ def upper_bound_curves(g: Grid, title: str = "Instance-aware upper bounds") -> g
                              name="source-wise (fixed i)"))
     fig.add_trace(go.Scatter(x=ub["tgt_layers"], y=ub["target"], mode="lines+markers",
                              name="target-wise (fixed j)"))
-    fig.add_hline(y=ub["vanilla"], line_dash="dash", annotation_text=f"vanilla {ub['vanilla']:.1f}%")
+    fig.add_hline(y=ub["vanilla"], line_dash="dash", annotation_text=f"vanilla {ub['vanilla']:.1f}%",
+                  annotation_position="top left")
     if not np.isnan(ub["oracle"]):
         fig.add_hline(y=ub["oracle"], line_dash="dot", annotation_text=f"N² oracle {ub['oracle']:.1f}%",
                       annotation_position="bottom right")
@@ -119,16 +121,34 @@ def case_grid(correct: np.ndarray, src_layers: Sequence[int], tgt_layers: Sequen
     return fig
 
 
-def lens_heatmap(z: np.ndarray, text: np.ndarray, hover: np.ndarray, x_labels: Sequence[str],
-                 y_labels: Sequence[str], title: str, colorbar: str = "probability") -> go.Figure:
-    """Layer x position/step heatmap with the top token written in each cell."""
-    fig = go.Figure(go.Heatmap(z=z, x=list(range(len(x_labels))), y=list(y_labels), text=text,
-                               texttemplate="%{text}", textfont={"size": 10}, zmin=0, zmax=1,
-                               colorscale="Blues", customdata=hover, colorbar={"title": colorbar},
-                               hovertemplate="%{customdata}<extra></extra>"))
-    fig.update_xaxes(tickmode="array", tickvals=list(range(len(x_labels))), ticktext=list(x_labels))
+def lens_heatmap(colours: dict[str, np.ndarray], text: np.ndarray, hover: np.ndarray,
+                 x_labels: Sequence[str], y_labels: Sequence[str], title: str,
+                 first: str | None = None) -> go.Figure:
+    """Layer x position/step heatmap with the top token written in each cell.
+
+    ``colours``: name -> z array (``"top-1 probability"``, ``"p(A)"``, ...); a dropdown switches
+    between them when there are several, ``first`` is shown first.
+    """
+    names = list(colours)
+    first = first if first in colours else names[0]
+    fig = go.Figure()
+    for name in names:
+        fig.add_trace(go.Heatmap(
+            z=colours[name], x=list(range(len(x_labels))), y=list(y_labels), text=text,
+            texttemplate="%{text}", textfont={"size": 12}, zmin=0, zmax=1, colorscale="Blues",
+            customdata=hover, colorbar={"title": name}, visible=name == first, name=name,
+            hovertemplate="%{customdata}<extra></extra>"))
+    if len(names) > 1:
+        buttons = [{"label": f"colour: {name}", "method": "update",
+                    "args": [{"visible": [m == name for m in names]}]} for name in names]
+        fig.update_layout(updatemenus=[{"buttons": buttons, "x": 1.0, "y": 1.12, "xanchor": "right",
+                                        "active": names.index(first)}])
+    fig.update_xaxes(tickmode="array", tickvals=list(range(len(x_labels))), ticktext=list(x_labels),
+                     tickfont={"size": 13})
+    fig.update_yaxes(tickfont={"size": 13}, automargin=True)
     fig.update_layout(title=title, xaxis_title="position / generated step", yaxis_title="layer",
-                      height=220 + 26 * len(y_labels), width=max(600, 90 * len(x_labels) + 200))
+                      font={"size": 13}, margin={"l": 110},
+                      height=240 + 28 * len(y_labels), width=max(640, 96 * len(x_labels) + 240))
     return fig
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import time
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -62,6 +64,64 @@ class ResultsStore:
         tmp = target.with_name(f"{target.stem}.{os.getpid()}.partial")
         pd.DataFrame(rows).to_parquet(tmp, index=False)
         tmp.replace(target)
+
+    # ------------------------------------------------------------ sharing work between processes
+    def _claim_path(self, item_key: str) -> Path:
+        return self.path / _shard_name(item_key).replace(".parquet", ".claim")
+
+    def claim(self, item_key: str) -> bool:
+        """Claim an item for this process; False while another live process holds it.
+
+        A claim is a file created atomically (``O_EXCL``) that names its process and host. A
+        claim whose process is gone (same host), that cannot be read, or that is older than
+        :data:`STALE_CLAIM_S` (another host) is taken over.
+        """
+        path = self._claim_path(item_key)
+        me = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "time": time.time()})
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                if not _stale(path):
+                    return False
+                path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as handle:
+                handle.write(me)
+            return True
+        return False
+
+    def release(self, item_key: str) -> None:
+        """Drop this process's claim of an item (after writing it, or on the way out)."""
+        path = self._claim_path(item_key)
+        try:
+            if json.loads(path.read_text()).get("pid") == os.getpid():
+                path.unlink(missing_ok=True)
+        except (OSError, ValueError):
+            pass
+
+
+#: A claim from another host older than this is taken to belong to a dead worker.
+STALE_CLAIM_S = 3600.0
+
+
+def _stale(path: Path) -> bool:
+    try:
+        info = json.loads(path.read_text())
+        pid, host, when = int(info["pid"]), str(info["host"]), float(info["time"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return True
+    if host == socket.gethostname():
+        if pid == os.getpid():
+            return True
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+    return time.time() - when > STALE_CLAIM_S
 
 
 def check_writable_dir(path: str | os.PathLike) -> Path:

@@ -47,7 +47,14 @@ class Run:
 
     @property
     def name(self) -> str:
-        return NAMES.get(self.dataset, self.dataset)
+        """The dataset's name, with the split when the task has one (``XNLI unseen``)."""
+        name = NAMES.get(self.dataset, self.dataset)
+        spec = str(self.settings.get("data", ""))
+        if spec.endswith(":unseen"):
+            return f"{name} unseen"
+        if self.dataset in ("xnli", "xquad", "globalopinionqa"):
+            return f"{name} PilotSet"
+        return name
 
     @property
     def site(self) -> str:
@@ -102,9 +109,10 @@ def _select(df: pd.DataFrame, config: tuple[int, int]) -> pd.DataFrame:
 
 
 def _by_dataset(runs: Sequence[Run]) -> dict[str, list[Run]]:
+    """Runs grouped by dataset and split (``XNLI PilotSet``, ``XNLI unseen``)."""
     out: dict[str, list[Run]] = {}
     for run in runs:
-        out.setdefault(run.dataset, []).append(run)
+        out.setdefault(run.name, []).append(run)
     return out
 
 
@@ -130,7 +138,7 @@ def table1(runs: Sequence[Run], average: str = "language") -> PaperTable:
                 for g, v in _group_values(df, column, average).items():
                     vals[f"{metric} {g}"] = v
             data[label] = vals
-        blocks.append((NAMES.get(dataset, dataset), pd.DataFrame(data).T))
+        blocks.append((dataset, pd.DataFrame(data).T))
     notes.append("Acc: accuracy (%); LC: language consistency (%, lid.176 on the whole response); "
                  "PPL: response perplexity under the unpatched model. –: no languages in the group, no model "
                  "given for perplexity, or a bound the grid does not allow (see the notes). "
@@ -219,10 +227,9 @@ def table4(runs: Sequence[Run], average: str = "language") -> PaperTable:
                 data[f"{name} ({run.site})"] = vals
                 reason = an.upper_bounds(g)["reasons"].get(key)
                 if reason:
-                    notes.append(f"{NAMES.get(dataset, dataset)} {name} ({run.site}): not computable "
-                                 f"on this grid: {reason}")
-            notes.append(f"{NAMES.get(dataset, dataset)} ({run.site}): bounds over {g.describe()}")
-        blocks.append((NAMES.get(dataset, dataset), pd.DataFrame(data).T))
+                    notes.append(f"{dataset} {name} ({run.site}): not computable on this grid: {reason}")
+            notes.append(f"{dataset} ({run.site}): bounds over {g.describe()}")
+        blocks.append((dataset, pd.DataFrame(data).T))
     return PaperTable(4, "Vanilla, CoT, entropy-based selection and instance-aware upper bounds",
                       blocks, notes)
 
