@@ -175,6 +175,10 @@ def cmd_sweep(args) -> None:
     items = load_task(args.data, langs=langs, limit=args.limit, root=args.data_root)
     if not items:
         raise XtlError(f"no items in {args.data} for languages {langs}; check --langs")
+    if args.shard:
+        from xtl.tasks import shard
+
+        items = shard(items, args.shard)
     check_writable_dir(args.out)
     model = _load(args)
     from xtl.engine import sweep
@@ -421,6 +425,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", default="generate", choices=["generate", "logits"],
                    help="generate responses, or first-token statistics only")
     p.add_argument("--batch-size", type=_at_least(1), default=512, help="configurations decoded together")
+    p.add_argument("--shard", default=None,
+                   help="run shard K/N of the items (by a hash of each item), e.g. 2/8 in a SLURM "
+                        "array job; every shard writes into the same --out store")
+    p.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
+                   help="spread items over a Ray cluster, one worker per GPU (or CPU worker): "
+                        "--ray for a local cluster, --ray ray://host:10001 to join one "
+                        "(pip install 'xtl[ray]')")
+    p.add_argument("--workers", type=_at_least(1), default=None,
+                   help="Ray workers (default: one per GPU, else one per two CPUs)")
 
     p = sub.add_parser("eval", formatter_class=fmt,
                        help="accuracy per language and resource group, vanilla vs transplanted")

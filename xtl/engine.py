@@ -39,7 +39,7 @@ from xtl.store import ResultsStore
 from xtl.transplant import (Site, _capture_tokens, _check_heads, check_layer, format_prompt,
                             greedy_decode, patch_hook, prefix_cache, stop_token_ids, tokenize)
 
-__all__ = ["Pair", "sweep", "candidate_token_ids"]
+__all__ = ["Pair", "sweep", "sweep_settings", "item_key", "as_pairs", "candidate_token_ids"]
 
 
 @dataclass(frozen=True)
@@ -273,6 +273,40 @@ def _sweep_pair(model: HookedTransformer, pair: Pair, site: Site, src_layers: li
     return rows
 
 
+def sweep_settings(model: HookedTransformer, site: "str | Site", src_layers: Sequence[int] | None,
+                   tgt_layers: Sequence[int] | None, max_new_tokens: int, mode: str,
+                   candidates: Sequence[str], chat: bool, settings: dict[str, Any] | None) -> dict[str, Any]:
+    """The settings a sweep records in its store (checked: site, layers, mode), shared by
+    :func:`sweep` and :func:`xtl.distributed.sweep_ray` so that either resumes the other."""
+    if mode not in ("generate", "logits"):
+        raise XtlError(f"mode must be 'generate' or 'logits', not {mode!r}")
+    site = Site.parse(site)
+    _check_heads(model, site)
+    n = model.cfg.n_layers
+    srcs = sorted({check_layer(model, l, "source layer") for l in (src_layers if src_layers is not None else range(n))})
+    tgts = sorted({check_layer(model, l, "target layer") for l in (tgt_layers if tgt_layers is not None else range(n))})
+    return {"model": model.cfg.model_name, "n_layers": n, "site": str(site), "src_layers": srcs,
+            "tgt_layers": tgts, "max_new_tokens": max_new_tokens, "mode": mode,
+            "candidates": list(candidates), "chat": chat, **(settings or {})}
+
+
+def item_key(p: Pair) -> str:
+    """The results store's key of an item: ``dataset/lang/id``."""
+    return f"{p.meta.get('dataset', '')}/{p.meta.get('lang', '')}/{p.id}"
+
+
+def as_pairs(items: Iterable[Any]) -> list[Pair]:
+    """Items as :class:`Pair` objects, refusing two with one key."""
+    pairs = [_as_pair(p, k) for k, p in enumerate(items)]
+    seen: dict[str, int] = {}
+    for k, p in enumerate(pairs):
+        if item_key(p) in seen:
+            raise XtlError(f"items #{seen[item_key(p)]} and #{k} have the same key {item_key(p)!r}; give "
+                           "every item its own id (items without one are keyed by their content)")
+        seen[item_key(p)] = k
+    return pairs
+
+
 def _run_shared(results: ResultsStore, todo: list[Pair], key, run, skip, wait: float) -> None:
     """Run the items of a store that no other process is running: an item claimed by a live
     process is skipped, then waited for (taken over if its process dies), so every item ends
@@ -333,37 +367,21 @@ def sweep(model: HookedTransformer, pairs: Iterable[Any], site: "str | Site" = "
     """
     import pandas as pd
 
-    if mode not in ("generate", "logits"):
-        raise XtlError(f"mode must be 'generate' or 'logits', not {mode!r}")
     if batch_size < 1:
         raise XtlError("batch_size must be at least 1")
-    site = Site.parse(site)
-    _check_heads(model, site)
-    n = model.cfg.n_layers
-    srcs = sorted({check_layer(model, l, "source layer") for l in (src_layers if src_layers is not None else range(n))})
-    tgts = sorted({check_layer(model, l, "target layer") for l in (tgt_layers if tgt_layers is not None else range(n))})
-    pairs = [_as_pair(p, k) for k, p in enumerate(pairs)]
+    meta = sweep_settings(model, site, src_layers, tgt_layers, max_new_tokens, mode, candidates,
+                          chat, settings)
+    site = Site.parse(meta["site"])
+    n, srcs, tgts, model_name = meta["n_layers"], meta["src_layers"], meta["tgt_layers"], meta["model"]
+    pairs = as_pairs(pairs)
     why_not = fastpath.unsupported(model)
     if fast and why_not:
         raise XtlError(f"the shared-prefix path cannot run this model ({why_not}); use fast=False")
     fast = why_not is None if fast is None else fast
     cand_ids = candidate_token_ids(model, candidates)
     stop = stop_token_ids(model)
-    model_name = model.cfg.model_name
-    meta = {"model": model_name, "n_layers": n, "site": str(site), "src_layers": srcs, "tgt_layers": tgts,
-            "max_new_tokens": max_new_tokens, "mode": mode, "candidates": list(candidates),
-            "chat": chat, **(settings or {})}
     results = ResultsStore(store, meta) if store is not None else None
-
-    def key(p: Pair) -> str:
-        return f"{p.meta.get('dataset', '')}/{p.meta.get('lang', '')}/{p.id}"
-
-    seen: dict[str, int] = {}
-    for k, p in enumerate(pairs):
-        if key(p) in seen:
-            raise XtlError(f"items #{seen[key(p)]} and #{k} have the same key {key(p)!r}; give every "
-                           "item its own id (items without one are keyed by their content)")
-        seen[key(p)] = k
+    key = item_key
     todo = [p for p in pairs if results is None or not results.has(key(p))]
     per_item = len(srcs) * len(tgts) + 1
     all_rows: list[dict] = []

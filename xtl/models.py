@@ -185,16 +185,16 @@ def convert_hf_model_config_via_tmp(hf_config: Any, converter: Any) -> dict[str,
             ) from exc
 
 
-def _convert_weights(hf_model: Any, cfg: HookedTransformerConfig) -> dict[str, torch.Tensor]:
+def _converters() -> dict[str, Any]:
     from transformer_lens.pretrained import weight_conversions as wc
 
+    return {"LlamaForCausalLM": wc.convert_llama_weights, "MistralForCausalLM": wc.convert_mistral_weights,
+            "Qwen2ForCausalLM": wc.convert_qwen2_weights, "Gemma3ForCausalLM": wc.convert_gemma_weights}
+
+
+def _convert_weights(hf_model: Any, cfg: HookedTransformerConfig) -> dict[str, torch.Tensor]:
+    table = _converters()
     arch = cfg.original_architecture
-    table = {
-        "LlamaForCausalLM": wc.convert_llama_weights,
-        "MistralForCausalLM": wc.convert_mistral_weights,
-        "Qwen2ForCausalLM": wc.convert_qwen2_weights,
-        "Gemma3ForCausalLM": wc.convert_gemma_weights,
-    }
     if arch in table:
         return table[arch](hf_model, cfg)
     from transformer_lens.loading_from_pretrained import get_pretrained_state_dict
@@ -227,6 +227,12 @@ def from_hf(hf_model: Any, tokenizer: Any, dtype: str | torch.dtype = "float32",
         fold_ln=False, center_writing_weights=False, center_unembed=False,
         fold_value_biases=False, refactor_factored_attn_matrices=False,
     )
+    return _finish(model, tokenizer)
+
+
+def _finish(model: HookedTransformer, tokenizer: Any) -> HookedTransformer:
+    """Weights in the layout TransformerLens' kernels read, the tokenizer, eval mode."""
+    cfg = model.cfg
     _fast_weight_layout(model)
     model.tokenizer = tokenizer
     if tokenizer.pad_token is None:
@@ -269,13 +275,26 @@ def _fast_weight_layout(model: HookedTransformer) -> None:
 
 
 def _load_folder(folder: Path, dtype: torch.dtype, device: str | None, n_ctx: int | None):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """A local HF folder as a HookedTransformer. Safetensors checkpoints of the four covered
+    architectures are streamed layer by layer (:mod:`xtl.checkpoint`: peak memory about the
+    model's own size); others go through ``from_pretrained`` and :func:`from_hf`."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    from xtl.checkpoint import stream_into, streamable
 
     if not (folder / "config.json").exists():
         raise ModelSpecError(f"{folder} has no config.json; point --model at a Hugging Face model folder")
     device = _default_device(device)
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder)
+        hf_config = AutoConfig.from_pretrained(folder)
+        converter = _converters().get(_architecture(hf_config))
+        if converter is not None and streamable(folder):
+            cfg_dict = tl_config_from_hf(hf_config, n_ctx=n_ctx)
+            cfg_dict.update(dtype=dtype, device=device, init_weights=False, model_name=folder.name)
+            model = stream_into(folder, HookedTransformerConfig(**cfg_dict), converter,
+                                upcast=cfg_dict["original_architecture"] == "Gemma3ForCausalLM")
+            return _finish(model, tokenizer)
         hf_model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     except Exception as exc:  # noqa: BLE001 - transformers raises many kinds; all mean the same
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -361,10 +380,14 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
 
 def _load_converted(gguf: Path, dtype: torch.dtype, device: str | None, n_ctx: int | None):
     """Load the cached conversion of ``gguf``; rebuild it once when it is unreadable."""
+    from safetensors import SafetensorError
+
     folder = gguf_to_folder(gguf)
     try:
         return _load_folder(folder, dtype, device, n_ctx)
     except ModelSpecError as exc:
+        if not isinstance(exc.__cause__, (SafetensorError, OSError, ValueError)):
+            raise  # not a damaged file: rebuilding would not help
         print(f"xtl: the converted copy {folder} is unreadable ({exc}); rebuilding it", file=sys.stderr)
         shutil.rmtree(folder, ignore_errors=True)
         return _load_folder(gguf_to_folder(gguf), dtype, device, n_ctx)

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from xtl.errors import DataError
 
-__all__ = ["Item", "load_task", "content_id", "TASKS", "data_root", "TEMPLATES", "render_prompt", "cot_items",
+__all__ = ["Item", "load_task", "content_id", "shard", "parse_shard", "TASKS", "data_root", "TEMPLATES", "render_prompt", "cot_items",
            "COT_SUFFIX", "cot_suffix", "XCOPA_LANGS", "load_mkqa", "load_culturalbench"]
 
 
@@ -236,6 +236,27 @@ def _check_row(path: Path, n: int, row: Any) -> None:
                         f'{{"A": "Osaka", "B": "Tokyo"}}, not {json.dumps(options, ensure_ascii=False)[:40]}')
     if row.get("kind", "qa") not in ("qa", "choice"):
         raise DataError(f"{where}: kind must be 'qa' or 'choice', not {row.get('kind')!r}")
+
+
+def parse_shard(spec: str) -> tuple[int, int]:
+    """``"2/8"`` -> (2, 8): shard K of N, 1 <= K <= N."""
+    try:
+        k, n = (int(x) for x in str(spec).split("/"))
+    except ValueError:
+        raise DataError(f"bad shard {spec!r}; write K/N, e.g. 2/8 for the second of eight shards") from None
+    if not 1 <= k <= n:
+        raise DataError(f"bad shard {spec!r}; K must be between 1 and N, e.g. 1/{max(n, 1)}")
+    return k, n
+
+
+def shard(items: list[Item], spec: str) -> list[Item]:
+    """Shard K of N of ``items`` (``"K/N"``), chosen by a hash of each item's key: stable when the
+    list grows (a larger limit, more languages), the same on every machine, so a scheduler's
+    job array (SLURM ``--array=1-N``) can run the shards into one store."""
+    import hashlib
+
+    k, n = parse_shard(spec)
+    return [it for it in items if int(hashlib.sha1(it.key.encode("utf-8")).hexdigest(), 16) % n == k - 1]
 
 
 def load_jsonl_task(path: Path, langs=None, limit=None, unseen=False) -> list[Item]:
