@@ -180,14 +180,24 @@ def cmd_sweep(args) -> None:
 
         items = shard(items, args.shard)
     check_writable_dir(args.out)
+    settings = {"data": args.data, "langs": langs, "limit": args.limit, "data_root": _abs(args.data_root)}
+    if args.ray:
+        from xtl.distributed import sweep_ray
+
+        df = sweep_ray(args.model, items, args.out, dtype=args.dtype, device=args.device,
+                       address=args.ray, workers=args.workers, site=args.site, src_layers=srcs,
+                       tgt_layers=tgts, max_new_tokens=args.max_new_tokens, mode=args.mode,
+                       batch_size=args.batch_size, candidates=args.candidates or (), chat=args.chat,
+                       settings=settings)
+        print(f"{len(df)} rows in {args.out}")
+        return
     model = _load(args)
     from xtl.engine import sweep
 
     df = sweep(model, items, site=args.site, src_layers=srcs, tgt_layers=tgts,
                max_new_tokens=args.max_new_tokens, mode=args.mode, store=args.out,
                batch_size=args.batch_size, candidates=args.candidates or (), chat=args.chat,
-               settings={"data": args.data, "langs": langs, "limit": args.limit,
-                         "data_root": _abs(args.data_root)})
+               settings=settings)
     print(f"{len(df)} rows in {args.out}")
 
 
@@ -428,7 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard", default=None,
                    help="run shard K/N of the items (by a hash of each item), e.g. 2/8 in a SLURM "
                         "array job; every shard writes into the same --out store")
-    p.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                    help="spread items over a Ray cluster, one worker per GPU (or CPU worker): "
                         "--ray for a local cluster, --ray ray://host:10001 to join one "
                         "(pip install 'xtl[ray]')")
