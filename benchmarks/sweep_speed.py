@@ -5,8 +5,14 @@ Side by side in one process, same model, same prompt pairs (an XNLI pair and an 
 and the ratios, checks that naive and engine outputs agree on every timed configuration, and
 reports the process's peak resident memory.
 
-    python benchmarks/sweep_speed.py [--model gemma-3-270m] [--naive-sample 4] [--repeats 3]
+    python benchmarks/sweep_speed.py [--model gemma-3-270m-q4km] [--naive-sample 4] [--repeats 3]
                                      [--tgt-layers 0] [--compare-tl 2] [--batch-size 512]
+    python benchmarks/sweep_speed.py --device cuda --shape llama-7b|qwen2-7b|mistral-7b [--profile]
+
+``--shape`` builds random weights of a real model's shape directly on the device (no download;
+they time like real weights), in ``--dtype`` (default bfloat16), with a byte-level tokenizer and
+prompts cut to ``--prompt-tokens``. ``--profile`` adds the GPU busy fraction of one engine run
+(kernel time over wall time, from torch.profiler).
 """
 
 from __future__ import annotations
@@ -100,6 +106,56 @@ def floor(model, target: str, n_configs: int, batch: int, max_new: int, fast: bo
     return time.perf_counter() - start
 
 
+SHAPES = {  # architecture, hidden, layers, heads, kv heads, mlp, vocab
+    "llama-7b": ("LlamaForCausalLM", 4096, 32, 32, 32, 11008, 32000),
+    "mistral-7b": ("MistralForCausalLM", 4096, 32, 32, 8, 14336, 32768),
+    "qwen2-7b": ("Qwen2ForCausalLM", 3584, 28, 28, 4, 18944, 152064),
+    "llama-tiny": ("LlamaForCausalLM", 256, 4, 4, 2, 688, 32000),  # a CPU smoke test of this path
+}
+
+
+def random_model(shape: str, dtype: str, device: str):
+    """A HookedTransformer of a real model's shape with random weights, built on ``device``."""
+    import transformers as tf
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    from xtl.models import _finish, tl_config_from_hf
+
+    arch, hidden, layers, heads, kv, mlp, vocab = SHAPES[shape]
+    config_cls = {"LlamaForCausalLM": tf.LlamaConfig, "MistralForCausalLM": tf.MistralConfig,
+                  "Qwen2ForCausalLM": tf.Qwen2Config}[arch]
+    hf_config = config_cls(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                           num_key_value_heads=kv, intermediate_size=mlp, vocab_size=vocab,
+                           max_position_embeddings=4096)
+    hf_config.architectures = [arch]
+    cfg = tl_config_from_hf(hf_config)
+    cfg.update(dtype=getattr(torch, dtype), device=device, model_name=shape, init_weights=True)
+    with torch.device(device):
+        model = HookedTransformer(HookedTransformerConfig(**cfg), tokenizer=None, move_to_device=False)
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    vocab_map = {"<pad>": 0, "<bos>": 1, "<eos>": 2, **{ch: 3 + k for k, ch in enumerate(sorted(alphabet))}}
+    tok = Tokenizer(models.BPE(vocab=vocab_map, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    fast = tf.PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>")
+    return _finish(model, fast)
+
+
+def gpu_busy(fn) -> float:
+    """Fraction of the wall time of ``fn()`` that CUDA kernels were running (torch.profiler)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        start = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        wall = time.perf_counter() - start
+    busy = sum(e.device_time for e in prof.events() if e.device_type.name == "CUDA") / 1e6
+    return busy / wall
+
+
 def _rss_mib() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
@@ -140,9 +196,18 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=20)
     ap.add_argument("--batch-size", type=int, default=512)
     ap.add_argument("--device", default=None)
+    ap.add_argument("--shape", default=None, choices=list(SHAPES),
+                    help="random weights of this shape instead of --model (no download)")
+    ap.add_argument("--dtype", default=None, help="default: float32 for --model, bfloat16 for --shape")
+    ap.add_argument("--prompt-tokens", type=int, default=126, help="with --shape: prompts cut to this length")
+    ap.add_argument("--profile", action="store_true", help="GPU busy fraction of one engine run (CUDA)")
     args = ap.parse_args()
     torch.manual_seed(0)
-    model = xtl.load_model(args.model, device=args.device)
+    if args.shape:
+        model = random_model(args.shape, args.dtype or "bfloat16", args.device or "cuda")
+        args.model = f"{args.shape} (random weights, {args.dtype or 'bfloat16'})"
+    else:
+        model = xtl.load_model(args.model, dtype=args.dtype or "float32", device=args.device)
     site = Site.parse(args.site)
     n = model.cfg.n_layers
     rng = random.Random(0)
@@ -154,6 +219,8 @@ def main() -> None:
           f"{len(tgts)} target x {n} source layers, TransformerLens path on target layers {tl_tgts}; "
           f"medians of {reps} interleaved runs (rates in configurations/s)")
     for name, source, target in pairs(model):
+        if args.shape:  # byte-level tokens: cut the texts to the prompt length asked for
+            source, target = source[-args.prompt_tokens:], target[-args.prompt_tokens:]
         t_len = len(tokenize(model, target))
         configs = [(i, j) for j in tgts for i in range(n)]
         sample = rng.sample(configs, args.naive_sample)
@@ -191,6 +258,9 @@ def main() -> None:
                 line += (f" [naive: one hooked forward per configuration] | engine/naive generate "
                          f"{e / naive_generate:6.1f}x")
             line += f" | engine memory +{rise:.0f} MiB over {held:.0f}"
+            line += f" | {len(configs) / e:.3f} s per item"
+            if args.profile and model.cfg.device.startswith("cuda"):
+                line += f" | GPU busy {100 * gpu_busy(lambda: run(mode, True, tgts, bs)):.0f}%"
             if tl_tgts:
                 k = len(tl_tgts) * n
                 tl_df, sec = _timed(lambda: run(mode, False, tl_tgts, n))

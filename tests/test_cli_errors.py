@@ -150,8 +150,9 @@ def test_version_and_help():
 
     proc = xtl("--version")
     assert proc.returncode == 0 and proc.stdout.strip() == f"xtl {__version__}"
-    helps = xtl("sweep", "--help").stdout
-    assert "(default: 512)" in helps and "0-31:2" in helps and "xnli:unseen" in helps
+    helps = " ".join(xtl("sweep", "--help").stdout.split())
+    assert "512 on a CPU" in helps and "(default: generate)" in helps and "(default: None)" not in helps
+    assert "0-31:2" in helps and "xnli:unseen" in helps
     assert "runs/xnli-attn" in xtl("report", "--help").stdout
 
 

@@ -150,3 +150,57 @@ def test_last_layer_rows_share_decoding_with_vanilla(tiny_models, monkeypatch, s
     np.testing.assert_allclose(fast.loglik, ref.loglik, rtol=0, atol=1e-9)
     assert sum(decoded) == (n - 1) * n + len(set(firsts.values()))
     assert max(decoded) <= 7
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_first_token_margin_equals_the_gap_of_a_plain_forward(tiny_models, fast):
+    """The recorded margin (top-1 minus top-2 logit) is the gap in a plain forward's logits."""
+    import xtl
+    from xtl.transplant import Site, patch_hook, tokenize
+
+    _, model = tiny_models["qwen2"]
+    df = sweep(model, PAIR, site="mlp", src_layers=[0, 3], tgt_layers=[1, 2], max_new_tokens=2,
+               progress=False, fast=fast, batch_size=3)
+    source, target = PAIR[0].source, PAIR[0].target
+    tokens = tokenize(model, target)
+    site = Site.parse("mlp")
+    for row in df.itertuples():
+        hooks = []
+        if not row.is_vanilla:
+            value = xtl.capture(model, source, "mlp").acts[row.src_layer][None]
+            hooks = [(site.hook_name(row.tgt_layer), patch_hook(site, value))]
+        with torch.no_grad(), model.hooks(fwd_hooks=hooks):
+            logits = model(tokens[None])[0, -1]
+        top = logits.topk(2).values
+        assert row.margin == pytest.approx(float(top[0] - top[1]), abs=1e-9 if fast else 1e-5)
+        assert row.margin >= 0
+
+
+def test_device_aware_defaults_on_cpu(tiny_models):
+    """On a CPU: batches of 512 and vocabulary chunks of 1,024 rows; the chunked scan equals
+    one product over the whole vocabulary (what a GPU uses)."""
+    from xtl import schedule
+
+    _, model = tiny_models["llama"]
+    assert schedule.default_batch_size(model, 10_000, 20) == schedule.CPU_BATCH == 512
+    x = torch.randn(5, 1, model.cfg.d_model, dtype=torch.float64)
+    small = fastpath.scan_vocab(model, x, [3, 7], chunk=64)
+    whole = fastpath.scan_vocab(model, x, [3, 7], chunk=model.cfg.d_vocab)
+    default = fastpath.scan_vocab(model, x, [3, 7])
+    for a in (whole, default):
+        assert torch.equal(a.token, small.token)
+        torch.testing.assert_close(a.logprob, small.logprob, rtol=0, atol=1e-12)
+        torch.testing.assert_close(a.margin, small.margin, rtol=0, atol=1e-12)
+        torch.testing.assert_close(a.entropy, small.entropy, rtol=0, atol=1e-12)
+
+
+def test_batches_of_an_item_plan():
+    from xtl import schedule
+
+    configs = sorted((j, i) for j in range(4) for i in range(4))
+    shared, own = schedule.split_shared(configs, 4, generate=True)
+    assert shared == [(3, i) for i in range(4)] and len(own) == 12
+    assert schedule.split_shared(configs, 4, generate=False) == ([], configs)
+    batches = schedule.decode_batches(own, [17, 5], batch_size=5)
+    assert [b.size for b in batches] == [5, 5, 4]
+    assert [c for b in batches for c in b.configs] == own and batches[-1].continuations == [17, 5]

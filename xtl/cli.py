@@ -351,6 +351,15 @@ def cmd_lens(args) -> None:
 
 
 # ---------------------------------------------------------------- the parser
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except where there is none (the help says what happens)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors as one line and exit code 2, like every other xtl error."""
 
@@ -409,7 +418,7 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = _Help
     parser = _Parser(prog="xtl", description="Cross-lingual latent transplantation (XTransplant)")
     parser.add_argument("--version", action="version", version=f"xtl {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -434,7 +443,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="strings whose first-token log-probs are recorded, e.g. A B C")
     p.add_argument("--mode", default="generate", choices=["generate", "logits"],
                    help="generate responses, or first-token statistics only")
-    p.add_argument("--batch-size", type=_at_least(1), default=512, help="configurations decoded together")
+    p.add_argument("--batch-size", type=_at_least(1), default=None,
+                   help="configurations decoded together (default: 512 on a CPU, as many as fit on a GPU)")
     p.add_argument("--shard", default=None,
                    help="run shard K/N of the items (by a hash of each item), e.g. 2/8 in a SLURM "
                         "array job; every shard writes into the same --out store")
@@ -455,7 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="target layer(s), same syntax")
     p.add_argument("--cot", action="store_true", help="the CoT baseline (200 new tokens unless --max-new-tokens)")
     p.add_argument("--no-ppl", action="store_true", help="skip response perplexity")
-    p.add_argument("--batch-size", type=_at_least(1), default=512, help="configurations decoded together")
+    p.add_argument("--batch-size", type=_at_least(1), default=None,
+                   help="configurations decoded together (default: 512 on a CPU, as many as fit on a GPU)")
     p.add_argument("--out", default=None,
                    help="output folder (default: xtl-eval/<task>-<site and layers>[-cot]-<tokens>tok)")
     _scoring(p)

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 from transformer_lens import HookedTransformer
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
-from xtl import fastpath
+from xtl import fastpath, schedule
 from xtl.errors import XtlError
 from xtl.store import ResultsStore
 from xtl.transplant import (Site, _capture_tokens, _check_heads, check_layer, format_prompt,
@@ -91,7 +91,8 @@ def _first_token_stats(logits: Float[Tensor, "batch vocab"], cand_ids: list[int]
     logprobs = torch.log_softmax(logits.float(), dim=-1)  # float32, as xtl.transplant reports
     entropy = -(logprobs.exp() * logprobs).sum(-1)
     cand = logprobs[:, cand_ids] if cand_ids else logprobs[:, :0]
-    return cand.cpu().tolist(), entropy.cpu().tolist()
+    wide = logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
+    return cand.cpu().tolist(), entropy.cpu().tolist(), fastpath.first_token_margin(wide).cpu().tolist()
 
 
 def _rows_cache(vanilla: TransformerLensKeyValueCache, prefix: TransformerLensKeyValueCache,
@@ -105,95 +106,6 @@ def _rows_cache(vanilla: TransformerLensKeyValueCache, prefix: TransformerLensKe
                                  past_values=src.past_values.expand(batch, -1, -1, -1)))
     mask = vanilla.previous_attention_mask.expand(batch, -1)
     return TransformerLensKeyValueCache(entries=entries, previous_attention_mask=mask)
-
-
-def _balanced(n: int, batch_size: int) -> list[int]:
-    """Sizes of the fewest batches of at most ``batch_size`` that hold ``n`` rows, as equal as can be."""
-    k = -(-n // batch_size)
-    return [n // k + (r < n % k) for r in range(k)] if n else []
-
-
-def _fast_configs(model: HookedTransformer, pre: fastpath.Prefix, vanilla: TransformerLensKeyValueCache,
-                  resid_pre: list[Tensor], van_first: fastpath.Next, configs: list[tuple[int, int]],
-                  site: Site, src_acts: Tensor | None, cand_ids: list[int], max_new_tokens: int,
-                  stop: set[int], batch_size: int, generate: bool, done) -> dict:
-    """First-token statistics and greedy responses of every configuration ``(j, i)`` of one pair
-    on the shared prefix, in batches of at most ``batch_size`` rows; ``(-1, -1)`` is vanilla.
-
-    A row transplanted at the last layer leaves every cached key and value as the vanilla pass
-    wrote them (a site acts after its layer's keys and values), so after its first token it
-    continues exactly as the vanilla row would from that token: one row per distinct first token
-    is decoded for all of them, and each row's log-likelihood is summed from its own first
-    log-prob and that row's later ones, in the order :func:`xtl.transplant.greedy_loop` sums.
-    Returns ``{(j, i): (cand_logprobs, entropy, ids, loglik, stopped)}``.
-    """
-    n = model.cfg.n_layers
-    cap = max(1, max_new_tokens) if generate else 1
-    stats: dict[tuple[int, int], tuple] = {}
-    first: dict[tuple[int, int], tuple[int, float]] = {}  # rows that continue like vanilla
-    decoded: dict[tuple[int, int], tuple] = {}
-
-    def step_one(keys: list[tuple[int, int]], rows: fastpath.Rows) -> fastpath.Next:
-        nxt = fastpath.first_step(model, pre, rows, resid_pre, [j for j, _ in keys], site.target_kind,
-                                  src_acts[[i for _, i in keys]], site.heads, cand_ids)
-        for key, cand, ent in zip(keys, nxt.cand_logprobs.tolist(), nxt.entropy.tolist()):
-            stats[key] = (cand, ent)
-        return nxt
-
-    stats[-1, -1] = (van_first.cand_logprobs[0].tolist(), float(van_first.entropy[0]))
-    shared = n - 1 if generate else None  # target layer whose rows continue like vanilla
-    tail = [c for c in configs if c[0] == shared]
-    rest = [c for c in configs if c[0] != shared]
-    if generate:
-        first[-1, -1] = (int(van_first.token[0]), float(van_first.logprob[0]))
-        for size in _balanced(len(tail), batch_size):
-            keys, tail = tail[:size], tail[size:]
-            nxt = step_one(keys, fastpath.vanilla_rows(model, pre, vanilla, size, 1))
-            first.update(zip(keys, zip(nxt.token.tolist(), nxt.logprob.tolist())))
-    reps = list(dict.fromkeys(t for t, _ in first.values()))  # one decoded row per first token
-    items: list[tuple[int, int] | int] = [*rest, *reps]
-    rep_out: dict[int, tuple] = {}
-    for size in _balanced(len(items), batch_size):
-        chunk, items = items[:size], items[size:]
-        keys = [c for c in chunk if isinstance(c, tuple)]
-        tokens = [t for t in chunk if not isinstance(t, tuple)]
-        rows = fastpath.vanilla_rows(model, pre, vanilla, size, cap)
-        parts = [step_one(keys, rows)] if keys else []  # configurations first: they join by layer
-        if tokens:
-            t = torch.tensor(tokens, device=van_first.token.device)
-            like = parts[0].logprob if parts else van_first.logprob  # placeholder log-probs
-            parts.append(fastpath.Next(t, like.new_zeros(len(tokens))))
-        if generate:
-            nxt = fastpath.Next(torch.cat([p.token for p in parts]), torch.cat([p.logprob for p in parts]))
-            steps: list[list[float]] = []
-            reported = 0
-
-            def tick(k: int, share: int = len(keys)) -> None:  # progress within the batch
-                nonlocal reported
-                now = share * min(k, cap) // cap
-                if now > reported:
-                    done(now - reported)
-                    reported = now
-            ids, loglik, stopped = fastpath.greedy(model, pre, rows, nxt, max_new_tokens, stop, steps, tick)
-            for r, key in enumerate(keys):
-                decoded[key] = (ids[r], loglik[r], stopped[r])
-            for r, token in enumerate(tokens, start=len(keys)):
-                rep_out[token] = (ids[r], steps[r], stopped[r])
-        else:
-            reported = 0
-            for key in keys:
-                decoded[key] = ([], float("nan"), False)
-        done(len(keys) - reported)
-    for key, (token, logprob) in first.items():
-        ids, steps, stopped = rep_out[token]
-        loglik = 0.0
-        for x in [logprob, *steps[1:]] if steps else []:
-            loglik += x
-        decoded[key] = (list(ids), loglik, stopped)
-    if not generate:
-        decoded[-1, -1] = ([], float("nan"), False)
-    done(len(first) if generate else 1)
-    return {key: (*stats[key], *decoded[key]) for key in decoded}
 
 
 @torch.no_grad()
@@ -225,36 +137,37 @@ def _sweep_pair(model: HookedTransformer, pair: Pair, site: Site, src_layers: li
 
     rows: list[dict] = []
 
-    def row(i: int, j: int, cand, ent, ids, loglik, stopped) -> dict:
+    def row(i: int, j: int, cand, ent, gap, ids, loglik, stopped) -> dict:
         return {"item_id": pair.id, "src_layer": i, "tgt_layer": j, "is_vanilla": i < 0,
                 "response": tok.decode(ids, skip_special_tokens=True) if ids else "",
                 "token_ids": ids, "n_tokens": len(ids), "stopped": stopped,
-                "loglik": loglik, "entropy": ent, "cand_logprobs": cand}
+                "loglik": loglik, "entropy": ent, "margin": gap, "cand_logprobs": cand}
 
-    def emit(configs, cand, ent, decode):
+    def emit(configs, cand, ent, gap, decode):
         if mode == "generate":
             ids, loglik, stopped = decode()
         else:
             ids, loglik, stopped = [[] for _ in configs], [float("nan")] * len(configs), [False] * len(configs)
         for r, (i, j) in enumerate(configs):
-            rows.append(row(i, j, cand[r], ent[r], ids[r], loglik[r], stopped[r]))
+            rows.append(row(i, j, cand[r], ent[r], gap[r], ids[r], loglik[r], stopped[r]))
         if on_rows is not None:
             on_rows(len(configs))
 
     if fast:
         configs = sorted((j, i) for j in tgt_layers for i in src_layers)
-        results = _fast_configs(
+        inputs = schedule.ItemInputs(
             model, fastpath.prefix_from_cache(model, prefix), vanilla,
             [resid[layer] for layer in range(model.cfg.n_layers)],
-            fastpath.next_from_logits(van_logits, cand_ids), configs, site, src_acts, cand_ids,
-            max_new_tokens, stop, batch_size, mode == "generate", on_rows or (lambda k: None))
-        for j, i in [(-1, -1), *configs]:
+            fastpath.next_from_logits(van_logits, cand_ids), site, src_acts, cand_ids, stop,
+            max_new_tokens, mode == "generate")
+        results = schedule.run_item(inputs, configs, batch_size, on_rows or (lambda k: None))
+        for j, i in [schedule.VANILLA, *configs]:
             rows.append(row(i, j, *results[j, i]))
         return rows
 
     def tl_emit(logits, configs, cache):
-        cand, ent = _first_token_stats(logits, cand_ids)
-        emit(configs, cand, ent, lambda: greedy_decode(model, cache, logits, max_new_tokens, stop))
+        cand, ent, gap = _first_token_stats(logits, cand_ids)
+        emit(configs, cand, ent, gap, lambda: greedy_decode(model, cache, logits, max_new_tokens, stop))
 
     base_vanilla = TransformerLensKeyValueCache(
         entries=[type(e)(e.past_keys, e.past_values) for e in vanilla.entries],
@@ -337,7 +250,7 @@ def _run_shared(results: ResultsStore, todo: list[Pair], key, run, skip, wait: f
 def sweep(model: HookedTransformer, pairs: Iterable[Any], site: "str | Site" = "mlp",
           src_layers: Sequence[int] | None = None, tgt_layers: Sequence[int] | None = None,
           max_new_tokens: int = 20, mode: str = "generate", store: str | os.PathLike | None = None,
-          batch_size: int = 512, candidates: Sequence[str] = (), chat: bool = False,
+          batch_size: int | None = None, candidates: Sequence[str] = (), chat: bool = False,
           progress: bool = True, settings: dict[str, Any] | None = None,
           fast: bool | None = None, claim_wait: float = 1.0) -> "pd.DataFrame":
     """Run every (source layer, target layer) transplant for every pair.
@@ -352,7 +265,8 @@ def sweep(model: HookedTransformer, pairs: Iterable[Any], site: "str | Site" = "
         max_new_tokens: greedy tokens per configuration.
         mode: ``"generate"`` (responses) or ``"logits"`` (first-token statistics only).
         store: directory of a results store; finished items are skipped, new ones appended.
-        batch_size: configurations decoded together (memory knob).
+        batch_size: configurations decoded together (memory knob); default: 512 on a CPU, as
+            many as fit in half the free memory of a GPU (the whole grid when it fits).
         candidates: strings whose first-token log-probs are recorded (e.g. answer options).
         chat: apply the tokenizer's chat template.
         progress: show a progress bar with configurations/s and ETA.
@@ -367,7 +281,7 @@ def sweep(model: HookedTransformer, pairs: Iterable[Any], site: "str | Site" = "
     """
     import pandas as pd
 
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise XtlError("batch_size must be at least 1")
     meta = sweep_settings(model, site, src_layers, tgt_layers, max_new_tokens, mode, candidates,
                           chat, settings)
@@ -382,6 +296,8 @@ def sweep(model: HookedTransformer, pairs: Iterable[Any], site: "str | Site" = "
     stop = stop_token_ids(model)
     results = ResultsStore(store, meta) if store is not None else None
     key = item_key
+    if batch_size is None:
+        batch_size = schedule.default_batch_size(model, len(srcs) * len(tgts) + 1, max_new_tokens)
     todo = [p for p in pairs if results is None or not results.has(key(p))]
     per_item = len(srcs) * len(tgts) + 1
     all_rows: list[dict] = []

@@ -199,10 +199,16 @@ class Next:
     logprob: Tensor
     entropy: Tensor | None = None
     cand_logprobs: Tensor | None = None  # [batch, n_candidates]
+    margin: Tensor | None = None  # top-1 minus top-2 logit (first step only)
+
+
+#: Vocabulary rows per chunk of the unembedding scan on a CPU (sized for its caches); on a GPU
+#: the whole vocabulary is one product (fewer kernel launches; the logits fit in its memory).
+CPU_VOCAB_CHUNK = 1024
 
 
 def scan_vocab(model: HookedTransformer, x: Tensor, cand_ids: list[int] | None = None,
-               chunk: int = 1024) -> Next:
+               chunk: int | None = None) -> Next:
     """Final norm + unembedding of ``x``'s last position, reduced chunk by chunk of the vocabulary.
 
     Each chunk's logits stay in cache while its max, an online log-sum-exp and (when
@@ -213,6 +219,7 @@ def scan_vocab(model: HookedTransformer, x: Tensor, cand_ids: list[int] | None =
     """
     h = model.ln_final(x)[:, -1]
     w_t = model.unembed.W_U.T  # [vocab, d_model], contiguous in xtl's layout
+    chunk = chunk or (w_t.shape[0] if x.is_cuda else CPU_VOCAB_CHUNK)
     b_u = model.unembed.b_U
     bias = bool(torch.count_nonzero(b_u))
     cap = model.cfg.output_logits_soft_cap
@@ -222,7 +229,7 @@ def scan_vocab(model: HookedTransformer, x: Tensor, cand_ids: list[int] | None =
     # tensor cores); padding rows are zeros and are dropped at the end.
     h_t = F.pad(h.T.to(w_t.dtype), (0, -b % 8)).contiguous()
     cand_logits: dict[int, Tensor] = {}
-    m = s = t = best = best_id = None
+    m = s = t = best = best_id = second = None
     for start in range(0, w_t.shape[0], chunk):
         logits = torch.mm(w_t[start:start + chunk], h_t)  # [chunk, batch]
         if bias:
@@ -234,6 +241,9 @@ def scan_vocab(model: HookedTransformer, x: Tensor, cand_ids: list[int] | None =
             if start <= c < start + logits.shape[0]:
                 cand_logits[c] = logits[c - start].clone()
         c_max, c_id = logits.max(dim=0)
+        if stats:  # the runner-up, for the first-token margin
+            c_two = logits.topk(2, dim=0).values[1] if logits.shape[0] > 1 else torch.full_like(c_max, -torch.inf)
+            second = c_two if m is None else torch.maximum(torch.minimum(best, c_max), torch.maximum(second, c_two))
         if m is None:
             m, s, best, best_id = c_max, torch.zeros_like(c_max), c_max, c_id
             t = torch.zeros_like(c_max) if stats else None
@@ -257,6 +267,7 @@ def scan_vocab(model: HookedTransformer, x: Tensor, cand_ids: list[int] | None =
     out = Next(best_id, best - lse)
     if stats:
         out.entropy = torch.log(s) - t / s
+        out.margin = best - second[:b]
         out.cand_logprobs = (torch.stack([cand_logits[c][:b] for c in cand_ids], dim=1) - lse[:, None]
                              if cand_ids else lse.new_zeros(lse.shape[0], 0))
     return out
@@ -271,7 +282,14 @@ def next_from_logits(logits: Float[Tensor, "batch vocab"], cand_ids: list[int] |
     if cand_ids is not None:
         out.entropy = -(logprobs.exp() * logprobs).sum(-1)
         out.cand_logprobs = logprobs[:, cand_ids]
+        out.margin = first_token_margin(wide)
     return out
+
+
+def first_token_margin(logits: Float[Tensor, "batch vocab"]) -> Float[Tensor, "batch"]:
+    """Top-1 minus top-2 logit of each row: how near the greedy choice is to a tie."""
+    top = logits.topk(2, dim=-1).values
+    return top[:, 0] - top[:, 1]
 
 
 def _advance(model: HookedTransformer, prefix: Prefix, rows: Rows, tokens: Tensor) -> Tensor:

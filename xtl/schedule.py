@@ -1,0 +1,195 @@
+"""The plan of one item's work on the shared-prefix path, and its execution.
+
+Follow one configuration ``(j, i)`` (target layer j, source layer i) from its first step to its
+row in the results:
+
+1. :class:`ItemInputs` holds what every configuration of the item shares: the target prompt's
+   prefix cache, the vanilla last-token cache and the residual stream entering every layer, the
+   source activations of every layer, and vanilla's first token.
+2. :func:`split_shared`: a configuration at the **last** target layer leaves every cached key
+   and value as the vanilla pass wrote them (a site acts after its layer's keys and values), so
+   after its first token it continues exactly as the vanilla row would from that token. Such
+   "shared" configurations only get their first token computed, in batches of their own.
+3. :func:`decode_batches`: the other configurations, plus one *continuation* row per distinct
+   first token of the shared ones (vanilla's included), are packed into :class:`DecodeBatch`es of
+   at most ``batch_size`` rows. Each batch recomputes the last prompt token of its configurations
+   (each row joins at its own target layer, :func:`xtl.fastpath.first_step`), then decodes all its
+   rows greedily on the shared prefix (:func:`xtl.fastpath.greedy`).
+4. :func:`run_item` gathers a :class:`ConfigResult` per configuration; a shared configuration
+   takes its continuation's tokens, with its log-likelihood summed from its own first log-prob
+   and the continuation's later ones, in the order :func:`xtl.transplant.greedy_loop` sums.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, NamedTuple
+
+import torch
+from torch import Tensor
+from transformer_lens import HookedTransformer
+from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
+
+from xtl import fastpath
+from xtl.sites import Site
+
+__all__ = ["Config", "ItemInputs", "DecodeBatch", "ConfigResult", "default_batch_size", "balanced", "split_shared",
+           "decode_batches", "run_item", "VANILLA"]
+
+Config = tuple[int, int]
+"""A configuration as ``(target layer, source layer)``: sorting orders rows by target layer."""
+VANILLA: Config = (-1, -1)
+
+
+@dataclass(frozen=True)
+class ItemInputs:
+    """What every configuration of one item shares."""
+
+    model: HookedTransformer
+    prefix: fastpath.Prefix
+    vanilla: TransformerLensKeyValueCache
+    resid_pre: list[Tensor]
+    vanilla_first: fastpath.Next
+    site: Site
+    src_acts: Tensor | None
+    cand_ids: list[int]
+    stop: set[int]
+    max_new_tokens: int
+    generate: bool
+
+
+@dataclass(frozen=True)
+class DecodeBatch:
+    """One batch of rows decoded together: configurations recomputed from their target layer
+    (sorted by it), then continuation rows that start from a given first token."""
+
+    configs: list[Config]
+    continuations: list[int] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return len(self.configs) + len(self.continuations)
+
+
+class ConfigResult(NamedTuple):
+    """One configuration's first-token statistics and greedy response."""
+
+    cand_logprobs: list[float]
+    entropy: float
+    margin: float
+    token_ids: list[int]
+    loglik: float
+    stopped: bool
+
+
+#: Configurations decoded together on a CPU: larger batches amortise the per-step overhead and
+#: the demo model's full grid fits in one (docs/performance.md).
+CPU_BATCH = 512
+
+
+def default_batch_size(model: HookedTransformer, rows: int, max_new_tokens: int) -> int:
+    """Rows decoded together by default: :data:`CPU_BATCH` on a CPU; on a GPU as many as fit in
+    half of its free memory (the whole grid of an item when it fits), counting each row's
+    key/value suffix, its float32 logits and its MLP activations."""
+    cfg = model.cfg
+    if not str(cfg.device).startswith("cuda") or not torch.cuda.is_available():
+        return CPU_BATCH
+    free, _ = torch.cuda.mem_get_info(torch.device(cfg.device))
+    elt = torch.finfo(cfg.dtype).bits // 8
+    kv_heads = cfg.n_key_value_heads or cfg.n_heads
+    per_row = (cfg.n_layers * 2 * kv_heads * cfg.d_head * (max_new_tokens + 1) * elt
+               + 4 * cfg.d_vocab * 2 + 4 * (cfg.d_model + 2 * (cfg.d_mlp or 0)) * elt)
+    return max(1, min(rows, int(free * 0.5) // max(per_row, 1)))
+
+
+def balanced(n: int, batch_size: int) -> list[int]:
+    """Sizes of the fewest batches of at most ``batch_size`` that hold ``n`` rows, as equal as can be."""
+    k = -(-n // batch_size)
+    return [n // k + (r < n % k) for r in range(k)] if n else []
+
+
+def split_shared(configs: list[Config], n_layers: int, generate: bool) -> tuple[list[Config], list[Config]]:
+    """(shared, own): configurations at the last target layer continue like vanilla after their
+    first token (only when generating), the others decode on their own."""
+    if not generate:
+        return [], list(configs)
+    return [c for c in configs if c[0] == n_layers - 1], [c for c in configs if c[0] != n_layers - 1]
+
+
+def decode_batches(own: list[Config], continuations: list[int], batch_size: int) -> list[DecodeBatch]:
+    """Near-equal batches of the configurations followed by the continuation rows."""
+    work: list[Config | int] = [*own, *continuations]
+    batches = []
+    for size in balanced(len(work), batch_size):
+        chunk, work = work[:size], work[size:]
+        batches.append(DecodeBatch([c for c in chunk if isinstance(c, tuple)],
+                                   [t for t in chunk if not isinstance(t, tuple)]))
+    return batches
+
+
+def run_item(inp: ItemInputs, configs: list[Config], batch_size: int,
+             done: Callable[[int], None] = lambda k: None) -> dict[Config, ConfigResult]:
+    """Every configuration of one item, plus :data:`VANILLA`; ``done(k)`` reports progress in
+    configurations (also within a batch, per decode step)."""
+    model, pre, van = inp.model, inp.prefix, inp.vanilla_first
+    cap = max(1, inp.max_new_tokens) if inp.generate else 1
+    stats: dict[Config, tuple[list[float], float, float]] = {
+        VANILLA: (van.cand_logprobs[0].tolist(), float(van.entropy[0]), float(van.margin[0]))}
+    decoded: dict[Config, tuple[list[int], float, bool]] = {}
+
+    def first_tokens(keys: list[Config], rows: fastpath.Rows) -> fastpath.Next:
+        nxt = fastpath.first_step(model, pre, rows, inp.resid_pre, [j for j, _ in keys], inp.site.target_kind,
+                                  inp.src_acts[[i for _, i in keys]], inp.site.heads, inp.cand_ids)
+        for key, cand, ent, gap in zip(keys, nxt.cand_logprobs.tolist(), nxt.entropy.tolist(),
+                                       nxt.margin.tolist()):
+            stats[key] = (cand, ent, gap)
+        return nxt
+
+    shared, own = split_shared(configs, model.cfg.n_layers, inp.generate)
+    first: dict[Config, tuple[int, float]] = {}  # shared configurations: first token, its log-prob
+    if inp.generate:
+        first[VANILLA] = (int(van.token[0]), float(van.logprob[0]))
+        for size in balanced(len(shared), batch_size):
+            keys, shared = shared[:size], shared[size:]
+            nxt = first_tokens(keys, fastpath.vanilla_rows(model, pre, inp.vanilla, size, 1))
+            first.update(zip(keys, zip(nxt.token.tolist(), nxt.logprob.tolist())))
+    continuations = list(dict.fromkeys(t for t, _ in first.values()))  # one row per first token
+    continued: dict[int, tuple[list[int], list[float], bool]] = {}
+    for batch in decode_batches(own, continuations, batch_size):
+        rows = fastpath.vanilla_rows(model, pre, inp.vanilla, batch.size, cap)
+        parts = [first_tokens(batch.configs, rows)] if batch.configs else []  # they join by layer
+        if batch.continuations:
+            t = torch.tensor(batch.continuations, device=van.token.device)
+            like = parts[0].logprob if parts else van.logprob  # placeholder log-probs
+            parts.append(fastpath.Next(t, like.new_zeros(len(batch.continuations))))
+        reported = 0
+        if inp.generate:
+            nxt = fastpath.Next(torch.cat([p.token for p in parts]), torch.cat([p.logprob for p in parts]))
+            steps: list[list[float]] = []
+
+            def tick(k: int, share: int = len(batch.configs)) -> None:  # progress within the batch
+                nonlocal reported
+                now = share * min(k, cap) // cap
+                if now > reported:
+                    done(now - reported)
+                    reported = now
+            ids, loglik, stopped = fastpath.greedy(model, pre, rows, nxt, inp.max_new_tokens, inp.stop,
+                                                   steps, tick)
+            for r, key in enumerate(batch.configs):
+                decoded[key] = (ids[r], loglik[r], stopped[r])
+            for r, token in enumerate(batch.continuations, start=len(batch.configs)):
+                continued[token] = (ids[r], steps[r], stopped[r])
+        else:
+            for key in batch.configs:
+                decoded[key] = ([], float("nan"), False)
+        done(len(batch.configs) - reported)
+    for key, (token, logprob) in first.items():
+        ids, steps, stopped = continued[token]
+        loglik = 0.0
+        for x in [logprob, *steps[1:]] if steps else []:
+            loglik += x
+        decoded[key] = (list(ids), loglik, stopped)
+    if not inp.generate:
+        decoded[VANILLA] = ([], float("nan"), False)
+    done(len(first) if inp.generate else 1)
+    return {key: ConfigResult(*stats[key], *decoded[key]) for key in decoded}
