@@ -30,7 +30,7 @@ import torch
 import xtl
 from xtl import fastpath
 from xtl.engine import sweep
-from xtl.transplant import Site, clone_cache, greedy_decode, prefix_cache, stop_token_ids, tokenize
+from xtl.transplant import Site, clone_cache, prefix_cache, stop_token_ids, tokenize
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "xtransplant"
 

@@ -2,7 +2,6 @@ import importlib
 
 import numpy as np
 import pytest
-import torch
 
 import xtl
 from xtl.errors import StoreError, XtlError
@@ -182,7 +181,6 @@ def test_an_item_claimed_by_another_live_process_is_not_redone(tiny_models, tmp_
     """Process B (here: a sleeping child) holds item p1; the sweep skips it, waits, and takes
     the rows B writes instead of computing them again."""
     import json
-    import os
     import socket
     import subprocess
     import sys

@@ -359,7 +359,7 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
                                                             dtype=torch.float32)
         except Exception as exc:  # noqa: BLE001 - any failure means: not a readable GGUF
             if importlib.util.find_spec("gguf") is None:
-                raise ModelSpecError(f"reading GGUF files needs the 'gguf' package: pip install gguf") from exc
+                raise ModelSpecError("reading GGUF files needs the 'gguf' package: pip install gguf") from exc
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
             raise ModelSpecError(f"{gguf} is not a GGUF checkpoint transformers can read ({first}); "
                                  "check that the file is complete and of a supported architecture "
