@@ -279,3 +279,20 @@ def test_two_processes_converting_the_demo_model_at_once(tmp_path):
     assert sum("first use of" in err for _, err in outs) == 1      # one conversion, the other waited
     assert outs[0][0] == outs[1][0]
     assert not list((tmp_path / "cache" / "gguf").glob("*.partial-*"))
+
+
+def test_messages_point_the_right_way(tmp_path, tiny_models, prompts):
+    """A garbage .gguf is not blamed on a missing package; a too-long source prompt is named."""
+    from xtl.errors import PromptError
+
+    garbage = tmp_path / "model.gguf"
+    garbage.write_bytes(b"this is not a gguf file" * 100)
+    proc = xtl("transplant", "--model", str(garbage), "--source-prompt", prompts[0], "--target-prompt", prompts[1],
+               env={"XTL_CACHE": str(tmp_path / "cache")})
+    one_line_exit_2(proc, "is not a GGUF checkpoint transformers can read")
+    assert "pip install gguf" not in proc.stderr
+    _, model = tiny_models["llama"]
+    import xtl as lib
+
+    with pytest.raises(PromptError, match="the source prompt has 601 tokens, more than the model's context of 512"):
+        lib.transplant(model, PROMPTS["en"], "x" * 600, 1, 0, "mlp", 3)
