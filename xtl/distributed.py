@@ -43,12 +43,16 @@ class _Worker:
         self.model = load_model(model, dtype=dtype, device=device)
 
     def settings(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        from xtl.engine import sweep_settings
+        """What :func:`xtl.sweep` with ``kwargs`` would record (its own defaults filled in)."""
+        import inspect
 
-        return sweep_settings(self.model, kwargs.get("site", "mlp"), kwargs.get("src_layers"),
-                              kwargs.get("tgt_layers"), kwargs.get("max_new_tokens", 20),
-                              kwargs.get("mode", "generate"), kwargs.get("candidates", ()),
-                              kwargs.get("chat", False), kwargs.get("settings"))
+        from xtl.engine import sweep, sweep_settings
+
+        call = inspect.signature(sweep).bind(self.model, [], **kwargs)
+        call.apply_defaults()
+        a = call.arguments
+        return sweep_settings(self.model, a["site"], a["src_layers"], a["tgt_layers"], a["max_new_tokens"],
+                              a["mode"], a["candidates"], a["chat"], a["settings"])
 
     def run(self, pair: Any, kwargs: dict[str, Any]) -> list[dict[str, Any]]:
         from xtl.engine import sweep

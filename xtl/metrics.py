@@ -24,13 +24,13 @@ import math
 import string
 from importlib import resources
 import os
-import re
 from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from xtl.errors import XtlError
+from xtl.tasks import base_language
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -113,7 +113,7 @@ LID_LABELS = {"fil": "tl", "nb": "no", "nn": "no", "iw": "he", "in": "id"}
 
 def lid_label(lang: str) -> str:
     """The lid.176 label a response in dataset language ``lang`` should get (``zh_cn`` -> ``zh``)."""
-    base = re.split(r"[-_]", str(lang))[0].lower()
+    base = base_language(lang)
     return LID_LABELS.get(base, base)
 
 

@@ -86,12 +86,16 @@ class PaperTable:
     notes: list[str] = field(default_factory=list)
 
 
-def _group_values(df: pd.DataFrame, column: str, average: str) -> dict[str, float]:
-    """``column`` of :func:`xtl.analysis.accuracy_table` by resource group, plus ``Avg.``."""
+def _group_values(df: pd.DataFrame, average: str, *columns: str) -> list[dict[str, float]]:
+    """Each of ``columns`` of :func:`xtl.analysis.accuracy_table` by resource group, plus
+    ``Avg.`` (one table computed for all of them)."""
     t = an.accuracy_table(df, ("group",), average=average).set_index("group")
-    out = {label: float(t.loc[g, column]) if g in t.index and column in t.columns else math.nan
-           for g, label in GROUPS}
-    out["Avg."] = float(t.loc["all", column]) if column in t.columns else math.nan
+    out = []
+    for column in columns:
+        values = {label: float(t.loc[g, column]) if g in t.index and column in t.columns else math.nan
+                  for g, label in GROUPS}
+        values["Avg."] = float(t.loc["all", column]) if column in t.columns else math.nan
+        out.append(values)
     return out
 
 
@@ -133,11 +137,9 @@ def table1(runs: Sequence[Run], average: str = "language") -> PaperTable:
                 rows["CoT"] = run.df
         data = {}
         for label, df in rows.items():
-            vals = {}
-            for metric, column in (("Acc", "vanilla"), ("LC", "lang_ok_vanilla"), ("PPL", "ppl_vanilla")):
-                for g, v in _group_values(df, column, average).items():
-                    vals[f"{metric} {g}"] = v
-            data[label] = vals
+            by_metric = _group_values(df, average, "vanilla", "lang_ok_vanilla", "ppl_vanilla")
+            data[label] = {f"{metric} {g}": v for metric, values in zip(("Acc", "LC", "PPL"), by_metric)
+                           for g, v in values.items()}
         blocks.append((dataset, pd.DataFrame(data).T))
     notes.append("Acc: accuracy (%); LC: language consistency (%, lid.176 on the whole response); "
                  "PPL: response perplexity under the unpatched model. –: no languages in the group, no model "
@@ -158,9 +160,9 @@ def table2(runs: Sequence[Run], average: str = "language") -> PaperTable:
                "Granularity": SITE_NAMES.get(run.site, run.site),
                "Layer selection (source, target)": "–" if config is None else
                f"({'last' if config[0] else 'first'}, first) = ({config[0]}, {config[1]})",
-               "Vanilla": _group_values(run.df, "vanilla", average)["Avg."], "Coarse": math.nan}
+               "Vanilla": _group_values(run.df, average, "vanilla")[0]["Avg."], "Coarse": math.nan}
         if config is not None and ((run.df["src_layer"] == config[0]) & (run.df["tgt_layer"] == config[1])).any():
-            row["Coarse"] = _group_values(_select(run.df, config), "transplanted", average)["Avg."]
+            row["Coarse"] = _group_values(_select(run.df, config), average, "transplanted")[0]["Avg."]
         elif config is not None:
             notes.append(f"{run.name} ({run.site}): the store did not sweep {config}; coarse not computable")
         row["Δ"] = row["Coarse"] - row["Vanilla"]
@@ -206,10 +208,10 @@ def table4(runs: Sequence[Run], average: str = "language") -> PaperTable:
         data: dict[str, dict[str, float]] = {}
         plain = [r for r in group if not r.cot]
         if plain:
-            data["Vanilla"] = _group_values(plain[0].df, "vanilla", average)
+            data["Vanilla"] = _group_values(plain[0].df, average, "vanilla")[0]
         for run in group:
             if run.cot:
-                data["CoT"] = _group_values(run.df, "vanilla", average)
+                data["CoT"] = _group_values(run.df, average, "vanilla")[0]
         for run in plain:
             if not run.transplanted:
                 continue
@@ -218,14 +220,15 @@ def table4(runs: Sequence[Run], average: str = "language") -> PaperTable:
             if n and "entropy" in run.df.columns and {0, n - 1} <= set(g.src_layers) and 0 in g.tgt_layers:
                 sel = an.entropy_select(run.df, n)
                 data[f"Entropy-based ({run.site})"] = _group_values(
-                    pd.concat([run.df[run.df["is_vanilla"]], sel]), "transplanted", average)
+                    pd.concat([run.df[run.df["is_vanilla"]], sel]), average, "transplanted")[0]
             bounds = an.bound_by_group(g).set_index("group")
+            reasons = an.upper_bounds(g)["reasons"]
             for name, key in (("SourceLast", "source_last"), ("TargetFirst", "target_first")):
                 vals = {label: float(bounds.loc[gk, name]) if gk in bounds.index else math.nan
                         for gk, label in GROUPS}
                 vals["Avg."] = float(bounds.loc["all", name])
                 data[f"{name} ({run.site})"] = vals
-                reason = an.upper_bounds(g)["reasons"].get(key)
+                reason = reasons.get(key)
                 if reason:
                     notes.append(f"{dataset} {name} ({run.site}): not computable on this grid: {reason}")
             notes.append(f"{dataset} ({run.site}): bounds over {g.describe()}")

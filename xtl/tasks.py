@@ -340,9 +340,14 @@ COT_SUFFIX = {
 COT_MAX_NEW_TOKENS = 200
 
 
+def base_language(lang: str) -> str:
+    """A language code without its region: ``zh-CN``, MKQA's ``zh_cn`` -> ``zh``."""
+    return re.split(r"[-_]", str(lang))[0].lower()
+
+
 def cot_suffix(lang: str) -> str | None:
     """The CoT suffix of a language code, regional variants (``zh_cn``, ``zh-TW``) included."""
-    return COT_SUFFIX.get(lang) or COT_SUFFIX.get(re.split(r"[-_]", lang)[0].lower())
+    return COT_SUFFIX.get(lang) or COT_SUFFIX.get(base_language(lang))
 
 
 def cot_items(items: list[Item]) -> list[Item]:
