@@ -80,7 +80,7 @@ def measure(folder: str, dtype: str, device: str, way: str) -> dict:
     import xtl
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    import xtl.checkpoint  # noqa: F401  (every library is imported before the baseline is read)
+    import xtl.models.checkpoint  # noqa: F401  (every library is imported before the baseline is read)
     from xtl.models import from_hf
     from transformers.models.llama import modeling_llama  # noqa: F401
 

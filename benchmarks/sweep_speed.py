@@ -28,9 +28,9 @@ from pathlib import Path
 import torch
 
 import xtl
-from xtl import fastpath
+from xtl.engine import kernel as fastpath
 from xtl.engine import sweep
-from xtl.transplant import Site, clone_cache, prefix_cache, stop_token_ids, tokenize
+from xtl.patching import Site, broadcast_cache, prefix_cache, stop_token_ids, tokenize
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "xtransplant"
 
@@ -99,7 +99,7 @@ def floor(model, target: str, n_configs: int, batch: int, max_new: int, fast: bo
                 for _ in range(max_new):
                     nxt = fastpath.decode_pick(model, pre, rows, nxt).token
             else:
-                cache = clone_cache(base, b)
+                cache = broadcast_cache(base, b)
                 for _ in range(max_new):
                     nxt = model(nxt[:, None], past_kv_cache=cache)[:, -1].argmax(-1)
             done += b

@@ -2,7 +2,7 @@
 
 import xtl
 from xtl.cli import builtin_pair
-from xtl.plots import save
+from xtl.figures.plots import save
 
 model = xtl.load_model("gemma-3-270m-q4km")
 n = model.cfg.n_layers

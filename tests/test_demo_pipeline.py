@@ -7,7 +7,7 @@ import pytest
 
 import xtl
 from xtl import analysis as an
-from xtl.report import build_report
+from xtl.figures.report import build_report
 
 pytestmark = pytest.mark.demo
 

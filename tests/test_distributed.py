@@ -37,7 +37,7 @@ def _single(folder, items):
 
 
 def test_ray_sweep_equals_a_single_process(cluster, tiny_folder, tmp_path):
-    from xtl.distributed import sweep_ray
+    from xtl.engine.distributed import sweep_ray
 
     items = _items(6)
     got = sweep_ray(str(tiny_folder), items, tmp_path / "r", dtype="float64", workers=2, progress=False, **KW)
@@ -55,7 +55,7 @@ def test_ray_sweep_equals_a_single_process(cluster, tiny_folder, tmp_path):
 
 
 def test_a_killed_worker_loses_and_duplicates_nothing(cluster, tiny_folder, tmp_path, capfd):
-    from xtl.distributed import sweep_ray
+    from xtl.engine.distributed import sweep_ray
 
     ray = cluster
     items = _items(10)

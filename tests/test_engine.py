@@ -5,7 +5,8 @@ import pytest
 
 import xtl
 from xtl.errors import StoreError, XtlError
-from xtl.store import dense, read_store
+from xtl.analysis import dense
+from xtl.engine import read_store
 from xtl.engine import Pair, sweep
 from tests.conftest import PROMPTS
 
@@ -72,10 +73,9 @@ def test_store_resumes_without_loss_or_duplicates(tiny_models, tmp_path, monkeyp
     out = tmp_path / "store"
     import importlib
 
-    # the package re-exports the function `sweep`, so fetch the module itself
-    engine = importlib.import_module("xtl.engine")
+    engine = importlib.import_module("xtl.engine.run")
 
-    real, calls = engine._sweep_pair, []
+    real, calls = engine.sweep_item, []
 
     def flaky(*args, **kwargs):
         calls.append(args[1].id)
@@ -83,17 +83,17 @@ def test_store_resumes_without_loss_or_duplicates(tiny_models, tmp_path, monkeyp
             raise KeyboardInterrupt  # killed while the second item is in flight
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(engine, "_sweep_pair", flaky)
+    monkeypatch.setattr(engine, "sweep_item", flaky)
     with pytest.raises(KeyboardInterrupt):
         sweep(model, PAIRS, site="mlp", max_new_tokens=4, store=out, progress=False)
     assert read_store(out)["item_id"].unique().tolist() == ["p0"]
-    monkeypatch.setattr(engine, "_sweep_pair", real)
+    monkeypatch.setattr(engine, "sweep_item", real)
     df = sweep(model, PAIRS, site="mlp", max_new_tokens=4, store=out, progress=False)
     n = model.cfg.n_layers
     assert len(df) == 2 * (n * n + 1)
     assert not df.duplicated(["item_key", "src_layer", "tgt_layer"]).any()
     # same settings again: no work is done
-    monkeypatch.setattr(engine, "_sweep_pair", lambda *a, **k: pytest.fail("recomputed"))
+    monkeypatch.setattr(engine, "sweep_item", lambda *a, **k: pytest.fail("recomputed"))
     again = sweep(model, PAIRS, site="mlp", max_new_tokens=4, store=out, progress=False)
     assert len(again) == len(df)
     with pytest.raises(StoreError, match="other settings"):
@@ -115,7 +115,7 @@ def test_dense_view():
 def test_demo_sample_token_identical(demo_model):
     import random
 
-    from xtl.cli import builtin_pair
+    from xtl.tasks import builtin_pair
 
     pair = builtin_pair()
     rng = random.Random(0)
@@ -132,7 +132,7 @@ def test_demo_sample_token_identical(demo_model):
 
 def test_progress_moves_within_an_item(tiny_models, monkeypatch):
     """One batch holds the whole grid; the bar must still move per decode step."""
-    engine = importlib.import_module("xtl.engine")
+    engine = importlib.import_module("xtl.engine.run")
     _, model = tiny_models["llama"]
     updates, descs = [], []
 
@@ -186,7 +186,7 @@ def test_an_item_claimed_by_another_live_process_is_not_redone(tiny_models, tmp_
     import sys
     import threading
 
-    from xtl.store import _shard_name
+    from xtl.engine.store import _shard_name
 
     _, model = tiny_models["llama"]
     kw = dict(site="mlp", src_layers=[1], tgt_layers=[0], max_new_tokens=3, progress=False)
@@ -223,7 +223,7 @@ def test_a_claim_of_a_dead_process_is_taken_over(tiny_models, tmp_path):
     import subprocess
     import sys
 
-    from xtl.store import _shard_name
+    from xtl.engine.store import _shard_name
 
     _, model = tiny_models["llama"]
     kw = dict(site="mlp", src_layers=[1], tgt_layers=[0], max_new_tokens=3, progress=False)

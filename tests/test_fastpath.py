@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from xtl import fastpath
+from xtl.engine import kernel as fastpath
 from xtl.errors import XtlError
 from xtl.engine import Pair, sweep
-from xtl.transplant import prefix_cache, tokenize
+from xtl.patching import decode_resid, prefix_cache, tokenize
 from tests.conftest import PROMPTS
 
 PAIR = [Pair(PROMPTS["zh"], PROMPTS["en"], "p0", {"lang": "en", "dataset": "toy"})]
@@ -81,7 +81,7 @@ def test_chunked_vocab_scan_equals_full_unembedding(tiny_models, arch):
     _, model = tiny_models[arch]
     torch.manual_seed(1)
     x = torch.randn(5, 1, model.cfg.d_model, dtype=torch.float64) * 3
-    full = fastpath._logits(model, x)
+    full = decode_resid(model, x[:, -1])
     logprobs = torch.log_softmax(full, -1)
     cands = [0, 65, 66, 258]
     for chunk in (7, 64, 4096):
@@ -119,7 +119,7 @@ def test_last_layer_rows_share_decoding_with_vanilla(tiny_models, monkeypatch, s
     also when some first tokens and some later tokens are stop ids."""
     import importlib
 
-    engine = importlib.import_module("xtl.engine")
+    engine = importlib.import_module("xtl.engine.run")
     _, model = tiny_models["llama"]
     n = model.cfg.n_layers
     kw = dict(site=site, max_new_tokens=6, batch_size=7, progress=False)
@@ -156,7 +156,7 @@ def test_last_layer_rows_share_decoding_with_vanilla(tiny_models, monkeypatch, s
 def test_first_token_margin_equals_the_gap_of_a_plain_forward(tiny_models, fast):
     """The recorded margin (top-1 minus top-2 logit) is the gap in a plain forward's logits."""
     import xtl
-    from xtl.transplant import Site, patch_hook, tokenize
+    from xtl.patching import Site, patch_hook, tokenize
 
     _, model = tiny_models["qwen2"]
     df = sweep(model, PAIR, site="mlp", src_layers=[0, 3], tgt_layers=[1, 2], max_new_tokens=2,
@@ -179,7 +179,7 @@ def test_first_token_margin_equals_the_gap_of_a_plain_forward(tiny_models, fast)
 def test_device_aware_defaults_on_cpu(tiny_models):
     """On a CPU: batches of 512 and vocabulary chunks of 1,024 rows; the chunked scan equals
     one product over the whole vocabulary (what a GPU uses)."""
-    from xtl import schedule
+    from xtl.engine import schedule
 
     _, model = tiny_models["llama"]
     assert schedule.default_batch_size(model, 10_000, 20) == schedule.CPU_BATCH == 512
@@ -195,11 +195,12 @@ def test_device_aware_defaults_on_cpu(tiny_models):
 
 
 def test_batches_of_an_item_plan():
-    from xtl import schedule
+    from xtl.engine import schedule
+    from xtl.schema import Config
 
-    configs = sorted((j, i) for j in range(4) for i in range(4))
+    configs = schedule.by_target([Config(i, j) for j in range(4) for i in range(4)])
     shared, own = schedule.split_shared(configs, 4, generate=True)
-    assert shared == [(3, i) for i in range(4)] and len(own) == 12
+    assert shared == [Config(i, 3) for i in range(4)] and len(own) == 12
     assert schedule.split_shared(configs, 4, generate=False) == ([], configs)
     batches = schedule.decode_batches(own, [17, 5], batch_size=5)
     assert [b.size for b in batches] == [5, 5, 4]

@@ -8,8 +8,8 @@ import torch
 
 import xtl
 from xtl.errors import XtlError
-from xtl.lens import Patch, case_study, compare, lens, merge_pieces, token_text
-from xtl.transplant import tokenize
+from xtl.interpret import Patch, case_study, compare, lens, merge_pieces, token_text
+from xtl.patching import tokenize
 
 from conftest import PROMPTS
 

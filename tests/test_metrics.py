@@ -12,7 +12,7 @@ import torch
 
 from xtl.errors import DataError
 from xtl.errors import XtlError
-from xtl.metrics import (clean_for_lid, evaluate, identify_languages, lid_label, resource_group, response_perplexity,
+from xtl.evaluation import (clean_for_lid, evaluate, identify_languages, lid_label, resource_group, response_perplexity,
                          score, score_choice, score_qa)
 from xtl.tasks import Item, cot_items, load_culturalbench, load_mkqa, render_prompt
 

@@ -11,7 +11,7 @@ import pytest
 
 from xtl import analysis as an
 from xtl import plots
-from xtl.report import build_report
+from xtl.figures.report import build_report
 
 from test_analysis import C, LANGS, VAN, table
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xtl import tables as tb
+from xtl.analysis import tables as tb
 from xtl.errors import XtlError
 
 from test_analysis import table
@@ -104,7 +104,7 @@ def test_every_table_from_a_small_real_sweep(demo_model, shared_data, tmp_path, 
         for ext in ("md", "csv", "tex"):
             assert (out / f"table{n}.{ext}").stat().st_size > 0
     # recompute Table 3 and Table 4 by hand from the evaluated rows
-    from xtl.metrics import evaluate
+    from xtl.evaluation import evaluate
     from xtl.store import read_store
 
     ev = evaluate(read_store(tmp_path / "s"), "xnli", root=shared_data)

@@ -3,7 +3,7 @@ import torch
 
 import xtl
 from xtl.errors import PromptError, SiteError
-from xtl.transplant import Site, stop_token_ids, tokenize
+from xtl.patching import Site, stop_token_ids, tokenize
 from tests.conftest import PROMPTS
 
 SITES = ["attn", "mlp", "block", "heads:1,3", "attn-authors"]
@@ -195,7 +195,7 @@ def test_attn_authors_writes_source_resid_mid_into_attn_out(tiny_models):
     torch.testing.assert_close(cap.acts[i], h_s + a_s, rtol=1e-12, atol=1e-12)
     seen = {}
     site = Site.parse("attn-authors")
-    from xtl.transplant import patch_hook
+    from xtl.patching import patch_hook
     with model.hooks(fwd_hooks=[(site.hook_name(j), patch_hook(site, cap.acts[i][None])),
                                 (f"blocks.{j}.hook_resid_mid", lambda act, hook: seen.__setitem__("m", act[0, -1].clone()))]):
         model(tgt[None])

@@ -1,170 +1,35 @@
-"""Interactive plotly figures of analyses; every figure saves as standalone HTML.
-
-Figures take the outputs of :mod:`xtl.analysis` (and :mod:`xtl.lens`), never compute them.
-"""
+"""Former home of the figures; now :mod:`xtl.figures.plots`, whose functions take analysis
+results. Kept so that older code works: these take a :class:`xtl.analysis.Grid`, compute its
+analysis here, and draw it with :mod:`xtl.figures.plots`."""
 
 from __future__ import annotations
 
-import html
-import os
-from pathlib import Path
-from typing import Sequence
-
 import numpy as np
-import plotly.graph_objects as go
 
-from xtl.analysis import Grid, gain_matrix, layerwise_gain, upper_bounds, win_tie_lose
+from xtl import analysis as _an
+from xtl.analysis import views as _views
+from xtl.figures import plots as _plots
+from xtl.figures.plots import case_grid, lens_heatmap, save  # noqa: F401
 
-__all__ = ["gain_heatmap", "lang_layer_heatmap", "wtl_bars", "upper_bound_curves",
-           "case_grid", "lens_heatmap", "save"]
-
-DIVERGING = "RdBu"
-
-
-def _gain_trace(g: Grid, examples: np.ndarray | None, visible: bool, name: str, zmax: float) -> go.Heatmap:
-    gain = gain_matrix(g)
-    acc = 100 * g.accuracy
-    n = np.sum(~np.isnan(g.correct), axis=0)
-    ex = examples if examples is not None else np.full(gain.shape, "", dtype=object)
-    custom = np.dstack([acc, n, ex]).astype(object)
-    return go.Heatmap(
-        z=gain, x=g.tgt_layers, y=g.src_layers, zmid=0, zmin=-zmax, zmax=zmax, colorscale=DIVERGING,
-        customdata=custom, visible=visible, name=name, colorbar={"title": "gain (pts)"},
-        hovertemplate=("source %{y} → target %{x}<br>accuracy %{customdata[0]:.1f}%"
-                       "<br>gain %{z:+.1f} pts<br>n = %{customdata[1]}<br>e.g. %{customdata[2]}<extra></extra>"))
+__all__ = ["gain_heatmap", "lang_layer_heatmap", "wtl_bars", "upper_bound_curves", "case_grid",
+           "lens_heatmap", "save"]
 
 
-def gain_heatmap(g: Grid, examples: dict[str, np.ndarray] | None = None, per_lang: bool = True,
-                 title: str = "Accuracy gain over vanilla") -> go.Figure:
-    """N x N heatmap of gain (source x target), diverging colours centred on 0, a dropdown per
-    language. ``examples``: per language (and ``"all"``) a [src, tgt] array of one response."""
-    panels = {"all": g, **(g.by_lang() if per_lang and len(set(g.langs)) > 1 else {})}
-    zmax = max(float(np.nanmax(np.abs(gain_matrix(sub)))) for sub in panels.values()) or 1.0
-    fig = go.Figure()
-    for k, (name, sub) in enumerate(panels.items()):
-        fig.add_trace(_gain_trace(sub, (examples or {}).get(name), k == 0, name, zmax))
-    if len(panels) > 1:
-        buttons = [{"label": name, "method": "update",
-                    "args": [{"visible": [m == k for m in range(len(panels))]},
-                             {"title": f"{title} — {name} (vanilla {100 * sub.vanilla_accuracy:.1f}%)"}]}
-                   for k, (name, sub) in enumerate(panels.items())]
-        fig.update_layout(updatemenus=[{"buttons": buttons, "x": 1.0, "y": 1.15, "xanchor": "right"}])
-    fig.update_layout(title=f"{title} — all (vanilla {100 * g.vanilla_accuracy:.1f}%)",
-                      xaxis_title="target layer j", yaxis_title="source layer i",
-                      width=720, height=640)
-    fig.update_xaxes(type="category")     # swept layers may skip some: one cell per swept layer
-    fig.update_yaxes(type="category")
-    return fig
+def gain_heatmap(g, examples: dict[str, np.ndarray] | None = None, per_lang: bool = True, **kw):
+    """:func:`xtl.figures.plots.gain_heatmap` of :func:`xtl.analysis.views.gain_panels` of ``g``."""
+    return _plots.gain_heatmap(_views.gain_panels(g, examples, per_lang), **kw)
 
 
-def lang_layer_heatmap(g: Grid, axis: str = "source", title: str | None = None) -> go.Figure:
-    """Language x layer heatmap of mean gain by source (or target) layer (Figure 3)."""
-    langs = g.by_lang()
-    rows = [layerwise_gain(sub)[0 if axis == "source" else 1] for sub in langs.values()]
-    layers = g.src_layers if axis == "source" else g.tgt_layers
-    z = np.array(rows)
-    zmax = float(np.nanmax(np.abs(z))) or 1.0
-    fig = go.Figure(go.Heatmap(z=z, x=layers, y=list(langs), zmid=0, zmin=-zmax, zmax=zmax,
-                               colorscale=DIVERGING, colorbar={"title": "gain (pts)"},
-                               hovertemplate=f"%{{y}}, {axis} layer %{{x}}<br>mean gain %{{z:+.2f}} pts<extra></extra>"))
-    fig.update_layout(title=title or f"Mean gain by {axis} layer and language",
-                      xaxis_title=f"{axis} layer", yaxis_title="language", height=200 + 28 * len(langs))
-    fig.update_xaxes(type="category")     # one block per swept layer, none stretched over gaps
-    return fig
+def lang_layer_heatmap(g, axis: str = "source", title: str | None = None):
+    """:func:`xtl.figures.plots.lang_layer_heatmap` of :func:`xtl.analysis.views.layer_gains`."""
+    return _plots.lang_layer_heatmap(_views.layer_gains(g, axis), title)
 
 
-def wtl_bars(results: dict[str, Grid], title: str = "Win / tie / lose against vanilla") -> go.Figure:
-    """Stacked bars of win/tie/lose configuration counts per (dataset, site) label (Figure 2)."""
-    stats = {name: win_tie_lose(g) for name, g in results.items()}
-    fig = go.Figure()
-    for key, colour in (("win", "#2b8cbe"), ("tie", "#bdbdbd"), ("lose", "#e34a33")):
-        fig.add_trace(go.Bar(name=key, x=list(stats), y=[s[key] for s in stats.values()],
-                             marker_color=colour,
-                             customdata=[[s["vanilla"], s["average"]] for s in stats.values()],
-                             hovertemplate=(f"%{{x}}: %{{y}} {key}<br>vanilla %{{customdata[0]:.1f}}%"
-                                            "<br>average over configs %{customdata[1]:.1f}%<extra></extra>")))
-    fig.update_layout(barmode="stack", title=title, yaxis_title="configurations")
-    return fig
+def wtl_bars(results: dict, **kw):
+    """:func:`xtl.figures.plots.wtl_bars` of :func:`xtl.analysis.win_tie_lose` of each grid."""
+    return _plots.wtl_bars({name: _an.win_tie_lose(g) for name, g in results.items()}, **kw)
 
 
-def upper_bound_curves(g: Grid, title: str = "Instance-aware upper bounds") -> go.Figure:
-    """Source-wise and target-wise upper bounds over layers, vanilla as a line (Figure 4)."""
-    ub = upper_bounds(g)
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=ub["src_layers"], y=ub["source"], mode="lines+markers",
-                             name="source-wise (fixed i)"))
-    fig.add_trace(go.Scatter(x=ub["tgt_layers"], y=ub["target"], mode="lines+markers",
-                             name="target-wise (fixed j)"))
-    fig.add_hline(y=ub["vanilla"], line_dash="dash", annotation_text=f"vanilla {ub['vanilla']:.1f}%",
-                  annotation_position="top left")
-    if not np.isnan(ub["oracle"]):
-        fig.add_hline(y=ub["oracle"], line_dash="dot", annotation_text=f"N² oracle {ub['oracle']:.1f}%",
-                      annotation_position="bottom right")
-    fig.update_layout(title=f"{title}<br><sup>{ub['grid']}</sup>", xaxis_title="layer",
-                      yaxis_title="accuracy (%)")
-    return fig
-
-
-def case_grid(correct: np.ndarray, src_layers: Sequence[int], tgt_layers: Sequence[int],
-              responses: np.ndarray | None = None, vanilla_ok: bool | None = None,
-              title: str = "Configurations that answer right") -> go.Figure:
-    """N x N correctness grid of one item (case study): green right, red wrong."""
-    text = responses if responses is not None else np.full(correct.shape, "", dtype=object)
-    fig = go.Figure(go.Heatmap(
-        z=correct.astype(float), x=list(tgt_layers), y=list(src_layers), zmin=0, zmax=1,
-        colorscale=[[0, "#e34a33"], [1, "#31a354"]], showscale=False, customdata=text,
-        hovertemplate="source %{y} → target %{x}<br>%{customdata}<extra></extra>"))
-    if vanilla_ok is not None:
-        title += f" (vanilla {'right' if vanilla_ok else 'wrong'})"
-    fig.update_layout(title=title, xaxis_title="target layer j", yaxis_title="source layer i",
-                      width=640, height=600)
-    return fig
-
-
-def lens_heatmap(colours: dict[str, np.ndarray], text: np.ndarray, hover: np.ndarray,
-                 x_labels: Sequence[str], y_labels: Sequence[str], title: str,
-                 first: str | None = None) -> go.Figure:
-    """Layer x position/step heatmap with the top token written in each cell.
-
-    ``colours``: name -> z array (``"top-1 probability"``, ``"p(A)"``, ...); a dropdown switches
-    between them when there are several, ``first`` is shown first.
-    """
-    names = list(colours)
-    first = first if first in colours else names[0]
-    fig = go.Figure()
-    for name in names:
-        fig.add_trace(go.Heatmap(
-            z=colours[name], x=list(range(len(x_labels))), y=list(y_labels), text=text,
-            texttemplate="%{text}", textfont={"size": 12}, zmin=0, zmax=1, colorscale="Blues",
-            customdata=hover, colorbar={"title": name}, visible=name == first, name=name,
-            hovertemplate="%{customdata}<extra></extra>"))
-    if len(names) > 1:
-        buttons = [{"label": f"colour: {name}", "method": "update",
-                    "args": [{"visible": [m == name for m in names]}]} for name in names]
-        fig.update_layout(updatemenus=[{"buttons": buttons, "x": 1.0, "y": 1.12, "xanchor": "right",
-                                        "active": names.index(first)}])
-    fig.update_xaxes(tickmode="array", tickvals=list(range(len(x_labels))), ticktext=list(x_labels),
-                     tickfont={"size": 13})
-    fig.update_yaxes(tickfont={"size": 13}, automargin=True)
-    fig.update_layout(title=title, xaxis_title="position / generated step", yaxis_title="layer",
-                      font={"size": 13}, margin={"l": 110},
-                      height=240 + 28 * len(y_labels), width=max(640, 96 * len(x_labels) + 240))
-    return fig
-
-
-def save(fig: go.Figure, path: str | os.PathLike, static: bool = False) -> Path:
-    """Write a standalone HTML file (plotly.js inlined); with ``static`` also a PNG beside it
-    when the environment can export images (kaleido), silently skipped otherwise."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.write_html(path, include_plotlyjs=True, full_html=True)
-    if static:
-        try:
-            fig.write_image(path.with_suffix(".png"))
-        except Exception:  # noqa: BLE001 - static export is optional
-            pass
-    return path
-
-
-def escape(text: str) -> str:
-    return html.escape(str(text))
+def upper_bound_curves(g, **kw):
+    """:func:`xtl.figures.plots.upper_bound_curves` of :func:`xtl.analysis.upper_bounds`."""
+    return _plots.upper_bound_curves(_an.upper_bounds(g), **kw)

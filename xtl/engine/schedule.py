@@ -1,7 +1,6 @@
 """The plan of one item's work on the shared-prefix path, and its execution.
 
-Follow one configuration ``(j, i)`` (target layer j, source layer i) from its first step to its
-row in the results:
+Follow one configuration ``Config(src=i, tgt=j)`` from its first step to its row in the results:
 
 1. :class:`ItemInputs` holds what every configuration of the item shares: the target prompt's
    prefix cache, the vanilla last-token cache and the residual stream entering every layer, the
@@ -17,7 +16,7 @@ row in the results:
    rows greedily on the shared prefix (:func:`xtl.fastpath.greedy`).
 4. :func:`run_item` gathers a :class:`ConfigResult` per configuration; a shared configuration
    takes its continuation's tokens, with its log-likelihood summed from its own first log-prob
-   and the continuation's later ones, in the order :func:`xtl.transplant.greedy_loop` sums.
+   and the continuation's later ones, in the order :func:`xtl.patching.decode.greedy_loop` sums.
 """
 
 from __future__ import annotations
@@ -26,36 +25,59 @@ from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 
 import torch
+from jaxtyping import Float
 from torch import Tensor
 from transformer_lens import HookedTransformer
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
-from xtl import fastpath
-from xtl.sites import Site
+from xtl.engine import kernel as fastpath
+from xtl.patching.ops import first_token_stats
+from xtl.patching.sites import Site
+from xtl.schema import VANILLA, Config
 
 __all__ = ["Config", "ItemInputs", "DecodeBatch", "ConfigResult", "default_batch_size", "balanced", "split_shared",
-           "decode_batches", "run_item", "VANILLA"]
+           "decode_batches", "run_item", "by_target", "VANILLA"]
 
-Config = tuple[int, int]
-"""A configuration as ``(target layer, source layer)``: sorting orders rows by target layer."""
-VANILLA: Config = (-1, -1)
+
+
+def by_target(configs: list[Config]) -> list[Config]:
+    """Configurations ordered by target layer (then source): the order rows join the batch."""
+    return sorted(configs, key=lambda c: (c.tgt, c.src))
 
 
 @dataclass(frozen=True)
 class ItemInputs:
-    """What every configuration of one item shares."""
+    """What every configuration of one item shares (build it with keywords)."""
 
     model: HookedTransformer
-    prefix: fastpath.Prefix
-    vanilla: TransformerLensKeyValueCache
-    resid_pre: list[Tensor]
-    vanilla_first: fastpath.Next
+    prefix_cache: TransformerLensKeyValueCache  # every target prompt position but the last
+    vanilla: TransformerLensKeyValueCache  # the prefix plus the vanilla last token
+    vanilla_logits: Float[Tensor, "1 vocab"]
+    resid_pre: list[Float[Tensor, "1 1 d_model"]]  # vanilla residual entering every layer
     site: Site
-    src_acts: Tensor | None
+    src_acts: Float[Tensor, "layer ..."] | None  # the source's site at every layer
     cand_ids: list[int]
     stop: set[int]
     max_new_tokens: int
     generate: bool
+
+    @property
+    def prefix(self) -> fastpath.Prefix:
+        """The prefix in the kernel's layout (rotated once; computed on first use)."""
+        cached = self.__dict__.get("_prefix")
+        if cached is None:
+            cached = fastpath.prefix_from_cache(self.model, self.prefix_cache)
+            object.__setattr__(self, "_prefix", cached)
+        return cached
+
+    @property
+    def vanilla_first(self) -> fastpath.Next:
+        """Vanilla's first token and its statistics."""
+        cached = self.__dict__.get("_vanilla_first")
+        if cached is None:
+            cached = first_token_stats(self.vanilla_logits, self.cand_ids)
+            object.__setattr__(self, "_vanilla_first", cached)
+        return cached
 
 
 @dataclass(frozen=True)
@@ -113,7 +135,7 @@ def split_shared(configs: list[Config], n_layers: int, generate: bool) -> tuple[
     first token (only when generating), the others decode on their own."""
     if not generate:
         return [], list(configs)
-    return [c for c in configs if c[0] == n_layers - 1], [c for c in configs if c[0] != n_layers - 1]
+    return [c for c in configs if c.tgt == n_layers - 1], [c for c in configs if c.tgt != n_layers - 1]
 
 
 def decode_batches(own: list[Config], continuations: list[int], batch_size: int) -> list[DecodeBatch]:
@@ -130,7 +152,8 @@ def decode_batches(own: list[Config], continuations: list[int], batch_size: int)
 def run_item(inp: ItemInputs, configs: list[Config], batch_size: int,
              done: Callable[[int], None] = lambda k: None) -> dict[Config, ConfigResult]:
     """Every configuration of one item, plus :data:`VANILLA`; ``done(k)`` reports progress in
-    configurations (also within a batch, per decode step)."""
+    configurations (also within a batch, per decode step). ``configs`` must be sorted by
+    target layer (:func:`by_target`)."""
     model, pre, van = inp.model, inp.prefix, inp.vanilla_first
     cap = max(1, inp.max_new_tokens) if inp.generate else 1
     stats: dict[Config, tuple[list[float], float, float]] = {
@@ -138,8 +161,8 @@ def run_item(inp: ItemInputs, configs: list[Config], batch_size: int,
     decoded: dict[Config, tuple[list[int], float, bool]] = {}
 
     def first_tokens(keys: list[Config], rows: fastpath.Rows) -> fastpath.Next:
-        nxt = fastpath.first_step(model, pre, rows, inp.resid_pre, [j for j, _ in keys], inp.site.target_kind,
-                                  inp.src_acts[[i for _, i in keys]], inp.site.heads, inp.cand_ids)
+        nxt = fastpath.first_step(model, pre, rows, inp.resid_pre, [c.tgt for c in keys], inp.site.target_kind,
+                                  inp.src_acts[[c.src for c in keys]], inp.site.heads, inp.cand_ids)
         for key, cand, ent, gap in zip(keys, nxt.cand_logprobs.tolist(), nxt.entropy.tolist(),
                                        nxt.margin.tolist()):
             stats[key] = (cand, ent, gap)
@@ -192,4 +215,9 @@ def run_item(inp: ItemInputs, configs: list[Config], batch_size: int,
     if not inp.generate:
         decoded[VANILLA] = ([], float("nan"), False)
     done(len(first) if inp.generate else 1)
-    return {key: ConfigResult(*stats[key], *decoded[key]) for key in decoded}
+    out = {}
+    for key, (ids, loglik, stopped) in decoded.items():
+        cand, entropy, margin = stats[key]
+        out[key] = ConfigResult(cand_logprobs=cand, entropy=entropy, margin=margin, token_ids=ids,
+                                loglik=loglik, stopped=stopped)
+    return out

@@ -1,0 +1,106 @@
+"""Instance-aware upper bounds: equations (4) and (5) of the paper, and the N² oracle (Table 4, Figure 4)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from jaxtyping import Float
+
+from xtl.analysis.grid import Grid, layers_text as _layers_text
+from xtl.analysis.records import _Record
+
+__all__ = ["Bounds", "upper_bounds", "format_bound", "bound_by_group", "group_order"]
+
+
+def _bound_reasons(g: Grid) -> dict[str, str]:
+    """Why each bound cannot be computed on this grid (no entry: it can)."""
+    n = g.n_layers
+    if n is None:
+        why = ("the model's depth is not known (the results lack n_layers; pass grid(..., "
+               "n_layers=N))")
+        return {"source_last": why, "target_first": why, "oracle": why}
+    every = list(range(n))
+    missing = np.isnan(g.correct).any(axis=0)  # configuration not run for some item
+    src_ok = g.src_layers == every and not missing.any()
+    tgt_ok = g.tgt_layers == every and not missing.any()
+    have = f"this grid has sources {_layers_text(g.src_layers)} × targets {_layers_text(g.tgt_layers)}"
+    out = {}
+    if not (n - 1 in g.src_layers and tgt_ok):
+        out["source_last"] = (f"SourceLast (eq. 4) needs source layer {n - 1} with every target layer "
+                              f"0–{n - 1}; {have}")
+    if not (0 in g.tgt_layers and src_ok):
+        out["target_first"] = (f"TargetFirst (eq. 5) needs target layer 0 with every source layer "
+                               f"0–{n - 1}; {have}")
+    if not g.is_full:
+        out["oracle"] = f"the N² oracle needs the full {n} × {n} grid for every item; {have}"
+    return out
+
+
+@dataclass(frozen=True)
+class Bounds(_Record):
+    """Instance-aware upper bounds (%): per source and per target layer, at the paper's end
+    points, and the N² oracle; NaN where the grid does not allow one (``reasons`` says why)."""
+
+    source: Float[np.ndarray, "src"]
+    target: Float[np.ndarray, "tgt"]
+    source_last: float
+    target_first: float
+    oracle: float
+    vanilla: float
+    src_layers: list[int]
+    tgt_layers: list[int]
+    reasons: dict[str, str]
+    grid: str
+
+
+def upper_bounds(g: Grid) -> Bounds:
+    """Instance-aware upper bounds, equations (4) and (5), and the full N^2 oracle, in percent.
+
+    Source-wise at layer i: an item counts if any target layer j answers it right with source i
+    (defined only where every target layer was swept); target-wise at layer j likewise over
+    every source layer. ``source_last`` (eq. 4 at the last layer), ``target_first`` (eq. 5 at
+    layer 0) and ``oracle`` are NaN when the grid lacks what they need; ``reasons`` says why and
+    ``grid`` names the grid the numbers cover.
+    """
+    reasons = _bound_reasons(g)
+    n = g.n_layers
+    c = np.nan_to_num(g.correct, nan=0.0)
+    missing = np.isnan(g.correct).any(axis=0)
+    full_tgt = n is not None and g.tgt_layers == list(range(n))
+    full_src = n is not None and g.src_layers == list(range(n))
+    source = np.where(full_tgt & ~missing.any(axis=1), 100 * g.mean(c.max(axis=2)), np.nan)
+    target = np.where(full_src & ~missing.any(axis=0), 100 * g.mean(c.max(axis=1)), np.nan)
+    source_last = float(source[g.src_layers.index(n - 1)]) if "source_last" not in reasons else math.nan
+    target_first = float(target[g.tgt_layers.index(0)]) if "target_first" not in reasons else math.nan
+    oracle = 100 * float(g.mean(c.max(axis=(1, 2)))) if "oracle" not in reasons else math.nan
+    return Bounds(source, target, source_last, target_first, oracle, 100 * g.vanilla_accuracy,
+                  g.src_layers, g.tgt_layers, reasons, g.describe())
+
+
+def format_bound(value: float, name: str, bounds: Bounds) -> str:
+    """``61.2%``, or ``not computable on this grid: <reason>`` for a NaN bound."""
+    if math.isnan(value):
+        return f"not computable on this grid: {bounds.reasons.get(name, 'no items')}"
+    return f"{value:.1f}%"
+
+
+def group_order(g: Grid) -> list[str]:
+    return [x for x in ("high", "mid", "low") if x in g.groups] + sorted(
+        {x for x in g.groups if x not in ("high", "mid", "low", "")})
+
+
+def bound_by_group(g: Grid) -> pd.DataFrame:
+    """Table 4: vanilla, SourceLast (source-wise bound at the last layer) and TargetFirst
+    (target-wise bound at the first layer) by resource group, each the mean over the group's
+    languages (``g.average``); NaN where the grid does not allow a bound."""
+    rows = []
+    for group in group_order(g) + ["all"]:
+        sub = g if group == "all" else g.subset([x == group for x in g.groups])
+        ub = upper_bounds(sub)
+        rows.append({"group": group, "langs": len(set(sub.langs)), "n": len(sub.items),
+                     "vanilla": ub.vanilla, "SourceLast": ub.source_last,
+                     "TargetFirst": ub.target_first, "oracle": ub.oracle})
+    return pd.DataFrame(rows)

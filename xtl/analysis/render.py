@@ -1,0 +1,74 @@
+"""Rendering a paper table as Markdown, LaTeX (booktabs) or CSV."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from xtl.analysis.tables import PaperTable
+
+__all__ = ["to_markdown", "to_latex", "to_csv"]
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, (float, np.floating)):
+        return "–" if math.isnan(value) else f"{value:.1f}"
+    return str(value)
+
+
+def to_markdown(table: PaperTable) -> str:
+    """The table as Markdown: a heading, one pipe table per block, the notes."""
+    out = [f"### Table {table.number}: {table.title}", ""]
+    for caption, frame in table.blocks:
+        named = frame.index.name is not None or not isinstance(frame.index, pd.RangeIndex)
+        header = ([""] if named else []) + [str(c) for c in frame.columns]
+        out += [f"**{caption}**", "", "| " + " | ".join(header) + " |",
+                "|" + "|".join([":--"] * named + ["--:" if frame[c].dtype.kind == "f" else ":--"
+                                                   for c in frame.columns]) + "|"]
+        for idx, row in frame.iterrows():
+            cells = ([str(idx)] if named else []) + [_cell(v) for v in row]
+            out.append("| " + " | ".join(cells) + " |")
+        out.append("")
+    out += [f"- {note}" for note in table.notes]
+    return "\n".join(out) + "\n"
+
+
+def _tex(text: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
+                 ("→", r"$\rightarrow$"), ("Δ", r"$\Delta$"), ("²", r"$^2$")):
+        text = text.replace(a, b)
+    return text
+
+
+def to_latex(table: PaperTable) -> str:
+    """The table as a LaTeX ``table`` environment (booktabs), one ``tabular`` per block."""
+    out = [r"\begin{table}[t]", r"\centering", rf"\caption{{{_tex(table.title)}}}"]
+    for caption, frame in table.blocks:
+        named = not isinstance(frame.index, pd.RangeIndex)
+        cols = ("l" if named else "") + "".join("r" if frame[c].dtype.kind == "f" else "l" for c in frame.columns)
+        header = ([""] if named else []) + [_tex(str(c)) for c in frame.columns]
+        out += [rf"\par\smallskip\textbf{{{_tex(caption)}}}\par", rf"\begin{{tabular}}{{{cols}}}",
+                r"\toprule", " & ".join(header) + r" \\", r"\midrule"]
+        for idx, row in frame.iterrows():
+            cells = ([_tex(str(idx))] if named else []) + [_tex(_cell(v)) for v in row]
+            out.append(" & ".join(cells) + r" \\")
+        out += [r"\bottomrule", r"\end{tabular}"]
+    out += [r"\par\footnotesize " + _tex(note) for note in table.notes]
+    out.append(r"\end{table}")
+    return "\n".join(out) + "\n"
+
+
+def to_csv(table: PaperTable) -> str:
+    """All blocks in one CSV, the block's caption in the first column."""
+    frames = []
+    for caption, frame in table.blocks:
+        f = frame.copy()
+        if not isinstance(f.index, pd.RangeIndex):
+            f = f.rename_axis("row").reset_index()
+        f.insert(0, "block", caption)
+        frames.append(f)
+    return pd.concat(frames, ignore_index=True).to_csv(index=False, float_format="%.2f") if frames else ""

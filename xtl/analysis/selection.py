@@ -1,0 +1,61 @@
+"""Layer-selection strategies of the paper: coarse-grained (Table 2), entropy-based (section F),
+and best-on-PilotSet scored on held-out items."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from xtl.analysis.accuracy import config_accuracy
+from xtl.analysis.grid import Grid, _need
+from xtl.analysis.records import _Record
+from xtl.errors import XtlError
+
+__all__ = ["coarse_config", "entropy_select", "HeldOut", "held_out"]
+
+
+def coarse_config(site: str, n_layers: int) -> tuple[int, int]:
+    """Table 2's coarse-grained (source, target): attn last -> first (understanding),
+    mlp first -> first (generation and culture)."""
+    kind = str(site).split(":")[0]
+    if kind in ("attn", "attn-authors"):
+        return n_layers - 1, 0
+    if kind == "mlp":
+        return 0, 0
+    raise XtlError(f"the coarse-grained strategy is defined for attn and mlp, not {site!r}")
+
+
+def entropy_select(df: pd.DataFrame, n_layers: int) -> pd.DataFrame:
+    """Section F's entropy-based choice: target = first layer, source in {first, last}; keep
+    per item the configuration whose first-token entropy is lower. One row per item."""
+    _need(df, ["item_key", "src_layer", "tgt_layer", "entropy", "correct"])
+    cand = df[(~df["is_vanilla"]) & (df["tgt_layer"] == 0) & df["src_layer"].isin([0, n_layers - 1])]
+    if cand.empty:
+        raise XtlError("entropy selection needs configurations (0, 0) and (N-1, 0) in the results")
+    return cand.sort_values(["item_key", "entropy", "src_layer"]).drop_duplicates("item_key")
+
+
+@dataclass(frozen=True)
+class HeldOut(_Record):
+    """The best PilotSet configuration and its accuracy on unseen items (%)."""
+
+    src_layer: int
+    tgt_layer: int
+    pilot_accuracy: float
+    pilot_vanilla: float
+    unseen_accuracy: float
+    unseen_vanilla: float
+    unseen_gain: float
+
+
+def held_out(pilot: Grid, unseen: Grid) -> HeldOut:
+    """Pick the best configuration on the PilotSet and score it on unseen items: an honest
+    gain to set beside the (optimistic) oracle."""
+    acc = np.where(np.isnan(pilot.accuracy), -np.inf, pilot.accuracy)
+    si, ti = np.unravel_index(int(np.argmax(acc)), acc.shape)
+    src, tgt = pilot.src_layers[si], pilot.tgt_layers[ti]
+    score = config_accuracy(unseen, src, tgt)
+    return HeldOut(src, tgt, 100 * float(acc[si, ti]), 100 * pilot.vanilla_accuracy, score,
+                   100 * unseen.vanilla_accuracy, score - 100 * unseen.vanilla_accuracy)

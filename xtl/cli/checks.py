@@ -1,0 +1,112 @@
+"""Checks the CLI makes before any model loads: layer syntax and ranges, sites, prompt files,
+output paths. Light (no torch)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from xtl.errors import PromptError, XtlError
+from xtl.models.names import DEMO_ALIASES, DEMO_LAYERS, DEMO_MODEL
+
+__all__ = ["parse_layers", "read_prompt", "check_site", "check_layers", "check_out_file", "langs_arg",
+           "absolute", "LAYERS_HELP"]
+
+LAYERS_HELP = "layers as a list or ranges, e.g. 0 8 16 31, 0,8,16 or 0-31:2 (step 2); negative counts from the end"
+
+
+def read_prompt(path: str) -> str:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PromptError(f"cannot read prompt file {path}: {exc.strerror if isinstance(exc, OSError) else exc}; "
+                          "give a readable UTF-8 text file") from exc
+    if not text.strip():
+        raise PromptError(f"prompt file {path} is empty; put the prompt text in it")
+    return text
+
+
+def parse_layers(values: list[str] | None) -> list[int] | None:
+    """``["0-31:2"]``, ``["0", "8", "16"]`` or ``["0,8,16"]`` -> layer numbers (None: all)."""
+    if not values:
+        return None
+    out: list[int] = []
+    for token in (t.strip() for v in values for t in str(v).split(",")):
+        if not token:
+            continue
+        m = re.fullmatch(r"(\d+)-(\d+)(?::(\d+))?", token)
+        if m:
+            start, stop, step = int(m[1]), int(m[2]), int(m[3] or 1)
+            if step < 1 or start > stop:
+                raise XtlError(f"bad layer range {token!r}; write START-STOP[:STEP] with START <= STOP "
+                               "and STEP >= 1, e.g. 0-31:2")
+            out.extend(range(start, stop + 1, step))
+        elif re.fullmatch(r"-?\d+", token):
+            out.append(int(token))
+        else:
+            raise XtlError(f"bad layer selection {token!r}; {LAYERS_HELP}")
+    return list(dict.fromkeys(out))
+
+
+def langs_arg(langs):
+    """``--langs de fr`` or ``--langs de,fr``."""
+    if not langs:
+        return None
+    return [l for part in langs for l in part.split(",") if l]
+
+
+def absolute(path):
+    """A data root as an absolute path (what the store records), or None."""
+    value = path or os.environ.get("XTL_DATA")
+    return str(Path(value).expanduser().resolve()) if value else None
+
+
+def check_site(spec: str) -> None:
+    from xtl.patching.sites import Site
+
+    Site.parse(spec)
+
+
+def depth(spec: str | None) -> int | None:
+    """The model's number of layers when it can be read without loading it (demo, local folder)."""
+    if spec in (DEMO_MODEL, *DEMO_ALIASES):
+        return DEMO_LAYERS
+    config = Path(str(spec)).expanduser() / "config.json"
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+        data = data if "num_hidden_layers" in data else data.get("text_config", {})
+        return int(data["num_hidden_layers"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None  # known only after loading; the library checks then
+
+
+def check_layers(model: str, **layers) -> None:
+    """Layer numbers against the model's depth, before the model loads."""
+    n = depth(model)
+    if n is None:
+        return
+    for what, values in layers.items():
+        values = [values] if isinstance(values, int) else (values or [])
+        bad = [v for v in values if not -n <= v < n]
+        if bad:
+            raise XtlError(f"{what.replace('_', ' ')} {', '.join(map(str, bad))} out of range; "
+                           f"{model} has layers 0..{n - 1}")
+
+
+def check_out_file(path: str | None) -> None:
+    """An output file we will be able to write (checked before any model loads)."""
+    if not path:
+        return
+    p = Path(path)
+    if p.is_dir():
+        raise XtlError(f"--out {p} is a folder; give a file name, e.g. {p / 'out.html'}")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise XtlError(f"cannot write {p} ({exc.strerror or exc}); choose an --out you can write to") from exc
+    if not os.access(p.parent, os.W_OK | os.X_OK):
+        raise XtlError(f"cannot write into {p.parent}; choose an --out you can write to")
+
+

@@ -1,0 +1,230 @@
+"""The CLI's commands: each a thin wrapper over library calls (``xtl demo|transplant|sweep|eval|
+report|paper|lens``). Everything that can be checked without a model is checked first."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from xtl.cli.checks import (absolute, check_layers, check_out_file, check_site, langs_arg, parse_layers,
+                            read_prompt)
+from xtl.errors import PromptError, XtlError
+
+__all__ = ["COMMANDS"]
+
+
+def _load(args):
+    from xtl.models import load_model
+
+    return load_model(args.model, dtype=args.dtype, device=args.device)
+
+
+def _print_result(res, as_json: bool) -> None:
+    changed = res.tokens != res.vanilla_tokens
+    if as_json:
+        print(json.dumps({"site": str(res.site), "src_layer": res.src_layer, "tgt_layer": res.tgt_layer,
+                          "vanilla": res.vanilla_text, "vanilla_tokens": res.vanilla_tokens,
+                          "transplanted": res.text, "tokens": res.tokens, "changed": changed},
+                         ensure_ascii=False))
+    else:
+        print(f"site={res.site}  source layer {res.src_layer} -> target layer {res.tgt_layer}")
+        print(f"vanilla     : {res.vanilla_text!r}")
+        print(f"transplanted: {res.text!r}")
+        print("the transplant changed the answer" if changed else
+              "the transplant did not change the answer (try other layers or --site)")
+
+
+def cmd_transplant(args, demo: bool = False) -> None:
+    from xtl.patching.single import transplant
+    from xtl.tasks.registry import builtin_pair
+
+    check_site(args.site)
+    check_layers(args.model, source_layer=args.src_layer, target_layer=args.tgt_layer)
+    if demo and not (args.source_prompt or args.target_prompt):
+        pair = builtin_pair()
+        source, target = pair["source"], pair["target"]
+    else:
+        if not (args.source_prompt and args.target_prompt):
+            raise PromptError("give both --source-prompt FILE and --target-prompt FILE")
+        source, target = read_prompt(args.source_prompt), read_prompt(args.target_prompt)
+    model = _load(args)
+    n = model.cfg.n_layers
+    src = args.src_layer if args.src_layer is not None else n // 2
+    tgt = args.tgt_layer if args.tgt_layer is not None else n // 6
+    res = transplant(model, target, source, src, tgt, site=args.site,
+                     max_new_tokens=args.max_new_tokens, chat=args.chat)
+    _print_result(res, args.json)
+
+
+def cmd_sweep(args) -> None:
+    from xtl.engine.store import check_writable_dir
+    from xtl.tasks import load_task
+
+    check_site(args.site)
+    srcs, tgts = parse_layers(args.src_layers), parse_layers(args.tgt_layers)
+    check_layers(args.model, source_layers=srcs, target_layers=tgts)
+    langs = langs_arg(args.langs)
+    items = load_task(args.data, langs=langs, limit=args.limit, root=args.data_root)
+    if not items:
+        raise XtlError(f"no items in {args.data} for languages {langs}; check --langs")
+    if args.shard:
+        from xtl.tasks import shard
+
+        items = shard(items, args.shard)
+    check_writable_dir(args.out)
+    settings = {"data": args.data, "langs": langs, "limit": args.limit, "data_root": absolute(args.data_root)}
+    if args.ray:
+        from xtl.engine.distributed import sweep_ray
+
+        df = sweep_ray(args.model, items, args.out, dtype=args.dtype, device=args.device,
+                       address=args.ray, workers=args.workers, site=args.site, src_layers=srcs,
+                       tgt_layers=tgts, max_new_tokens=args.max_new_tokens, mode=args.mode,
+                       batch_size=args.batch_size, candidates=args.candidates or (), chat=args.chat,
+                       settings=settings)
+        print(f"{len(df)} rows in {args.out}")
+        return
+    model = _load(args)
+    from xtl.engine.run import sweep
+
+    df = sweep(model, items, site=args.site, src_layers=srcs, tgt_layers=tgts,
+               max_new_tokens=args.max_new_tokens, mode=args.mode, store=args.out,
+               batch_size=args.batch_size, candidates=args.candidates or (), chat=args.chat,
+               settings=settings)
+    print(f"{len(df)} rows in {args.out}")
+
+
+def _eval_folder(args, srcs, tgts, max_new: int) -> Path:
+    """Default output folder of `xtl eval`, named by the settings that change its results."""
+    def part(xs):
+        return "all" if xs is None else "-".join(map(str, xs))
+    name = re.sub(r"[^\w.-]+", "_", Path(args.data).stem if args.data.endswith((".json", ".jsonl")) else args.data)
+    what = "vanilla" if not srcs else f"{args.site}-s{part(srcs)}-t{part(tgts)}"
+    return Path("xtl-eval") / f"{name}-{what}{'-cot' if args.cot else ''}-{max_new}tok"
+
+
+def cmd_eval(args) -> None:
+    from xtl.tasks import COT_MAX_NEW_TOKENS, cot_items, load_task
+
+    check_site(args.site)
+    srcs, tgts = parse_layers(args.src_layers), parse_layers(args.tgt_layers)
+    if (srcs is None) != (tgts is None):
+        raise XtlError("give both --src-layer and --tgt-layer (or neither, for vanilla only)")
+    if args.cot and srcs is not None:
+        raise XtlError("--cot is the vanilla chain-of-thought baseline; leave out the layers")
+    check_layers(args.model, source_layers=srcs, target_layers=tgts)
+    items = load_task(args.data, langs=langs_arg(args.langs), limit=args.limit, root=args.data_root)
+    if not items:
+        raise XtlError(f"no items in {args.data} for languages {args.langs}; check --langs")
+    max_new = args.max_new_tokens
+    if args.cot:
+        items = cot_items(items)
+        max_new = COT_MAX_NEW_TOKENS if args.max_new_tokens is None else args.max_new_tokens
+    max_new = max_new or 20
+    out = Path(args.out) if args.out else _eval_folder(args, srcs, tgts, max_new)
+    from xtl.engine.store import check_writable_dir
+
+    check_writable_dir(out)
+    model = _load(args)
+    from xtl.analysis import accuracy_table
+    from xtl.engine.run import sweep
+    from xtl.evaluation import evaluate
+
+    df = sweep(model, items, site=args.site, src_layers=srcs or [], tgt_layers=tgts or [],
+               max_new_tokens=max_new, store=out / "rows", batch_size=args.batch_size, chat=args.chat,
+               settings={"data": args.data, "langs": langs_arg(args.langs), "limit": args.limit,
+                         "cot": args.cot, "data_root": absolute(args.data_root)})
+    df = evaluate(df, items, model=None if args.no_ppl else model, chat=args.chat, rules=args.rules)
+    df.to_parquet(out / "evaluated.parquet", index=False)
+    tables = {"lang": accuracy_table(df, ("lang",), average=args.average),
+              "group": accuracy_table(df, ("group",), average=args.average)}
+    for name, table in tables.items():
+        table.to_csv(out / f"accuracy_by_{name}.csv", index=False)
+    _print_tables(tables, transplanted=bool(srcs), rules=args.rules, average=args.average)
+    print(f"saved to {out}/ (evaluated.parquet, accuracy_by_lang.csv, accuracy_by_group.csv)")
+
+
+def _print_tables(tables, transplanted: bool, rules: str = "authors", average: str = "language") -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    how = "means over languages" if average == "language" else "pooled over items"
+    for name, df in tables.items():
+        t = Table(title=f"accuracy by {name} (%) · rules={rules} · groups: {how}")
+        cols = [name, "n"] + (["langs"] if "langs" in df.columns and name != "lang" else []) + ["vanilla"]
+        cols += ["transplanted", "delta"] if transplanted else []
+        cols += [c for c in ("lang_ok_vanilla", "ppl_vanilla") if c in df.columns]
+        for c in cols:
+            t.add_column(c, justify="left" if c == name else "right")
+        for _, row in df.iterrows():
+            t.add_row(*[str(row[c]) if c in (name, "n", "langs") else f"{row[c]:.1f}" for c in cols])
+        console.print(t)
+
+
+def _open_run(path: str, args, model=None):
+    """A store evaluated with its recorded task (the library's :func:`xtl.evaluation.open_run`)."""
+    from xtl.evaluation import open_run
+
+    return open_run(path, data=getattr(args, "data", None), data_root=args.data_root,
+                    src_layers=parse_layers(getattr(args, "src_layers", None)),
+                    tgt_layers=parse_layers(getattr(args, "tgt_layers", None)), rules=args.rules, model=model)
+
+
+def cmd_report(args) -> None:
+    from xtl.figures.report import build_report
+
+    check_out_file(args.out)
+    model = _load(args) if args.model else None
+    run = _open_run(args.store, args, model)
+    settings = run.settings
+    title = args.title or f"xtl report: {settings.get('model', '')} · {settings['data']} · {settings.get('site', '')}"
+    path = build_report(run.df, args.out, title, average=args.average, settings=settings, light=args.light)
+    print(f"report written to {path}")
+
+
+def cmd_paper(args) -> None:
+    from xtl.engine.store import check_writable_dir
+
+    out = check_writable_dir(args.out)
+    model = _load(args) if args.model else None
+    runs = [_open_run(path, args, model) for path in args.stores]
+    from xtl.analysis.tables import paper_table, to_csv, to_latex, to_markdown
+
+    for number in args.table:
+        table = paper_table(number, runs, average=args.average, rules=args.rules)
+        text = to_markdown(table)
+        print(text)
+        for ext, render in (("md", lambda t: text), ("csv", to_csv), ("tex", to_latex)):
+            (out / f"table{number}.{ext}").write_text(render(table), encoding="utf-8")
+    print(f"written to {out}/ (table<N>.md, .csv, .tex)")
+
+
+def cmd_lens(args) -> None:
+    check_site(args.site)
+    check_layers(args.model, source_layer=args.src_layer, target_layer=args.tgt_layer)
+    check_out_file(args.out)
+    prompt = read_prompt(args.prompt)
+    source = None
+    if args.source or args.src_layer is not None or args.tgt_layer is not None:
+        if not (args.source and args.src_layer is not None and args.tgt_layer is not None):
+            raise XtlError("a transplanted lens needs --source FILE, --src-layer I and --tgt-layer J")
+        source = read_prompt(args.source)
+    model = _load(args)
+    from xtl.figures.plots import save
+    from xtl.interpret.logit_lens import Patch, lens
+
+    patch = Patch(source, args.src_layer, args.tgt_layer, args.site) if source else None
+    res = lens(model, prompt, patch, positions=args.positions, k=args.k, track=args.track or (),
+               sublayers=args.sublayers, max_new_tokens=args.max_new_tokens, chat=args.chat)
+    res.title = "Logit lens" + (f" — transplanted {args.site} {args.src_layer}→{args.tgt_layer}" if patch else "")
+    print(res.table())
+    if res.response:
+        print(f"response: {res.response!r}")
+    if args.out:
+        print(f"figure written to {save(res.figure(args.track[0] if args.track else None), args.out)}")
+
+
+COMMANDS = {"demo": lambda a: cmd_transplant(a, demo=True), "transplant": cmd_transplant,
+            "sweep": cmd_sweep, "eval": cmd_eval, "report": cmd_report, "paper": cmd_paper,
+            "lens": cmd_lens}

@@ -1,0 +1,178 @@
+"""The CLI's argument parser: every subcommand, option and help text."""
+
+from __future__ import annotations
+
+import argparse
+
+from xtl.cli.checks import LAYERS_HELP
+from xtl.models.names import DEMO_MODEL
+
+__all__ = ["build_parser"]
+
+DATA_HELP = ("task: xnli, xquad, globalopinionqa (add :unseen for the unseen sets), xcopa, mkqa "
+             "(hub), or a JSON Lines file, e.g. xnli:unseen or my_task.jsonl")
+STORE_HELP = "a results store written by `xtl sweep` (or an `xtl eval` output folder), e.g. runs/xnli-attn"
+
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except where there is none (the help says what happens)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line and exit code 2, like every other xtl error."""
+
+    def error(self, message: str):  # noqa: D401
+        self.exit(2, f"xtl: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _at_least(low: int):
+    def check(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, not {value}")
+        return value
+    return check
+
+
+def _model_options(p: argparse.ArgumentParser, model_default: str | None = None) -> None:
+    p.add_argument("--model", default=model_default, required=model_default is None,
+                   help=f"the demo model {DEMO_MODEL}, a TransformerLens name (Qwen/Qwen2-7B-Instruct), "
+                        "a local Hugging Face folder or a .gguf file")
+    p.add_argument("--dtype", default="float32", help="float32, bfloat16, float16 or float64")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: cuda when available)")
+
+
+def _common(p: argparse.ArgumentParser, model_default: str | None = None, max_new: int | None = 20) -> None:
+    _model_options(p, model_default)
+    p.add_argument("--site", default="mlp",
+                   help="attn | mlp | block | heads:0,3 | attn-authors (the authors' released variant)")
+    p.add_argument("--max-new-tokens", type=_at_least(1), default=max_new, help="greedy tokens per response")
+    p.add_argument("--chat", action="store_true", help="apply the tokenizer's chat template")
+
+
+def _data(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help=DATA_HELP)
+    p.add_argument("--data-root", default=None,
+                   help="folder of the paper's data (default: $XTL_DATA), e.g. XTransplant/data")
+    p.add_argument("--langs", nargs="*", default=None, help="languages to run, e.g. sw ur (default: all)")
+    p.add_argument("--limit", type=_at_least(1), default=None, help="items per language (default: all)")
+
+
+def _scoring(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rules", default="authors", choices=["authors", "lenient"],
+                   help="scoring: the authors' released scripts, or lenient (full-width parentheses "
+                        "normalised for every task; not the paper's)")
+    p.add_argument("--average", default="language", choices=["language", "pooled"],
+                   help="group averages: mean over languages (the paper's) or pooled over items")
+
+
+def _version() -> str:
+    from xtl import __version__
+
+    return __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = _Help
+    parser = _Parser(prog="xtl", description="Cross-lingual latent transplantation (XTransplant)")
+    parser.add_argument("--version", action="version", version=f"xtl {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name in ("demo", "transplant"):
+        p = sub.add_parser(name, formatter_class=fmt,
+                           help="transplant one prompt pair" if name == "transplant"
+                           else "transplant the built-in zh->en pair on the demo model")
+        _common(p, DEMO_MODEL if name == "demo" else None)
+        p.add_argument("--source-prompt", required=name == "transplant", help="text file of the source prompt")
+        p.add_argument("--target-prompt", required=name == "transplant", help="text file of the target prompt")
+        p.add_argument("--src-layer", type=int, default=None, help="source layer (default: about half depth)")
+        p.add_argument("--tgt-layer", type=int, default=None, help="target layer (default: about one sixth depth)")
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = sub.add_parser("sweep", formatter_class=fmt, help="all (source, target) layer pairs over a dataset")
+    _common(p)
+    _data(p)
+    p.add_argument("--out", required=True, help="results store folder (resumable), e.g. runs/xnli-attn")
+    p.add_argument("--src-layers", nargs="+", default=None, help=f"source layers (default: all); {LAYERS_HELP}")
+    p.add_argument("--tgt-layers", nargs="+", default=None, help=f"target layers (default: all); {LAYERS_HELP}")
+    p.add_argument("--candidates", nargs="+", default=None,
+                   help="strings whose first-token log-probs are recorded, e.g. A B C")
+    p.add_argument("--mode", default="generate", choices=["generate", "logits"],
+                   help="generate responses, or first-token statistics only")
+    p.add_argument("--batch-size", type=_at_least(1), default=None,
+                   help="configurations decoded together (default: 512 on a CPU, as many as fit on a GPU)")
+    p.add_argument("--shard", default=None,
+                   help="run shard K/N of the items (by a hash of each item), e.g. 2/8 in a SLURM "
+                        "array job; every shard writes into the same --out store")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="spread items over a Ray cluster, one worker per GPU (or CPU worker): "
+                        "--ray for a local cluster, --ray ray://host:10001 to join one "
+                        "(pip install 'xtl[ray]')")
+    p.add_argument("--workers", type=_at_least(1), default=None,
+                   help="Ray workers (default: one per GPU, else one per two CPUs)")
+
+    p = sub.add_parser("eval", formatter_class=fmt,
+                       help="accuracy per language and resource group, vanilla vs transplanted")
+    _common(p, max_new=None)
+    _data(p)
+    p.add_argument("--src-layer", "--src-layers", dest="src_layers", nargs="+", default=None,
+                   help=f"source layer(s) to transplant from (default: vanilla only); {LAYERS_HELP}")
+    p.add_argument("--tgt-layer", "--tgt-layers", dest="tgt_layers", nargs="+", default=None,
+                   help="target layer(s), same syntax")
+    p.add_argument("--cot", action="store_true", help="the CoT baseline (200 new tokens unless --max-new-tokens)")
+    p.add_argument("--no-ppl", action="store_true", help="skip response perplexity")
+    p.add_argument("--batch-size", type=_at_least(1), default=None,
+                   help="configurations decoded together (default: 512 on a CPU, as many as fit on a GPU)")
+    p.add_argument("--out", default=None,
+                   help="output folder (default: xtl-eval/<task>-<site and layers>[-cot]-<tokens>tok)")
+    _scoring(p)
+
+    p = sub.add_parser("report", formatter_class=fmt, help="one self-contained HTML page of a sweep store")
+    p.add_argument("store", help=STORE_HELP)
+    p.add_argument("--out", default="report.html", help="HTML file to write")
+    p.add_argument("--data", default=None, help=f"override the task the store recorded; {DATA_HELP}")
+    p.add_argument("--data-root", default=None, help="data folder (default: the one the store recorded)")
+    p.add_argument("--src-layers", nargs="+", default=None, help=f"report these source layers only; {LAYERS_HELP}")
+    p.add_argument("--tgt-layers", nargs="+", default=None, help="report these target layers only")
+    _model_options(p, model_default="")
+    p.set_defaults(model=None)
+    p.add_argument("--title", default=None, help="page title (default: model · task · site)")
+    p.add_argument("--light", action="store_true",
+                   help="load plotly.js from plotly.min.js written once beside the page (4.8 MB less per page)")
+    _scoring(p)
+
+    p = sub.add_parser("paper", formatter_class=fmt,
+                       help="the paper's Tables 1-4 from stores, as Markdown, CSV and LaTeX")
+    p.add_argument("stores", nargs="+", help=f"{STORE_HELP}: PilotSet N² sweeps for Tables 1 and 4, "
+                   "coarse runs for Tables 2 and 3, an `xtl eval --cot` folder for the CoT rows")
+    p.add_argument("--table", type=int, nargs="+", default=[1, 2, 3, 4], choices=[1, 2, 3, 4],
+                   help="which tables")
+    p.add_argument("--out", default="xtl-tables", help="folder for table<N>.md/.csv/.tex")
+    p.add_argument("--data-root", default=None, help="data folder (default: the one each store recorded)")
+    _model_options(p, model_default="")
+    p.set_defaults(model=None)
+    _scoring(p)
+
+    p = sub.add_parser("lens", formatter_class=fmt, help="logit lens of one prompt, vanilla or transplanted")
+    _common(p)
+    p.add_argument("--prompt", required=True, help="text file of the (target) prompt")
+    p.add_argument("--source", default=None, help="source prompt file, for a transplanted lens")
+    p.add_argument("--src-layer", type=int, default=None, help="source layer of the transplant")
+    p.add_argument("--tgt-layer", type=int, default=None, help="target layer of the transplant")
+    p.add_argument("--positions", default="generated", choices=["last", "generated"],
+                   help="decode the last prompt position or every generated step")
+    p.add_argument("--k", type=_at_least(1), default=5, help="top tokens per cell")
+    p.add_argument("--track", nargs="*", default=None, help="tokens to track, e.g. A B")
+    p.add_argument("--sublayers", action="store_true", help="also decode after attention / MLP")
+    p.add_argument("--out", default=None, help="write the heatmap to this HTML file")
+    return parser
+
+

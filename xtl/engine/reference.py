@@ -1,0 +1,49 @@
+"""The TransformerLens path of one item: every step through TransformerLens' own forward on
+broadcast views of the prompt cache, for models the shared-prefix kernel does not cover
+(:func:`xtl.engine.kernel.unsupported`) and as a reference for it."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from transformer_lens import HookedTransformer
+
+from xtl.engine.schedule import ConfigResult, ItemInputs
+from xtl.patching.decode import greedy_decode
+from xtl.patching.ops import broadcast_cache, first_token_stats, patch_hook
+from xtl.schema import VANILLA, Config
+
+__all__ = ["run_item_reference"]
+
+
+def run_item_reference(model: HookedTransformer, inp: ItemInputs, configs: list[Config],
+                       batch_size: int, done: Callable[[int], None] = lambda k: None) -> dict[Config, ConfigResult]:
+    """Every configuration of one item plus :data:`VANILLA`, target layer by target layer,
+    ``batch_size`` sources at a time."""
+    out: dict[Config, ConfigResult] = {}
+
+    def record(keys: list[Config], logits, cache) -> None:
+        nxt = first_token_stats(logits, inp.cand_ids)
+        if inp.generate:
+            ids, loglik, stopped = greedy_decode(model, cache, logits, inp.max_new_tokens, inp.stop)
+        else:
+            ids, loglik, stopped = [[] for _ in keys], [float("nan")] * len(keys), [False] * len(keys)
+        for r, key in enumerate(keys):
+            out[key] = ConfigResult(cand_logprobs=nxt.cand_logprobs[r].tolist(), entropy=float(nxt.entropy[r]),
+                                    margin=float(nxt.margin[r]), token_ids=ids[r], loglik=loglik[r],
+                                    stopped=stopped[r])
+        done(len(keys))
+
+    record([VANILLA], inp.vanilla_logits, broadcast_cache(inp.vanilla))
+    sources = sorted({c.src for c in configs})
+    for tgt in sorted({c.tgt for c in configs}):
+        for start in range(0, len(sources), batch_size):
+            chunk = sources[start:start + batch_size]
+            b = len(chunk)
+            cache = broadcast_cache(inp.vanilla, b, upper=inp.prefix_cache, from_layer=tgt)
+            x = inp.resid_pre[tgt].expand(b, -1, -1)
+            hook = patch_hook(inp.site, inp.src_acts[chunk])
+            with model.hooks(fwd_hooks=[(inp.site.hook_name(tgt), hook)]):
+                logits = model(x, start_at_layer=tgt, past_kv_cache=cache)[:, -1]
+            record([Config(src, tgt) for src in chunk], logits, cache)
+    return out

@@ -1,0 +1,260 @@
+"""The N^2 sweep: every (source layer, target layer) configuration of many items.
+
+A transplant at target layer ``j`` changes only the target's last prompt position, and only
+from layer ``j`` upward. So, per item:
+
+* one source pass captures the site at every layer;
+* one target prompt pass (all tokens but the last) is shared by every configuration;
+* one vanilla pass of the last token records the residual stream entering every layer;
+* configurations, sorted by target layer and batched across target layers, recompute only the
+  last token (each row joins at its layer ``j``) and then decode greedily on the shared prefix,
+  rows leaving the batch at a stop token (:mod:`xtl.engine.schedule`, :mod:`xtl.engine.kernel`).
+
+Models the shared-prefix kernel does not cover run each step through TransformerLens' forward
+(:mod:`xtl.engine.reference`). Outputs are token-identical to :func:`xtl.transplant` (tested;
+logits agree to float rounding, see docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+from transformer_lens import HookedTransformer
+from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
+
+from xtl.engine import kernel, schedule
+from xtl.engine.reference import run_item_reference
+from xtl.engine.settings import EngineOptions, SweepRequest, candidate_token_ids, resolve
+from xtl.engine.store import ResultsStore, read_store
+from xtl.errors import XtlError
+from xtl.patching.ops import prefix_cache
+from xtl.patching.prompts import format_prompt, stop_token_ids, tokenize
+from xtl.patching.single import capture_tokens
+from xtl.patching.sites import Site
+from xtl.schema import VANILLA, Config, SweepSettings
+from xtl.tasks.item import Item, as_items
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["sweep", "run_sweep", "sweep_item", "Prepared", "prepare", "item_inputs", "result_rows"]
+
+log = logging.getLogger("xtl")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What every item of one sweep shares, worked out once from its settings."""
+
+    settings: SweepSettings
+    site: Site
+    cand_ids: list[int]
+    stop: set[int]
+    fast: bool
+    batch_size: int
+
+    @property
+    def configs(self) -> list[Config]:
+        """Every configuration, ordered by target layer (the order rows join the batch)."""
+        return schedule.by_target([Config(i, j) for i in self.settings.src_layers
+                                   for j in self.settings.tgt_layers])
+
+
+def prepare(model: HookedTransformer, settings: SweepSettings, options: EngineOptions) -> Prepared:
+    """Check the engine options against the model and fill in their defaults."""
+    why_not = kernel.unsupported(model)
+    if options.fast and why_not:
+        raise XtlError(f"the shared-prefix path cannot run this model ({why_not}); use fast=False")
+    fast = why_not is None if options.fast is None else options.fast
+    batch = options.batch_size or schedule.default_batch_size(
+        model, settings.configs_per_item, settings.max_new_tokens)
+    return Prepared(settings, Site.parse(settings.site), candidate_token_ids(model, settings.candidates),
+                    stop_token_ids(model), fast, batch)
+
+
+@torch.no_grad()
+def item_inputs(model: HookedTransformer, item: Item, prep: Prepared) -> schedule.ItemInputs:
+    """The passes every configuration of ``item`` shares: the source capture, the target's
+    prompt prefix, and the vanilla last-token pass with the residual entering every layer."""
+    s = prep.settings
+    src_acts = None
+    if s.src_layers and s.tgt_layers:  # vanilla-only runs (evaluation) need no source pass
+        src_tokens = tokenize(model, format_prompt(model, item.source, s.chat), what=f"source prompt of item {item.id}")
+        src_acts = capture_tokens(model, src_tokens, prep.site)
+    tokens = tokenize(model, format_prompt(model, item.target, s.chat), s.max_new_tokens,
+                      f"target prompt of item {item.id}")
+    prefix = prefix_cache(model, tokens)
+    resid: dict[int, Tensor] = {}
+
+    def keep(layer: int) -> Callable:
+        def hook(act: Tensor, hook=None) -> None:  # noqa: ARG001
+            resid[layer] = act.detach()
+        return hook
+
+    vanilla = TransformerLensKeyValueCache(  # new entries over the prefix's tensors: the prefix stays T-1 long
+        entries=[type(e)(e.past_keys, e.past_values) for e in prefix.entries],
+        previous_attention_mask=prefix.previous_attention_mask)
+    n = model.cfg.n_layers
+    with model.hooks(fwd_hooks=[(f"blocks.{l}.hook_resid_pre", keep(l)) for l in range(n)]):
+        logits = model(tokens[-1].reshape(1, 1).to(model.cfg.device), past_kv_cache=vanilla)[:, -1]
+    return schedule.ItemInputs(
+        model=model, prefix_cache=prefix, vanilla=vanilla, vanilla_logits=logits,
+        resid_pre=[resid[layer] for layer in range(n)], site=prep.site, src_acts=src_acts,
+        cand_ids=prep.cand_ids, stop=prep.stop, max_new_tokens=s.max_new_tokens,
+        generate=s.mode == "generate")
+
+
+def result_rows(model: HookedTransformer, item: Item, settings: SweepSettings,
+                results: dict[Config, schedule.ConfigResult]) -> list[dict[str, Any]]:
+    """The results table's rows of one item (columns: :data:`xtl.schema.SWEEP`), vanilla first."""
+    decode = model.tokenizer.decode
+    rows = []
+    for config in [VANILLA, *sorted(c for c in results if c != VANILLA)]:
+        r = results[config]
+        rows.append({
+            "item_key": item.key, "item_id": item.id, "dataset": item.dataset, "lang": item.lang,
+            "gold": str(item.gold), "model": settings.model, "n_layers": settings.n_layers,
+            "site": settings.site, "src_layer": config.src, "tgt_layer": config.tgt,
+            "is_vanilla": config == VANILLA,
+            "response": decode(r.token_ids, skip_special_tokens=True) if r.token_ids else "",
+            "token_ids": r.token_ids, "n_tokens": len(r.token_ids), "stopped": r.stopped,
+            "loglik": r.loglik, "entropy": r.entropy, "margin": r.margin, "cand_logprobs": r.cand_logprobs})
+    return rows
+
+
+@torch.no_grad()
+def sweep_item(model: HookedTransformer, item: Item, prep: Prepared,
+               done: Callable[[int], None] = lambda k: None) -> list[dict[str, Any]]:
+    """Every configuration of one item (and vanilla) as rows of the results table."""
+    inputs = item_inputs(model, item, prep)
+    configs = prep.configs
+    if prep.fast:
+        results = schedule.run_item(inputs, configs, prep.batch_size, done)
+    else:
+        results = run_item_reference(model, inputs, configs, prep.batch_size, done)
+    return result_rows(model, item, prep.settings, results)
+
+
+def _run_claimed(results: ResultsStore, todo: list[Item], run: Callable[[Item], None],
+                 skip: Callable[[Item], None], wait: float) -> None:
+    """Run the items of a store that no other process is running: an item claimed by a live
+    process is skipped, then waited for (taken over if its process dies), so every item ends
+    in the store exactly once."""
+    pending = list(todo)
+    while pending:
+        later = []
+        for it in pending:
+            if results.has(it.key):  # finished by another process meanwhile
+                skip(it)
+                continue
+            if not results.claim(it.key):
+                later.append(it)
+                continue
+            try:
+                if not results.has(it.key):
+                    run(it)
+                else:
+                    skip(it)
+            finally:
+                results.release(it.key)
+        if later:
+            time.sleep(wait)
+        pending = later
+
+
+def run_sweep(model: HookedTransformer, items: list[Item], settings: SweepSettings,
+              options: EngineOptions = EngineOptions(), store: str | os.PathLike | None = None) -> "pd.DataFrame":
+    """Sweep ``items`` with resolved ``settings``: the engine behind :func:`sweep` and the Ray
+    workers. Finished items in ``store`` are skipped; each new one is written as it finishes."""
+    import pandas as pd
+
+    prep = prepare(model, settings, options)
+    results = ResultsStore(store, settings) if store is not None else None
+    todo = [it for it in items if results is None or not results.has(it.key)]
+    per_item = settings.configs_per_item
+    all_rows: list[dict] = []
+    finished, computed = len(items) - len(todo), 0
+    bar = tqdm(total=len(todo) * per_item, unit="cfg", disable=not options.progress,
+               desc=f"sweep {settings.site} ({finished}/{len(items)} items done)")
+
+    def advance(step: int) -> None:
+        nonlocal finished
+        finished += step
+        bar.set_description(f"sweep {settings.site} ({finished}/{len(items)} items done)")
+
+    def skip(it: Item) -> None:  # done by another process
+        bar.update(per_item)
+        advance(1)
+
+    def run(it: Item) -> None:
+        nonlocal computed
+        rows = sweep_item(model, it, prep, bar.update)
+        if results is not None:
+            results.write(it.key, rows)
+        all_rows.extend(rows)
+        computed += 1
+        advance(1)
+
+    try:
+        if results is None:
+            for it in todo:
+                run(it)
+        else:
+            _run_claimed(results, todo, run, skip, options.claim_wait)
+    finally:
+        bar.close()
+    if results is None:
+        return pd.DataFrame(all_rows)
+    log.info("%d item(s) computed here, %d already in the store or computed by another process",
+             computed, len(items) - computed)
+    return read_store(results.path)
+
+
+def sweep(model: HookedTransformer, items: Iterable[Any], site: "str | Site" = "mlp",
+          src_layers: Sequence[int] | None = None, tgt_layers: Sequence[int] | None = None,
+          max_new_tokens: int = 20, mode: str = "generate", store: str | os.PathLike | None = None,
+          batch_size: int | None = None, candidates: Sequence[str] = (), chat: bool = False,
+          progress: bool = True, settings: dict[str, Any] | None = None,
+          fast: bool | None = None, claim_wait: float = 1.0) -> "pd.DataFrame":
+    """Run every (source layer, target layer) transplant for every item.
+
+    Args:
+        model: a HookedTransformer from :func:`xtl.load_model`.
+        items: :class:`xtl.Item` records (from :func:`xtl.load_task`), objects with
+            ``source``/``target``, or tuples ``(source, target[, id, meta])``.
+        site: ``"attn"``, ``"mlp"``, ``"block"``, ``"heads:0,3"`` or ``"attn-authors"``.
+        src_layers: source layers to sweep (default: all).
+        tgt_layers: target layers to sweep (default: all). Empty src_layers and tgt_layers
+            both: vanilla rows only.
+        max_new_tokens: greedy tokens per configuration.
+        mode: ``"generate"`` (responses) or ``"logits"`` (first-token statistics only).
+        store: directory of a results store; finished items are skipped, new ones appended.
+        batch_size: configurations decoded together (memory knob); default: 512 on a CPU, as
+            many as fit in half the free memory of a GPU (the whole grid when it fits).
+        candidates: strings whose first-token log-probs are recorded (e.g. answer options).
+        chat: apply the tokenizer's chat template.
+        progress: show a progress bar with configurations/s and ETA.
+        settings: extra settings recorded in the store manifest (``data``, ``langs``, ...).
+        fast: use the shared-prefix kernel (:mod:`xtl.engine.kernel`); default: whenever the
+            architecture allows it. ``False`` runs every step through TransformerLens' forward.
+        claim_wait: seconds between looks at items another process is running into the same
+            store (they are skipped, then waited for; see :meth:`ResultsStore.claim`).
+
+    Returns:
+        A pandas DataFrame, one row per item x configuration plus one vanilla row per item
+        (columns: :data:`xtl.schema.SWEEP`).
+    """
+    options = EngineOptions(batch_size=batch_size, fast=fast, claim_wait=claim_wait, progress=progress)
+    request = SweepRequest(site=site, src_layers=src_layers, tgt_layers=tgt_layers,
+                           max_new_tokens=max_new_tokens, mode=mode, candidates=tuple(candidates)
+                           if not isinstance(candidates, str) else candidates, chat=chat,
+                           recorded=settings or {})
+    resolved = resolve(model, request)
+    return run_sweep(model, as_items(items), resolved, options, store)

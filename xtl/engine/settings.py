@@ -1,0 +1,120 @@
+"""A sweep's settings, built once: what the caller asks for (:class:`SweepRequest`), checked
+against the model into the store's manifest (:class:`xtl.schema.SweepSettings`), plus the
+engine's knobs that do not change results (:class:`EngineOptions`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping, Sequence
+
+from transformer_lens import HookedTransformer
+
+from xtl.errors import XtlError
+from xtl.options import MODES, check_option
+from xtl.patching.prompts import check_layer, check_site
+from xtl.patching.sites import Site
+from xtl.schema import SweepSettings
+
+__all__ = ["SweepRequest", "EngineOptions", "resolve", "candidate_token_ids"]
+
+#: Settings a caller may record beside the sweep's own (``settings={...}``) that have fields.
+_RECORDED = ("data", "langs", "limit", "data_root", "cot")
+
+
+def _layers(value: Any, what: str) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, str, bytes)) or not isinstance(value, Sequence) and not hasattr(value, "__iter__"):
+        raise XtlError(f"{what} must be a list of layer numbers (or None for all), not {value!r}")
+    out = tuple(value)
+    for v in out:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise XtlError(f"{what} must hold whole numbers, not {v!r}")
+    return out
+
+
+@dataclass(frozen=True)
+class SweepRequest:
+    """What a caller asks a sweep for, before the model has checked it (layers may be
+    negative or None for all; the site may be a string)."""
+
+    site: "str | Site" = "mlp"
+    src_layers: Sequence[int] | None = None
+    tgt_layers: Sequence[int] | None = None
+    max_new_tokens: int = 20
+    mode: str = "generate"
+    candidates: Sequence[str] = ()
+    chat: bool = False
+    recorded: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_option("mode", self.mode, MODES)
+        if isinstance(self.max_new_tokens, bool) or not isinstance(self.max_new_tokens, int):
+            raise XtlError(f"max_new_tokens must be an int, not {self.max_new_tokens!r}")
+        if self.max_new_tokens < 1:
+            raise XtlError(f"max_new_tokens must be at least 1, not {self.max_new_tokens}")
+        if isinstance(self.candidates, str) or not all(isinstance(c, str) for c in self.candidates):
+            raise XtlError(f"candidates must be a list of strings, e.g. ['A', 'B'], not {self.candidates!r}")
+        if self.recorded is not None and not isinstance(self.recorded, Mapping):
+            raise XtlError(f"settings must be a dict of extra settings to record, not {self.recorded!r}")
+
+
+def _layer_list(model: HookedTransformer, value: Sequence[int] | None, what: str) -> list[int]:
+    n = model.cfg.n_layers
+    return sorted({check_layer(model, layer, what) for layer in (value if value is not None else range(n))})
+
+
+def resolve(model: HookedTransformer, request: SweepRequest) -> SweepSettings:
+    """The settings a sweep of ``request`` on ``model`` records in its store (checked: site,
+    heads, layers), shared by :func:`xtl.sweep` and the Ray driver so either resumes the other."""
+    site = Site.parse(request.site)
+    check_site(model, site)
+    src = _layers(request.src_layers, "src_layers")
+    tgt = _layers(request.tgt_layers, "tgt_layers")
+    if (src == ()) != (tgt == ()):
+        empty = "src_layers" if src == () else "tgt_layers"
+        raise XtlError(f"{empty} is empty, which would run no transplant; give layers (None for all), "
+                       "or empty src_layers and tgt_layers both for a vanilla-only run")
+    recorded = dict(request.recorded or {})
+    known = {f.name for f in fields(SweepSettings)}
+    fields_ = {k: recorded.pop(k) for k in _RECORDED if k in recorded}
+    clash = sorted(k for k in recorded if k in known)
+    if clash:
+        raise XtlError(f"settings may not override the sweep's own {clash}; pass them as arguments")
+    return SweepSettings(
+        model=model.cfg.model_name, n_layers=model.cfg.n_layers, site=str(site),
+        src_layers=_layer_list(model, src, "source layer"), tgt_layers=_layer_list(model, tgt, "target layer"),
+        max_new_tokens=request.max_new_tokens, mode=request.mode, candidates=tuple(request.candidates),
+        chat=bool(request.chat), extra=recorded, **fields_)
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How a sweep runs, not what it computes (so not in the manifest)."""
+
+    batch_size: int | None = None
+    fast: bool | None = None
+    claim_wait: float = 1.0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.batch_size is not None and (isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int)):
+            raise XtlError(f"batch_size must be an int, not {self.batch_size!r}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise XtlError("batch_size must be at least 1")
+
+
+def candidate_token_ids(model: HookedTransformer, candidates: Sequence[str]) -> list[int]:
+    """First token id of each candidate string (e.g. ``" (A"`` or ``"A"``), no special tokens."""
+    ids = []
+    for cand in candidates:
+        toks = model.tokenizer(cand, add_special_tokens=False)["input_ids"]
+        if not toks:
+            raise XtlError(f"candidate {cand!r} tokenises to nothing; give a non-empty string")
+        ids.append(toks[0])
+    if len(set(ids)) < len(ids):
+        pieces = [model.tokenizer.decode([i]) for i in ids]
+        raise XtlError(
+            f"candidates {list(candidates)} share first tokens {pieces}; first-token scoring "
+            "needs candidates whose first tokens differ (e.g. 'A', 'B' instead of ' (A', ' (B')")
+    return ids

@@ -1,0 +1,164 @@
+"""Evaluate a results table: correctness, language consistency, perplexity and resource group."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Sequence
+
+from xtl.evaluation.groups import resource_group
+from xtl.evaluation.lid import identify_languages, lid_label
+from xtl.evaluation.perplexity import response_perplexity
+from xtl.evaluation.scoring import check_rules, score
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from transformer_lens import HookedTransformer
+
+    from xtl.tasks import Item
+
+__all__ = ["evaluate", "Run", "open_run"]
+
+
+def evaluate(results: "pd.DataFrame | str | os.PathLike", task: "str | Sequence[Item]",
+             model: "HookedTransformer | None" = None, root: "str | os.PathLike | None" = None,
+             chat: bool = False, batch_size: int = 32, rules: str = "authors") -> "pd.DataFrame":
+    """Add ``correct``, ``out_lang_pred``, ``lang_ok``, ``ppl``, ``group`` and ``rules`` columns.
+
+    Args:
+        results: a results DataFrame (from :func:`xtl.sweep` or :func:`xtl.read_store`) or the
+            path of a results store.
+        task: the items the results came from: a list of :class:`xtl.tasks.Item` or a task
+            spec for :func:`xtl.tasks.load_task` (``"xnli"``, ``"data.jsonl"``, ...).
+        model: the unpatched model that scores response perplexity; without it ``ppl`` is NaN.
+        root: data root for a task spec.
+        chat: whether the prompts were run through the chat template (perplexity context).
+        batch_size: responses scored together for perplexity.
+        rules: scoring profile, ``"authors"`` (the paper's scripts) or ``"lenient"``; recorded
+            in the ``rules`` column.
+    """
+    import pandas as pd
+
+    from xtl.errors import DataError
+    from xtl.engine.store import read_store
+    from xtl.tasks import load_task
+
+    check_rules(rules)
+    df = read_store(results) if not isinstance(results, pd.DataFrame) else results.copy()
+    if df.empty:
+        raise DataError("the results table is empty; run a sweep first")
+    for col in ("response", "item_key"):
+        if col not in df.columns:
+            raise DataError(f"results lack a {col!r} column; pass a table from xtl.sweep or read_store")
+    if isinstance(task, str):
+        langs = sorted(str(l) for l in df["lang"].unique()) if "lang" in df.columns else None
+        task = load_task(task, langs=langs or None, root=root)
+    items = {it.key: it for it in task}
+    missing = sorted(set(df["item_key"]) - set(items))
+    if missing:
+        raise DataError(f"{len(missing)} result item(s) are not in the task, e.g. {missing[0]!r}; "
+                        "evaluate with the task the sweep ran on")
+    rows = [items[k] for k in df["item_key"]]
+    df["correct"] = [score(it, r, rules) for it, r in zip(rows, df["response"].fillna(""))]
+    df["rules"] = rules
+    df["out_lang_pred"] = identify_languages(df["response"].fillna(""))
+    df["lang_ok"] = [p is not None and p == lid_label(it.out_lang) for p, it in zip(df["out_lang_pred"], rows)]
+    df["group"] = [resource_group(it.lang) for it in rows]
+    df["ppl"] = math.nan
+    if model is not None and "token_ids" in df.columns:
+        from xtl.patching.prompts import format_prompt, tokenize
+
+        for key, sub in df.groupby("item_key", sort=False):
+            uniq = sorted({tuple(int(t) for t in ids) for ids in sub["token_ids"]})
+            prompt = tokenize(model, format_prompt(model, items[key].target, chat))
+            values = dict(zip(uniq, response_perplexity(model, prompt, uniq, batch_size)))
+            df.loc[sub.index, "ppl"] = [values[tuple(int(t) for t in ids)] for ids in sub["token_ids"]]
+    return df
+
+
+@dataclass(frozen=True)
+class Run:
+    """One evaluated results table and the settings of the store it came from."""
+
+    df: "pd.DataFrame"
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dataset(self) -> str:
+        if "dataset" in self.df.columns and self.df["dataset"].nunique() == 1:
+            return str(self.df["dataset"].iloc[0])
+        return str(self.settings.get("data", "")).split(":")[0]
+
+    @property
+    def variant(self) -> str:
+        """The split the store ran (``unseen``), '' for a task's default split."""
+        return str(self.settings.get("data", "")).partition(":")[2]
+
+    @property
+    def name(self) -> str:
+        """The dataset's name, with the split when the task has one (``XNLI unseen``)."""
+        from xtl.tasks.registry import find_task
+
+        task = find_task(self.dataset)
+        return task.split_name(self.variant) if task else self.dataset
+
+    @property
+    def site(self) -> str:
+        return str(self.settings.get("site") or (self.df["site"].iloc[0] if "site" in self.df else ""))
+
+    @property
+    def cot(self) -> bool:
+        return bool(self.settings.get("cot"))
+
+    @property
+    def rules(self) -> str:
+        return str(self.df["rules"].iloc[0]) if "rules" in self.df.columns and len(self.df) else "authors"
+
+    @property
+    def n_layers(self) -> int | None:
+        n = self.settings.get("n_layers")
+        if n is None and "n_layers" in self.df.columns and self.df["n_layers"].notna().any():
+            n = int(self.df["n_layers"].max())
+        return n
+
+    @property
+    def transplanted(self) -> bool:
+        return bool((~self.df["is_vanilla"]).any())
+
+
+def open_run(store: "str | os.PathLike", data: str | None = None, data_root: "str | os.PathLike | None" = None,
+             src_layers: Sequence[int] | None = None, tgt_layers: Sequence[int] | None = None,
+             rules: str = "authors", model: "HookedTransformer | None" = None) -> Run:
+    """A results store (or an ``xtl eval`` output folder) evaluated with the task it recorded.
+
+    Args:
+        store: the store folder.
+        data: a task spec overriding the one the store recorded.
+        data_root: the data folder (default: the one the store recorded).
+        src_layers, tgt_layers: keep only these configurations (vanilla rows always stay).
+        rules: scoring profile.
+        model: the unpatched model, to score perplexity.
+    """
+    from pathlib import Path
+
+    from xtl.engine.store import MANIFEST, read_manifest, read_store
+    from xtl.errors import XtlError
+
+    path = Path(store)
+    if not (path / MANIFEST).exists() and (path / "rows" / MANIFEST).exists():
+        path = path / "rows"  # an `xtl eval` output folder
+    settings = read_manifest(path)
+    df = read_store(path)
+    if df.empty:
+        raise XtlError(f"{path} holds no finished items yet; let the sweep run first")
+    data = data or settings.get("data")
+    if not data:
+        raise XtlError(f"{path} does not record its task; give --data SPEC")
+    if src_layers is not None or tgt_layers is not None:
+        keep = df["is_vanilla"] | ((src_layers is None) | df["src_layer"].isin(src_layers or [])) & (
+            (tgt_layers is None) | df["tgt_layer"].isin(tgt_layers or []))
+        df = df[keep].reset_index(drop=True)
+    df = evaluate(df, data, model=model, root=data_root or settings.get("data_root"),
+                  chat=bool(settings.get("chat")), rules=rules)
+    return Run(df, {**settings, "data": data})

@@ -1,0 +1,160 @@
+"""Interactive plotly figures of analyses; every figure saves as standalone HTML.
+
+Figures take the outputs of :mod:`xtl.analysis` (and of the logit lens), never compute them;
+they return a ``go.Figure`` and write nothing (:func:`save` is the caller's choice).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from xtl.analysis.accuracy import WinTieLose
+from xtl.analysis.bounds import Bounds
+from xtl.analysis.views import CaseGrid, GainPanel, LayerGains
+
+__all__ = ["gain_heatmap", "lang_layer_heatmap", "wtl_bars", "upper_bound_curves",
+           "case_grid", "lens_heatmap", "save"]
+
+DIVERGING = "RdBu"
+
+
+def _gain_trace(p: GainPanel, visible: bool, zmax: float) -> go.Heatmap:
+    ex = p.examples if p.examples is not None else np.full(p.gain.shape, "", dtype=object)
+    custom = np.dstack([p.accuracy, p.n, ex]).astype(object)
+    return go.Heatmap(
+        z=p.gain, x=p.tgt_layers, y=p.src_layers, zmid=0, zmin=-zmax, zmax=zmax, colorscale=DIVERGING,
+        customdata=custom, visible=visible, name=p.name, colorbar={"title": "gain (pts)"},
+        hovertemplate=("source %{y} → target %{x}<br>accuracy %{customdata[0]:.1f}%"
+                       "<br>gain %{z:+.1f} pts<br>n = %{customdata[1]}<br>e.g. %{customdata[2]}<extra></extra>"))
+
+
+def gain_heatmap(panels: Sequence[GainPanel], title: str = "Accuracy gain over vanilla") -> go.Figure:
+    """N x N heatmap of gain (source x target), diverging colours centred on 0, a dropdown per
+    panel (``all`` and each language: :func:`xtl.analysis.views.gain_panels`)."""
+    panels = list(panels)
+    zmax = max(float(np.nanmax(np.abs(p.gain))) if np.isfinite(p.gain).any() else 0.0 for p in panels) or 1.0
+    fig = go.Figure()
+    for k, p in enumerate(panels):
+        fig.add_trace(_gain_trace(p, k == 0, zmax))
+    if len(panels) > 1:
+        buttons = [{"label": p.name, "method": "update",
+                    "args": [{"visible": [m == k for m in range(len(panels))]},
+                             {"title": f"{title} — {p.name} (vanilla {p.vanilla:.1f}%)"}]}
+                   for k, p in enumerate(panels)]
+        fig.update_layout(updatemenus=[{"buttons": buttons, "x": 1.0, "y": 1.15, "xanchor": "right"}])
+    fig.update_layout(title=f"{title} — {panels[0].name} (vanilla {panels[0].vanilla:.1f}%)",
+                      xaxis_title="target layer j", yaxis_title="source layer i",
+                      width=720, height=640)
+    fig.update_xaxes(type="category")     # swept layers may skip some: one cell per swept layer
+    fig.update_yaxes(type="category")
+    return fig
+
+
+def lang_layer_heatmap(lg: LayerGains, title: str | None = None) -> go.Figure:
+    """Language x layer heatmap of mean gain by source (or target) layer (Figure 3)."""
+    axis = lg.axis
+    z = lg.gain
+    zmax = (float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 0.0) or 1.0
+    fig = go.Figure(go.Heatmap(z=z, x=lg.layers, y=lg.langs, zmid=0, zmin=-zmax, zmax=zmax,
+                               colorscale=DIVERGING, colorbar={"title": "gain (pts)"},
+                               hovertemplate=f"%{{y}}, {axis} layer %{{x}}<br>mean gain %{{z:+.2f}} pts<extra></extra>"))
+    fig.update_layout(title=title or f"Mean gain by {axis} layer and language",
+                      xaxis_title=f"{axis} layer", yaxis_title="language", height=200 + 28 * len(lg.langs))
+    fig.update_xaxes(type="category")     # one block per swept layer, none stretched over gaps
+    return fig
+
+
+def wtl_bars(stats: dict[str, WinTieLose], title: str = "Win / tie / lose against vanilla") -> go.Figure:
+    """Stacked bars of win/tie/lose configuration counts per (dataset, site) label (Figure 2)."""
+    fig = go.Figure()
+    for key, colour in (("win", "#2b8cbe"), ("tie", "#bdbdbd"), ("lose", "#e34a33")):
+        fig.add_trace(go.Bar(name=key, x=list(stats), y=[getattr(s, key) for s in stats.values()],
+                             marker_color=colour,
+                             customdata=[[s.vanilla, s.average] for s in stats.values()],
+                             hovertemplate=(f"%{{x}}: %{{y}} {key}<br>vanilla %{{customdata[0]:.1f}}%"
+                                            "<br>average over configs %{customdata[1]:.1f}%<extra></extra>")))
+    fig.update_layout(barmode="stack", title=title, yaxis_title="configurations")
+    return fig
+
+
+def upper_bound_curves(ub: Bounds, title: str = "Instance-aware upper bounds") -> go.Figure:
+    """Source-wise and target-wise upper bounds over layers, vanilla as a line (Figure 4)."""
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=ub.src_layers, y=ub.source, mode="lines+markers",
+                             name="source-wise (fixed i)"))
+    fig.add_trace(go.Scatter(x=ub.tgt_layers, y=ub.target, mode="lines+markers",
+                             name="target-wise (fixed j)"))
+    fig.add_hline(y=ub.vanilla, line_dash="dash", annotation_text=f"vanilla {ub.vanilla:.1f}%",
+                  annotation_position="top left")
+    if not np.isnan(ub.oracle):
+        fig.add_hline(y=ub.oracle, line_dash="dot", annotation_text=f"N² oracle {ub.oracle:.1f}%",
+                      annotation_position="bottom right")
+    fig.update_layout(title=f"{title}<br><sup>{ub.grid}</sup>", xaxis_title="layer",
+                      yaxis_title="accuracy (%)")
+    return fig
+
+
+def case_grid(case: CaseGrid, title: str = "Configurations that answer right") -> go.Figure:
+    """N x N correctness grid of one item (case study): green right, red wrong."""
+    correct, src_layers, tgt_layers = case.correct, case.src_layers, case.tgt_layers
+    responses, vanilla_ok = case.responses, case.vanilla_ok
+    text = responses if responses is not None else np.full(correct.shape, "", dtype=object)
+    fig = go.Figure(go.Heatmap(
+        z=correct.astype(float), x=list(tgt_layers), y=list(src_layers), zmin=0, zmax=1,
+        colorscale=[[0, "#e34a33"], [1, "#31a354"]], showscale=False, customdata=text,
+        hovertemplate="source %{y} → target %{x}<br>%{customdata}<extra></extra>"))
+    if vanilla_ok is not None:
+        title += f" (vanilla {'right' if vanilla_ok else 'wrong'})"
+    fig.update_layout(title=title, xaxis_title="target layer j", yaxis_title="source layer i",
+                      width=640, height=600)
+    return fig
+
+
+def lens_heatmap(colours: dict[str, np.ndarray], text: np.ndarray, hover: np.ndarray,
+                 x_labels: Sequence[str], y_labels: Sequence[str], title: str,
+                 first: str | None = None) -> go.Figure:
+    """Layer x position/step heatmap with the top token written in each cell.
+
+    ``colours``: name -> z array (``"top-1 probability"``, ``"p(A)"``, ...); a dropdown switches
+    between them when there are several, ``first`` is shown first.
+    """
+    names = list(colours)
+    first = first if first in colours else names[0]
+    fig = go.Figure()
+    for name in names:
+        fig.add_trace(go.Heatmap(
+            z=colours[name], x=list(range(len(x_labels))), y=list(y_labels), text=text,
+            texttemplate="%{text}", textfont={"size": 12}, zmin=0, zmax=1, colorscale="Blues",
+            customdata=hover, colorbar={"title": name}, visible=name == first, name=name,
+            hovertemplate="%{customdata}<extra></extra>"))
+    if len(names) > 1:
+        buttons = [{"label": f"colour: {name}", "method": "update",
+                    "args": [{"visible": [m == name for m in names]}]} for name in names]
+        fig.update_layout(updatemenus=[{"buttons": buttons, "x": 1.0, "y": 1.12, "xanchor": "right",
+                                        "active": names.index(first)}])
+    fig.update_xaxes(tickmode="array", tickvals=list(range(len(x_labels))), ticktext=list(x_labels),
+                     tickfont={"size": 13})
+    fig.update_yaxes(tickfont={"size": 13}, automargin=True)
+    fig.update_layout(title=title, xaxis_title="position / generated step", yaxis_title="layer",
+                      font={"size": 13}, margin={"l": 110},
+                      height=240 + 28 * len(y_labels), width=max(640, 96 * len(x_labels) + 240))
+    return fig
+
+
+def save(fig: go.Figure, path: str | os.PathLike, static: bool = False) -> Path:
+    """Write a standalone HTML file (plotly.js inlined); with ``static`` also a PNG beside it
+    when the environment can export images (kaleido), silently skipped otherwise."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.write_html(path, include_plotlyjs=True, full_html=True)
+    if static:
+        try:
+            fig.write_image(path.with_suffix(".png"))
+        except Exception:  # noqa: BLE001 - static export is optional
+            pass
+    return path

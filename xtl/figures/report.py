@@ -1,0 +1,145 @@
+"""One self-contained HTML page of a sweep: headline numbers, tables and interactive figures.
+
+The page is assembled here: analyses from :mod:`xtl.analysis`, figures drawn from their results
+by :mod:`xtl.figures.plots`, and the page written to the path the caller gives.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from xtl import analysis as an
+from xtl.analysis.views import examples_grid, gain_panels, layer_gains
+from xtl.figures import plots
+
+__all__ = ["build_report", "examples_grid"]
+
+
+def _table(df: pd.DataFrame) -> str:
+    return df.to_html(index=False, float_format=lambda x: f"{x:.1f}", border=0, classes="tbl",
+                      na_rep="–")
+
+
+def build_report(df: pd.DataFrame, out: str | os.PathLike, title: str = "xtl sweep report",
+                 average: str = "language", settings: dict | None = None, light: bool = False) -> Path:
+    """Write the report of an evaluated results table (one site) to ``out``; returns the path.
+
+    ``average``: group means over languages (the paper's) or ``"pooled"`` over items;
+    ``settings``: the store's manifest, used for the paper tables' labels; ``light``: load
+    plotly.js from a ``plotly.min.js`` written once beside the page instead of embedding it
+    (4.8 MB less per page).
+    """
+    from xtl.analysis.tables import paper_table
+    from xtl.evaluation.evaluate import Run
+
+    g = an.grid(df, average=average)
+    site = str(df["site"].iloc[0]) if "site" in df.columns else ""
+    n_layers = g.n_layers or max(g.src_layers + g.tgt_layers) + 1
+    head = an.headline(g, site, n_layers)
+    by_lang = an.accuracy_table(df, by=("lang",), average=average)
+    by_group = an.accuracy_table(df, by=("group",), average=average) if "group" in df.columns else None
+    bounds = an.bound_by_group(g)
+    ub = an.upper_bounds(g)
+    rules = str(df["rules"].iloc[0]) if "rules" in df.columns and len(df) else "authors"
+    wtl = an.win_tie_lose(g)
+    _, q = an.mcnemar_grid(g)
+    significant = int(np.nansum(q < 0.05))
+    best_i, best_j = head.best_config
+    best_col = g.correct[:, g.src_layers.index(best_i), g.tgt_layers.index(best_j)]
+    van_ci = an.bootstrap_ci(g.vanilla)
+    gain_ci = an.bootstrap_ci(best_col, g.vanilla)
+
+    def plural(n: int, word: str) -> str:
+        return f"{n} {word}{'' if n == 1 else 's'}"
+
+    rows = [("items × languages", f"{plural(head.items, 'item')}, {plural(head.languages, 'language')}"),
+            ("site", site), ("configurations", f"{wtl.n_configs}"),
+            ("vanilla accuracy", f"{van_ci[0]:.1f}% (95% CI {van_ci[1]:.1f}–{van_ci[2]:.1f})"),
+            ("average over configurations", f"{head.average:.1f}%"),
+            ("win / tie / lose", f"{head.win} / {head.tie} / {head.lose}"),
+            ("best configuration (in-sample)", f"source {best_i} → target {best_j}: {head.best:.1f}% "
+             f"(gain {gain_ci[0]:+.1f}, 95% CI {gain_ci[1]:+.1f} to {gain_ci[2]:+.1f})"),
+            ("cells significant vs vanilla", f"{significant} (McNemar, Benjamini–Hochberg q < 0.05)"),
+            ("swept grid", g.describe()),
+            ("scoring rules / group averages", f"{rules} / " + ("mean over languages (the paper's)"
+                                                               if average == "language" else "pooled over items")),
+            ("SourceLast (eq. 4)", an.format_bound(head.source_last, "source_last", ub)),
+            ("TargetFirst (eq. 5)", an.format_bound(head.target_first, "target_first", ub)),
+            ("N² oracle", an.format_bound(head.oracle, "oracle", ub))]
+    if head.coarse is not None:
+        c = head.coarse_config
+        rows.append(("coarse strategy (Table 2)", f"source {c[0]} → target {c[1]}: {head.coarse:.1f}%"))
+    if "entropy" in df.columns and {0, n_layers - 1} <= set(g.src_layers) and 0 in g.tgt_layers:
+        sel = an.entropy_select(df, n_layers)
+        rows.append(("entropy-based selection (§F)", f"{100 * sel['correct'].astype(float).mean():.1f}%"))
+    headline = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
+
+    figs = [("Gain over vanilla, source × target", plots.gain_heatmap(gain_panels(g, examples_grid(df, g)))),
+            ("Upper bounds over layers", plots.upper_bound_curves(ub)),
+            ("Win / tie / lose", plots.wtl_bars({site or "site": wtl}))]
+    if len(set(g.langs)) > 1:
+        figs += [("Mean gain by source layer", plots.lang_layer_heatmap(layer_gains(g, "source"))),
+                 ("Mean gain by target layer", plots.lang_layer_heatmap(layer_gains(g, "target")))]
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if light:
+        _write_plotly_js(out.parent / "plotly.min.js")
+    parts = ['<script src="plotly.min.js"></script>'] if light else []
+    for k, (name, fig) in enumerate(figs):
+        div = fig.to_html(full_html=False, include_plotlyjs=(k == 0 and not light), div_id=f"fig{k}")
+        parts.append(f"<h2>{html.escape(name)}</h2>\n{div}")
+
+    tables = [("Accuracy by language", by_lang)]
+    if by_group is not None:
+        tables.append(("Accuracy by resource group", by_group))
+    tables.append((f"Upper bounds by resource group ({g.describe()})", bounds))
+    table_html = "".join(f"<h2>{html.escape(n)}</h2>{_table(t)}" for n, t in tables)
+    ppl = [c for c in by_lang.columns if c.startswith("ppl_")]
+    if ppl and by_lang[ppl].isna().all().all():
+        table_html += ("<p class=note>Perplexity columns show – because no model was given to score "
+                       "them: run <code>xtl report STORE --model M</code> (or "
+                       "<code>xtl.evaluate(..., model=model)</code>).</p>")
+    run = Run(df, {"site": site, "n_layers": n_layers, **(settings or {})})
+    for number in (1, 2, 3, 4):
+        pt = paper_table(number, [run], average=average, rules=rules)
+        table_html += f"<h2>Table {number}: {html.escape(pt.title)}</h2>"
+        table_html += "".join(f"<h3>{html.escape(c)}</h3>{_table(f.reset_index() if not isinstance(f.index, pd.RangeIndex) else f)}"
+                              for c, f in pt.blocks)
+        table_html += "".join(f"<p class=note>{html.escape(n)}</p>" for n in pt.notes)
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }}
+table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; }}
+th, td {{ padding: 3px 10px; text-align: left; border-bottom: 1px solid #ddd; }}
+.tbl td, .tbl th {{ text-align: right; }}
+.tbl td:first-child, .tbl th:first-child {{ text-align: left; }}
+.note {{ color: #555; font-size: 0.9em; }}
+</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p>Generated by xtl on {_dt.date.today().isoformat()}. Accuracies in percent; gains in points.
+Transplanted accuracy is the mean over all swept configurations.</p>
+<table>{headline}</table>
+{table_html}
+{''.join(parts)}
+</body></html>
+"""
+    out.write_text(page, encoding="utf-8")
+    return out
+
+
+def _write_plotly_js(path: Path) -> None:
+    """plotly.js from the installed plotly package, written once (kept if already there)."""
+    if path.exists():
+        return
+    from plotly.offline import get_plotlyjs
+
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(get_plotlyjs(), encoding="utf-8")
+    tmp.replace(path)

@@ -1,0 +1,18 @@
+"""The one hashing helper: stable short digests of text, used for content ids, shard file names
+and the K/N split of items (the same on every machine and Python run)."""
+
+from __future__ import annotations
+
+import hashlib
+
+__all__ = ["digest", "bucket"]
+
+
+def digest(*parts: str, length: int = 16) -> str:
+    """Hex SHA-1 of ``parts`` joined by NUL, cut to ``length`` characters."""
+    return hashlib.sha1("\0".join(parts).encode("utf-8")).hexdigest()[:length]
+
+
+def bucket(text: str, n: int) -> int:
+    """Which of ``n`` buckets ``text`` falls in (0-based), by its full SHA-1."""
+    return int(hashlib.sha1(text.encode("utf-8")).hexdigest(), 16) % n

@@ -1,0 +1,55 @@
+"""Typed options: every setting that takes one of a few words, with one checker each.
+
+A light module (no torch), so that the CLI can check options before anything heavy loads.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Literal, TypeVar, get_args
+
+from xtl.errors import XtlError
+
+__all__ = ["Mode", "Average", "Rules", "Positions", "SiteKind", "Groups", "check_option",
+           "MODES", "AVERAGES", "RULES", "SITE_KINDS"]
+
+Mode = Literal["generate", "logits"]
+"""``generate``: greedy responses; ``logits``: first-token statistics only (screening)."""
+Average = Literal["language", "pooled"]
+"""``language``: the paper's group means (mean over languages); ``pooled``: mean over items."""
+Rules = Literal["authors", "lenient"]
+"""``authors``: the released scoring scripts; ``lenient``: full-width markers read everywhere."""
+Positions = Literal["last", "generated"]
+"""Logit-lens positions: the last prompt token, or it and every generated step."""
+SiteKind = Literal["attn", "attn-authors", "mlp", "block", "heads"]
+"""What a transplant replaces (see :mod:`xtl.patching.sites`)."""
+Groups = Literal["lang2tax"]
+"""Resource grouping of languages (Joshi et al.'s lang2tax classes)."""
+
+MODES: tuple[str, ...] = get_args(Mode)
+AVERAGES: tuple[str, ...] = get_args(Average)
+RULES: tuple[str, ...] = get_args(Rules)
+SITE_KINDS: tuple[str, ...] = get_args(SiteKind)
+
+_MEANING = {
+    "mode": "'generate' (responses) or 'logits' (first-token statistics only)",
+    "average": "'language' (the paper's: mean over languages of each language's score) or "
+               "'pooled' (mean over items)",
+    "rules": "'authors' (the paper's scripts, default) or 'lenient' (full-width parentheses "
+             "normalised for every task; not the paper's)",
+    "positions": "'last', 'generated' or a list of prompt positions",
+}
+
+T = TypeVar("T", bound=str)
+
+
+def check_option(name: str, value: object, allowed: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``allowed``, else an :class:`XtlError` that lists them."""
+    if isinstance(value, str) and value in allowed:
+        return value
+    meaning = _MEANING.get(name, " or ".join(repr(a) for a in allowed))
+    close = difflib.get_close_matches(str(value), allowed, n=1) if isinstance(value, str) else []
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    if name == "rules":
+        raise XtlError(f"unknown scoring rules {value!r}; use {meaning}.{hint}")
+    raise XtlError(f"{name} must be {meaning}, not {value!r}.{hint}")

@@ -1,0 +1,76 @@
+"""Prompts as the model sees them: chat formatting, tokenisation, stop tokens, layer checks."""
+
+from __future__ import annotations
+
+import torch
+from jaxtyping import Int
+from torch import Tensor
+from transformer_lens import HookedTransformer
+
+from xtl.errors import PromptError, SiteError
+from xtl.patching.sites import Site
+
+__all__ = ["format_prompt", "tokenize", "stop_token_ids", "check_layer", "check_site"]
+
+
+def format_prompt(model: HookedTransformer, prompt: str, chat: bool = False) -> str:
+    """The raw prompt (default: PilotSet strings are complete prompts), or its chat template."""
+    if not chat:
+        return prompt
+    tok = model.tokenizer
+    if getattr(tok, "chat_template", None) is None:
+        raise PromptError("this tokenizer has no chat template; run without --chat")
+    return tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                   add_generation_prompt=True)
+
+
+def tokenize(model: HookedTransformer, prompt: str, max_new_tokens: int = 0,
+             what: str = "prompt") -> Int[Tensor, "pos"]:
+    """Token ids the way the model's own tokenizer makes them (one BOS at most).
+
+    ``what`` names the prompt in errors (``"source prompt"``, ``"target prompt"``).
+    """
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise PromptError(f"the {what} is empty; give a non-empty prompt text")
+    tok = model.tokenizer
+    bos = getattr(tok, "bos_token", None)
+    add_special = not (bos and prompt.startswith(bos))
+    ids = tok(prompt, add_special_tokens=add_special)["input_ids"]
+    if len(ids) > model.cfg.n_ctx:
+        raise PromptError(f"the {what} has {len(ids)} tokens, more than the model's context of "
+                          f"{model.cfg.n_ctx}; shorten it")
+    if len(ids) + max_new_tokens > model.cfg.n_ctx:
+        raise PromptError(
+            f"the {what} of {len(ids)} tokens + {max_new_tokens} new tokens exceeds the model's "
+            f"context of {model.cfg.n_ctx}; shorten the prompt or lower max_new_tokens")
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def stop_token_ids(model: HookedTransformer) -> set[int]:
+    """EOS plus the end-of-turn tokens of common chat formats present in the vocabulary."""
+    tok = model.tokenizer
+    ids = {tok.eos_token_id} if tok.eos_token_id is not None else set()
+    for name in ("<end_of_turn>", "<|im_end|>", "<|eot_id|>", "<|endoftext|>"):
+        tid = tok.convert_tokens_to_ids(name)  # a lookup; get_vocab() would build a 256k dict
+        if isinstance(tid, int) and tid != tok.unk_token_id:
+            ids.add(tid)
+    return ids
+
+
+def check_layer(model: HookedTransformer, layer: int, what: str) -> int:
+    """``layer`` as a layer number 0..N-1 (negative counts from the end), or a clear error."""
+    n = model.cfg.n_layers
+    if not isinstance(layer, int) or not -n <= layer < n:
+        raise SiteError(f"{what} {layer} is out of range; this model has layers 0..{n - 1}")
+    return layer % n
+
+
+def check_site(model: HookedTransformer, site: Site) -> None:
+    """Check the site against the model: head indices in range, hooks the model has."""
+    if site.kind == "attn-authors" and getattr(model.cfg, "parallel_attn_mlp", False):
+        raise SiteError("site 'attn-authors' reads the residual stream between attention and MLP, "
+                        "which this model (parallel attention and MLP) does not have; use 'attn'")
+    if site.heads is not None:
+        bad = [h for h in site.heads if not 0 <= h < model.cfg.n_heads]
+        if bad:
+            raise SiteError(f"head(s) {bad} out of range; this model has heads 0..{model.cfg.n_heads - 1}")

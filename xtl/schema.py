@@ -1,0 +1,147 @@
+"""The results table and the store's manifest, written down once.
+
+Every row of a results table is one item x configuration (source layer, target layer), plus one
+vanilla row per item (layers -1). :data:`COLUMNS` declares each column: its name, type,
+meaning and the stage that writes it; writers build rows with these names and readers look
+them up here. :class:`SweepSettings` is a sweep's settings: what a store's ``manifest.json``
+holds and what every shard of the store was computed with.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Mapping, NamedTuple, Sequence
+
+__all__ = ["Column", "COLUMNS", "SWEEP", "EVALUATION", "column_names", "SweepSettings",
+           "SELECTION", "Config", "VANILLA", "describe_columns"]
+
+
+class Column(NamedTuple):
+    """One column of the results table."""
+
+    name: str
+    dtype: str  # pandas / numpy kind: "str", "int", "bool", "float", "list[int]", "list[float]"
+    meaning: str
+    writer: str  # the stage that writes it: "engine" or "evaluation"
+
+
+SWEEP: tuple[Column, ...] = (
+    Column("item_key", "str", "the item's key in the store: dataset/lang/id", "engine"),
+    Column("item_id", "str", "the item's id within its dataset and language", "engine"),
+    Column("dataset", "str", "the task the item comes from ('' for ad-hoc pairs)", "engine"),
+    Column("lang", "str", "the item's language (the target prompt's, or the culture's)", "engine"),
+    Column("gold", "str", "the gold answer ('' when unknown)", "engine"),
+    Column("model", "str", "the model's name as given to load_model", "engine"),
+    Column("n_layers", "int", "the model's depth N", "engine"),
+    Column("site", "str", "what was transplanted: attn, mlp, block, heads:..., attn-authors", "engine"),
+    Column("src_layer", "int", "source layer i (-1 on the vanilla row)", "engine"),
+    Column("tgt_layer", "int", "target layer j (-1 on the vanilla row)", "engine"),
+    Column("is_vanilla", "bool", "the unpatched run of the item", "engine"),
+    Column("response", "str", "the greedy response ('' in logits mode)", "engine"),
+    Column("token_ids", "list[int]", "the response's token ids, stop token excluded", "engine"),
+    Column("n_tokens", "int", "len(token_ids)", "engine"),
+    Column("stopped", "bool", "the response ended at a stop token (not at max_new_tokens)", "engine"),
+    Column("loglik", "float", "sum of the response tokens' log-probs (NaN in logits mode)", "engine"),
+    Column("entropy", "float", "entropy of the first generated token's distribution (nats)", "engine"),
+    Column("margin", "float", "top-1 minus top-2 logit of the first generated token", "engine"),
+    Column("cand_logprobs", "list[float]", "first-token log-prob of each sweep candidate", "engine"),
+)
+EVALUATION: tuple[Column, ...] = (
+    Column("correct", "bool", "the response is right under the scoring rules", "evaluation"),
+    Column("rules", "str", "the scoring rules used: authors or lenient", "evaluation"),
+    Column("out_lang_pred", "str", "lid.176 label of the whole response (None when empty)", "evaluation"),
+    Column("lang_ok", "bool", "the response is in the expected output language", "evaluation"),
+    Column("group", "str", "resource group of the item's language: high, mid or low", "evaluation"),
+    Column("ppl", "float", "response perplexity under the unpatched model (NaN without a model)", "evaluation"),
+)
+COLUMNS: tuple[Column, ...] = SWEEP + EVALUATION
+
+
+def column_names(stage: str | None = None) -> list[str]:
+    """Names of the columns written by ``stage`` (``"engine"``, ``"evaluation"``), or all."""
+    return [c.name for c in COLUMNS if stage is None or c.writer == stage]
+
+
+def describe_columns() -> str:
+    """The schema as a Markdown table (docs/architecture.md and the reference list it)."""
+    lines = ["| column | type | meaning | written by |", "|---|---|---|---|"]
+    lines += [f"| `{c.name}` | {c.dtype} | {c.meaning} | {c.writer} |" for c in COLUMNS]
+    return "\n".join(lines)
+
+
+class Config(NamedTuple):
+    """One configuration: source layer i into target layer j (the order used everywhere)."""
+
+    src: int
+    tgt: int
+
+
+#: The vanilla configuration (no transplant).
+VANILLA = Config(-1, -1)
+
+#: Settings that select items rather than change results: a store may grow along them.
+SELECTION = ("limit", "langs", "data_root")
+
+
+def _tuple(value: Any) -> tuple | None:
+    return None if value is None else tuple(value)
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """Everything a sweep's results depend on (plus the item selection); a store's manifest.
+
+    ``extra`` holds settings a caller adds (e.g. ``{"note": ...}``); they are recorded and
+    checked on resume like the others.
+    """
+
+    model: str
+    n_layers: int
+    site: str
+    src_layers: tuple[int, ...]
+    tgt_layers: tuple[int, ...]
+    max_new_tokens: int = 20
+    mode: str = "generate"
+    candidates: tuple[str, ...] = ()
+    chat: bool = False
+    data: str | None = None
+    langs: tuple[str, ...] | None = None
+    limit: int | None = None
+    data_root: str | None = None
+    cot: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("src_layers", "tgt_layers", "candidates", "langs"):
+            object.__setattr__(self, name, _tuple(getattr(self, name)))
+        object.__setattr__(self, "extra", dict(self.extra))
+
+    @property
+    def configs_per_item(self) -> int:
+        """Rows per item: every (source, target) configuration plus vanilla."""
+        return len(self.src_layers) * len(self.tgt_layers) + 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest as JSON-ready data (``extra`` flattened into the top level)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        out = json.loads(json.dumps({**out, **self.extra}, default=str))
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "SweepSettings":
+        """Settings from a manifest; keys this version does not know go to ``extra``."""
+        known = {f.name for f in fields(cls)} - {"extra"}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        extra = {k: v for k, v in data.items() if k not in known}
+        return cls(**kwargs, extra={**kwargs.pop("extra", {}), **extra})
+
+    def differences(self, other: "SweepSettings", ignore: Sequence[str] = SELECTION) -> dict[str, tuple[Any, Any]]:
+        """Settings that differ from ``other``, as name -> (this value, other value)."""
+        a, b = self.to_dict(), other.to_dict()
+        return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b))
+                if k not in ignore and a.get(k) != b.get(k)}
+
+    def replace(self, **changes: Any) -> "SweepSettings":
+        """A copy with some settings changed."""
+        return SweepSettings(**{**asdict(self), **changes})

@@ -1,0 +1,68 @@
+"""Reading the paper's data folders: the data root, JSON Lines, parallel files, splits."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from xtl.errors import DataError
+
+__all__ = ["data_root", "read_jsonl", "check_parallel", "languages_in", "split_folder"]
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """The data folder: ``root``, else ``$XTL_DATA``; must hold XNLI/, XQuAD/, ... folders."""
+    value = root or os.environ.get("XTL_DATA")
+    if not value:
+        raise DataError("no data root; pass --data-root DIR or set XTL_DATA to the authors' data/ "
+                        "folder (git clone https://github.com/YYF-Tommy/XTransplant)")
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        raise DataError(f"data root {path} is not a directory")
+    return path
+
+
+def read_jsonl(path: Path) -> list[Any]:
+    """JSON Lines, with the file and line named on a malformed line."""
+    if not path.exists():
+        raise DataError(f"missing data file {path}")
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for n, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{n}: malformed JSON line ({exc.msg})") from exc
+    return rows
+
+
+def check_parallel(paths: dict[str, Path]) -> None:
+    counts = {name: sum(1 for line in p.open(encoding="utf-8") if line.strip()) for name, p in paths.items()}
+    if len(set(counts.values())) > 1:
+        detail = ", ".join(f"{p} has {counts[n]}" for n, p in paths.items())
+        raise DataError(f"parallel files differ in line count: {detail}")
+
+
+def languages_in(folder: Path, pattern: str, langs: list[str] | None) -> list[str]:
+    found = sorted(p.name[len(pattern.split('{')[0]):-len(pattern.split('}')[1])]
+                   for p in folder.glob(pattern.replace("{lang}", "*")))
+    if langs:
+        missing = [l for l in langs if l not in found]
+        if missing:
+            raise DataError(f"language(s) {missing} missing in {folder}; available: {', '.join(found)}")
+        return list(langs)
+    return found
+
+
+def split_folder(root: Path, dataset: str, unseen: bool) -> Path:
+    sub = f"{dataset}_unseen" if unseen else f"{dataset}_sample"
+    folder = root / dataset / sub
+    if not folder.is_dir():
+        raise DataError(f"{folder} not found; is the data root the authors' data/ folder?")
+    return folder
+
+

@@ -1,0 +1,169 @@
+"""Tasks as data: one :class:`Task` record per dataset, and the registry that finds them.
+
+A record says everything xtl knows about a dataset: how to load it, its prompt template, how
+it is scored, which languages it has and which way it is transplanted, its chain-of-thought
+languages and its answer candidates. Adding a dataset is one loader module and one
+:func:`register` line below (docs/architecture.md walks through one).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import string
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Callable
+
+from xtl.errors import DataError
+from xtl.tasks.files import data_root
+from xtl.tasks.item import Item
+
+__all__ = ["Scoring", "Task", "TASKS", "register", "find_task", "get_task", "load_task",
+           "builtin_pair", "scoring_for"]
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """How a dataset's responses are scored (the authors' released scripts).
+
+    ``kind``: ``choice`` (the gold option present, no other) or ``qa`` (gold substring,
+    case-insensitive). ``letters``: every letter A-Z competes (GlobalOpinionQA);
+    ``ignore_case``: match the upper-cased response; ``fullwidth``: the authors read ``（k）``
+    as ``(k)`` for this dataset (``rules="lenient"`` does it for every choice task).
+    """
+
+    kind: str = "choice"
+    letters: bool = False
+    ignore_case: bool = False
+    fullwidth: bool = False
+
+
+CHOICE = Scoring("choice")
+QA = Scoring("qa")
+
+
+@dataclass(frozen=True)
+class Task:
+    """Everything xtl knows about one dataset."""
+
+    name: str
+    title: str
+    loader: Callable[..., list[Item]]
+    scoring: Scoring
+    task_type: str  # Table 2's: understanding, generation or cultural adaptability
+    template: str | None = None  # key of xtl.tasks.templates.TEMPLATES
+    src_lang: str | None = None  # fixed source language (None: the item's own language)
+    out_lang: str | None = None  # fixed response language (None: the item's language)
+    langs: tuple[str, ...] = ()  # the paper's languages (empty: whatever the data has)
+    variants: tuple[str, ...] = ()  # e.g. ("unseen",): load_task("xnli:unseen")
+    candidates: tuple[str, ...] = ()  # answer labels, for first-token (logits-mode) scoring
+    data_folder: str | None = None  # sub-folder of a data root holding it (None: from the hub)
+    pilot: bool = False  # the paper's PilotSet (its default split) rather than a full set
+
+    def split_name(self, variant: str = "") -> str:
+        """``XNLI PilotSet``, ``XNLI unseen``, ``XCOPA``."""
+        if variant:
+            return f"{self.title} {variant}"
+        return f"{self.title} PilotSet" if self.pilot else self.title
+
+
+TASKS: dict[str, Task] = {}
+
+
+def register(task: Task) -> Task:
+    """Add a task record to the registry (its name must be new)."""
+    if task.name in TASKS:
+        raise DataError(f"a task named {task.name!r} is already registered")
+    TASKS[task.name] = task
+    return task
+
+
+def find_task(name: str) -> Task | None:
+    """The record of dataset ``name``, or None (JSONL tasks have none)."""
+    return TASKS.get(str(name).lower().partition(":")[0])
+
+
+def get_task(name: str) -> Task:
+    """The record of dataset ``name``, or an error with the registered names."""
+    task = find_task(name)
+    if task is None:
+        close = difflib.get_close_matches(str(name).lower(), list(TASKS), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise DataError(f"unknown task {name!r}; use one of {', '.join(TASKS)} or a .jsonl file.{hint}")
+    return task
+
+
+def scoring_for(dataset: str, kind: str) -> Scoring:
+    """The scoring of a dataset: its record's, else plain choice or QA by the item's kind."""
+    task = find_task(dataset)
+    if task is not None:
+        return task.scoring
+    return QA if kind == "qa" else CHOICE
+
+
+def load_task(spec: str, langs: list[str] | None = None, limit: int | None = None,
+              root: str | os.PathLike | None = None) -> list[Item]:
+    """Items of a registered task (``xnli``, ``xnli:unseen``, ``xquad``, ``globalopinionqa``,
+    ``xcopa``; ``mkqa`` from the hub) or of a parallel JSONL file."""
+    from xtl.tasks.jsonl import load_jsonl_task
+
+    if not isinstance(spec, str) or not spec:
+        raise DataError(f"the task must be a name such as 'xnli' or a .jsonl path, not {spec!r}")
+    if spec.endswith((".jsonl", ".json")):
+        if not Path(spec).is_file():
+            raise DataError(f"data file {spec} does not exist; give the path of a JSON Lines task "
+                            "file (one object per line with source, target, gold)")
+        return load_jsonl_task(Path(spec), langs, limit)
+    name, _, variant = spec.lower().partition(":")
+    task = get_task(name)
+    if variant and variant not in task.variants:
+        close = difflib.get_close_matches(variant, task.variants, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        have = f"its variants are {', '.join(task.variants)}" if task.variants else "it has no variants"
+        raise DataError(f"unknown variant {variant!r} of {name}; {have}.{hint}")
+    if task.data_folder is None:
+        return task.loader(langs, limit)
+    base = data_root(root)
+    if (base / task.data_folder).is_dir():
+        base = base / task.data_folder  # a ../shared/data-style root
+    return task.loader(base, langs=langs, limit=limit, variant=variant)
+
+
+def builtin_pair() -> dict:
+    """The English/Chinese multiple-choice pair shipped with xtl (Chinese source, English
+    target), as ``{"source", "target", ...}``: the demo's input."""
+    return json.loads(resources.files("xtl").joinpath("data/builtin_pair.json").read_text("utf-8"))
+
+
+# ---------------------------------------------------------------- the registry
+def _paper() -> None:
+    from xtl.tasks.culturalbench import load_culturalbench
+    from xtl.tasks.globalopinionqa import load_globalopinionqa
+    from xtl.tasks.mkqa import load_mkqa
+    from xtl.tasks.xcopa import XCOPA_LANGS, load_xcopa
+    from xtl.tasks.xnli import load_xnli
+    from xtl.tasks.xquad import load_xquad
+
+    letters = tuple(string.ascii_uppercase)
+    register(Task("xnli", "XNLI", load_xnli, Scoring("choice", fullwidth=True), "Multilingual Understanding",
+                  template="xnli", src_lang="en", variants=("unseen",), candidates=("1", "2", "3"),
+                  data_folder="xtransplant", pilot=True))
+    register(Task("xquad", "XQuAD", load_xquad, QA, "Multilingual Generation", template="xquad",
+                  src_lang="en", variants=("unseen",), data_folder="xtransplant", pilot=True))
+    register(Task("globalopinionqa", "GlobalOpinionQA", load_globalopinionqa,
+                  Scoring("choice", letters=True, ignore_case=True), "Cultural Adaptability",
+                  template="globalopinionqa", out_lang="en", variants=("unseen",), candidates=letters,
+                  data_folder="xtransplant", pilot=True))
+    register(Task("xcopa", "XCOPA", load_xcopa, CHOICE, "Multilingual Understanding", template="xcopa",
+                  src_lang="en", langs=XCOPA_LANGS, variants=("test", "validation"), candidates=("1", "2"),
+                  data_folder="xcopa"))
+    register(Task("mkqa", "MKQA", load_mkqa, QA, "Multilingual Generation", src_lang="en"))
+    register(Task("culturalbench", "CulturalBench", load_culturalbench,
+                  Scoring("choice", letters=True, ignore_case=True), "Cultural Adaptability",
+                  template="globalopinionqa", out_lang="en", candidates=("A", "B", "C", "D")))
+
+
+_paper()

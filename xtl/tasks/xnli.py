@@ -1,0 +1,29 @@
+"""XNLI PilotSet and unseen set (natural language inference, English -> other language)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from xtl.tasks.files import check_parallel, languages_in, read_jsonl, split_folder
+from xtl.tasks.item import Item
+
+
+def load_xnli(root: Path, langs=None, limit=None, variant: str = "") -> list[Item]:
+    """Items of the PilotSet, or of the unseen set with ``variant="unseen"``."""
+    unseen = variant == "unseen"
+    folder = split_folder(root, "XNLI", unseen)
+    en = read_jsonl(folder / "split" / "en.json")
+    items = []
+    for lang in languages_in(folder / "split", "{lang}.json", langs):
+        files = {"split": folder / "split" / f"{lang}.json", "ans": folder / "ans" / f"{lang}.json"}
+        check_parallel({**files, "en": folder / "split" / "en.json"})
+        prompts, golds = read_jsonl(files["split"]), read_jsonl(files["ans"])
+        words = read_jsonl(folder / "ans_lang" / f"{lang}.json")[0]
+        for k, (src, tgt, gold) in enumerate(zip(en, prompts, golds)):
+            if limit is not None and k >= limit:
+                break
+            items.append(Item(f"{k}", "xnli", lang, src, tgt, str(gold), "choice",
+                              {str(a): w for a, w in words.items()}, {"src_lang": "en"}))
+    return items
+
+
