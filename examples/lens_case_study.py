@@ -1,12 +1,11 @@
 """Logit lens of the built-in pair, vanilla vs transplanted, and which configurations answer right."""
 
 import xtl
-from xtl.cli import builtin_pair
 from xtl.figures.plots import save
 
 model = xtl.load_model("gemma-3-270m-q4km")
 n = model.cfg.n_layers
-pair = builtin_pair()
+pair = xtl.builtin_pair()
 panels = xtl.compare(model, pair["source"], pair["target"], n // 2, n // 6, "mlp", max_new_tokens=6,
                      track=["A", "B"])
 for name, res in panels.items():

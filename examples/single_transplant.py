@@ -1,10 +1,9 @@
 """Transplant the built-in Chinese prompt's MLP output into the English prompt, on the demo model."""
 
 import xtl
-from xtl.cli import builtin_pair
 
 model = xtl.load_model("gemma-3-270m-q4km")
-pair = builtin_pair()
+pair = xtl.builtin_pair()
 n = model.cfg.n_layers
 res = xtl.transplant(model, pair["target"], pair["source"], src_layer=n // 2, tgt_layer=n // 6, site="mlp")
 print("vanilla     :", repr(res.vanilla_text))

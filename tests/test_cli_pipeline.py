@@ -8,7 +8,7 @@ import pandas as pd
 
 from xtl.cli import main
 
-from conftest import PROMPTS
+from helpers import PROMPTS, write_jsonl
 
 
 def _task(tmp_path):
@@ -16,7 +16,7 @@ def _task(tmp_path):
     rows = [{"id": k, "lang": lang, "source": PROMPTS["zh"], "target": PROMPTS["en"] + " " * k,
              "gold": "B", "kind": "choice", "options": {"A": "A", "B": "B"}}
             for k, lang in enumerate(["en", "de", "de"])]
-    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    write_jsonl(path, rows)
     return path
 
 

@@ -8,7 +8,7 @@ from xtl.errors import StoreError, XtlError
 from xtl.analysis import dense
 from xtl.engine import read_store
 from xtl.engine import Pair, sweep
-from tests.conftest import PROMPTS
+from helpers import PROMPTS
 
 MAX_NEW = 10
 PAIRS = [Pair(PROMPTS["zh"], PROMPTS["en"], "p0", {"lang": "en", "dataset": "toy"}),
@@ -160,7 +160,7 @@ def test_progress_moves_within_an_item(tiny_models, monkeypatch):
 
 def test_items_without_ids_never_share_a_key(tiny_models, tmp_path):
     _, model = tiny_models["llama"]
-    from tests.conftest import PROMPTS
+    from helpers import PROMPTS
 
     first = [(PROMPTS["zh"], PROMPTS["en"]), (PROMPTS["en"], PROMPTS["zh"])]
     second = [(PROMPTS["zh"], PROMPTS["en"] + " Really?"), (PROMPTS["en"], PROMPTS["zh"] + "？")]

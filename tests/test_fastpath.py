@@ -8,7 +8,7 @@ from xtl.engine import kernel as fastpath
 from xtl.errors import XtlError
 from xtl.engine import Pair, sweep
 from xtl.patching import decode_resid, prefix_cache, tokenize
-from tests.conftest import PROMPTS
+from helpers import PROMPTS
 
 PAIR = [Pair(PROMPTS["zh"], PROMPTS["en"], "p0", {"lang": "en", "dataset": "toy"})]
 

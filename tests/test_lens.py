@@ -11,7 +11,7 @@ from xtl.errors import XtlError
 from xtl.interpret import Patch, case_study, compare, lens, merge_pieces, token_text
 from xtl.patching import tokenize
 
-from conftest import PROMPTS
+from helpers import PROMPTS
 
 
 @pytest.mark.parametrize("arch_name", ["llama", "gemma3"])

@@ -3,7 +3,7 @@ import torch
 
 import xtl
 from xtl.errors import DemoModelError, ModelSpecError
-from tests.conftest import PROMPTS
+from helpers import PROMPTS
 
 
 @pytest.mark.parametrize("arch", ["llama", "mistral", "qwen2", "gemma3"])
@@ -19,7 +19,7 @@ def test_logits_match_hugging_face(tiny_models, tokenizer, arch):
 
 
 def test_local_folder_loads_offline(tmp_path, tokenizer):
-    from tests.conftest import tiny_hf
+    from helpers import tiny_hf
 
     hf = tiny_hf("qwen2")
     folder = tmp_path / "some-llama-named-qwen"  # the name must not steer the architecture
@@ -74,7 +74,7 @@ def test_streamed_folder_equals_converting_a_loaded_model(tmp_path, tokenizer, a
     """Layer-by-layer streaming gives bitwise the parameters of load-then-convert."""
     from transformers import AutoModelForCausalLM
 
-    from tests.conftest import tiny_hf
+    from helpers import tiny_hf
     from xtl.models import from_hf
 
     hf = tiny_hf(arch)
@@ -117,7 +117,7 @@ def test_streaming_reads_embeddings_tied_under_either_name(tmp_path, tokenizer):
     """save_model may keep a tied embedding as lm_head.weight only (as the GGUF cache does)."""
     from safetensors.torch import load_file, save_file
 
-    from tests.conftest import tiny_hf
+    from helpers import tiny_hf
     from xtl.models import from_hf
 
     hf = tiny_hf("gemma3").float()

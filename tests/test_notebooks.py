@@ -17,7 +17,7 @@ pytestmark = pytest.mark.demo
 def test_notebook_executes(name, demo_model, tmp_path, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
-    from conftest import SHARED_DATA
+    from helpers import SHARED_DATA
 
     if SHARED_DATA.is_dir():
         monkeypatch.setenv("XTL_DATA", str(SHARED_DATA))
@@ -33,10 +33,24 @@ def test_notebook_executes(name, demo_model, tmp_path, monkeypatch):
     assert len(figures) >= 2
 
 
+#: What each example must print (and the files it must write), beyond exiting cleanly.
+EXPECTED = {
+    "byo_jsonl_task.py": (["item_id", "capital", "river", "transplanted", "delta"], []),
+    "lens_case_study.py": (["source vanilla", "target vanilla", "transplanted", "configurations answer",
+                            "over-guidance cells"], ["lens-transplanted.html", "case-study-grid.html"]),
+    "single_transplant.py": (["vanilla     :", "transplanted:"], []),
+    "sweep_report.py": (["vanilla", "Headline(", "report:"], ["xnli-attn-report.html"]),
+}
+
+
+def test_every_example_has_expectations():
+    assert set(EXPECTED) == {p.name for p in (ROOT / "examples").glob("*.py")}
+
+
 @pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "examples").glob("*.py")))
 def test_example_runs(script, demo_model, tmp_path):
     env = {**os.environ}
-    from conftest import SHARED_DATA
+    from helpers import SHARED_DATA
 
     if SHARED_DATA.is_dir():
         env["XTL_DATA"] = str(SHARED_DATA)
@@ -45,4 +59,7 @@ def test_example_runs(script, demo_model, tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "examples" / script)], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip()
+    printed, written = EXPECTED[script]
+    missing = [text for text in printed if text not in proc.stdout]
+    assert not missing, f"{script} did not print {missing}: {proc.stdout[-1500:]}"
+    assert all((tmp_path / f).stat().st_size > 1000 for f in written)

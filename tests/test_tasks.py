@@ -87,7 +87,7 @@ def test_jsonl_task_and_errors(tmp_path):
 
 
 def test_cli_sweep_on_jsonl(tmp_path, tokenizer):
-    from tests.conftest import PROMPTS, tiny_hf
+    from helpers import PROMPTS, tiny_hf
     from xtl.cli import main
     from xtl.store import read_store
 

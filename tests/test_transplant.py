@@ -4,7 +4,7 @@ import torch
 import xtl
 from xtl.errors import PromptError, SiteError
 from xtl.patching import Site, stop_token_ids, tokenize
-from tests.conftest import PROMPTS
+from helpers import PROMPTS
 
 SITES = ["attn", "mlp", "block", "heads:1,3", "attn-authors"]
 MAX_NEW = 12

@@ -2,4 +2,4 @@
 
 from xtl.engine.store import *  # noqa: F401,F403
 from xtl.engine.store import __all__  # noqa: F401
-from xtl.analysis.grid import dense  # noqa: E402,F401
+from xtl.analysis.grids import dense  # noqa: E402,F401

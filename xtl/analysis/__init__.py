@@ -6,14 +6,38 @@ with ``correct`` from :func:`xtl.evaluate`) or over the dense ``[item, source, t
 imported.
 """
 
-from xtl.analysis.accuracy import WinTieLose, accuracy_table, config_accuracy, gain_matrix, layerwise_gain, win_tie_lose
-from xtl.analysis.bounds import Bounds, bound_by_group, format_bound, group_order, upper_bounds
-from xtl.analysis.grid import AVERAGES, Grid, dense, dense_array, grid, layers_text
-from xtl.analysis.headline import Headline, headline
-from xtl.analysis.selection import HeldOut, coarse_config, entropy_select, held_out
-from xtl.analysis.stats import adjust_pvalues, bootstrap_ci, mcnemar, mcnemar_grid
+from xtl._lazy import lazy_exports
 
-__all__ = ["AVERAGES", "Grid", "grid", "dense", "dense_array", "layers_text", "accuracy_table", "format_bound",
-           "WinTieLose", "win_tie_lose", "gain_matrix", "layerwise_gain", "Bounds", "upper_bounds",
-           "bound_by_group", "group_order", "coarse_config", "config_accuracy", "entropy_select", "HeldOut",
-           "held_out", "bootstrap_ci", "mcnemar", "adjust_pvalues", "mcnemar_grid", "Headline", "headline"]
+_EXPORTS = {
+    "WinTieLose": "xtl.analysis.accuracy",
+    "accuracy_table": "xtl.analysis.accuracy",
+    "config_accuracy": "xtl.analysis.accuracy",
+    "gain_matrix": "xtl.analysis.accuracy",
+    "layerwise_gain": "xtl.analysis.accuracy",
+    "win_tie_lose": "xtl.analysis.accuracy",
+    "Bounds": "xtl.analysis.bounds",
+    "bound_by_group": "xtl.analysis.bounds",
+    "format_bound": "xtl.analysis.bounds",
+    "group_order": "xtl.analysis.bounds",
+    "upper_bounds": "xtl.analysis.bounds",
+    "AVERAGES": "xtl.analysis.grids",
+    "Grid": "xtl.analysis.grids",
+    "dense": "xtl.analysis.grids",
+    "dense_array": "xtl.analysis.grids",
+    "grid": "xtl.analysis.grids",
+    "layers_text": "xtl.analysis.grids",
+    "Headline": "xtl.analysis.summary",
+    "headline": "xtl.analysis.summary",
+    "HeldOut": "xtl.analysis.selection",
+    "coarse_config": "xtl.analysis.selection",
+    "entropy_select": "xtl.analysis.selection",
+    "held_out": "xtl.analysis.selection",
+    "adjust_pvalues": "xtl.analysis.stats",
+    "bootstrap_ci": "xtl.analysis.stats",
+    "mcnemar": "xtl.analysis.stats",
+    "mcnemar_grid": "xtl.analysis.stats",
+}
+
+__all__ = ["AVERAGES", "Grid", "grid", "dense", "dense_array", "layers_text", "accuracy_table", "format_bound", "WinTieLose", "win_tie_lose", "gain_matrix", "layerwise_gain", "Bounds", "upper_bounds", "bound_by_group", "group_order", "coarse_config", "config_accuracy", "entropy_select", "HeldOut", "held_out", "bootstrap_ci", "mcnemar", "adjust_pvalues", "mcnemar_grid", "Headline", "headline"]
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

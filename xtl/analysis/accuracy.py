@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from jaxtyping import Float
 
-from xtl.analysis.grid import Grid, _check_average, _need
+from xtl.analysis.grids import Grid, _check_average, _need
 from xtl.analysis.records import _Record
 from xtl.errors import XtlError
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from jaxtyping import Float
 
-from xtl.analysis.grid import Grid, layers_text as _layers_text
+from xtl.analysis.grids import Grid, layers_text as _layers_text
 from xtl.analysis.records import _Record
 
 __all__ = ["Bounds", "upper_bounds", "format_bound", "bound_by_group", "group_order"]

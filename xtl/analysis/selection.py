@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from xtl.analysis.accuracy import config_accuracy
-from xtl.analysis.grid import Grid, _need
+from xtl.analysis.grids import Grid, _need
 from xtl.analysis.records import _Record
 from xtl.errors import XtlError
 

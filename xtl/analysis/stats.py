@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from xtl.analysis.grid import Grid
+from xtl.analysis.grids import Grid
 from xtl.errors import XtlError
 
 __all__ = ["bootstrap_ci", "mcnemar", "adjust_pvalues", "mcnemar_grid"]

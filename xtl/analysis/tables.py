@@ -19,7 +19,7 @@ import pandas as pd
 from xtl import analysis as an
 from xtl.analysis.render import to_csv, to_latex, to_markdown
 from xtl.errors import XtlError
-from xtl.evaluation.evaluate import Run
+from xtl.evaluation.evaluated import Run
 from xtl.tasks.registry import find_task
 
 __all__ = ["Run", "PaperTable", "paper_table", "TABLES", "to_markdown", "to_latex", "to_csv"]

@@ -11,7 +11,7 @@ import pandas as pd
 from jaxtyping import Float
 
 from xtl.analysis.accuracy import gain_matrix, layerwise_gain
-from xtl.analysis.grid import Grid
+from xtl.analysis.grids import Grid
 
 __all__ = ["GainPanel", "gain_panels", "LayerGains", "layer_gains", "examples_grid", "CaseGrid"]
 

@@ -1,11 +1,26 @@
 """The sweep engine: settings, the plan of an item's work, the shared-prefix kernel and the
 TransformerLens path, the results store, and sweeps over many processes and machines."""
 
-from xtl.engine.run import Prepared, prepare, run_sweep, sweep, sweep_item
-from xtl.engine.settings import EngineOptions, SweepRequest, candidate_token_ids, resolve
-from xtl.engine.store import ResultsStore, read_manifest, read_settings, read_store
-from xtl.tasks.item import Pair, as_items
+from xtl._lazy import lazy_exports
 
-__all__ = ["sweep", "run_sweep", "sweep_item", "prepare", "Prepared", "SweepRequest", "EngineOptions",
-           "resolve", "candidate_token_ids", "ResultsStore", "read_store", "read_manifest", "read_settings",
-           "Pair", "as_items"]
+_EXPORTS = {
+    "Prepared": "xtl.engine.run",
+    "prepare": "xtl.engine.run",
+    "run_sweep": "xtl.engine.run",
+    "sweep": "xtl.engine.run",
+    "sweep_item": "xtl.engine.run",
+    "EngineOptions": "xtl.engine.settings",
+    "SweepRequest": "xtl.engine.settings",
+    "candidate_token_ids": "xtl.engine.settings",
+    "resolve": "xtl.engine.settings",
+    "ResultsStore": "xtl.engine.store",
+    "read_manifest": "xtl.engine.store",
+    "read_settings": "xtl.engine.store",
+    "read_store": "xtl.engine.store",
+    "Pair": "xtl.tasks.item",
+    "as_items": "xtl.tasks.item",
+}
+
+__all__ = ["sweep", "run_sweep", "sweep_item", "prepare", "Prepared", "SweepRequest", "EngineOptions", "resolve", "candidate_token_ids", "ResultsStore", "read_store", "read_manifest", "read_settings", "Pair", "as_items"]
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -15,12 +15,15 @@ import logging
 import os
 from collections import deque
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from xtl.engine.settings import EngineOptions, SweepRequest
 from xtl.errors import XtlError
 from xtl.schema import SweepSettings
 from xtl.tasks.item import Item
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger("xtl")
 
@@ -65,15 +68,16 @@ _REQUEST = ("site", "src_layers", "tgt_layers", "max_new_tokens", "mode", "candi
 
 def sweep_ray(model: str, items: Iterable[Any], store: str | os.PathLike, *, dtype: str = "float32",
               device: str | None = None, address: str | None = None, workers: int | None = None,
-              progress: bool = True, max_restarts: int | None = None, **kwargs: Any):
+              progress: bool = True, max_restarts: int | None = None, **kwargs: Any) -> "pd.DataFrame":
     """:func:`xtl.sweep` of ``items`` into ``store``, spread over a Ray cluster.
 
     Args:
         model: a model spec for :func:`xtl.load_model` (each worker loads its own copy).
         items: as for :func:`xtl.sweep`.
         store: the results store (required: it is how workers' results meet).
-        dtype, device: how each worker loads the model; device default: ``cuda`` when the
-            cluster has GPUs (one worker per GPU), else ``cpu``.
+        dtype: the dtype each worker loads the model in.
+        device: each worker's device; default ``cuda`` when the cluster has GPUs (one worker
+            per GPU), else ``cpu``.
         address: a Ray cluster to join (``"auto"``, ``"ray://host:10001"``); default: the
             running one, or a new local one.
         workers: number of actors (default: one per GPU, else one per two CPUs).

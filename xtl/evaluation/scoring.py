@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 
 from xtl.options import RULES as OPTION_RULES
 from xtl.options import check_option
-from xtl.tasks.registry import scoring_for
+from xtl.tasks.registry import TASKS, scoring_for
 
 if TYPE_CHECKING:
     from xtl.tasks import Item
@@ -79,9 +79,9 @@ def score_qa(response: str, gold: str) -> bool:
     return bool(gold) and gold.lower() in (response or "").lower()
 
 
-#: Datasets scored like GlobalOpinionQA (upper-cased, every letter A-Z an option); from the
+#: Datasets scored like GlobalOpinionQA (upper-cased, every letter A-Z an option), from the
 #: task records.
-LETTER_TASKS = ("globalopinionqa", "culturalbench")
+LETTER_TASKS = tuple(name for name, task in TASKS.items() if task.scoring.letters)
 
 
 def score(item: "Item", response: str, rules: str = "authors") -> bool:

@@ -36,7 +36,7 @@ def build_report(df: pd.DataFrame, out: str | os.PathLike, title: str = "xtl swe
     (4.8 MB less per page).
     """
     from xtl.analysis.tables import paper_table
-    from xtl.evaluation.evaluate import Run
+    from xtl.evaluation.evaluated import Run
 
     g = an.grid(df, average=average)
     site = str(df["site"].iloc[0]) if "site" in df.columns else ""

@@ -1,7 +1,18 @@
 """Looking inside one prompt: the logit lens (vanilla or transplanted) and case studies."""
 
-from xtl.interpret.case import CaseStudy, case_study
-from xtl.interpret.logit_lens import LensResult, Patch, compare, lens
-from xtl.interpret.tokens import merge_pieces, token_text
+from xtl._lazy import lazy_exports
+
+_EXPORTS = {
+    "CaseStudy": "xtl.interpret.case",
+    "case_study": "xtl.interpret.case",
+    "LensResult": "xtl.interpret.logit_lens",
+    "Patch": "xtl.interpret.logit_lens",
+    "compare": "xtl.interpret.logit_lens",
+    "lens": "xtl.interpret.logit_lens",
+    "merge_pieces": "xtl.interpret.tokens",
+    "token_text": "xtl.interpret.tokens",
+}
 
 __all__ = ["Patch", "LensResult", "lens", "compare", "CaseStudy", "case_study", "token_text", "merge_pieces"]
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -136,7 +136,8 @@ def open_run(store: "str | os.PathLike", data: str | None = None, data_root: "st
         store: the store folder.
         data: a task spec overriding the one the store recorded.
         data_root: the data folder (default: the one the store recorded).
-        src_layers, tgt_layers: keep only these configurations (vanilla rows always stay).
+        src_layers: keep only configurations from these source layers (vanilla rows always stay).
+        tgt_layers: keep only configurations into these target layers.
         rules: scoring profile.
         model: the unpatched model, to score perplexity.
     """

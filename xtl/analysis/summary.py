@@ -8,7 +8,7 @@ import numpy as np
 
 from xtl.analysis.accuracy import config_accuracy, win_tie_lose
 from xtl.analysis.bounds import upper_bounds
-from xtl.analysis.grid import Grid
+from xtl.analysis.grids import Grid
 from xtl.analysis.records import _Record
 from xtl.analysis.selection import coarse_config
 from xtl.errors import XtlError

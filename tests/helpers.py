@@ -1,0 +1,123 @@
+"""Shared test helpers (imported by the tests and by conftest; conftest itself is never
+imported by a test): prompts, the data path, a JSONL task writer, and one way to run the CLI."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import torch
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+PROMPTS = {
+    "en": "Human: Which city is the capital of Japan?\n(A) Osaka (B) Tokyo\nAssistant: My answer:",
+    "zh": "人类：日本的首都是哪个城市？\n(A) 大阪 (B) 东京\n助手：我的答案：",
+}
+
+
+def write_jsonl(path: Path, rows: Iterable[object]) -> Path:
+    """Write ``rows`` as JSON Lines (UTF-8, one value per line) and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    return path
+
+
+@dataclass
+class Result:
+    """What a CLI run gave: exit code, stdout and stderr (like ``subprocess.CompletedProcess``)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def console_script() -> list[str]:
+    """The installed ``xtl`` console script (``python -m xtl.cli`` where it is not on PATH)."""
+    script = Path(sys.executable).parent / "xtl"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "xtl.cli"]
+
+
+def run_cli(*args: str, env: dict | None = None, real: bool = False, timeout: int = 600) -> Result:
+    """Run ``xtl ARGS``: in this process through ``xtl.cli.main`` (the console script's own
+    entry point, without paying for a fresh interpreter and torch import), or, with ``real``,
+    as the installed console script in a new process (kill, concurrency, start-up)."""
+    if real:
+        proc = subprocess.run([*console_script(), *map(str, args)], capture_output=True, text=True,
+                              timeout=timeout, env={**os.environ, **(env or {})})
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+    from xtl.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved = {k: os.environ.get(k) for k in (env or {})}
+    os.environ.update(env or {})
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main([str(a) for a in args])
+            except SystemExit as exc:  # argparse usage errors and --help/--version
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+def byte_tokenizer():
+    """A byte-level tokenizer (256 bytes + <bos>/<eos>/<pad>) that prepends BOS like Llama's."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    vocab = {"<pad>": 0, "<bos>": 1, "<eos>": 2}
+    for ch in sorted(alphabet):
+        vocab[ch] = len(vocab)
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", 1)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>",
+                                   pad_token="<pad>")
+
+
+def tiny_hf(arch: str, seed: int = 0, n_layers: int = 4):
+    """A random-weight HF causal LM of ``arch`` (llama, mistral, qwen2, gemma3), float64."""
+    import transformers as tf
+
+    common = dict(vocab_size=259, hidden_size=32, intermediate_size=64, num_hidden_layers=n_layers,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                  bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    if arch == "llama":
+        cfg = tf.LlamaConfig(**common)
+        cls = tf.LlamaForCausalLM
+    elif arch == "mistral":
+        cfg = tf.MistralConfig(**common, sliding_window=None)
+        cls = tf.MistralForCausalLM
+    elif arch == "qwen2":
+        cfg = tf.Qwen2Config(**common)
+        cls = tf.Qwen2ForCausalLM
+    elif arch == "gemma3":
+        cfg = tf.Gemma3TextConfig(**common, head_dim=8, query_pre_attn_scalar=8, sliding_window=4,
+                                  layer_types=["sliding_attention", "full_attention"] * (n_layers // 2))
+        cls = tf.Gemma3ForCausalLM
+    else:
+        raise ValueError(arch)
+    cfg.architectures = [cls.__name__]
+    torch.manual_seed(seed)
+    model = cls(cfg).to(torch.float64).eval()
+    with torch.no_grad():  # random norms so that post-norm paths are exercised
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.copy_(torch.randn_like(p) * 0.3 + (0.0 if arch == "gemma3" else 1.0))
+    return model
