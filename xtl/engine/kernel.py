@@ -22,7 +22,7 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from jaxtyping import Float
+from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
@@ -110,7 +110,9 @@ def prefix_from_cache(model: HookedTransformer, cache: TransformerLensKeyValueCa
     return Prefix(keys, values)
 
 
-def _attend(attn, q: Tensor, pk: Tensor, pv: Tensor, rk: Tensor, rv: Tensor,
+def _attend(attn, q: Float[Tensor, "batch head d_head"], pk: Float[Tensor, "kv_head pos d_head"],
+            pv: Float[Tensor, "kv_head pos d_head"], rk: Float[Tensor, "batch kv_head slot d_head"],
+            rv: Float[Tensor, "batch kv_head slot d_head"],
             pos: int) -> Float[Tensor, "batch head d_head"]:
     """One query position per row over the shared prefix (pk, pv) and the row's suffix (rk, rv)."""
     b, h, d = q.shape
@@ -150,8 +152,8 @@ class SitePatch:
         return write_site(x, self.values, self.heads if kind == "heads" else None, self.rows, pos)
 
 
-def _block(model: HookedTransformer, layer: int, x: Tensor, prefix: Prefix, rows: Rows, slot: int,
-           patch: SitePatch | None = None) -> Tensor:
+def _block(model: HookedTransformer, layer: int, x: Float[Tensor, "batch 1 d_model"], prefix: Prefix, rows: Rows,
+           slot: int, patch: SitePatch | None = None) -> Float[Tensor, "batch 1 d_model"]:
     """One block for one new position per row; writes the row's K/V into ``slot``."""
     block = model.blocks[layer]
     attn = block.attn
@@ -189,7 +191,7 @@ def _block(model: HookedTransformer, layer: int, x: Tensor, prefix: Prefix, rows
 CPU_VOCAB_CHUNK = 1024
 
 
-def scan_vocab(model: HookedTransformer, x: Tensor, cand_ids: list[int] | None = None,
+def scan_vocab(model: HookedTransformer, x: Float[Tensor, "batch 1 d_model"], cand_ids: list[int] | None = None,
                chunk: int | None = None) -> Next:
     """Final norm + unembedding of ``x``'s last position, reduced chunk by chunk of the vocabulary.
 
@@ -255,7 +257,8 @@ def scan_vocab(model: HookedTransformer, x: Tensor, cand_ids: list[int] | None =
     return out
 
 
-def _advance(model: HookedTransformer, prefix: Prefix, rows: Rows, tokens: Tensor) -> Tensor:
+def _advance(model: HookedTransformer, prefix: Prefix, rows: Rows,
+             tokens: Int[Tensor, "batch"]) -> Float[Tensor, "batch 1 d_model"]:
     x = model.hook_embed(model.embed(tokens[:, None]))
     slot = rows.filled
     for layer in range(model.cfg.n_layers):
@@ -270,12 +273,12 @@ def decode_step(model: HookedTransformer, prefix: Prefix, rows: Rows,
     return decode_resid(model, _advance(model, prefix, rows, tokens)[:, -1])
 
 
-def decode_pick(model: HookedTransformer, prefix: Prefix, rows: Rows, tokens: Tensor) -> Next:
+def decode_pick(model: HookedTransformer, prefix: Prefix, rows: Rows, tokens: Int[Tensor, "batch"]) -> Next:
     """Like :func:`decode_step`, but returns only the greedy next token and its log-prob."""
     return scan_vocab(model, _advance(model, prefix, rows, tokens))
 
 
-def first_step(model: HookedTransformer, prefix: Prefix, rows: Rows, resid_pre: list[Tensor],
+def first_step(model: HookedTransformer, prefix: Prefix, rows: Rows, resid_pre: list[Float[Tensor, "1 1 d_model"]],
                tgt_layers: list[int], kind: str, values: Tensor,
                heads: tuple[int, ...] | None = None, cand_ids: list[int] | None = None) -> Next:
     """Recompute the last prompt token of rows transplanted at ``tgt_layers`` (ascending).

@@ -11,7 +11,7 @@ from transformer_lens import HookedTransformer
 
 from xtl.errors import XtlError
 from xtl.options import MODES, check_option
-from xtl.patching.prompts import check_layer, check_site
+from xtl.patching.prompts import check_layer, check_model, check_site
 from xtl.patching.sites import Site
 from xtl.schema import SweepSettings
 
@@ -67,6 +67,7 @@ def _layer_list(model: HookedTransformer, value: Sequence[int] | None, what: str
 def resolve(model: HookedTransformer, request: SweepRequest) -> SweepSettings:
     """The settings a sweep of ``request`` on ``model`` records in its store (checked: site,
     heads, layers), shared by :func:`xtl.sweep` and the Ray driver so either resumes the other."""
+    check_model(model)
     site = Site.parse(request.site)
     check_site(model, site)
     src = _layers(request.src_layers, "src_layers")

@@ -22,7 +22,7 @@ from xtl.errors import PromptError, XtlError
 from xtl.interpret.tokens import token_text
 from xtl.options import Positions
 from xtl.patching.ops import decode_resid, patch_hook
-from xtl.patching.prompts import check_layer, check_site, format_prompt, tokenize
+from xtl.patching.prompts import check_layer, check_model, check_site, format_prompt, tokenize
 from xtl.patching.single import Capture, capture
 from xtl.patching.single import transplant as run_transplant
 from xtl.patching.single import vanilla as run_vanilla
@@ -133,8 +133,13 @@ def lens(model: HookedTransformer, prompt: str, transplant: Patch | None = None,
         max_new_tokens: generated steps for ``positions="generated"``.
         chat: apply the tokenizer's chat template.
     """
-    if k < 1:
-        raise XtlError("k must be at least 1")
+    check_model(model)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise XtlError(f"k must be an int of at least 1, not {k!r}")
+    if isinstance(positions, str) and positions not in ("last", "generated"):
+        raise XtlError(f"positions must be 'last', 'generated' or a list of prompt positions, not {positions!r}")
+    if not isinstance(positions, str) and not all(isinstance(p, int) and not isinstance(p, bool) for p in positions):
+        raise XtlError(f"positions must be whole numbers, not {list(positions)!r}")
     text = format_prompt(model, prompt, chat)
     tokens = tokenize(model, text, max_new_tokens if positions == "generated" else 0)
     last = len(tokens) - 1

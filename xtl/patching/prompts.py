@@ -10,7 +10,26 @@ from transformer_lens import HookedTransformer
 from xtl.errors import PromptError, SiteError
 from xtl.patching.sites import Site
 
-__all__ = ["format_prompt", "tokenize", "stop_token_ids", "check_layer", "check_site"]
+__all__ = ["format_prompt", "tokenize", "stop_token_ids", "check_layer", "check_site", "check_model",
+           "check_count"]
+
+
+def check_model(model: object) -> HookedTransformer:
+    """``model`` if it is a loaded model, else an error that says how to get one."""
+    if not isinstance(model, HookedTransformer):
+        what = f"the string {model!r}" if isinstance(model, str) else type(model).__name__
+        raise SiteError(f"model must be a loaded model, not {what}; load it first: "
+                        "model = xtl.load_model(\"gemma-3-270m-q4km\")")
+    return model
+
+
+def check_count(value: object, what: str, low: int = 1) -> int:
+    """``value`` if it is a whole number of at least ``low``, else an error that says so."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PromptError(f"{what} must be an int, not {value!r}")
+    if value < low:
+        raise PromptError(f"{what} must be at least {low}, not {value}")
+    return value
 
 
 def format_prompt(model: HookedTransformer, prompt: str, chat: bool = False) -> str:
@@ -60,7 +79,9 @@ def stop_token_ids(model: HookedTransformer) -> set[int]:
 def check_layer(model: HookedTransformer, layer: int, what: str) -> int:
     """``layer`` as a layer number 0..N-1 (negative counts from the end), or a clear error."""
     n = model.cfg.n_layers
-    if not isinstance(layer, int) or not -n <= layer < n:
+    if isinstance(layer, bool) or not isinstance(layer, int):
+        raise SiteError(f"{what} must be an int (a layer number), not {layer!r}")
+    if not -n <= layer < n:
         raise SiteError(f"{what} {layer} is out of range; this model has layers 0..{n - 1}")
     return layer % n
 

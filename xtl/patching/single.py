@@ -24,7 +24,8 @@ from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 from xtl.errors import SiteError
 from xtl.patching.decode import greedy_decode
 from xtl.patching.ops import broadcast_cache, log_probs, patch_hook, prefix_cache
-from xtl.patching.prompts import check_layer, check_site, format_prompt, stop_token_ids, tokenize
+from xtl.patching.prompts import (check_count, check_layer, check_model, check_site, format_prompt,
+                                  stop_token_ids, tokenize)
 from xtl.patching.sites import Site
 
 __all__ = ["Capture", "TransplantResult", "capture", "capture_tokens", "transplant", "vanilla",
@@ -78,6 +79,7 @@ def capture(model: HookedTransformer, prompt: str, site: "str | Site", chat: boo
         site: ``"attn"``, ``"mlp"``, ``"block"`` or ``"heads:0,3"`` (all heads are captured).
         chat: wrap the prompt in the tokenizer's chat template.
     """
+    check_model(model)
     site = Site.parse(site)
     check_site(model, site)
     tokens = tokenize(model, format_prompt(model, prompt, chat), what="source prompt")
@@ -105,6 +107,8 @@ def capture_tokens(model: HookedTransformer, tokens: Int[Tensor, "pos"], site: S
 def vanilla(model: HookedTransformer, prompt: str, max_new_tokens: int = 20,
             chat: bool = False) -> tuple[str, list[int], Tensor]:
     """Greedy response of the unpatched model: (text, token ids, first-token log-probs)."""
+    check_model(model)
+    check_count(max_new_tokens, "max_new_tokens")
     tokens = tokenize(model, format_prompt(model, prompt, chat), max_new_tokens)
     cache = prefix_cache(model, tokens)
     logits = last_token_logits(model, cache, tokens[-1])
@@ -129,6 +133,8 @@ def transplant(model: HookedTransformer, target_prompt: str, source: "str | Capt
         max_new_tokens: greedy tokens to generate (the paper uses 20).
         chat: apply the tokenizer's chat template to both prompts.
     """
+    check_model(model)
+    check_count(max_new_tokens, "max_new_tokens")
     site = Site.parse(site)
     check_site(model, site)
     i = check_layer(model, src_layer, "source layer")

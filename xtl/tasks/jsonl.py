@@ -38,6 +38,15 @@ def _check_row(path: Path, n: int, row: Any) -> None:
                         f'{{"A": "Osaka", "B": "Tokyo"}}, not {json.dumps(options, ensure_ascii=False)[:40]}')
     if row.get("kind", "qa") not in ("qa", "choice"):
         raise DataError(f"{where}: kind must be 'qa' or 'choice', not {row.get('kind')!r}")
+    if row.get("lang") == "" or row.get("out_lang") == "":
+        raise DataError(f"{where}: 'lang' is empty; give a language code such as 'de', or leave the field out")
+    if row.get("kind") == "choice":
+        if not options:
+            raise DataError(f"{where}: a choice item needs its options, e.g. "
+                            '"options": {"A": "Osaka", "B": "Tokyo"}')
+        if str(row["gold"]) not in {str(k) for k in options}:
+            raise DataError(f"{where}: gold {str(row['gold'])!r} is not one of the options "
+                            f"{sorted(str(k) for k in options)}; gold is the label of the right option")
 
 
 def load_jsonl_task(path: Path, langs=None, limit=None) -> list[Item]:

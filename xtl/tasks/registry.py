@@ -112,6 +112,12 @@ def load_task(spec: str, langs: list[str] | None = None, limit: int | None = Non
 
     if not isinstance(spec, str) or not spec:
         raise DataError(f"the task must be a name such as 'xnli' or a .jsonl path, not {spec!r}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+        raise DataError(f"limit must be an int (items per language), not {limit!r}")
+    if limit is not None and limit < 1:
+        raise DataError(f"limit must be at least 1, not {limit}; leave it out for every item")
+    if langs is not None and (isinstance(langs, str) or not all(isinstance(l, str) and l for l in langs)):
+        raise DataError(f"langs must be a list of language codes, e.g. ['de', 'sw'], not {langs!r}")
     if spec.endswith((".jsonl", ".json")):
         if not Path(spec).is_file():
             raise DataError(f"data file {spec} does not exist; give the path of a JSON Lines task "

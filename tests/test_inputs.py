@@ -1,0 +1,61 @@
+"""Bad input through the Python API gets a specific XtlError that says what to do."""
+
+from __future__ import annotations
+
+import pytest
+
+import xtl
+from helpers import PROMPTS
+from xtl.errors import DataError, XtlError
+
+
+def test_a_model_name_instead_of_a_model(tiny_models):
+    for call in (lambda: xtl.transplant("gemma-3-270m-q4km", "t", "s", 1, 0),
+                 lambda: xtl.sweep("gemma-3-270m-q4km", [("s", "t")]),
+                 lambda: xtl.capture("gemma-3-270m-q4km", "s", "mlp")):
+        with pytest.raises(XtlError, match="must be a loaded model, not the string 'gemma-3-270m-q4km'"):
+            call()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"src_layer": True}, "source layer must be an int"),
+    ({"tgt_layer": 1.0}, "target layer must be an int"),
+    ({"max_new_tokens": "5"}, "max_new_tokens must be an int"),
+    ({"max_new_tokens": 0}, "max_new_tokens must be at least 1"),
+])
+def test_transplant_argument_types(tiny_models, kwargs, message):
+    _, model = tiny_models["llama"]
+    args = {"src_layer": 1, "tgt_layer": 0, **kwargs}
+    with pytest.raises(XtlError, match=message):
+        xtl.transplant(model, PROMPTS["en"], PROMPTS["zh"], **args)
+
+
+@pytest.mark.parametrize("positions, message", [("middle", "positions must be 'last', 'generated'"),
+                                                ([1.5], "positions must be whole numbers")])
+def test_lens_positions(tiny_models, positions, message):
+    _, model = tiny_models["llama"]
+    with pytest.raises(XtlError, match=message):
+        xtl.lens(model, PROMPTS["en"], positions=positions)
+
+
+@pytest.mark.parametrize("spec, kwargs, message", [
+    ("xnli:unsen", {}, "unknown variant 'unsen' of xnli; its variants are unseen. Did you mean 'unseen'"),
+    ("xquad:foo", {}, "unknown variant 'foo' of xquad"),
+    ("xnli", {"limit": 0}, "limit must be at least 1"),
+    ("xnli", {"limit": "2"}, "limit must be an int"),
+    ("xnli", {"langs": "de"}, "langs must be a list of language codes"),
+])
+def test_load_task_arguments(spec, kwargs, message, tmp_path):
+    with pytest.raises(DataError, match=message):
+        xtl.load_task(spec, root=tmp_path, **kwargs)
+
+
+@pytest.mark.parametrize("row, message", [
+    ({"source": "s", "target": "t", "gold": "C", "kind": "choice", "options": {"A": "a", "B": "b"}},
+     "gold 'C' is not one of the options"),
+    ({"source": "s", "target": "t", "gold": "A", "kind": "choice"}, "a choice item needs its options"),
+    ({"source": "s", "target": "t", "gold": "A", "lang": ""}, "'lang' is empty"),
+])
+def test_jsonl_items_that_cannot_be_scored(write_task, row, message):
+    with pytest.raises(DataError, match=message):
+        xtl.load_task(str(write_task([row])))
