@@ -32,8 +32,14 @@ _EXPORTS = {
 
 __all__ = list(_EXPORTS)
 
+#: The stages, reachable as ``xtl.analysis`` etc. after a plain ``import xtl``.
+_STAGES = ("models", "patching", "engine", "tasks", "evaluation", "analysis", "figures", "interpret",
+           "schema", "options", "errors")
+
 
 def __getattr__(name: str) -> Any:
+    if name in _STAGES:
+        return importlib.import_module(f"xtl.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'xtl' has no attribute {name!r}")

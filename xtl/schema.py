@@ -35,6 +35,7 @@ SWEEP: tuple[Column, ...] = (
     Column("model", "str", "the model's name as given to load_model", "engine"),
     Column("n_layers", "int", "the model's depth N", "engine"),
     Column("site", "str", "what was transplanted: attn, mlp, block, heads:..., attn-authors", "engine"),
+    Column("mode", "str", "generate (greedy responses) or logits (first-token statistics only)", "engine"),
     Column("src_layer", "int", "source layer i (-1 on the vanilla row)", "engine"),
     Column("tgt_layer", "int", "target layer j (-1 on the vanilla row)", "engine"),
     Column("is_vanilla", "bool", "the unpatched run of the item", "engine"),
@@ -48,10 +49,11 @@ SWEEP: tuple[Column, ...] = (
     Column("cand_logprobs", "list[float]", "first-token log-prob of each sweep candidate", "engine"),
 )
 EVALUATION: tuple[Column, ...] = (
-    Column("correct", "bool", "the response is right under the scoring rules", "evaluation"),
+    Column("correct", "bool", "the response (logits mode: the highest-scoring candidate) is right", "evaluation"),
+    Column("answer", "str", "logits mode: the highest-scoring candidate; generate mode: ''", "evaluation"),
     Column("rules", "str", "the scoring rules used: authors or lenient", "evaluation"),
     Column("out_lang_pred", "str", "lid.176 label of the whole response (None when empty)", "evaluation"),
-    Column("lang_ok", "bool", "the response is in the expected output language", "evaluation"),
+    Column("lang_ok", "float", "1.0 when the response is in the expected output language (NaN in logits mode)", "evaluation"),
     Column("group", "str", "resource group of the item's language: high, mid or low", "evaluation"),
     Column("ppl", "float", "response perplexity under the unpatched model (NaN without a model)", "evaluation"),
 )

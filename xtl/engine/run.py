@@ -121,7 +121,7 @@ def result_rows(model: HookedTransformer, item: Item, settings: SweepSettings,
         rows.append({
             "item_key": item.key, "item_id": item.id, "dataset": item.dataset, "lang": item.lang,
             "gold": str(item.gold), "model": settings.model, "n_layers": settings.n_layers,
-            "site": settings.site, "src_layer": config.src, "tgt_layer": config.tgt,
+            "site": settings.site, "mode": settings.mode, "src_layer": config.src, "tgt_layer": config.tgt,
             "is_vanilla": config == VANILLA,
             "response": decode(r.token_ids, skip_special_tokens=True) if r.token_ids else "",
             "token_ids": r.token_ids, "n_tokens": len(r.token_ids), "stopped": r.stopped,

@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
+import numpy as np
+
 from xtl.evaluation.groups import resource_group
 from xtl.evaluation.lid import identify_languages, lid_label
 from xtl.evaluation.perplexity import response_perplexity
@@ -23,8 +25,14 @@ __all__ = ["evaluate", "Run", "open_run"]
 
 def evaluate(results: "pd.DataFrame | str | os.PathLike", task: "str | Sequence[Item]",
              model: "HookedTransformer | None" = None, root: "str | os.PathLike | None" = None,
-             chat: bool = False, batch_size: int = 32, rules: str = "authors") -> "pd.DataFrame":
-    """Add ``correct``, ``out_lang_pred``, ``lang_ok``, ``ppl``, ``group`` and ``rules`` columns.
+             chat: bool = False, batch_size: int = 32, rules: str = "authors",
+             candidates: Sequence[str] | None = None) -> "pd.DataFrame":
+    """Add ``correct``, ``answer``, ``out_lang_pred``, ``lang_ok``, ``ppl``, ``group`` and
+    ``rules`` columns (:data:`xtl.schema.EVALUATION`).
+
+    Logits-mode rows (no response, only first-token log-probs of the sweep's candidates) are
+    scored by their highest-scoring candidate, for choice items; language consistency and
+    perplexity, which need text, are NaN there. A QA item cannot be scored in logits mode.
 
     Args:
         results: a results DataFrame (from :func:`xtl.sweep` or :func:`xtl.read_store`) or the
@@ -37,6 +45,8 @@ def evaluate(results: "pd.DataFrame | str | os.PathLike", task: "str | Sequence[
         batch_size: responses scored together for perplexity.
         rules: scoring profile, ``"authors"`` (the paper's scripts) or ``"lenient"``; recorded
             in the ``rules`` column.
+        candidates: the sweep's candidates, in the order of ``cand_logprobs`` (logits-mode
+            rows need them; :func:`open_run` reads them from the store).
     """
     import pandas as pd
 
@@ -60,21 +70,53 @@ def evaluate(results: "pd.DataFrame | str | os.PathLike", task: "str | Sequence[
         raise DataError(f"{len(missing)} result item(s) are not in the task, e.g. {missing[0]!r}; "
                         "evaluate with the task the sweep ran on")
     rows = [items[k] for k in df["item_key"]]
-    df["correct"] = [score(it, r, rules) for it, r in zip(rows, df["response"].fillna(""))]
+    logits = (df["mode"] == "logits").to_numpy() if "mode" in df.columns else np.zeros(len(df), bool)
+    df["answer"] = ""
+    if logits.any():
+        df.loc[logits, "answer"] = _best_candidates(df[logits], [it for it, l in zip(rows, logits) if l], candidates)
+    df["correct"] = [_label(a) == str(it.gold) if l else score(it, r, rules)
+                     for it, r, a, l in zip(rows, df["response"].fillna(""), df["answer"], logits)]
     df["rules"] = rules
     df["out_lang_pred"] = identify_languages(df["response"].fillna(""))
-    df["lang_ok"] = [p is not None and p == lid_label(it.out_lang) for p, it in zip(df["out_lang_pred"], rows)]
+    df["lang_ok"] = [math.nan if l else float(p is not None and p == lid_label(it.out_lang))
+                     for p, it, l in zip(df["out_lang_pred"], rows, logits)]
     df["group"] = [resource_group(it.lang) for it in rows]
     df["ppl"] = math.nan
     if model is not None and "token_ids" in df.columns:
         from xtl.patching.prompts import format_prompt, tokenize
 
-        for key, sub in df.groupby("item_key", sort=False):
+        for key, sub in df[~logits].groupby("item_key", sort=False):
             uniq = sorted({tuple(int(t) for t in ids) for ids in sub["token_ids"]})
             prompt = tokenize(model, format_prompt(model, items[key].target, chat))
             values = dict(zip(uniq, response_perplexity(model, prompt, uniq, batch_size)))
             df.loc[sub.index, "ppl"] = [values[tuple(int(t) for t in ids)] for ids in sub["token_ids"]]
     return df
+
+
+def _label(candidate: str) -> str:
+    """The option label a candidate string names: ``" (A"`` -> ``A``."""
+    return candidate.strip().strip("()（）").strip()
+
+
+def _best_candidates(df: "pd.DataFrame", items: list, candidates: Sequence[str] | None) -> list[str]:
+    """Each logits-mode row's highest-scoring candidate (ties: the first)."""
+    from xtl.errors import XtlError
+
+    qa = sorted({it.dataset or it.key for it in items if it.kind == "qa"})
+    if qa:
+        raise XtlError(f"logits-mode rows of QA items ({', '.join(qa)}) cannot be scored: the answer is "
+                       "text, not a candidate; sweep them with mode='generate'")
+    if not candidates:
+        raise XtlError("these rows are from a logits-mode sweep; pass candidates=[...] (the sweep's "
+                       "candidates, in order), or open the store with xtl.open_run")
+    out = []
+    for lp in df["cand_logprobs"]:
+        lp = list(lp)
+        if len(lp) != len(candidates):
+            raise XtlError(f"a row has {len(lp)} candidate log-probs for {len(candidates)} candidates "
+                           f"{list(candidates)}; pass the sweep's own candidates")
+        out.append(str(candidates[int(np.argmax(lp))]) if lp else "")
+    return out
 
 
 @dataclass(frozen=True)
@@ -114,6 +156,11 @@ class Run:
     @property
     def rules(self) -> str:
         return str(self.df["rules"].iloc[0]) if "rules" in self.df.columns and len(self.df) else "authors"
+
+    @property
+    def mode(self) -> str:
+        """``generate``, or ``logits`` (scored by the highest-scoring candidate)."""
+        return str(self.settings.get("mode") or "generate")
 
     @property
     def n_layers(self) -> int | None:
@@ -161,5 +208,5 @@ def open_run(store: "str | os.PathLike", data: str | None = None, data_root: "st
             (tgt_layers is None) | df["tgt_layer"].isin(tgt_layers or []))
         df = df[keep].reset_index(drop=True)
     df = evaluate(df, data, model=model, root=data_root or settings.get("data_root"),
-                  chat=bool(settings.get("chat")), rules=rules)
+                  chat=bool(settings.get("chat")), rules=rules, candidates=settings.get("candidates"))
     return Run(df, {**settings, "data": data})
