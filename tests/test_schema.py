@@ -105,3 +105,31 @@ def test_the_architecture_doc_lists_the_schema_as_declared():
 
     doc = (Path(__file__).resolve().parents[1] / "docs" / "architecture.md").read_text(encoding="utf-8")
     assert describe_columns() in doc, "regenerate the table in docs/architecture.md from xtl.schema"
+
+
+def test_a_store_holds_one_run(tiny_models, tmp_path):
+    """Issue 20, point 2: dtype and device are settings; shards carry theirs; dead temporaries go."""
+    import os
+    import time
+
+    from xtl.engine.store import shard_settings
+
+    _, model = tiny_models["llama"]
+    out = tmp_path / "one"
+    kw = dict(src_layers=[1], tgt_layers=[0], max_new_tokens=2, store=out, progress=False)
+    xtl.sweep(model, _items()[:1], site="attn", **kw)
+    settings = xtl.engine.read_settings(out)
+    assert (settings.dtype, settings.device, settings.xtl_version) == ("float64", "cpu", xtl.__version__)
+    (shard,) = out.glob("item-*.parquet")
+    assert shard_settings(shard) == settings
+    with pytest.raises(StoreError, match='dtype: store "float64", now "float32"'):
+        xtl.engine.run_sweep(model, _items()[:1], settings.replace(dtype="float32"), store=out)
+    (out / "manifest.json").unlink()                     # the manifest is lost: the shards still say
+    with pytest.raises(StoreError, match='no manifest.json but holds shards of other settings .*site: shards "attn", now "mlp"'):
+        xtl.sweep(model, _items()[:1], site="mlp", **kw)
+    stale = out / "item-0123456789abcdef0123.999999999.partial"
+    fresh = out / "item-0123456789abcdef0124.999999999.partial"
+    stale.write_bytes(b"cut short"), fresh.write_bytes(b"being written")
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    xtl.sweep(model, _items(), site="attn", **kw)      # same settings: resumes, and tidies up
+    assert not stale.exists() and fresh.exists()

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping, NamedTuple, Sequence
 
 __all__ = ["Column", "COLUMNS", "SWEEP", "EVALUATION", "column_names", "SweepSettings",
-           "SELECTION", "Config", "VANILLA", "describe_columns"]
+           "SELECTION", "RECORDED_ONLY", "Config", "VANILLA", "describe_columns"]
 
 
 class Column(NamedTuple):
@@ -84,6 +84,8 @@ VANILLA = Config(-1, -1)
 
 #: Settings that select items rather than change results: a store may grow along them.
 SELECTION = ("limit", "langs", "data_root")
+#: Settings recorded for the record only.
+RECORDED_ONLY = ("xtl_version",)
 
 
 def _tuple(value: Any) -> tuple | None:
@@ -112,6 +114,9 @@ class SweepSettings:
     limit: int | None = None
     data_root: str | None = None
     cot: bool = False
+    dtype: str | None = None  # the model's dtype: it changes results (None: an older store)
+    device: str | None = None  # the device type, cpu or cuda (None: an older store)
+    xtl_version: str | None = None  # recorded, not checked
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -139,10 +144,12 @@ class SweepSettings:
         return cls(**kwargs, extra={**kwargs.pop("extra", {}), **extra})
 
     def differences(self, other: "SweepSettings", ignore: Sequence[str] = SELECTION) -> dict[str, tuple[Any, Any]]:
-        """Settings that differ from ``other``, as name -> (this value, other value)."""
+        """Settings that differ from ``other``, as name -> (this value, other value). A dtype or
+        device this store did not record (written by xtl 0.2) differs from nothing."""
         a, b = self.to_dict(), other.to_dict()
+        unknown = {k for k in ("dtype", "device") if a.get(k) is None or b.get(k) is None}
         return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b))
-                if k not in ignore and a.get(k) != b.get(k)}
+                if k not in (*ignore, *RECORDED_ONLY, *unknown) and a.get(k) != b.get(k)}
 
     def replace(self, **changes: Any) -> "SweepSettings":
         """A copy with some settings changed."""

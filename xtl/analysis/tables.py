@@ -205,4 +205,8 @@ def paper_table(number: int, runs: Sequence[Run], average: str = "language",
     label = "mean over languages" if average == "language" else "pooled over items (not the paper's)"
     rules = rules or next((r.rules for r in runs if "rules" in r.df.columns), "authors")
     extra = [f"Scoring rules: {rules}. Group averages: {label}."]
+    logits = [r.name for r in runs if r.mode == "logits"]
+    if logits:
+        extra.append(f"Logits mode ({', '.join(dict.fromkeys(logits))}): each answer is the highest-scoring "
+                     "candidate's first token; language consistency and perplexity need text and show –.")
     return PaperTable(table.number, table.title, table.blocks, extra + table.notes)

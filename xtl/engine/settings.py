@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping, Sequence
 
+import torch
 from transformer_lens import HookedTransformer
 
 from xtl.errors import XtlError
@@ -86,7 +87,14 @@ def resolve(model: HookedTransformer, request: SweepRequest) -> SweepSettings:
         model=model.cfg.model_name, n_layers=model.cfg.n_layers, site=str(site),
         src_layers=_layer_list(model, src, "source layer"), tgt_layers=_layer_list(model, tgt, "target layer"),
         max_new_tokens=request.max_new_tokens, mode=request.mode, candidates=tuple(request.candidates),
-        chat=bool(request.chat), extra=recorded, **fields_)
+        chat=bool(request.chat), dtype=str(model.cfg.dtype).removeprefix("torch."),
+        device=torch.device(model.cfg.device).type, xtl_version=_version(), extra=recorded, **fields_)
+
+
+def _version() -> str:
+    from xtl import __version__
+
+    return __version__
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from xtl.errors import StoreError
 from xtl.hashing import digest
 from xtl.schema import SELECTION, SweepSettings
 
-__all__ = ["ResultsStore", "read_store", "read_manifest", "read_settings", "check_writable_dir", "MANIFEST",
+__all__ = ["ResultsStore", "read_store", "read_manifest", "read_settings", "check_writable_dir", "MANIFEST", "shard_settings",
            "SELECTION"]
 
 log = logging.getLogger("xtl")
@@ -46,6 +46,9 @@ class ResultsStore:
     def __init__(self, path: str | os.PathLike, settings: SweepSettings):
         self.path = check_writable_dir(path)
         manifest = self.path / MANIFEST
+        _remove_dead_partials(self.path)
+        if not manifest.exists():
+            _check_orphan_shards(self.path, settings)
         if manifest.exists():
             diff = read_settings(self.path).differences(settings)
             if diff:
@@ -65,9 +68,16 @@ class ResultsStore:
         return _readable(self.path / _shard_name(item_key))
 
     def write(self, item_key: str, rows: list[dict[str, Any]]) -> None:
+        """Write one item's rows as its shard, atomically; the shard carries the settings it was
+        computed with in its Parquet metadata (``xtl.settings``)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
         target = self.path / _shard_name(item_key)
         tmp = target.with_name(f"{target.stem}.{os.getpid()}.partial")
-        pd.DataFrame(rows).to_parquet(tmp, index=False)
+        table = pa.Table.from_pandas(pd.DataFrame(rows), preserve_index=False)
+        meta = {**(table.schema.metadata or {}), SHARD_SETTINGS: json.dumps(self.settings.to_dict()).encode()}
+        pq.write_table(table.replace_schema_metadata(meta), tmp)
         tmp.replace(target)
 
     # ------------------------------------------------------------ sharing work between processes
@@ -157,6 +167,61 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(settings, dict):
         raise StoreError(f"{manifest} is corrupted (not a JSON object); restore it or use a new --out")
     return settings
+
+
+#: Parquet metadata key of the settings a shard was computed with.
+SHARD_SETTINGS = b"xtl.settings"
+
+
+def shard_settings(shard: Path) -> SweepSettings | None:
+    """The settings a shard records (None for shards written before xtl 0.3)."""
+    import pyarrow.parquet as pq
+
+    meta = pq.read_schema(shard).metadata or {}
+    raw = meta.get(SHARD_SETTINGS)
+    return SweepSettings.from_dict(json.loads(raw)) if raw else None
+
+
+def _check_orphan_shards(path: Path, settings: SweepSettings) -> None:
+    """Shards without a manifest (it was deleted) must be of these settings, or be refused."""
+    for shard in sorted(path.glob("item-*.parquet"))[:1]:
+        try:
+            theirs = shard_settings(shard)
+            if theirs is None:
+                row = pd.read_parquet(shard, columns=["model", "site"]).iloc[0]
+                theirs = settings.replace(model=str(row["model"]), site=str(row["site"]))
+        except Exception:  # noqa: BLE001 - an unreadable shard is redone, not judged
+            continue
+        diff = theirs.differences(settings)
+        if diff:
+            detail = "; ".join(f"{k}: shards {_show(a)}, now {_show(b)}" for k, (a, b) in diff.items())
+            raise StoreError(f"{path} has no {MANIFEST} but holds shards of other settings ({detail}); "
+                             "rerun with the shards' settings, or sweep into a new --out")
+
+
+#: A temporary shard this old whose process is not running here is left over from a failed write.
+STALE_PARTIAL_S = 600.0
+
+
+def _remove_dead_partials(path: Path) -> None:
+    """Delete temporary shards (``*.PID.partial``) of failed writes: older than
+    :data:`STALE_PARTIAL_S` and of no live process of this host (a write takes seconds; the age
+    spares a live writer on another host sharing the folder)."""
+    for tmp in path.glob("item-*.partial"):
+        try:
+            pid = int(tmp.suffixes[-2].lstrip("."))
+            old = time.time() - tmp.stat().st_mtime > STALE_PARTIAL_S
+        except (ValueError, IndexError, OSError):
+            continue
+        if pid == os.getpid() or not old:
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            tmp.unlink(missing_ok=True)
+            log.info("removed %s, left by a process that ended mid-write", tmp.name)
+        except PermissionError:
+            pass
 
 
 def read_settings(path: str | os.PathLike) -> SweepSettings:

@@ -160,7 +160,9 @@ class Run:
     @property
     def mode(self) -> str:
         """``generate``, or ``logits`` (scored by the highest-scoring candidate)."""
-        return str(self.settings.get("mode") or "generate")
+        if self.settings.get("mode"):
+            return str(self.settings["mode"])
+        return "logits" if "mode" in self.df.columns and (self.df["mode"] == "logits").any() else "generate"
 
     @property
     def n_layers(self) -> int | None:

@@ -60,6 +60,9 @@ def build_report(df: pd.DataFrame, out: str | os.PathLike, title: str = "xtl swe
 
     rows = [("items × languages", f"{plural(head.items, 'item')}, {plural(head.languages, 'language')}"),
             ("site", site), ("configurations", f"{wtl.n_configs}"),
+            ("mode", "logits: each answer is the highest-scoring candidate; language consistency and "
+                     "perplexity need text (–)" if "mode" in df.columns and (df["mode"] == "logits").any()
+             else "generate"),
             ("vanilla accuracy", f"{van_ci[0]:.1f}% (95% CI {van_ci[1]:.1f}–{van_ci[2]:.1f})"),
             ("average over configurations", f"{head.average:.1f}%"),
             ("win / tie / lose", f"{head.win} / {head.tie} / {head.lose}"),
