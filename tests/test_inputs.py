@@ -59,3 +59,36 @@ def test_load_task_arguments(spec, kwargs, message, tmp_path):
 def test_jsonl_items_that_cannot_be_scored(write_task, row, message):
     with pytest.raises(DataError, match=message):
         xtl.load_task(str(write_task([row])))
+
+
+def test_files_that_are_not_what_they_should_be(tmp_path, write_task):
+    from helpers import run_cli
+
+    bad = tmp_path / "latin1.jsonl"
+    bad.write_bytes('{"source": "s", "target": "t", "gold": "A"}\n{"source": "caf\xe9", "target": "t", "gold": "A"}'
+                    .encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin1.jsonl:2: not UTF-8 text"):
+        xtl.load_task(str(bad))
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b"\xef\xbb\xbf" + b'{"source": "s", "target": "t", "gold": "A"}')
+    assert xtl.load_task(str(bom))[0].source == "s"
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n\n")
+    with pytest.raises(DataError, match="empty.jsonl is empty"):
+        xtl.load_task(str(empty))
+    proc = run_cli("transplant", "--model", "m", "--source-prompt", str(tmp_path), "--target-prompt", str(tmp_path))
+    assert proc.returncode == 2 and "is a folder; give the prompt as a text file" in proc.stderr
+    proc = run_cli("report", str(tmp_path / "no-such-store"))
+    assert proc.returncode == 2 and "does not exist" in proc.stderr
+    proc = run_cli("sweep", "--model", "m", "--data", str(bom), "--out", str(tmp_path / "o"), "--site", "ATTN")
+    assert proc.returncode == 2 and "Did you mean 'attn'" in proc.stderr
+
+
+def test_report_layers_the_store_lacks(tiny_models, write_task, tmp_path):
+    _, model = tiny_models["llama"]
+    path = write_task([{"id": "a", "source": PROMPTS["zh"], "target": PROMPTS["en"], "gold": "B"}])
+    items = xtl.load_task(str(path))
+    xtl.sweep(model, items, src_layers=[0, 2], tgt_layers=[1], max_new_tokens=2, store=tmp_path / "s",
+              settings={"data": str(path)}, progress=False)
+    with pytest.raises(XtlError, match="has no source layer.s. 3; it has 0, 2"):
+        xtl.open_run(tmp_path / "s", src_layers=[3])

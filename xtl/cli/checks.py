@@ -18,6 +18,9 @@ LAYERS_HELP = "layers as a list or ranges, e.g. 0 8 16 31, 0,8,16 or 0-31:2 (ste
 
 
 def read_prompt(path: str) -> str:
+    """The text of a prompt file, or one clear error (missing, a folder, not UTF-8, empty)."""
+    if Path(path).is_dir():
+        raise PromptError(f"{path} is a folder; give the prompt as a text file")
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -25,7 +28,7 @@ def read_prompt(path: str) -> str:
                           "give a readable UTF-8 text file") from exc
     if not text.strip():
         raise PromptError(f"prompt file {path} is empty; put the prompt text in it")
-    return text
+    return text.removeprefix("\ufeff")
 
 
 def parse_layers(values: list[str] | None) -> list[int] | None:

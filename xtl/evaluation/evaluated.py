@@ -196,6 +196,8 @@ def open_run(store: "str | os.PathLike", data: str | None = None, data_root: "st
     from xtl.errors import XtlError
 
     path = Path(store)
+    if not path.exists():
+        raise XtlError(f"{path} does not exist; give the folder of a store written by `xtl sweep`")
     if not (path / MANIFEST).exists() and (path / "rows" / MANIFEST).exists():
         path = path / "rows"  # an `xtl eval` output folder
     settings = read_manifest(path)
@@ -205,6 +207,12 @@ def open_run(store: "str | os.PathLike", data: str | None = None, data_root: "st
     data = data or settings.get("data")
     if not data:
         raise XtlError(f"{path} does not record its task; give --data SPEC")
+    rest = df[~df["is_vanilla"]]
+    for what, asked, have in (("source", src_layers, rest["src_layer"]), ("target", tgt_layers, rest["tgt_layer"])):
+        missing = sorted(set(asked or []) - set(int(x) for x in have.unique()))
+        if missing:
+            layers = ", ".join(map(str, sorted(int(x) for x in have.unique()))) or "none"
+            raise XtlError(f"{path} has no {what} layer(s) {', '.join(map(str, missing))}; it has {layers}")
     if src_layers is not None or tgt_layers is not None:
         keep = df["is_vanilla"] | ((src_layers is None) | df["src_layer"].isin(src_layers or [])) & (
             (tgt_layers is None) | df["tgt_layer"].isin(tgt_layers or []))

@@ -41,7 +41,7 @@ class Site:
 
     def __post_init__(self) -> None:
         if self.kind not in SITES:
-            close = difflib.get_close_matches(self.kind, list(SITES), n=1)
+            close = difflib.get_close_matches(str(self.kind).lower(), list(SITES), n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise SiteError(f"unknown site {self.kind!r}; use one of {', '.join(SITES)}.{hint}")
         if self.kind == "heads" and not self.heads:

@@ -28,15 +28,23 @@ def read_jsonl(path: Path) -> list[Any]:
     """JSON Lines, with the file and line named on a malformed line."""
     if not path.exists():
         raise DataError(f"missing data file {path}")
+    if path.is_dir():
+        raise DataError(f"{path} is a folder, not a JSON Lines file")
     rows = []
-    with path.open(encoding="utf-8") as handle:
-        for n, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{n}: malformed JSON line ({exc.msg})") from exc
+    for n, raw in enumerate(path.read_bytes().splitlines(), 1):
+        try:
+            line = raw.decode("utf-8-sig" if n == 1 else "utf-8")  # a UTF-8 byte-order mark is read
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path}:{n}: not UTF-8 text (byte {exc.start + 1} of the line); "
+                            "save the file as UTF-8") from None
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}:{n}: malformed JSON line ({exc.msg})") from exc
+    if not rows:
+        raise DataError(f"{path} is empty; put one JSON object per line in it")
     return rows
 
 
