@@ -86,6 +86,16 @@ def test_tables_1_and_2_and_renderers():
         tb.paper_table(5, [_run()])
 
 
+def test_two_stores_for_the_same_cells_are_refused():
+    """Issue 20, point 3: the table must not depend on the order the stores are given in."""
+    a, b = _run(store="runs/xnli-attn-sweep"), _run(store="runs/xnli-attn-eval")
+    for number in (1, 2, 4):
+        with pytest.raises(XtlError, match="same cells .*XNLI PilotSet, site attn.*runs/xnli-attn-sweep and runs/xnli-attn-eval"):
+            tb.paper_table(number, [a, b])
+    mlp = _run(store="runs/xnli-mlp", site="mlp")
+    assert len(tb.paper_table(2, [a, mlp]).blocks[0][1]) == 2      # other sites: one row each
+
+
 @pytest.mark.demo
 def test_every_table_from_a_small_real_sweep(demo_model, shared_data, tmp_path, capsys):
     """The demo model swept on real XNLI items through the CLI, then `xtl paper`."""

@@ -194,6 +194,20 @@ def table4(runs: Sequence[Run], average: str = "language") -> PaperTable:
 TABLES = {1: table1, 2: table2, 3: table3, 4: table4}
 
 
+def check_unambiguous(runs: Sequence[Run]) -> None:
+    """Refuse two runs that would fill the same cells (same dataset and split, site, CoT or
+    not, transplanted or vanilla-only): which one a table shows must not depend on their order."""
+    seen: dict[tuple, Run] = {}
+    for run in runs:
+        key = (run.name, run.site if run.transplanted else "", run.cot, run.transplanted)
+        if key in seen:
+            first, second = (str(r.settings.get("store", "a run given in Python")) for r in (seen[key], run))
+            what = f"{run.name}, site {run.site}" if run.transplanted else f"{run.name}, vanilla"
+            raise XtlError(f"two stores answer the same cells ({what}{', CoT' if run.cot else ''}): {first} "
+                           f"and {second}; give only the one the table should use")
+        seen[key] = run
+
+
 def paper_table(number: int, runs: Sequence[Run], average: str = "language",
                 rules: str | None = None) -> PaperTable:
     """Table ``number`` (1-4) of the paper from evaluated ``runs``."""
@@ -201,6 +215,7 @@ def paper_table(number: int, runs: Sequence[Run], average: str = "language",
         raise XtlError(f"the paper has Tables 1-4 to rebuild, not {number!r}")
     if not runs:
         raise XtlError("no results to build a table from; give at least one store")
+    check_unambiguous(runs)
     table = TABLES[number](runs, average)
     label = "mean over languages" if average == "language" else "pooled over items (not the paper's)"
     rules = rules or next((r.rules for r in runs if "rules" in r.df.columns), "authors")

@@ -219,4 +219,4 @@ def open_run(store: "str | os.PathLike", data: str | None = None, data_root: "st
         df = df[keep].reset_index(drop=True)
     df = evaluate(df, data, model=model, root=data_root or settings.get("data_root"),
                   chat=bool(settings.get("chat")), rules=rules, candidates=settings.get("candidates"))
-    return Run(df, {**settings, "data": data})
+    return Run(df, {**settings, "data": data, "store": str(Path(store))})
