@@ -92,3 +92,17 @@ def test_report_layers_the_store_lacks(tiny_models, write_task, tmp_path):
               settings={"data": str(path)}, progress=False)
     with pytest.raises(XtlError, match="has no source layer.s. 3; it has 0, 2"):
         xtl.open_run(tmp_path / "s", src_layers=[3])
+
+
+def test_a_model_folder_without_a_usable_tokenizer(tiny_folder, tmp_path):
+    import shutil
+
+    from xtl.errors import ModelSpecError
+
+    bare = tmp_path / "bare"
+    shutil.copytree(tiny_folder, bare)
+    for f in bare.iterdir():
+        if f.name.startswith(("tokenizer", "special_tokens", "vocab")):
+            f.unlink()
+    with pytest.raises(ModelSpecError, match="has no tokenizer"):
+        xtl.load_model(bare, dtype="float64")

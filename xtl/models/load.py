@@ -276,6 +276,20 @@ def _fast_weight_layout(model: HookedTransformer) -> None:
             block.attn.W_O = torch.nn.Parameter(flat.T.reshape(h, d, m), requires_grad=False)
 
 
+#: Files one of which a model folder's tokenizer is read from.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json", "spiece.model")
+
+
+def _check_tokenizer(tokenizer: Any, folder: Path) -> None:
+    """Refuse a tokenizer that cannot encode text (a placeholder of a handful of tokens)."""
+    probe = "Hello, world. Which city is the capital of Japan?"
+    ids = tokenizer(probe, add_special_tokens=False)["input_ids"]
+    unk = getattr(tokenizer, "unk_token_id", None)
+    if len(tokenizer) < 16 or not ids or all(i == unk for i in ids):
+        raise ModelSpecError(f"the tokenizer in {folder} cannot encode text ({len(tokenizer)} tokens); save the "
+                             "base model's tokenizer into the folder")
+
+
 def _load_folder(folder: Path, dtype: torch.dtype, device: str | None, n_ctx: int | None):
     """A local HF folder as a HookedTransformer. Safetensors checkpoints of the four covered
     architectures are streamed layer by layer (:mod:`xtl.models.checkpoint`: peak memory about the
@@ -288,8 +302,13 @@ def _load_folder(folder: Path, dtype: torch.dtype, device: str | None, n_ctx: in
         raise ModelSpecError(f"{folder} has no config.json; point --model at a Hugging Face model folder")
     device = _default_device(device)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(folder)
         hf_config = AutoConfig.from_pretrained(folder)
+        if not any((folder / name).exists() for name in TOKENIZER_FILES):
+            raise ModelSpecError(f"{folder} has no tokenizer ({', '.join(TOKENIZER_FILES[:3])}, ...); save the "
+                                 "base model's tokenizer into it: "
+                                 "AutoTokenizer.from_pretrained(BASE).save_pretrained(FOLDER)")
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        _check_tokenizer(tokenizer, folder)
         converter = _converters().get(_architecture(hf_config))
         if converter is not None and streamable(folder):
             cfg_dict = tl_config_from_hf(hf_config, n_ctx=n_ctx)
@@ -298,6 +317,8 @@ def _load_folder(folder: Path, dtype: torch.dtype, device: str | None, n_ctx: in
                                 upcast=cfg_dict["original_architecture"] == "Gemma3ForCausalLM")
             return _finish(model, tokenizer)
         hf_model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    except ModelSpecError:
+        raise
     except Exception as exc:  # noqa: BLE001 - transformers raises many kinds; all mean the same
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelSpecError(f"{folder} cannot be loaded as a Hugging Face causal LM "
