@@ -58,3 +58,24 @@ def test_lens_cli(tmp_path, tiny_folder, capsys):
     assert "L3" in printed and (tmp_path / "lens.html").exists()
     assert main(["lens", "--model", str(tiny_folder), "--prompt", str(tmp_path / "t.txt"),
                  "--source", str(tmp_path / "s.txt")]) == 2
+
+
+def test_a_complete_store_answers_without_loading_the_model(tmp_path, tiny_folder, capsys, monkeypatch):
+    """Issue 20, point 6: `xtl sweep` into a finished store says so at once."""
+    import pytest
+
+    import xtl.models
+
+    task = _task(tmp_path)
+    store = tmp_path / "store"
+    args = ["sweep", "--model", str(tiny_folder), "--dtype", "float64", "--data", str(task), "--site", "mlp",
+            "--out", str(store), "--max-new-tokens", "2", "--src-layers", "0", "-1", "--tgt-layers", "1"]
+    assert main(args) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(xtl.models, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    assert main(args) == 0
+    assert "nothing to do: all 3 item(s) are already in" in capsys.readouterr().out
+    # other settings, or a larger selection, still need the model
+    for changed in (["--max-new-tokens", "3"], ["--site", "attn"], ["--dtype", "float32"]):
+        with pytest.raises(pytest.fail.Exception):
+            main(args + changed)

@@ -106,3 +106,16 @@ def test_a_model_folder_without_a_usable_tokenizer(tiny_folder, tmp_path):
             f.unlink()
     with pytest.raises(ModelSpecError, match="has no tokenizer"):
         xtl.load_model(bare, dtype="float64")
+
+
+def test_heads_out_of_range_before_loading(tiny_folder, tmp_path, monkeypatch):
+    from helpers import run_cli
+
+    import xtl.models
+
+    monkeypatch.setattr(xtl.models, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    (tmp_path / "p.txt").write_text(PROMPTS["en"], encoding="utf-8")
+    for model, heads in ((str(tiny_folder), "0..3"), ("gemma-3-270m-q4km", "0..3")):
+        proc = run_cli("transplant", "--model", model, "--site", "heads:1,9", "--source-prompt",
+                       str(tmp_path / "p.txt"), "--target-prompt", str(tmp_path / "p.txt"))
+        assert proc.returncode == 2 and f"head(s) [9] out of range; {model} has heads {heads}" in proc.stderr

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from xtl.errors import PromptError, XtlError
-from xtl.models.names import DEMO_ALIASES, DEMO_LAYERS, DEMO_MODEL
+from xtl.models.names import DEMO_ALIASES, DEMO_HEADS, DEMO_LAYERS, DEMO_MODEL
 
 __all__ = ["parse_layers", "read_prompt", "check_site", "check_layers", "check_out_file", "langs_arg",
            "absolute", "LAYERS_HELP"]
@@ -66,23 +66,32 @@ def absolute(path):
     return str(Path(value).expanduser().resolve()) if value else None
 
 
-def check_site(spec: str) -> None:
+def check_site(spec: str, model: str | None = None) -> None:
+    """The site's syntax, and its heads against the model's config when it can be read."""
     from xtl.patching.sites import Site
 
-    Site.parse(spec)
+    site = Site.parse(spec)
+    heads = _config_value(model, "num_attention_heads", DEMO_HEADS) if model and site.heads else None
+    bad = [h for h in site.heads or () if heads is not None and not 0 <= h < heads]
+    if bad:
+        raise XtlError(f"head(s) {bad} out of range; {model} has heads 0..{heads - 1}")
+
+
+def _config_value(spec: str | None, key: str, demo: int) -> int | None:
+    if spec in (DEMO_MODEL, *DEMO_ALIASES):
+        return demo
+    config = Path(str(spec)).expanduser() / "config.json"
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+        data = data if key in data else data.get("text_config", {})
+        return int(data[key])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None  # known only after loading; the library checks then
 
 
 def depth(spec: str | None) -> int | None:
     """The model's number of layers when it can be read without loading it (demo, local folder)."""
-    if spec in (DEMO_MODEL, *DEMO_ALIASES):
-        return DEMO_LAYERS
-    config = Path(str(spec)).expanduser() / "config.json"
-    try:
-        data = json.loads(config.read_text(encoding="utf-8"))
-        data = data if "num_hidden_layers" in data else data.get("text_config", {})
-        return int(data["num_hidden_layers"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None  # known only after loading; the library checks then
+    return _config_value(spec, "num_hidden_layers", DEMO_LAYERS)
 
 
 def check_layers(model: str, **layers) -> None:

@@ -39,7 +39,7 @@ def cmd_transplant(args, demo: bool = False) -> None:
     from xtl.patching.single import transplant
     from xtl.tasks.registry import builtin_pair
 
-    check_site(args.site)
+    check_site(args.site, args.model)
     check_layers(args.model, source_layer=args.src_layer, target_layer=args.tgt_layer)
     if demo and not (args.source_prompt or args.target_prompt):
         pair = builtin_pair()
@@ -61,7 +61,7 @@ def cmd_sweep(args) -> None:
     from xtl.engine.store import check_writable_dir
     from xtl.tasks import load_task
 
-    check_site(args.site)
+    check_site(args.site, args.model)
     srcs, tgts = parse_layers(args.src_layers), parse_layers(args.tgt_layers)
     check_layers(args.model, source_layers=srcs, target_layers=tgts)
     langs = langs_arg(args.langs)
@@ -74,6 +74,9 @@ def cmd_sweep(args) -> None:
         items = shard(items, args.shard)
     check_writable_dir(args.out)
     settings = {"data": args.data, "langs": langs, "limit": args.limit, "data_root": absolute(args.data_root)}
+    if _nothing_to_do(args, items, srcs, tgts):
+        print(f"nothing to do: all {len(items)} item(s) are already in {args.out} with these settings")
+        return
     if args.ray:
         from xtl.engine.distributed import sweep_ray
 
@@ -94,6 +97,19 @@ def cmd_sweep(args) -> None:
     print(f"{len(df)} rows in {args.out}")
 
 
+def _nothing_to_do(args, items, srcs, tgts) -> bool:
+    """A finished store of these settings needs no model (checked from its manifest)."""
+    from xtl.engine.store import complete
+    from xtl.models.names import model_label
+    from xtl.patching.sites import Site
+
+    expected = {"model": model_label(args.model), "site": str(Site.parse(args.site)), "src_layers": srcs,
+                "tgt_layers": tgts, "max_new_tokens": args.max_new_tokens, "mode": args.mode,
+                "candidates": tuple(args.candidates or ()), "chat": args.chat, "data": args.data,
+                "dtype": {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}.get(args.dtype, args.dtype)}
+    return complete(args.out, expected, [it.key for it in items])
+
+
 def _eval_folder(args, srcs, tgts, max_new: int) -> Path:
     """Default output folder of `xtl eval`, named by the settings that change its results."""
     def part(xs):
@@ -106,7 +122,7 @@ def _eval_folder(args, srcs, tgts, max_new: int) -> Path:
 def cmd_eval(args) -> None:
     from xtl.tasks import COT_MAX_NEW_TOKENS, cot_items, load_task
 
-    check_site(args.site)
+    check_site(args.site, args.model)
     srcs, tgts = parse_layers(args.src_layers), parse_layers(args.tgt_layers)
     if (srcs is None) != (tgts is None):
         raise XtlError("give both --src-layer and --tgt-layer (or neither, for vanilla only)")
@@ -201,7 +217,7 @@ def cmd_paper(args) -> None:
 
 
 def cmd_lens(args) -> None:
-    check_site(args.site)
+    check_site(args.site, args.model)
     check_layers(args.model, source_layer=args.src_layer, target_layer=args.tgt_layer)
     check_out_file(args.out)
     prompt = read_prompt(args.prompt)

@@ -23,7 +23,7 @@ from xtl.errors import StoreError
 from xtl.hashing import digest
 from xtl.schema import SELECTION, SweepSettings
 
-__all__ = ["ResultsStore", "read_store", "read_manifest", "read_settings", "check_writable_dir", "MANIFEST", "shard_settings",
+__all__ = ["ResultsStore", "read_store", "read_manifest", "read_settings", "check_writable_dir", "MANIFEST", "shard_settings", "complete",
            "SELECTION"]
 
 log = logging.getLogger("xtl")
@@ -222,6 +222,29 @@ def _remove_dead_partials(path: Path) -> None:
             log.info("removed %s, left by a process that ended mid-write", tmp.name)
         except PermissionError:
             pass
+
+
+def complete(path: str | os.PathLike, expected: dict[str, Any], keys: list[str]) -> bool:
+    """Whether the store at ``path`` already holds every item of ``keys``, computed with the
+    ``expected`` settings (the ones known without loading the model; layers may be None for
+    all, or negative). A cheap look before a model is loaded: False whenever in doubt."""
+    path = Path(path)
+    if not (path / MANIFEST).exists():
+        return False
+    try:
+        have = read_settings(path)
+    except StoreError:
+        return False
+    n = have.n_layers
+    want = dict(expected)
+    for name in ("src_layers", "tgt_layers"):
+        layers = want.get(name)
+        if layers is not None and any(not -n <= x < n for x in layers):
+            return False
+        want[name] = tuple(sorted({x % n for x in layers})) if layers is not None else tuple(range(n))
+    if have.replace(**{k: v for k, v in want.items() if v is not None or k in ("data",)}).differences(have):
+        return False
+    return all(_readable(path / _shard_name(k)) for k in keys)
 
 
 def read_settings(path: str | os.PathLike) -> SweepSettings:
