@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from xtl import analysis as an
-from xtl import plots
+from xtl.analysis.views import gain_panels, layer_gains
+from xtl.figures import plots
 from xtl.figures.report import build_report
 
 from test_analysis import C, LANGS, VAN, table
@@ -24,15 +25,23 @@ def test_computation_never_imports_plotting():
 
 def test_figures_carry_the_numbers():
     g = an.grid(table(C, VAN, LANGS))
-    fig = plots.gain_heatmap(g)
+    fig = plots.gain_heatmap(gain_panels(g))
     np.testing.assert_allclose(fig.data[0].z, an.gain_matrix(g))
     assert fig.data[0].zmid == 0 and len(fig.data) == 3            # all + two languages
     assert fig.layout.updatemenus[0].buttons[1].label == "de"
-    ub = plots.upper_bound_curves(g)
+    ub = plots.upper_bound_curves(an.upper_bounds(g))
     np.testing.assert_allclose(ub.data[0].y, an.upper_bounds(g)["source"])
-    bars = plots.wtl_bars({"attn": g})
+    bars = plots.wtl_bars({"attn": an.win_tie_lose(g)})
     assert [t.y[0] for t in bars.data] == [1, 4, 4]
-    assert plots.lang_layer_heatmap(g).data[0].z.shape == (2, 3)
+    assert plots.lang_layer_heatmap(layer_gains(g)).data[0].z.shape == (2, 3)
+
+
+def test_the_former_plots_module_still_takes_a_grid():
+    from xtl import plots as old
+
+    g = an.grid(table(C, VAN, LANGS))
+    np.testing.assert_allclose(old.gain_heatmap(g).data[0].z, an.gain_matrix(g))
+    assert old.lang_layer_heatmap(g).data[0].z.shape == (2, 3)
 
 
 @pytest.fixture
@@ -103,5 +112,13 @@ def test_report_wording_and_layer_categories(tmp_path):
     assert ".tbl td, .tbl th { text-align: right; }" in page
     df = table(C, VAN, LANGS)
     sub = df[df.is_vanilla | df.src_layer.isin([0, 2])]
-    fig = plots.lang_layer_heatmap(an.grid(sub))
+    fig = plots.lang_layer_heatmap(layer_gains(an.grid(sub)))
     assert fig.layout.xaxis.type == "category" and list(fig.data[0].x) == [0, 2]
+
+
+def test_a_partial_grid_says_why_the_bound_curves_are_missing(tmp_path):
+    df = table(C, VAN, LANGS, ["high", "high", "low", "low"])
+    part = df[df.is_vanilla | ((df.src_layer > 0) & (df.tgt_layer > 0))]
+    page = build_report(part, tmp_path / "p.html").read_text(encoding="utf-8")
+    assert page.count("Plotly.newPlot") == 4 and "Not drawn: no source layer was swept" in page
+    assert "<th>index</th>" not in page

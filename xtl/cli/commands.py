@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 from xtl.cli.checks import (absolute, check_layers, check_out_file, check_site, langs_arg, parse_layers,
@@ -164,17 +165,21 @@ def _print_tables(tables, transplanted: bool, rules: str = "authors", average: s
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)  # no 80-column cut in a pipe or log
     how = "means over languages" if average == "language" else "pooled over items"
+    headers = {"lang_ok_vanilla": "LC vanilla", "lang_ok_transplanted": "LC transplanted",
+               "ppl_vanilla": "PPL vanilla", "ppl_transplanted": "PPL transplanted"}
     for name, df in tables.items():
-        t = Table(title=f"accuracy by {name} (%) · rules={rules} · groups: {how}")
+        t = Table(title=f"accuracy by {name} (%) · rules={rules} · groups: {how} · LC: language consistency (%)")
         cols = [name, "n"] + (["langs"] if "langs" in df.columns and name != "lang" else []) + ["vanilla"]
         cols += ["transplanted", "delta"] if transplanted else []
-        cols += [c for c in ("lang_ok_vanilla", "ppl_vanilla") if c in df.columns]
+        extra = ["lang_ok_vanilla", "ppl_vanilla"] + (["lang_ok_transplanted", "ppl_transplanted"] if transplanted else [])
+        cols += [c for c in extra if c in df.columns]
         for c in cols:
-            t.add_column(c, justify="left" if c == name else "right")
+            t.add_column(headers.get(c, c), justify="left" if c == name else "right", no_wrap=True)
         for _, row in df.iterrows():
-            t.add_row(*[str(row[c]) if c in (name, "n", "langs") else f"{row[c]:.1f}" for c in cols])
+            t.add_row(*[str(row[c]) if c in (name, "n", "langs") else
+                        ("–" if row[c] != row[c] else f"{row[c]:.1f}") for c in cols])
         console.print(t)
 
 

@@ -21,6 +21,11 @@ from xtl.figures import plots
 __all__ = ["build_report", "examples_grid"]
 
 
+def _with_row_labels(frame: pd.DataFrame) -> pd.DataFrame:
+    """A paper-table block with its row labels as a first, unheaded column."""
+    return frame if isinstance(frame.index, pd.RangeIndex) else frame.rename_axis("").reset_index()
+
+
 def _table(df: pd.DataFrame) -> str:
     return df.to_html(index=False, float_format=lambda x: f"{x:.1f}", border=0, classes="tbl",
                       na_rep="–")
@@ -84,7 +89,8 @@ def build_report(df: pd.DataFrame, out: str | os.PathLike, title: str = "xtl swe
     headline = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
 
     figs = [("Gain over vanilla, source × target", plots.gain_heatmap(gain_panels(g, examples_grid(df, g)))),
-            ("Upper bounds over layers", plots.upper_bound_curves(ub)),
+            *([("Upper bounds over layers", plots.upper_bound_curves(ub))]
+              if np.isfinite(ub.source).any() or np.isfinite(ub.target).any() else []),
             ("Win / tie / lose", plots.wtl_bars({site or "site": wtl}))]
     if len(set(g.langs)) > 1:
         figs += [("Mean gain by source layer", plots.lang_layer_heatmap(layer_gains(g, "source"))),
@@ -97,6 +103,10 @@ def build_report(df: pd.DataFrame, out: str | os.PathLike, title: str = "xtl swe
     for k, (name, fig) in enumerate(figs):
         div = fig.to_html(full_html=False, include_plotlyjs=(k == 0 and not light), div_id=f"fig{k}")
         parts.append(f"<h2>{html.escape(name)}</h2>\n{div}")
+    if not any(name == "Upper bounds over layers" for name, _ in figs):
+        why = "; ".join(dict.fromkeys(ub.reasons.values())) or "no layer has every target or source swept"
+        parts.append("<h2>Upper bounds over layers</h2><p class=note>Not drawn: no source layer was swept "
+                     f"with every target, nor any target with every source ({html.escape(why)}).</p>")
 
     tables = [("Accuracy by language", by_lang)]
     if by_group is not None:
@@ -112,7 +122,7 @@ def build_report(df: pd.DataFrame, out: str | os.PathLike, title: str = "xtl swe
     for number in (1, 2, 3, 4):
         pt = paper_table(number, [run], average=average, rules=rules)
         table_html += f"<h2>Table {number}: {html.escape(pt.title)}</h2>"
-        table_html += "".join(f"<h3>{html.escape(c)}</h3>{_table(f.reset_index() if not isinstance(f.index, pd.RangeIndex) else f)}"
+        table_html += "".join(f"<h3>{html.escape(c)}</h3>{_table(_with_row_labels(f))}"
                               for c, f in pt.blocks)
         table_html += "".join(f"<p class=note>{html.escape(n)}</p>" for n in pt.notes)
     page = f"""<!DOCTYPE html>
