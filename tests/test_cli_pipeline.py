@@ -79,3 +79,29 @@ def test_a_complete_store_answers_without_loading_the_model(tmp_path, tiny_folde
     for changed in (["--max-new-tokens", "3"], ["--site", "attn"], ["--dtype", "float32"]):
         with pytest.raises(pytest.fail.Exception):
             main(args + changed)
+
+
+def test_a_jsonl_store_resumes_from_another_folder_or_an_absolute_path(tmp_path, tiny_folder, capsys,
+                                                                       monkeypatch):
+    """Issue 20, point 2: a data file is known by its resolved path (and its hash is recorded)."""
+    import hashlib
+
+    from xtl.engine import read_settings
+
+    task = _task(tmp_path)
+    store = tmp_path / "store"
+    monkeypatch.chdir(tmp_path)
+    common = ["--model", str(tiny_folder), "--dtype", "float64", "--site", "mlp", "--out", str(store),
+              "--max-new-tokens", "2", "--src-layers", "1", "--tgt-layers", "0"]
+    assert main(["sweep", "--data", "task.jsonl", *common]) == 0
+    settings = read_settings(store)
+    assert settings.data == str(task.resolve())
+    assert settings.data_sha256 == hashlib.sha256(task.read_bytes()).hexdigest()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    capsys.readouterr()
+    assert main(["sweep", "--data", "../task.jsonl", *common]) == 0
+    assert main(["sweep", "--data", str(task), *common]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    assert main(["sweep", "--data", "../task.jsonl", *common[:-4], "--src-layers", "2", "--tgt-layers", "0"]) == 2
+    assert "src_layers: store [1], now [2]" in capsys.readouterr().err

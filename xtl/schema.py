@@ -85,7 +85,15 @@ VANILLA = Config(-1, -1)
 #: Settings that select items rather than change results: a store may grow along them.
 SELECTION = ("limit", "langs", "data_root")
 #: Settings recorded for the record only.
-RECORDED_ONLY = ("xtl_version",)
+RECORDED_ONLY = ("xtl_version", "data_sha256")
+
+
+def _same_file(a: Any, b: Any) -> bool:
+    """Two data specs that name one JSONL file (relative paths resolved here)."""
+    from pathlib import Path
+
+    files = [x for x in (a, b) if isinstance(x, str) and x.endswith((".jsonl", ".json"))]
+    return len(files) == 2 and Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
 
 
 def _tuple(value: Any) -> tuple | None:
@@ -117,6 +125,7 @@ class SweepSettings:
     dtype: str | None = None  # the model's dtype: it changes results (None: an older store)
     device: str | None = None  # the device type, cpu or cuda (None: an older store)
     xtl_version: str | None = None  # recorded, not checked
+    data_sha256: str | None = None  # a data file's content hash: recorded, not checked
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -148,6 +157,8 @@ class SweepSettings:
         device this store did not record (written by xtl 0.2) differs from nothing."""
         a, b = self.to_dict(), other.to_dict()
         unknown = {k for k in ("dtype", "device") if a.get(k) is None or b.get(k) is None}
+        if _same_file(a.get("data"), b.get("data")):
+            unknown.add("data")
         return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b))
                 if k not in (*ignore, *RECORDED_ONLY, *unknown) and a.get(k) != b.get(k)}
 

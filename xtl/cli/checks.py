@@ -12,7 +12,7 @@ from xtl.errors import PromptError, XtlError
 from xtl.models.names import DEMO_ALIASES, DEMO_HEADS, DEMO_LAYERS, DEMO_MODEL
 
 __all__ = ["parse_layers", "read_prompt", "check_site", "check_layers", "check_out_file", "langs_arg",
-           "absolute", "LAYERS_HELP"]
+           "absolute", "data_settings", "LAYERS_HELP"]
 
 LAYERS_HELP = "layers as a list or ranges, e.g. 0 8 16 31, 0,8,16 or 0-31:2 (step 2); negative counts from the end"
 
@@ -122,3 +122,14 @@ def check_out_file(path: str | None) -> None:
         raise XtlError(f"cannot write into {p.parent}; choose an --out you can write to")
 
 
+
+
+def data_settings(data: str) -> dict:
+    """How a store records its task: a JSONL file by its resolved path and content hash (so a
+    job array started from another folder resumes it), a registered task by its name."""
+    if data.endswith((".jsonl", ".json")) and Path(data).is_file():
+        import hashlib
+
+        path = Path(data).expanduser().resolve()
+        return {"data": str(path), "data_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    return {"data": data}

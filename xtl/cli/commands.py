@@ -8,8 +8,8 @@ import re
 import sys
 from pathlib import Path
 
-from xtl.cli.checks import (absolute, check_layers, check_out_file, check_site, langs_arg, parse_layers,
-                            read_prompt)
+from xtl.cli.checks import (absolute, check_layers, check_out_file, check_site, data_settings, langs_arg,
+                            parse_layers, read_prompt)
 from xtl.errors import PromptError, XtlError
 
 __all__ = ["COMMANDS"]
@@ -74,8 +74,9 @@ def cmd_sweep(args) -> None:
 
         items = shard(items, args.shard)
     check_writable_dir(args.out)
-    settings = {"data": args.data, "langs": langs, "limit": args.limit, "data_root": absolute(args.data_root)}
-    if _nothing_to_do(args, items, srcs, tgts):
+    settings = {**data_settings(args.data), "langs": langs, "limit": args.limit,
+                "data_root": absolute(args.data_root)}
+    if _nothing_to_do(args, items, srcs, tgts, settings["data"]):
         print(f"nothing to do: all {len(items)} item(s) are already in {args.out} with these settings")
         return
     if args.ray:
@@ -98,7 +99,7 @@ def cmd_sweep(args) -> None:
     print(f"{len(df)} rows in {args.out}")
 
 
-def _nothing_to_do(args, items, srcs, tgts) -> bool:
+def _nothing_to_do(args, items, srcs, tgts, data: str) -> bool:
     """A finished store of these settings needs no model (checked from its manifest)."""
     from xtl.engine.store import complete
     from xtl.models.names import model_label
@@ -106,7 +107,7 @@ def _nothing_to_do(args, items, srcs, tgts) -> bool:
 
     expected = {"model": model_label(args.model), "site": str(Site.parse(args.site)), "src_layers": srcs,
                 "tgt_layers": tgts, "max_new_tokens": args.max_new_tokens, "mode": args.mode,
-                "candidates": tuple(args.candidates or ()), "chat": args.chat, "data": args.data,
+                "candidates": tuple(args.candidates or ()), "chat": args.chat, "data": data,
                 "dtype": {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}.get(args.dtype, args.dtype)}
     return complete(args.out, expected, [it.key for it in items])
 
@@ -149,7 +150,7 @@ def cmd_eval(args) -> None:
 
     df = sweep(model, items, site=args.site, src_layers=srcs or [], tgt_layers=tgts or [],
                max_new_tokens=max_new, store=out / "rows", batch_size=args.batch_size, chat=args.chat,
-               settings={"data": args.data, "langs": langs_arg(args.langs), "limit": args.limit,
+               settings={**data_settings(args.data), "langs": langs_arg(args.langs), "limit": args.limit,
                          "cot": args.cot, "data_root": absolute(args.data_root)})
     df = evaluate(df, items, model=None if args.no_ppl else model, chat=args.chat, rules=args.rules)
     df.to_parquet(out / "evaluated.parquet", index=False)

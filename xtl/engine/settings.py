@@ -19,7 +19,7 @@ from xtl.schema import SweepSettings
 __all__ = ["SweepRequest", "EngineOptions", "resolve", "candidate_token_ids"]
 
 #: Settings a caller may record beside the sweep's own (``settings={...}``) that have fields.
-_RECORDED = ("data", "langs", "limit", "data_root", "cot")
+_RECORDED = ("data", "langs", "limit", "data_root", "cot", "data_sha256")
 
 
 def _layers(value: Any, what: str) -> tuple[int, ...] | None:
