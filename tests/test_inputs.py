@@ -119,3 +119,24 @@ def test_heads_out_of_range_before_loading(tiny_folder, tmp_path, monkeypatch):
         proc = run_cli("transplant", "--model", model, "--site", "heads:1,9", "--source-prompt",
                        str(tmp_path / "p.txt"), "--target-prompt", str(tmp_path / "p.txt"))
         assert proc.returncode == 2 and f"head(s) [9] out of range; {model} has heads {heads}" in proc.stderr
+
+
+def test_a_lone_surrogate_and_a_full_disk(tiny_models, tmp_path, monkeypatch):
+    from xtl.errors import PromptError, StoreError
+
+    _, model = tiny_models["llama"]
+    with pytest.raises(PromptError, match="lone surrogate"):
+        xtl.transplant(model, PROMPTS["en"] + "\udc80", PROMPTS["zh"], 1, 0)
+    import pyarrow.parquet as pq
+
+    def full(*args, **kwargs):
+        raise OSError(27, "File too large")
+
+    store = tmp_path / "s"
+    xtl.sweep(model, [("a", "b", "one")], src_layers=[0], tgt_layers=[0], max_new_tokens=1, store=store,
+              progress=False)
+    monkeypatch.setattr(pq, "write_table", full)
+    with pytest.raises(StoreError, match="cannot write item-.* .File too large.; make room"):
+        xtl.sweep(model, [("a", "b", "one"), ("c", "d", "two")], src_layers=[0], tgt_layers=[0],
+                  max_new_tokens=1, store=store, progress=False)
+    assert len(list(store.glob("item-*.parquet"))) == 1 and not list(store.glob("*.partial"))

@@ -77,8 +77,13 @@ class ResultsStore:
         tmp = target.with_name(f"{target.stem}.{os.getpid()}.partial")
         table = pa.Table.from_pandas(pd.DataFrame(rows), preserve_index=False)
         meta = {**(table.schema.metadata or {}), SHARD_SETTINGS: json.dumps(self.settings.to_dict()).encode()}
-        pq.write_table(table.replace_schema_metadata(meta), tmp)
-        tmp.replace(target)
+        try:
+            pq.write_table(table.replace_schema_metadata(meta), tmp)
+            tmp.replace(target)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StoreError(f"cannot write {target.name} into {self.path} ({exc.strerror or exc}); make room "
+                             "and run the same command again: the finished items are kept") from exc
 
     # ------------------------------------------------------------ sharing work between processes
     def _claim_path(self, item_key: str) -> Path:

@@ -49,8 +49,15 @@ def tokenize(model: HookedTransformer, prompt: str, max_new_tokens: int = 0,
 
     ``what`` names the prompt in errors (``"source prompt"``, ``"target prompt"``).
     """
-    if not isinstance(prompt, str) or not prompt.strip():
+    if not isinstance(prompt, str):
+        raise PromptError(f"the {what} must be a string, not {type(prompt).__name__}")
+    if not prompt.strip():
         raise PromptError(f"the {what} is empty; give a non-empty prompt text")
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise PromptError(f"the {what} holds a lone surrogate ({prompt[exc.start]!r} at character "
+                          f"{exc.start + 1}), which is not text; fix the prompt") from None
     tok = model.tokenizer
     bos = getattr(tok, "bos_token", None)
     add_special = not (bos and prompt.startswith(bos))
