@@ -122,3 +122,16 @@ def test_a_partial_grid_says_why_the_bound_curves_are_missing(tmp_path):
     page = build_report(part, tmp_path / "p.html").read_text(encoding="utf-8")
     assert page.count("Plotly.newPlot") == 4 and "Not drawn: no source layer was swept" in page
     assert "<th>index</th>" not in page
+
+
+def test_figures_fit_the_window(tmp_path):
+    from xtl.figures.plots import lens_heatmap, save
+
+    z = np.random.default_rng(0).random((3, 22))
+    text = np.full(z.shape, "tok", dtype=object)
+    fig = lens_heatmap({"top-1 probability": z}, text, text, [f"{k}" for k in range(22)], ["L0", "L1", "L2"], "lens")
+    assert fig.layout.width is None and fig.layout.autosize            # no fixed 2,000+ px page
+    page = save(fig, tmp_path / "lens.html").read_text(encoding="utf-8")
+    assert '"responsive": true' in page and "100%" in page
+    two = plots.lang_layer_heatmap(layer_gains(an.grid(table(C, VAN, LANGS))))
+    assert two.layout.height >= 320 and two.data[0].colorbar.nticks == 5   # colour-bar ticks stay apart

@@ -64,7 +64,8 @@ def lang_layer_heatmap(lg: LayerGains, title: str | None = None) -> go.Figure:
                                colorscale=DIVERGING, colorbar={"title": "gain (pts)"},
                                hovertemplate=f"%{{y}}, {axis} layer %{{x}}<br>mean gain %{{z:+.2f}} pts<extra></extra>"))
     fig.update_layout(title=title or f"Mean gain by {axis} layer and language",
-                      xaxis_title=f"{axis} layer", yaxis_title="language", height=200 + 28 * len(lg.langs))
+                      xaxis_title=f"{axis} layer", yaxis_title="language", height=max(320, 200 + 28 * len(lg.langs)))
+    fig.update_traces(colorbar={"title": "gain (pts)", "nticks": 5, "thickness": 14})
     fig.update_xaxes(type="category")     # one block per swept layer, none stretched over gaps
     return fig
 
@@ -142,7 +143,7 @@ def lens_heatmap(colours: dict[str, np.ndarray], text: np.ndarray, hover: np.nda
     fig.update_yaxes(tickfont={"size": 13}, automargin=True)
     fig.update_layout(title=title, xaxis_title="position / generated step", yaxis_title="layer",
                       font={"size": 13}, margin={"l": 110},
-                      height=240 + 28 * len(y_labels), width=max(640, 96 * len(x_labels) + 240))
+                      height=240 + 28 * len(y_labels), autosize=True)  # as wide as the window
     return fig
 
 
@@ -151,7 +152,8 @@ def save(fig: go.Figure, path: str | os.PathLike, static: bool = False) -> Path:
     when the environment can export images (kaleido), silently skipped otherwise."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.write_html(path, include_plotlyjs=True, full_html=True)
+    fig.write_html(path, include_plotlyjs=True, full_html=True, default_width="100%",
+                   config={"responsive": True})
     if static:
         try:
             fig.write_image(path.with_suffix(".png"))
