@@ -32,18 +32,6 @@ __all__ = ["RULES", "check_rules", "score_choice", "score_qa", "score", "LETTER_
 FULLWIDTH = str.maketrans({"（": "(", "）": ")"})
 
 #: Scoring profiles: the authors' released scripts (default) and a lenient variant.
-RULES = ("authors", "lenient")
-
-
-def check_rules(rules: str) -> str:
-    """``rules`` if it names a scoring profile, else an error that lists them."""
-    if rules not in RULES:
-        raise XtlError(f"unknown scoring rules {rules!r}; use 'authors' (the paper's scripts, "
-                       "default) or 'lenient' (full-width parentheses normalised for every task)")
-    return rules
-
-
-#: Scoring profiles: the authors' released scripts (default) and a lenient variant.
 RULES = OPTION_RULES
 
 
