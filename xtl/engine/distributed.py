@@ -17,13 +17,14 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from xtl.engine.settings import EngineOptions, SweepRequest
 from xtl.errors import XtlError
 from xtl.schema import SweepSettings
 from xtl.tasks.item import Item
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the engine's settings import torch: only the functions that run need them
     import pandas as pd
+
+    from xtl.engine.settings import EngineOptions, SweepRequest
 
 log = logging.getLogger("xtl")
 
@@ -90,6 +91,7 @@ def sweep_ray(model: str, items: Iterable[Any], store: str | os.PathLike, *, dty
     """
     from tqdm.auto import tqdm
 
+    from xtl.engine.settings import EngineOptions, SweepRequest
     from xtl.engine.store import ResultsStore, read_store
     from xtl.tasks.item import as_items
 
