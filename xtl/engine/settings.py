@@ -12,7 +12,7 @@ from transformer_lens import HookedTransformer
 
 from xtl.errors import XtlError
 from xtl.options import MODES, check_option
-from xtl.patching.prompts import check_layer, check_model, check_site
+from xtl.patching.prompts import check_count, check_layer, check_model, check_site
 from xtl.patching.sites import Site
 from xtl.schema import SweepSettings
 
@@ -50,10 +50,7 @@ class SweepRequest:
 
     def __post_init__(self) -> None:
         check_option("mode", self.mode, MODES)
-        if isinstance(self.max_new_tokens, bool) or not isinstance(self.max_new_tokens, int):
-            raise XtlError(f"max_new_tokens must be an int, not {self.max_new_tokens!r}")
-        if self.max_new_tokens < 1:
-            raise XtlError(f"max_new_tokens must be at least 1, not {self.max_new_tokens}")
+        check_count(self.max_new_tokens, "max_new_tokens")
         if isinstance(self.candidates, str) or not all(isinstance(c, str) for c in self.candidates):
             raise XtlError(f"candidates must be a list of strings, e.g. ['A', 'B'], not {self.candidates!r}")
         if self.recorded is not None and not isinstance(self.recorded, Mapping):
@@ -107,10 +104,8 @@ class EngineOptions:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.batch_size is not None and (isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int)):
-            raise XtlError(f"batch_size must be an int, not {self.batch_size!r}")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise XtlError("batch_size must be at least 1")
+        if self.batch_size is not None:
+            check_count(self.batch_size, "batch_size")
 
 
 def candidate_token_ids(model: HookedTransformer, candidates: Sequence[str]) -> list[int]:
