@@ -140,3 +140,32 @@ def test_a_lone_surrogate_and_a_full_disk(tiny_models, tmp_path, monkeypatch):
         xtl.sweep(model, [("a", "b", "one"), ("c", "d", "two")], src_layers=[0], tgt_layers=[0],
                   max_new_tokens=1, store=store, progress=False)
     assert len(list(store.glob("item-*.parquet"))) == 1 and not list(store.glob("*.partial"))
+
+
+def test_prompt_beyond_the_context_before_loading(tiny_folder, tmp_path, monkeypatch, write_task):
+    """The tiny folder has 512 positions and a byte tokenizer: 500 bytes + BOS + 20 new tokens
+    do not fit; the config and tokenizer alone say so, before any weights load."""
+    from helpers import run_cli
+
+    import xtl.models
+
+    monkeypatch.setattr(xtl.models, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    long, short = tmp_path / "long.txt", tmp_path / "short.txt"
+    long.write_text("a" * 500, encoding="utf-8")
+    short.write_text(PROMPTS["en"], encoding="utf-8")
+    model = str(tiny_folder)
+    proc = run_cli("transplant", "--model", model, "--source-prompt", short, "--target-prompt", long)
+    assert proc.returncode == 2
+    assert "the target prompt has 501 tokens; with 20 new tokens that is more than the model's context of 512" \
+        in proc.stderr
+    proc = run_cli("lens", "--model", model, "--prompt", long, "--max-new-tokens", "12")
+    assert proc.returncode == 2 and "the prompt has 501 tokens; with 12 new tokens" in proc.stderr
+    task = write_task([{"id": "a", "lang": "de", "source": "x", "target": "y" * 600, "gold": "y"},
+                       {"id": "b", "lang": "de", "source": "x", "target": "short", "gold": "y"}])
+    proc = run_cli("sweep", "--model", model, "--data", task, "--out", tmp_path / "store",
+                   "--src-layers", "0", "--tgt-layers", "0")
+    assert proc.returncode == 2 and "the target prompt of item 'a' has 601 tokens" in proc.stderr
+    # the source prompt is only read, never extended: its 501 tokens fit; the target's do not
+    proc = run_cli("transplant", "--model", model, "--source-prompt", long, "--target-prompt", long,
+                   "--max-new-tokens", "12")
+    assert proc.returncode == 2 and "the target prompt has 501 tokens; with 12 new tokens" in proc.stderr

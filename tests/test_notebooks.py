@@ -10,27 +10,69 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.demo
+NOTEBOOKS = ["case_study.ipynb", "explore_sweep.ipynb"]
+PLOTLY_JSON = "application/vnd.plotly.v1+json"
 
 
-@pytest.mark.parametrize("name", ["case_study.ipynb", "explore_sweep.ipynb"])
+def _outputs(nb):
+    return [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+
+
+def _figures(nb):
+    """Outputs that hold a plotly figure, in whatever form."""
+    return [o for o in _outputs(nb) if PLOTLY_JSON in o.get("data", {})
+            or "Plotly.newPlot" in "".join(o.get("data", {}).get("text/html", ""))]
+
+
+def _renders_without_kernel(fig_output, static: bool) -> list[str]:
+    data = fig_output["data"]
+    problems = [] if "Plotly.newPlot" in "".join(data.get("text/html", "")) else ["no plotly HTML"]
+    if static and "image/png" not in data:
+        problems.append("no PNG")
+    return problems
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_committed_notebooks_show_their_figures_without_a_kernel(name):
+    """The notebooks are committed executed, so GitHub and nbviewer show them; each figure is
+    plotly HTML plus a PNG (never plotly's JSON mime type alone), and the files stay small."""
+    nbformat = pytest.importorskip("nbformat")
+    path = ROOT / "notebooks" / name
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(c.execution_count for c in code), f"run it: jupyter nbconvert --to notebook --execute --inplace {path}"
+    figures = _figures(nb)
+    assert len(figures) >= 2
+    assert [p for f in figures for p in _renders_without_kernel(f, static=True)] == []
+    assert not any(PLOTLY_JSON in o.get("data", {}) for o in _outputs(nb))
+    assert not [o for o in _outputs(nb) if o.output_type == "stream" and o.name == "stderr"], "no red stderr blocks"
+    assert path.stat().st_size < 1_000_000
+
+
+@pytest.mark.demo
+@pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_executes(name, demo_model, tmp_path, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     from helpers import SHARED_DATA
 
+    from xtl.figures import can_export_images
+
     if SHARED_DATA.is_dir():
         monkeypatch.setenv("XTL_DATA", str(SHARED_DATA))
     nb = nbformat.read(ROOT / "notebooks" / name, as_version=4)
-    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "strip outputs before committing"
     client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
                                      resources={"metadata": {"path": str(tmp_path)}})
     client.execute()
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    errors = [o for o in _outputs(nb) if o.output_type == "error"]
     assert errors == []
-    figures = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
-               if "application/vnd.plotly.v1+json" in o.get("data", {})]
+    figures = _figures(nb)
     assert len(figures) >= 2
+    assert [p for f in figures for p in _renders_without_kernel(f, static=can_export_images())] == []
+    stderr = "".join(o.text for o in _outputs(nb) if o.output_type == "stream" and o.name == "stderr")
+    assert "TqdmWarning" not in stderr and "IProgress not found" not in stderr
+    if name == "explore_sweep.ipynb":  # the sweep's progress is a widget bar, not text on stderr
+        assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in _outputs(nb))
 
 
 #: What each example must print (and the files it must write), beyond exiting cleanly.
@@ -48,6 +90,7 @@ def test_every_example_has_expectations():
 
 
 @pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "examples").glob("*.py")))
+@pytest.mark.demo
 def test_example_runs(script, demo_model, tmp_path):
     env = {**os.environ}
     from helpers import SHARED_DATA

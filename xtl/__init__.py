@@ -28,6 +28,7 @@ _EXPORTS = {
     "Grid": "xtl.analysis", "grid": "xtl.analysis",
     "Patch": "xtl.interpret", "lens": "xtl.interpret", "compare": "xtl.interpret",
     "LensResult": "xtl.interpret", "CaseStudy": "xtl.interpret", "case_study": "xtl.interpret",
+    "use_in_notebook": "xtl.figures",
 }
 
 __all__ = list(_EXPORTS)

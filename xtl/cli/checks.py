@@ -12,7 +12,8 @@ from xtl.errors import PromptError, XtlError
 from xtl.models.names import DEMO_ALIASES, DEMO_HEADS, DEMO_LAYERS, DEMO_MODEL
 
 __all__ = ["parse_layers", "read_prompt", "check_site", "check_layers", "check_out_file", "langs_arg",
-           "absolute", "data_settings", "LAYERS_HELP"]
+           "absolute", "data_settings", "check_context", "longest_prompts",
+           "LAYERS_HELP"]
 
 LAYERS_HELP = "layers as a list or ranges, e.g. 0 8 16 31, 0,8,16 or 0-31:2 (step 2); negative counts from the end"
 
@@ -122,6 +123,43 @@ def check_out_file(path: str | None) -> None:
         raise XtlError(f"cannot write into {p.parent}; choose an --out you can write to")
 
 
+def longest_prompts(items, k: int = 4) -> dict[str, str]:
+    """The ``k`` longest target prompts of ``items`` (by characters), named for messages: what
+    :func:`check_context` needs to refuse a sweep whose items cannot fit."""
+    longest = sorted(items, key=lambda it: len(it.target), reverse=True)[:k]
+    return {f"target prompt of item {it.id!r}": it.target for it in longest}
+
+
+def check_context(model: str, prompts: dict[str, str], max_new_tokens: int | None, chat: bool = False,
+                  n_ctx: int | None = None) -> None:
+    """Each prompt (+ its new tokens) against the model's context, from its config and tokenizer
+    alone, before the weights load. Silent when the model is not on disk yet (a hub name, a demo
+    model not yet converted): the library checks after loading then."""
+    from xtl.models.load import default_n_ctx, local_folder
+
+    folder = local_folder(model)
+    if folder is None or not prompts:
+        return
+    try:
+        from transformers import AutoConfig, AutoTokenizer
+
+        config = AutoConfig.from_pretrained(folder)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+    except Exception:  # noqa: BLE001 - a folder that cannot load is reported by load_model
+        return
+    limit = n_ctx or default_n_ctx(getattr(config, "get_text_config", lambda: config)())
+    bos = getattr(tokenizer, "bos_token", None)
+    for what, text in prompts.items():
+        if chat and getattr(tokenizer, "chat_template", None):
+            text = tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
+                                                 add_generation_prompt=True)
+        try:
+            count = len(tokenizer(text, add_special_tokens=not (bos and text.startswith(bos)))["input_ids"])
+        except Exception:  # noqa: BLE001 - odd text (a lone surrogate) is refused later, with its reason
+            continue
+        if count + (max_new_tokens or 0) > limit:
+            raise PromptError(f"the {what} has {count} tokens; with {max_new_tokens or 0} new tokens that is "
+                              f"more than the model's context of {limit}; shorten it or lower --max-new-tokens")
 
 
 def data_settings(data: str) -> dict:

@@ -8,8 +8,8 @@ import re
 import sys
 from pathlib import Path
 
-from xtl.cli.checks import (absolute, check_layers, check_out_file, check_site, data_settings, langs_arg,
-                            parse_layers, read_prompt)
+from xtl.cli.checks import (absolute, check_context, check_layers, check_out_file, check_site, data_settings,
+                            langs_arg, longest_prompts, parse_layers, read_prompt)
 from xtl.errors import PromptError, XtlError
 
 __all__ = ["COMMANDS"]
@@ -49,6 +49,8 @@ def cmd_transplant(args, demo: bool = False) -> None:
         if not (args.source_prompt and args.target_prompt):
             raise PromptError("give both --source-prompt FILE and --target-prompt FILE")
         source, target = read_prompt(args.source_prompt), read_prompt(args.target_prompt)
+    check_context(args.model, {"source prompt": source}, 0, args.chat)
+    check_context(args.model, {"target prompt": target}, args.max_new_tokens, args.chat)
     model = _load(args)
     n = model.cfg.n_layers
     src = args.src_layer if args.src_layer is not None else n // 2
@@ -79,6 +81,7 @@ def cmd_sweep(args) -> None:
     if _nothing_to_do(args, items, srcs, tgts, settings["data"]):
         print(f"nothing to do: all {len(items)} item(s) are already in {args.out} with these settings")
         return
+    check_context(args.model, longest_prompts(items), args.max_new_tokens, args.chat)
     if args.ray:
         from xtl.engine.distributed import sweep_ray
 
@@ -143,6 +146,7 @@ def cmd_eval(args) -> None:
     from xtl.engine.store import check_writable_dir
 
     check_writable_dir(out)
+    check_context(args.model, longest_prompts(items), max_new, args.chat)
     model = _load(args)
     from xtl.analysis import accuracy_table
     from xtl.engine.run import sweep
@@ -232,6 +236,8 @@ def cmd_lens(args) -> None:
         if not (args.source and args.src_layer is not None and args.tgt_layer is not None):
             raise XtlError("a transplanted lens needs --source FILE, --src-layer I and --tgt-layer J")
         source = read_prompt(args.source)
+        check_context(args.model, {"source prompt": source}, 0, args.chat)
+    check_context(args.model, {"prompt": prompt}, args.max_new_tokens, args.chat)
     model = _load(args)
     from xtl.figures.plots import save
     from xtl.interpret.logit_lens import Patch, lens

