@@ -100,6 +100,24 @@ def test_bounds_need_the_grid_they_are_defined_on(g):
     assert an.headline(an.grid(df[(df.src_layer == 2) | df.is_vanilla]), "attn")["bound_reasons"].keys() == {"target_first", "oracle"}
 
 
+def test_the_cross_sweep_gives_both_end_point_bounds():
+    """The 2N − 1 configurations of a cross sweep (last source × every target, every source ×
+    target 0) give the same SourceLast and TargetFirst as the full grid; the oracle needs more."""
+    rng = np.random.default_rng(0)
+    c = rng.integers(0, 2, size=(6, 4, 4))
+    df = table(c, [0, 1, 0, 1, 0, 0], ["de", "de", "sw", "sw", "ur", "ur"])
+    full = an.upper_bounds(an.grid(df))
+    cross = df[df.is_vanilla | (df.src_layer == 3) | (df.tgt_layer == 0)]
+    assert len(cross) == 6 * (2 * 4 - 1 + 1)
+    ub = an.upper_bounds(an.grid(cross))
+    assert ub["source_last"] == full["source_last"] and ub["target_first"] == full["target_first"]
+    assert set(ub["reasons"]) == {"oracle"} and np.isnan(ub["oracle"])
+    assert "7 of these 16 configurations run for every item" in ub["reasons"]["oracle"]
+    assert np.isnan(ub["source"][:3]).all() and np.isnan(ub["target"][1:]).all()
+    b = an.bound_by_group(an.grid(cross)).set_index("group")
+    assert b.loc["all", "SourceLast"] == full["source_last"]
+
+
 def test_group_averages_are_means_over_languages():
     # 3 'de' items (vanilla 1, 1, 1) and 1 'sw' item (vanilla 0), both high
     c = np.zeros((4, 1, 1), int)

@@ -57,6 +57,29 @@ def test_logits_mode_entropy_and_candidates(tiny_models):
         sweep(model, PAIRS, mode="logits", candidates=["A", "A"], progress=False)
 
 
+@pytest.mark.parametrize("fast", [False, True])
+def test_cross_grid_sweeps_the_2n_minus_1_configurations_of_the_full_grid(tiny_models, tmp_path, fast):
+    _, model = tiny_models["llama"]
+    n = model.cfg.n_layers
+    full = sweep(model, PAIRS, site="mlp", max_new_tokens=4, progress=False, fast=fast)
+    cross = sweep(model, PAIRS, site="mlp", max_new_tokens=4, progress=False, fast=fast, grid="cross",
+                  store=tmp_path / "cross")
+    want = {(-1, -1)} | {(n - 1, j) for j in range(n)} | {(i, 0) for i in range(n)}
+    assert len(want) == 2 * n - 1 + 1 and len(cross) == 2 * len(want)
+    assert set(zip(cross.src_layer, cross.tgt_layer)) == want
+    key = ["item_id", "src_layer", "tgt_layer"]
+    merged = cross.merge(full, on=key, suffixes=("", "_full"))
+    assert len(merged) == len(cross)
+    assert all(list(a) == list(b) for a, b in zip(merged.token_ids, merged.token_ids_full))
+    assert xtl.engine.read_settings(tmp_path / "cross").grid == "cross"
+    with pytest.raises(StoreError, match="grid"):  # a full sweep cannot resume a cross store
+        sweep(model, PAIRS, site="mlp", max_new_tokens=4, progress=False, store=tmp_path / "cross")
+    with pytest.raises(XtlError, match="leave src_layers and tgt_layers out"):
+        sweep(model, PAIRS, grid="cross", src_layers=[1], progress=False)
+    with pytest.raises(XtlError, match="grid must be 'full'"):
+        sweep(model, PAIRS, grid="diagonal", progress=False)
+
+
 def test_layer_subsets_and_errors(tiny_models):
     _, model = tiny_models["llama"]
     df = sweep(model, PAIRS, site="mlp", src_layers=[3], tgt_layers=[0, 1], max_new_tokens=3,

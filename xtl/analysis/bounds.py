@@ -9,31 +9,35 @@ import numpy as np
 import pandas as pd
 from jaxtyping import Float
 
-from xtl.analysis.grids import Grid, layers_text as _layers_text
+from xtl.analysis.grids import Grid
 from xtl.analysis.records import _Record
 
 __all__ = ["Bounds", "upper_bounds", "format_bound", "bound_by_group", "group_order"]
 
 
 def _bound_reasons(g: Grid) -> dict[str, str]:
-    """Why each bound cannot be computed on this grid (no entry: it can)."""
+    """Why each bound cannot be computed on this grid (no entry: it can). Completeness is
+    checked where each bound looks: SourceLast on the row of the last source layer, TargetFirst
+    on the column of target layer 0, the oracle on the whole grid; so the 2N − 1 cross sweep
+    (``grid="cross"``) gives both end-point bounds."""
     n = g.n_layers
     if n is None:
         why = ("the model's depth is not known (the results lack n_layers; pass grid(..., "
                "n_layers=N))")
         return {"source_last": why, "target_first": why, "oracle": why}
     every = list(range(n))
-    missing = np.isnan(g.correct).any(axis=0)  # configuration not run for some item
-    src_ok = g.src_layers == every and not missing.any()
-    tgt_ok = g.tgt_layers == every and not missing.any()
-    have = f"this grid has sources {_layers_text(g.src_layers)} × targets {_layers_text(g.tgt_layers)}"
+    missing = np.isnan(g.correct).any(axis=0)  # [src, tgt]: configuration not run for some item
+    have = f"this grid has {g.describe()}"
     out = {}
-    if not (n - 1 in g.src_layers and tgt_ok):
+    row_ok = (n - 1 in g.src_layers and g.tgt_layers == every
+              and not missing[g.src_layers.index(n - 1)].any())
+    if not row_ok:
         out["source_last"] = (f"SourceLast (eq. 4) needs source layer {n - 1} with every target layer "
-                              f"0–{n - 1}; {have}")
-    if not (0 in g.tgt_layers and src_ok):
+                              f"0–{n - 1} for every item; {have}")
+    col_ok = 0 in g.tgt_layers and g.src_layers == every and not missing[:, g.tgt_layers.index(0)].any()
+    if not col_ok:
         out["target_first"] = (f"TargetFirst (eq. 5) needs target layer 0 with every source layer "
-                               f"0–{n - 1}; {have}")
+                               f"0–{n - 1} for every item; {have}")
     if not g.is_full:
         out["oracle"] = f"the N² oracle needs the full {n} × {n} grid for every item; {have}"
     return out

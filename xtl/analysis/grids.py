@@ -132,7 +132,11 @@ class Grid:
         """The grid a number covers, in words: ``sources 0-17 x targets 0-17 of 18 layers (full)``."""
         depth = f" of {self.n_layers} layers" if self.n_layers else ""
         full = " (full N² grid)" if self.is_full else ""
-        return f"sources {layers_text(self.src_layers)} × targets {layers_text(self.tgt_layers)}{depth}{full}"
+        cells = len(self.src_layers) * len(self.tgt_layers)
+        run = int((~np.isnan(self.correct).any(axis=0)).sum()) if len(self.items) else 0
+        part = f", {run} of these {cells} configurations run for every item" if run < cells else ""
+        return (f"sources {layers_text(self.src_layers)} × targets {layers_text(self.tgt_layers)}{depth}{full}"
+                f"{part}")
 
     @property
     def is_full(self) -> bool:

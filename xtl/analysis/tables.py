@@ -20,6 +20,7 @@ from xtl import analysis as an
 from xtl.analysis.render import to_csv, to_latex, to_markdown
 from xtl.errors import XtlError
 from xtl.evaluation.evaluated import Run
+from xtl.evaluation.groups import describe_grouping
 from xtl.tasks.registry import find_task
 
 __all__ = ["Run", "PaperTable", "paper_table", "TABLES", "to_markdown", "to_latex", "to_csv"]
@@ -219,7 +220,12 @@ def paper_table(number: int, runs: Sequence[Run], average: str = "language",
     table = TABLES[number](runs, average)
     label = "mean over languages" if average == "language" else "pooled over items (not the paper's)"
     rules = rules or next((r.rules for r in runs if "rules" in r.df.columns), "authors")
-    extra = [f"Scoring rules: {rules}. Group averages: {label}."]
+    groupings = sorted({r.groups for r in runs})
+    lids = sorted({r.lid_model for r in runs if r.lid_model})
+    extra = [f"Scoring rules: {rules}. Group averages: {label}. "
+             + (describe_grouping(groupings[0]) + "." if len(groupings) == 1 else
+                f"Groups: mixed ({', '.join(groupings)}); evaluate every store with one --groups.")
+             + (f" Language ID: {', '.join(lids)}." if lids else "")]
     logits = [r.name for r in runs if r.mode == "logits"]
     if logits:
         extra.append(f"Logits mode ({', '.join(dict.fromkeys(logits))}): each answer is the highest-scoring "

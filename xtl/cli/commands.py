@@ -11,6 +11,8 @@ from pathlib import Path
 from xtl.cli.checks import (absolute, check_context, check_layers, check_out_file, check_site, data_settings,
                             langs_arg, longest_prompts, parse_layers, read_prompt)
 from xtl.errors import PromptError, XtlError
+from xtl.evaluation.groups import describe_grouping
+from xtl.evaluation.lid import lid_model
 
 __all__ = ["COMMANDS"]
 
@@ -66,6 +68,9 @@ def cmd_sweep(args) -> None:
 
     check_site(args.site, args.model)
     srcs, tgts = parse_layers(args.src_layers), parse_layers(args.tgt_layers)
+    if args.grid == "cross" and (srcs is not None or tgts is not None):
+        raise XtlError("--grid cross sweeps the last source layer into every target and every source into "
+                       "target 0 (2N − 1 configurations); leave --src-layers and --tgt-layers out")
     check_layers(args.model, source_layers=srcs, target_layers=tgts)
     langs = langs_arg(args.langs)
     items = load_task(args.data, langs=langs, limit=args.limit, root=args.data_root)
@@ -89,7 +94,7 @@ def cmd_sweep(args) -> None:
                        address=args.ray, workers=args.workers, site=args.site, src_layers=srcs,
                        tgt_layers=tgts, max_new_tokens=args.max_new_tokens, mode=args.mode,
                        batch_size=args.batch_size, candidates=args.candidates or (), chat=args.chat,
-                       settings=settings)
+                       settings=settings, grid=args.grid)
         print(f"{len(df)} rows in {args.out}")
         return
     model = _load(args)
@@ -98,7 +103,7 @@ def cmd_sweep(args) -> None:
     df = sweep(model, items, site=args.site, src_layers=srcs, tgt_layers=tgts,
                max_new_tokens=args.max_new_tokens, mode=args.mode, store=args.out,
                batch_size=args.batch_size, candidates=args.candidates or (), chat=args.chat,
-               settings=settings)
+               settings=settings, grid=args.grid)
     print(f"{len(df)} rows in {args.out}")
 
 
@@ -110,7 +115,7 @@ def _nothing_to_do(args, items, srcs, tgts, data: str) -> bool:
 
     expected = {"model": model_label(args.model), "site": str(Site.parse(args.site)), "src_layers": srcs,
                 "tgt_layers": tgts, "max_new_tokens": args.max_new_tokens, "mode": args.mode,
-                "candidates": tuple(args.candidates or ()), "chat": args.chat, "data": data,
+                "candidates": tuple(args.candidates or ()), "chat": args.chat, "data": data, "grid": args.grid,
                 "dtype": {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}.get(args.dtype, args.dtype)}
     return complete(args.out, expected, [it.key for it in items])
 
@@ -134,6 +139,7 @@ def cmd_eval(args) -> None:
     if args.cot and srcs is not None:
         raise XtlError("--cot is the vanilla chain-of-thought baseline; leave out the layers")
     check_layers(args.model, source_layers=srcs, target_layers=tgts)
+    lid = lid_model(args.lid_model)
     items = load_task(args.data, langs=langs_arg(args.langs), limit=args.limit, root=args.data_root)
     if not items:
         raise XtlError(f"no items in {args.data} for languages {args.langs}; check --langs")
@@ -156,13 +162,15 @@ def cmd_eval(args) -> None:
                max_new_tokens=max_new, store=out / "rows", batch_size=args.batch_size, chat=args.chat,
                settings={**data_settings(args.data), "langs": langs_arg(args.langs), "limit": args.limit,
                          "cot": args.cot, "data_root": absolute(args.data_root)})
-    df = evaluate(df, items, model=None if args.no_ppl else model, chat=args.chat, rules=args.rules)
+    df = evaluate(df, items, model=None if args.no_ppl else model, chat=args.chat, rules=args.rules,
+                  groups=args.groups, lid_model=lid)
     df.to_parquet(out / "evaluated.parquet", index=False)
     tables = {"lang": accuracy_table(df, ("lang",), average=args.average),
               "group": accuracy_table(df, ("group",), average=args.average)}
     for name, table in tables.items():
         table.to_csv(out / f"accuracy_by_{name}.csv", index=False)
     _print_tables(tables, transplanted=bool(srcs), rules=args.rules, average=args.average)
+    print(f"{describe_grouping(args.groups)}. Language ID: {lid}.")
     print(f"saved to {out}/ (evaluated.parquet, accuracy_by_lang.csv, accuracy_by_group.csv)")
 
 
@@ -194,13 +202,15 @@ def _open_run(path: str, args, model=None):
 
     return open_run(path, data=getattr(args, "data", None), data_root=args.data_root,
                     src_layers=parse_layers(getattr(args, "src_layers", None)),
-                    tgt_layers=parse_layers(getattr(args, "tgt_layers", None)), rules=args.rules, model=model)
+                    tgt_layers=parse_layers(getattr(args, "tgt_layers", None)), rules=args.rules, model=model,
+                    groups=args.groups, lid_model=args.lid_model)
 
 
 def cmd_report(args) -> None:
     from xtl.figures.report import build_report
 
     check_out_file(args.out)
+    lid_model(args.lid_model)
     model = _load(args) if args.model else None
     run = _open_run(args.store, args, model)
     settings = run.settings
@@ -213,6 +223,7 @@ def cmd_paper(args) -> None:
     from xtl.engine.store import check_writable_dir
 
     out = check_writable_dir(args.out)
+    lid_model(args.lid_model)
     model = _load(args) if args.model else None
     runs = [_open_run(path, args, model) for path in args.stores]
     from xtl.analysis.tables import paper_table, to_csv, to_latex, to_markdown

@@ -73,6 +73,11 @@ def _scoring(p: argparse.ArgumentParser) -> None:
                         "normalised for every task; not the paper's)")
     p.add_argument("--average", default="language", choices=["language", "pooled"],
                    help="group averages: mean over languages (the paper's) or pooled over items")
+    p.add_argument("--groups", default="paper", choices=["paper", "lang2tax"],
+                   help="High/Mid/Low: the paper's table headers per dataset, or Joshi et al.'s lang2tax classes")
+    p.add_argument("--lid-model", default=None, metavar="PATH",
+                   help="fastText language-ID model, e.g. the paper's lid.176.bin (default: $XTL_LID_MODEL, "
+                        "else the built-in lid.176.ftz)")
 
 
 def _version() -> str:
@@ -103,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="results store folder (resumable), e.g. runs/xnli-attn")
     p.add_argument("--src-layers", nargs="+", default=None, help=f"source layers (default: all); {LAYERS_HELP}")
     p.add_argument("--tgt-layers", nargs="+", default=None, help=f"target layers (default: all); {LAYERS_HELP}")
+    p.add_argument("--grid", default="full", choices=["full", "cross"],
+                   help="full: every source × target layer; cross: the last source into every target and every "
+                        "source into target 0 (2N − 1: what the bounds SourceLast and TargetFirst need)")
     p.add_argument("--candidates", nargs="+", default=None,
                    help="strings whose first-token log-probs are recorded, e.g. A B C")
     p.add_argument("--mode", default="generate", choices=["generate", "logits"],

@@ -35,8 +35,8 @@ def run_item_reference(model: HookedTransformer, inp: ItemInputs, configs: list[
         done(len(keys))
 
     record([VANILLA], inp.vanilla_logits, broadcast_cache(inp.vanilla))
-    sources = sorted({c.src for c in configs})
     for tgt in sorted({c.tgt for c in configs}):
+        sources = sorted({c.src for c in configs if c.tgt == tgt})  # not a product for grid="cross"
         for start in range(0, len(sources), batch_size):
             chunk = sources[start:start + batch_size]
             b = len(chunk)

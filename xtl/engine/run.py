@@ -63,8 +63,7 @@ class Prepared:
     @property
     def configs(self) -> list[Config]:
         """Every configuration, ordered by target layer (the order rows join the batch)."""
-        return schedule.by_target([Config(i, j) for i in self.settings.src_layers
-                                   for j in self.settings.tgt_layers])
+        return schedule.by_target(self.settings.configs)
 
 
 def prepare(model: HookedTransformer, settings: SweepSettings, options: EngineOptions) -> Prepared:
@@ -222,7 +221,7 @@ def sweep(model: HookedTransformer, items: Iterable[Any], site: "str | Site" = "
           max_new_tokens: int = 20, mode: str = "generate", store: str | os.PathLike | None = None,
           batch_size: int | None = None, candidates: Sequence[str] = (), chat: bool = False,
           progress: bool = True, settings: dict[str, Any] | None = None,
-          fast: bool | None = None, claim_wait: float = 1.0) -> "pd.DataFrame":
+          fast: bool | None = None, claim_wait: float = 1.0, grid: str = "full") -> "pd.DataFrame":
     """Run every (source layer, target layer) transplant for every item.
 
     Args:
@@ -246,6 +245,9 @@ def sweep(model: HookedTransformer, items: Iterable[Any], site: "str | Site" = "
             architecture allows it. ``False`` runs every step through TransformerLens' forward.
         claim_wait: seconds between looks at items another process is running into the same
             store (they are skipped, then waited for; see :meth:`ResultsStore.claim`).
+        grid: ``"full"`` (every source × target) or ``"cross"``: the last source layer into
+            every target and every source into target 0, the 2N − 1 configurations that the
+            bounds SourceLast and TargetFirst need (63 instead of 1,024 for 32 layers).
 
     Returns:
         A pandas DataFrame, one row per item x configuration plus one vanilla row per item
@@ -255,6 +257,6 @@ def sweep(model: HookedTransformer, items: Iterable[Any], site: "str | Site" = "
     request = SweepRequest(site=site, src_layers=src_layers, tgt_layers=tgt_layers,
                            max_new_tokens=max_new_tokens, mode=mode, candidates=tuple(candidates)
                            if not isinstance(candidates, str) else candidates, chat=chat,
-                           recorded=settings or {})
+                           recorded=settings or {}, grid=grid)
     resolved = resolve(model, request)
     return run_sweep(model, as_items(items), resolved, options, store)

@@ -11,7 +11,7 @@ import torch
 from transformer_lens import HookedTransformer
 
 from xtl.errors import XtlError
-from xtl.options import MODES, check_option
+from xtl.options import GRIDS, MODES, check_option
 from xtl.patching.prompts import check_count, check_layer, check_model, check_site
 from xtl.patching.sites import Site
 from xtl.schema import SweepSettings
@@ -47,9 +47,15 @@ class SweepRequest:
     candidates: Sequence[str] = ()
     chat: bool = False
     recorded: Mapping[str, Any] = field(default_factory=dict)
+    grid: str = "full"
 
     def __post_init__(self) -> None:
         check_option("mode", self.mode, MODES)
+        check_option("grid", self.grid, GRIDS)
+        if self.grid == "cross" and (self.src_layers is not None or self.tgt_layers is not None):
+            raise XtlError("grid='cross' sweeps the last source layer into every target layer and every "
+                           "source layer into target layer 0 (2N − 1 configurations); leave src_layers "
+                           "and tgt_layers out")
         check_count(self.max_new_tokens, "max_new_tokens")
         if isinstance(self.candidates, str) or not all(isinstance(c, str) for c in self.candidates):
             raise XtlError(f"candidates must be a list of strings, e.g. ['A', 'B'], not {self.candidates!r}")
@@ -84,7 +90,7 @@ def resolve(model: HookedTransformer, request: SweepRequest) -> SweepSettings:
         model=model.cfg.model_name, n_layers=model.cfg.n_layers, site=str(site),
         src_layers=_layer_list(model, src, "source layer"), tgt_layers=_layer_list(model, tgt, "target layer"),
         max_new_tokens=request.max_new_tokens, mode=request.mode, candidates=tuple(request.candidates),
-        chat=bool(request.chat), dtype=str(model.cfg.dtype).removeprefix("torch."),
+        chat=bool(request.chat), grid=request.grid, dtype=str(model.cfg.dtype).removeprefix("torch."),
         device=torch.device(model.cfg.device).type, xtl_version=_version(), extra=recorded, **fields_)
 
 

@@ -11,8 +11,10 @@ import numpy as np
 
 from xtl.evaluation.groups import resource_group
 from xtl.evaluation.lid import identify_languages, lid_label
+from xtl.evaluation.lid import lid_model as resolve_lid_model
 from xtl.evaluation.perplexity import response_perplexity
 from xtl.evaluation.scoring import check_rules, score
+from xtl.options import GROUPINGS, check_option
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -26,9 +28,10 @@ __all__ = ["evaluate", "Run", "open_run"]
 def evaluate(results: "pd.DataFrame | str | os.PathLike", task: "str | Sequence[Item]",
              model: "HookedTransformer | None" = None, root: "str | os.PathLike | None" = None,
              chat: bool = False, batch_size: int = 32, rules: str = "authors",
-             candidates: Sequence[str] | None = None) -> "pd.DataFrame":
-    """Add ``correct``, ``answer``, ``out_lang_pred``, ``lang_ok``, ``ppl``, ``group`` and
-    ``rules`` columns (:data:`xtl.schema.EVALUATION`).
+             candidates: Sequence[str] | None = None, groups: str = "paper",
+             lid_model: "str | os.PathLike | None" = None) -> "pd.DataFrame":
+    """Add ``correct``, ``answer``, ``out_lang_pred``, ``lang_ok``, ``lid_model``, ``ppl``,
+    ``group``, ``groups`` and ``rules`` columns (:data:`xtl.schema.EVALUATION`).
 
     Logits-mode rows (no response, only first-token log-probs of the sweep's candidates) are
     scored by their highest-scoring candidate, for choice items; language consistency and
@@ -47,6 +50,10 @@ def evaluate(results: "pd.DataFrame | str | os.PathLike", task: "str | Sequence[
             in the ``rules`` column.
         candidates: the sweep's candidates, in the order of ``cand_logprobs`` (logits-mode
             rows need them; :func:`open_run` reads them from the store).
+        groups: resource grouping of the ``group`` column: ``"paper"`` (the paper's table
+            headers per dataset, default) or ``"lang2tax"``; recorded in the ``groups`` column.
+        lid_model: fastText language-ID model file (the paper's ``lid.176.bin``); default
+            ``$XTL_LID_MODEL`` or the built-in ``lid.176.ftz``; recorded in ``lid_model``.
     """
     import pandas as pd
 
@@ -55,6 +62,8 @@ def evaluate(results: "pd.DataFrame | str | os.PathLike", task: "str | Sequence[
     from xtl.tasks import load_task
 
     check_rules(rules)
+    check_option("groups", groups, GROUPINGS)
+    lid = resolve_lid_model(lid_model)
     df = read_store(results) if not isinstance(results, pd.DataFrame) else results.copy()
     if df.empty:
         raise DataError("the results table is empty; run a sweep first")
@@ -77,10 +86,12 @@ def evaluate(results: "pd.DataFrame | str | os.PathLike", task: "str | Sequence[
     df["correct"] = [_label(a) == str(it.gold) if l else score(it, r, rules)
                      for it, r, a, l in zip(rows, df["response"].fillna(""), df["answer"], logits)]
     df["rules"] = rules
-    df["out_lang_pred"] = identify_languages(df["response"].fillna(""))
+    df["out_lang_pred"] = identify_languages(df["response"].fillna(""), lid)
+    df["lid_model"] = lid
     df["lang_ok"] = [math.nan if l else float(p is not None and p == lid_label(it.out_lang))
                      for p, it, l in zip(df["out_lang_pred"], rows, logits)]
-    df["group"] = [resource_group(it.lang) for it in rows]
+    df["group"] = [resource_group(it.lang, it.dataset, groups) for it in rows]
+    df["groups"] = groups
     df["ppl"] = math.nan
     if model is not None and "token_ids" in df.columns:
         from xtl.patching.prompts import format_prompt, tokenize
@@ -158,6 +169,16 @@ class Run:
         return str(self.df["rules"].iloc[0]) if "rules" in self.df.columns and len(self.df) else "authors"
 
     @property
+    def groups(self) -> str:
+        """The resource grouping of the ``group`` column (``paper`` or ``lang2tax``)."""
+        return str(self.df["groups"].iloc[0]) if "groups" in self.df.columns and len(self.df) else "lang2tax"
+
+    @property
+    def lid_model(self) -> str:
+        """The language-ID model that scored ``lang_ok``."""
+        return str(self.df["lid_model"].iloc[0]) if "lid_model" in self.df.columns and len(self.df) else ""
+
+    @property
     def mode(self) -> str:
         """``generate``, or ``logits`` (scored by the highest-scoring candidate)."""
         if self.settings.get("mode"):
@@ -178,7 +199,8 @@ class Run:
 
 def open_run(store: "str | os.PathLike", data: str | None = None, data_root: "str | os.PathLike | None" = None,
              src_layers: Sequence[int] | None = None, tgt_layers: Sequence[int] | None = None,
-             rules: str = "authors", model: "HookedTransformer | None" = None) -> Run:
+             rules: str = "authors", model: "HookedTransformer | None" = None, groups: str = "paper",
+             lid_model: "str | os.PathLike | None" = None) -> Run:
     """A results store (or an ``xtl eval`` output folder) evaluated with the task it recorded.
 
     Args:
@@ -189,6 +211,8 @@ def open_run(store: "str | os.PathLike", data: str | None = None, data_root: "st
         tgt_layers: keep only configurations into these target layers.
         rules: scoring profile.
         model: the unpatched model, to score perplexity.
+        groups: resource grouping, ``"paper"`` (default) or ``"lang2tax"``.
+        lid_model: fastText language-ID model file (default: ``$XTL_LID_MODEL`` or built in).
     """
     from pathlib import Path
 
@@ -218,5 +242,6 @@ def open_run(store: "str | os.PathLike", data: str | None = None, data_root: "st
             (tgt_layers is None) | df["tgt_layer"].isin(tgt_layers or []))
         df = df[keep].reset_index(drop=True)
     df = evaluate(df, data, model=model, root=data_root or settings.get("data_root"),
-                  chat=bool(settings.get("chat")), rules=rules, candidates=settings.get("candidates"))
+                  chat=bool(settings.get("chat")), rules=rules, candidates=settings.get("candidates"),
+                  groups=groups, lid_model=lid_model)
     return Run(df, {**settings, "data": data, "store": str(Path(store))})

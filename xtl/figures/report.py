@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from xtl import analysis as an
+from xtl.evaluation.groups import describe_grouping
 from xtl.analysis.views import examples_grid, gain_panels, layer_gains
 from xtl.figures import plots
 
@@ -77,6 +78,9 @@ def build_report(df: pd.DataFrame, out: str | os.PathLike, title: str = "xtl swe
             ("swept grid", g.describe()),
             ("scoring rules / group averages", f"{rules} / " + ("mean over languages (the paper's)"
                                                                if average == "language" else "pooled over items")),
+            ("resource groups", describe_grouping(str(df["groups"].iloc[0])).removeprefix("Groups: ")
+             if "groups" in df.columns and len(df) else "lang2tax"),
+            ("language ID", str(df["lid_model"].iloc[0]) if "lid_model" in df.columns and len(df) else "–"),
             ("SourceLast (eq. 4)", an.format_bound(head.source_last, "source_last", ub)),
             ("TargetFirst (eq. 5)", an.format_bound(head.target_first, "target_first", ub)),
             ("N² oracle", an.format_bound(head.oracle, "oracle", ub))]
@@ -84,8 +88,9 @@ def build_report(df: pd.DataFrame, out: str | os.PathLike, title: str = "xtl swe
         c = head.coarse_config
         rows.append(("coarse strategy (Table 2)", f"source {c[0]} → target {c[1]}: {head.coarse:.1f}%"))
     if "entropy" in df.columns and {0, n_layers - 1} <= set(g.src_layers) and 0 in g.tgt_layers:
-        sel = an.entropy_select(df, n_layers)
-        rows.append(("entropy-based selection (§F)", f"{100 * sel['correct'].astype(float).mean():.1f}%"))
+        sel = an.entropy_select(df, n_layers)  # averaged like every group figure (``average``)
+        ent = an.accuracy_table(pd.concat([df[df["is_vanilla"]], sel]), ("group",), average=average)
+        rows.append(("entropy-based selection (§F)", f"{float(ent.iloc[-1]['transplanted']):.1f}%"))
     headline = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
 
     figs = [("Gain over vanilla, source × target", plots.gain_heatmap(gain_panels(g, examples_grid(df, g)))),

@@ -62,6 +62,20 @@ class Task:
     candidates: tuple[str, ...] = ()  # answer labels, for first-token (logits-mode) scoring
     data_folder: str | None = None  # sub-folder of a data root holding it (None: from the hub)
     pilot: bool = False  # the paper's PilotSet (its default split) rather than a full set
+    #: the paper's resource groups of this dataset, as its Table 3 headers print them
+    #: ("high: ar de | mid: hi | low: sw"); languages not listed fall back to lang2tax
+    paper_groups: str = ""
+
+    def paper_group(self, lang: str) -> str | None:
+        """``high``/``mid``/``low`` of ``lang`` (regional codes by their base) in the paper's
+        tables of this dataset, or None when the paper does not print it."""
+        from xtl.tasks.cot import base_language
+
+        for part in self.paper_groups.split("|"):
+            group, _, langs = part.partition(":")
+            if base_language(lang) in langs.split():
+                return group.strip()
+        return None
 
     def split_name(self, variant: str = "") -> str:
         """``XNLI PilotSet``, ``XNLI unseen``, ``XCOPA``."""
@@ -148,28 +162,35 @@ def builtin_pair() -> dict:
 def _paper() -> None:
     from xtl.tasks.culturalbench import load_culturalbench
     from xtl.tasks.globalopinionqa import load_globalopinionqa
-    from xtl.tasks.mkqa import load_mkqa
+    from xtl.tasks.mkqa import MKQA_LANGS, load_mkqa
     from xtl.tasks.xcopa import XCOPA_LANGS, load_xcopa
     from xtl.tasks.xnli import load_xnli
     from xtl.tasks.xquad import load_xquad
 
     letters = tuple(string.ascii_uppercase)
+    # paper_groups: Table 3's headers, which Tables 1, 4 and 6-11 share
     register(Task("xnli", "XNLI", load_xnli, Scoring("choice", fullwidth=True), "Multilingual Understanding",
                   template="xnli", src_lang="en", variants=("unseen",), candidates=("1", "2", "3"),
-                  data_folder="xtransplant", pilot=True))
+                  data_folder="xtransplant", pilot=True,
+                  paper_groups="high: ar de en es fr zh | mid: hi ru tr vi | low: bg el sw ur"))
     register(Task("xquad", "XQuAD", load_xquad, QA, "Multilingual Generation", template="xquad",
-                  src_lang="en", variants=("unseen",), data_folder="xtransplant", pilot=True))
+                  src_lang="en", variants=("unseen",), data_folder="xtransplant", pilot=True,
+                  paper_groups="high: ar de en es zh | mid: hi ru tr vi | low: el ro th"))
     register(Task("globalopinionqa", "GlobalOpinionQA", load_globalopinionqa,
                   Scoring("choice", letters=True, ignore_case=True), "Cultural Adaptability",
                   template="globalopinionqa", out_lang="en", variants=("unseen",), candidates=letters,
-                  data_folder="xtransplant", pilot=True))
+                  data_folder="xtransplant", pilot=True,
+                  paper_groups="high: ar de en es fr ja zh | mid: hi pt ru sv tr vi | low: am el id sw tl uk ur"))
     register(Task("xcopa", "XCOPA", load_xcopa, CHOICE, "Multilingual Understanding", template="xcopa",
                   src_lang="en", langs=XCOPA_LANGS, variants=("test", "validation"), candidates=("1", "2"),
-                  data_folder="xcopa"))
-    register(Task("mkqa", "MKQA", load_mkqa, QA, "Multilingual Generation", src_lang="en"))
+                  data_folder="xcopa", paper_groups="high: en zh | mid: it tr vi | low: ht id sw ta"))
+    register(Task("mkqa", "MKQA", load_mkqa, QA, "Multilingual Generation", src_lang="en",
+                  langs=MKQA_LANGS,
+                  paper_groups="high: ar de en es fr ja zh | mid: it ko pt tr vi | low: fi he hu nl no"))
     register(Task("culturalbench", "CulturalBench", load_culturalbench,
                   Scoring("choice", letters=True, ignore_case=True), "Cultural Adaptability",
-                  template="globalopinionqa", out_lang="en", candidates=("A", "B", "C", "D")))
+                  template="globalopinionqa", out_lang="en", candidates=("A", "B", "C", "D"),
+                  paper_groups="high: ar de en es fr ja zh | mid: hi ko ru tr vi | low: he ms pl tl"))
 
 
 _paper()

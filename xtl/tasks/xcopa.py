@@ -14,8 +14,11 @@ XCOPA_PROMPT = ("You are assigned to complete a two-category classification task
                 "the given premise.\n\nYour Answer:")
 
 
-#: The paper's XCOPA target languages (Table 3); et, qu and th are there on request.
-XCOPA_LANGS = ("ht", "id", "it", "sw", "ta", "tr", "vi", "zh")
+#: The paper's XCOPA languages (Table 3); et, qu and th are there on request. ``en`` is the
+#: English COPA original transplanted into itself (source prompt = target prompt), as the paper
+#: reports it (53.6 -> 56.7; in xtl that transplant reproduces vanilla exactly, see
+#: docs/reproduce.md).
+XCOPA_LANGS = ("en", "ht", "id", "it", "sw", "ta", "tr", "vi", "zh")
 
 
 def load_xcopa(root: Path, langs=None, limit=None, variant: str = "", pivot: str = "en") -> list[Item]:
@@ -23,7 +26,7 @@ def load_xcopa(root: Path, langs=None, limit=None, variant: str = "", pivot: str
 
     Every prompt, source and target, asks for the English COPA question type of its ``idx``:
     the XCOPA files' own ``question`` field is wrong in several languages (th says "effect"
-    throughout). The pivot language is never its own target.
+    throughout). The pivot language as a target is an English -> English self-transplant.
     """
     split = variant or "test"
     folder = root / "data" if (root / "data").is_dir() else root
@@ -36,12 +39,9 @@ def load_xcopa(root: Path, langs=None, limit=None, variant: str = "", pivot: str
     use = list(langs) if langs else [l for l in XCOPA_LANGS if l in found]
     items = []
     for lang in use:
-        if lang == pivot:
-            raise DataError(f"XCOPA's source language {pivot!r} cannot be a target (it would be "
-                            "transplanted into itself); leave it out of the languages")
         if lang not in found:
             raise DataError(f"XCOPA language {lang!r} missing in {folder}; available: "
-                            f"{', '.join(l for l in found if l != pivot)}")
+                            f"{', '.join(found)}")
         for k, row in enumerate(read_jsonl(folder / lang / f"{split}.{lang}.jsonl")):
             if limit is not None and k >= limit:
                 break
