@@ -1,4 +1,4 @@
-"""The paper's Tables 1-4: exact values on hand-built results, and end to end from real sweeps."""
+"""The paper's Tables 1-4 and 8: exact values on hand-built results, and end to end from real sweeps."""
 
 from __future__ import annotations
 
@@ -68,22 +68,50 @@ def test_table4_on_a_partial_grid_says_why():
     assert "| SourceLast (attn) | – | – | – | – |" in md and "not computable on this grid" in md
 
 
-def test_tables_1_and_2_and_renderers():
+def test_tables_1_and_2_in_the_papers_layout_and_renderers():
     df = table(C, VAN, LANGS, GROUPS).assign(lang_ok=True, ppl=np.nan)
-    t1 = tb.paper_table(1, [_run(df)])
-    frame = t1.blocks[0][1]
-    assert frame.loc["Vanilla", "Acc Avg."] == pytest.approx((100 / 3 + 0) / 2)
-    assert frame.loc["XTransplant (attn)", "Acc Low"] == pytest.approx(100 / 3)
-    assert frame.loc["Vanilla", "LC Avg."] == 100 and math.isnan(frame.loc["Vanilla", "PPL Avg."])
+    df.loc[~df.is_vanilla, "lang_ok"] = [k % 2 == 0 for k in range(int((~df.is_vanilla).sum()))]
+    df["ppl"] = np.where(df.is_vanilla, 10.0, 20.0)
+    mlp = table(C, VAN, LANGS, GROUPS).assign(lang_ok=True, ppl=30.0)
+    t1 = tb.paper_table(1, [_run(df), _run(mlp, site="mlp")])
+    (t_ppl, ppl), (t_lc, lc) = t1.blocks[:2]
+    assert (t_ppl, t_lc) == ("Perplexity", "Language Consistency (%)")
+    assert list(ppl.index) == ["Vanilla (w/o XTransplant)", "XTransplant (Self-Attention)", "XTransplant (Feed-Forward)"]
+    assert list(ppl.columns) == ["XNLI"] and list(lc.columns) == ["XNLI (non-En)"]
+    assert ppl.loc["Vanilla (w/o XTransplant)", "XNLI"] == 10 and ppl.loc["XTransplant (Self-Attention)", "XNLI"] == 20
+    assert ppl.loc["XTransplant (Feed-Forward)", "XNLI"] == 30
+    # language consistency over the attn run's 36 configuration rows, mean over languages
+    moved = df[~df.is_vanilla]
+    by_lang = moved.groupby("lang")["lang_ok"].mean() * 100
+    assert lc.loc["XTransplant (Self-Attention)", "XNLI (non-En)"] == pytest.approx(by_lang.mean())
+    assert "| Vanilla (w/o XTransplant) | 10.00 |" in tb.to_markdown(t1)           # two decimals, as printed
+    caption, extra = t1.blocks[2]
+    assert caption.startswith("Extra view (not in the paper)")
+    assert extra.loc["Vanilla", "Acc Avg."] == pytest.approx((100 / 3 + 0) / 2)
+    assert extra.loc["XTransplant (Self-Attention)", "Acc Low"] == pytest.approx(100 / 3)
     t2 = tb.paper_table(2, [_run(df)])
-    row = t2.blocks[0][1].iloc[0]
-    assert row["Layer selection (source, target)"] == "(last, first) = (2, 0)" and row["Coarse"] == pytest.approx((100 / 3 + 100) / 2)
+    settings = t2.blocks[0][1].iloc[0]
+    assert settings["Task Type"] == "Multilingual Understanding" and settings["Granularity"] == "Attn-level"
+    assert settings["Layer Selection (Source, Target)"] == "(Last layer, First layer) = (2, 0)"
+    assert settings["ID Data"] == "XNLI" and settings["OOD Data"] == "–"
+    row = t2.blocks[1][1].iloc[0]
+    assert row["Coarse"] == pytest.approx((100 / 3 + 100) / 2)
     tex = tb.to_latex(t2)
     assert tex.startswith("\\begin{table}") and "\\toprule" in tex and "$\\Delta$" in tex
     csv = tb.to_csv(t1)
-    assert csv.splitlines()[0].startswith("block,row,Acc High") and "XTransplant (attn)" in csv
-    with pytest.raises(XtlError, match="Tables 1-4"):
+    assert csv.splitlines()[0].startswith("block,row,XNLI") and "XTransplant (Self-Attention)" in csv
+    with pytest.raises(XtlError, match="Tables 1, 2, 3, 4, 8, not 5"):
         tb.paper_table(5, [_run()])
+
+
+def test_several_models_side_by_side_titled_by_model():
+    llama, mistral = _run(model="Llama-2-7b-chat-hf"), _run(model="Mistral-7B-Instruct-v0.3")
+    t4 = tb.paper_table(4, [llama, mistral])
+    assert [c for c, _ in t4.blocks] == ["XNLI PilotSet · Llama-2-7b-chat-hf", "XNLI PilotSet · Mistral-7B-Instruct-v0.3"]
+    assert "Mistral-7B-Instruct-v0.3" in t4.title
+    assert any("prints this table for Mistral-7B-Instruct-v0.3 as its Table 6" in n for n in t4.notes)
+    t3 = tb.paper_table(3, [mistral])
+    assert any("as its Table 9" in n for n in t3.notes)
 
 
 def test_two_stores_for_the_same_cells_are_refused():
@@ -93,7 +121,7 @@ def test_two_stores_for_the_same_cells_are_refused():
         with pytest.raises(XtlError, match="same cells .*XNLI PilotSet, site attn.*runs/xnli-attn-sweep and runs/xnli-attn-eval"):
             tb.paper_table(number, [a, b])
     mlp = _run(store="runs/xnli-mlp", site="mlp")
-    assert len(tb.paper_table(2, [a, mlp]).blocks[0][1]) == 2      # other sites: one row each
+    assert len(tb.paper_table(2, [a, mlp]).blocks[1][1]) == 2      # other sites: one row each
 
 
 @pytest.mark.demo
@@ -129,3 +157,54 @@ def test_every_table_from_a_small_real_sweep(demo_model, shared_data, tmp_path, 
     cot = pd.read_parquet(tmp_path / "cot" / "evaluated.parquet").groupby("lang")["correct"].mean() * 100
     assert t4.loc["CoT", "Avg."] == pytest.approx(cot.mean(), abs=0.01)
     assert json.loads((tmp_path / "s" / "manifest.json").read_text())["data_root"] == str(shared_data.resolve())
+    assert "Groups: paper" in printed and "Language ID: lid.176.ftz (built in)" in printed
+    assert main(["paper", str(tmp_path / "s"), "--figure", "--out", str(tmp_path / "figs")]) == 0
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == [
+        "figure2.html", "figure3-xnli-pilotset-attn-source.html", "figure3-xnli-pilotset-attn-target.html",
+        "figure4-xnli-pilotset-attn.html"]
+
+
+def test_paper_figures_2_3_4_with_layers_numbered_from_1():
+    from xtl import analysis as an
+    from xtl.figures.paper import paper_figures
+
+    run = _run()
+    figs = paper_figures([run], (2, 3, 4))
+    assert set(figs) == {"figure2", "figure3-xnli-pilotset-attn-source", "figure3-xnli-pilotset-attn-target",
+                         "figure4-xnli-pilotset-attn"}
+    ub = an.upper_bounds(an.grid(run.df, n_layers=3))
+    curve = figs["figure4-xnli-pilotset-attn"].data[0]
+    assert list(curve.x) == [1, 2, 3] and list(curve.y) == pytest.approx(list(ub.source), nan_ok=True)
+    assert "numbered from 1" in figs["figure4-xnli-pilotset-attn"].layout.xaxis.title.text
+    assert list(paper_figures([run], (4,), first_layer=0)["figure4-xnli-pilotset-attn"].data[0].x) == [0, 1, 2]
+    wtl = an.win_tie_lose(an.grid(run.df, n_layers=3))
+    win = figs["figure2"].data[0]
+    assert win.name == "win" and win.y[0] == pytest.approx(100 * wtl.win / wtl.n_configs)
+    assert list(figs["figure3-xnli-pilotset-attn-source"].data[0].x) == [1, 2, 3]
+    with pytest.raises(XtlError, match="Figures 2, 3, 4, not \\[5\\]"):
+        paper_figures([run], (5,))
+
+
+def test_table8_entropy_based_per_language_by_source_language_and_model():
+    """Item k's entropy is lower at source 0 for even k and at source 2 for odd k; the choice is
+    right when C says so at that configuration."""
+    c = np.zeros((4, 3, 3), int)
+    c[0, 0, 0] = 1          # en item 0: chooses (0, 0), right
+    c[1, 0, 0] = 1          # en item 1: chooses (2, 0), wrong
+    c[2, 2, 0] = 1          # de item 2: chooses (0, 0), wrong
+    c[3, 2, 0] = 1          # de item 3: chooses (2, 0), right
+    ent = np.ones((4, 3, 3))
+    ent[[0, 2], 0, 0] = 0.1
+    ent[[1, 3], 2, 0] = 0.1
+    df = table(c, [0, 0, 0, 0], ["en", "en", "de", "de"], entropy=ent)
+    english = tb.Run(df.assign(dataset="xnli"), {"site": "attn", "n_layers": 3, "data": "xnli", "model": "llama"})
+    c_zh = np.zeros((4, 3, 3), int)
+    c_zh[0, 0, 0] = c_zh[1, 2, 0] = 1   # both en items right, both de items wrong
+    zh = table(c_zh, [0, 0, 0, 0], ["en", "en", "de", "de"], entropy=ent)
+    chinese = tb.Run(zh.assign(dataset="xnli"), {"site": "attn", "n_layers": 3, "data": "xnli@zh", "model": "llama"})
+    t8 = tb.paper_table(8, [english, chinese])
+    (caption, frame), = t8.blocks
+    assert caption == "XNLI PilotSet" and list(frame.columns) == ["en", "de", "Avg."]
+    assert frame.loc["llama · Entropy-based (English)"].tolist() == [50.0, 50.0, 50.0]
+    assert frame.loc["llama · Entropy-based (Chinese)"].tolist() == [100.0, 0.0, 50.0]
+    assert chinese.name == "XNLI PilotSet (source zh)" and chinese.source == "zh"

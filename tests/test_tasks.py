@@ -102,3 +102,48 @@ def test_cli_sweep_on_jsonl(tmp_path, tokenizer):
     assert main(args) == 0
     assert len(read_store(tmp_path / "o")) == 4 * 4 + 1
     assert main(args) == 0  # resumes: nothing to do
+
+
+def test_source_language_is_a_setting_of_xnli_and_xquad(shared_data):
+    """``xnli@zh`` transplants from the Chinese prompts (the paper's Table 8); the Chinese item
+    is then a self-transplant, and a task without parallel prompts refuses the setting."""
+    en = load_task("xnli", root=shared_data, langs=["de", "zh"], limit=2)
+    zh = load_task("xnli@zh", root=shared_data, langs=["de", "zh"], limit=2)
+    assert [i.key for i in zh] == [i.key for i in en]
+    by_key = {i.key: i for i in en}
+    for item in zh:
+        assert item.src_lang == "zh" and item.target == by_key[item.key].target
+        chinese = next(i for i in en if i.lang == "zh" and i.id == item.id)
+        assert item.source == chinese.target
+    assert all(i.source == i.target for i in zh if i.lang == "zh")
+    (q,) = load_task("xquad@de", root=shared_data, langs=["en"], limit=1)
+    assert q.src_lang == "de" and q.source != q.target
+    with pytest.raises(DataError, match="only xnli, xquad have parallel prompts"):
+        load_task("globalopinionqa@zh", root=shared_data)
+    with pytest.raises(DataError, match=r"language\(s\) \['xx'\] missing"):
+        load_task("xnli@xx", root=shared_data)
+
+
+def test_culturalbench_task_from_a_folder_with_translated_prompts(tmp_path):
+    folder = tmp_path / "culturalbench"
+    folder.mkdir()
+    question = {"prompt_question": "What do people eat?", "prompt_option_a": "Sushi", "prompt_option_b": "Tacos",
+                "prompt_option_c": "Haggis", "prompt_option_d": "Pierogi", "answer": "A"}
+    rows = [{**question, "data_idx": "1", "country": "Japan"}, {**question, "data_idx": "2", "country": "Poland"},
+            {**question, "data_idx": "3", "country": "Peru"}]
+    (folder / "questions.jsonl").write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    with pytest.raises(DataError, match='put prompts.jsonl in .*"id": "<CulturalBench data_idx>"'):
+        load_task("culturalbench", root=tmp_path)
+    (folder / "prompts.jsonl").write_text(
+        "\n".join(json.dumps(r, ensure_ascii=False) for r in [{"id": "1", "prompt": "人々は何を食べますか？"},
+                                                             {"id": "2", "prompt": "Co jedzą ludzie?"},
+                                                             {"id": "3", "prompt": "¿Qué come la gente?"}]),
+        encoding="utf-8")
+    items = load_task("culturalbench", root=tmp_path)
+    assert [(i.lang, i.source, i.gold) for i in items] == [("ja", "人々は何を食べますか？", "A"), ("pl", "Co jedzą ludzie?", "A")]
+    assert items[0].out_lang == "en" and "(A) Sushi" in items[0].target   # Peru is not one of the 16
+    from xtl.evaluation import resource_group
+    assert resource_group("pl", "culturalbench") == "low"
+    (folder / "prompts.jsonl").write_text('{"id": "1"}\n', encoding="utf-8")
+    with pytest.raises(DataError, match="prompts.jsonl:1: expected one JSON object per line"):
+        load_task("culturalbench", root=tmp_path)

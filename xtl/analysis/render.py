@@ -14,9 +14,9 @@ if TYPE_CHECKING:
 __all__ = ["to_markdown", "to_latex", "to_csv"]
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, decimals: int = 1) -> str:
     if isinstance(value, (float, np.floating)):
-        return "–" if math.isnan(value) else f"{value:.1f}"
+        return "–" if math.isnan(value) else f"{value:.{decimals}f}"
     return str(value)
 
 
@@ -30,7 +30,7 @@ def to_markdown(table: PaperTable) -> str:
                 "|" + "|".join([":--"] * named + ["--:" if frame[c].dtype.kind == "f" else ":--"
                                                    for c in frame.columns]) + "|"]
         for idx, row in frame.iterrows():
-            cells = ([str(idx)] if named else []) + [_cell(v) for v in row]
+            cells = ([str(idx)] if named else []) + [_cell(v, table.decimals) for v in row]
             out.append("| " + " | ".join(cells) + " |")
         out.append("")
     out += [f"- {note}" for note in table.notes]
@@ -54,7 +54,7 @@ def to_latex(table: PaperTable) -> str:
         out += [rf"\par\smallskip\textbf{{{_tex(caption)}}}\par", rf"\begin{{tabular}}{{{cols}}}",
                 r"\toprule", " & ".join(header) + r" \\", r"\midrule"]
         for idx, row in frame.iterrows():
-            cells = ([_tex(str(idx))] if named else []) + [_tex(_cell(v)) for v in row]
+            cells = ([_tex(str(idx))] if named else []) + [_tex(_cell(v, table.decimals)) for v in row]
             out.append(" & ".join(cells) + r" \\")
         out += [r"\bottomrule", r"\end{tabular}"]
     out += [r"\par\footnotesize " + _tex(note) for note in table.notes]

@@ -10,7 +10,7 @@ score (``average="pooled"`` gives the mean over items instead, labelled as such)
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -28,6 +28,12 @@ __all__ = ["Run", "PaperTable", "paper_table", "TABLES", "to_markdown", "to_late
 GROUPS = (("high", "High"), ("mid", "Mid"), ("low", "Low"))
 SITE_NAMES = {"attn": "Attn-level", "attn-authors": "Attn-level (authors' variant)",
               "mlp": "FFN-level", "block": "Block-level"}
+#: Table 1's row names of each site.
+MODULE_NAMES = {"attn": "Self-Attention", "attn-authors": "Self-Attention, authors' variant",
+                "mlp": "Feed-Forward", "block": "Whole Block"}
+#: The paper's order of datasets and of Table 2's task types.
+DATASET_ORDER = ("xnli", "xquad", "globalopinionqa", "xcopa", "mkqa", "culturalbench")
+TASK_TYPES = ("Multilingual Understanding", "Multilingual Generation", "Cultural Adaptability")
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,7 @@ class PaperTable:
     title: str
     blocks: list[tuple[str, pd.DataFrame]]
     notes: list[str] = field(default_factory=list)
+    decimals: int = 1  # the paper prints Table 1 with two
 
 
 def _group_values(df: pd.DataFrame, average: str, *columns: str) -> list[dict[str, float]]:
@@ -66,26 +73,64 @@ def _select(df: pd.DataFrame, config: tuple[int, int]) -> pd.DataFrame:
     return df[df["is_vanilla"] | ((df["src_layer"] == src) & (df["tgt_layer"] == tgt))]
 
 
+def _label(run: Run, runs: Sequence[Run]) -> str:
+    """A run's dataset and split, and its model when the runs hold several (side by side)."""
+    several = len({r.model for r in runs}) > 1
+    return f"{run.name} · {run.model}" if several else run.name
+
+
 def _by_dataset(runs: Sequence[Run]) -> dict[str, list[Run]]:
-    """Runs grouped by dataset and split (``XNLI PilotSet``, ``XNLI unseen``)."""
+    """Runs grouped by dataset and split (``XNLI PilotSet``, ``XNLI unseen``), and by model when
+    there are several."""
     out: dict[str, list[Run]] = {}
     for run in runs:
-        out.setdefault(run.name, []).append(run)
+        out.setdefault(_label(run, runs), []).append(run)
     return out
 
 
+def _order(runs: Sequence[Run]) -> list[Run]:
+    """Runs in the paper's dataset order (others after, by name)."""
+    def key(run: Run):
+        d = run.dataset.lower()
+        return (DATASET_ORDER.index(d) if d in DATASET_ORDER else len(DATASET_ORDER), run.name, run.site)
+    return sorted(runs, key=key)
+
+
+def _column(run: Run, out_lang: bool = False) -> str:
+    """A dataset's column header; Table 1's language-consistency panel adds the output language
+    the task asks for (``XNLI (non-En)``, ``GlobalOpinionQA (En)``)."""
+    task = find_task(run.dataset)
+    name = run.name.replace(" PilotSet", "")
+    if out_lang and task is not None:
+        name += " (En)" if task.out_lang == "en" else " (non-En)"
+    return name
+
+
 def table1(runs: Sequence[Run], average: str = "language") -> PaperTable:
-    """Accuracy, language consistency and perplexity by group: vanilla, XTransplant (the mean
-    over every swept configuration, per site) and CoT."""
-    blocks, notes = [], []
-    for dataset, group in _by_dataset(runs).items():
-        rows = {}
+    """Table 1 in the paper's layout: perplexity and language consistency, one column per
+    dataset, rows Vanilla and XTransplant of each granularity (the mean over every swept
+    configuration), two decimals; then, as an extra view, accuracy, language consistency and
+    perplexity by resource group."""
+    ppl: dict[str, dict[str, float]] = {}
+    lc: dict[str, dict[str, float]] = {}
+    extra, notes = [], []
+    for dataset, group in _by_dataset(_order(runs)).items():
         plain = [r for r in group if not r.cot]
-        if plain:
-            rows["Vanilla"] = plain[0].df
+        if not plain:
+            continue
+        ppl_col, lc_col = _column(plain[0]), _column(plain[0], out_lang=True)
+        van = plain[0].df
+        ppl.setdefault("Vanilla (w/o XTransplant)", {})[ppl_col] = _group_values(van, average, "ppl_vanilla")[0]["Avg."]
+        lc.setdefault("Vanilla (w/o XTransplant)", {})[lc_col] = _group_values(van, average, "lang_ok_vanilla")[0]["Avg."]
+        rows = {"Vanilla": van}
         for run in plain:
-            if run.transplanted:
-                rows[f"XTransplant ({run.site})"] = run.df[~run.df["is_vanilla"]].assign(is_vanilla=True)
+            if not run.transplanted:
+                continue
+            label = f"XTransplant ({MODULE_NAMES.get(run.site, run.site)})"
+            moved = run.df[~run.df["is_vanilla"]].assign(is_vanilla=True)
+            ppl.setdefault(label, {})[ppl_col] = _group_values(moved, average, "ppl_vanilla")[0]["Avg."]
+            lc.setdefault(label, {})[lc_col] = _group_values(moved, average, "lang_ok_vanilla")[0]["Avg."]
+            rows[label] = moved
         for run in group:
             if run.cot:
                 rows["CoT"] = run.df
@@ -94,25 +139,47 @@ def table1(runs: Sequence[Run], average: str = "language") -> PaperTable:
             by_metric = _group_values(df, average, "vanilla", "lang_ok_vanilla", "ppl_vanilla")
             data[label] = {f"{metric} {g}": v for metric, values in zip(("Acc", "LC", "PPL"), by_metric)
                            for g, v in values.items()}
-        blocks.append((dataset, pd.DataFrame(data).T))
-    notes.append("Acc: accuracy (%); LC: language consistency (%, lid.176 on the whole response); "
-                 "PPL: response perplexity under the unpatched model. –: no languages in the group, no model "
-                 "given for perplexity, or a bound the grid does not allow (see the notes). "
-                 "XTransplant: mean over every swept configuration.")
-    return PaperTable(1, "Accuracy, language consistency and perplexity by resource group", blocks, notes)
+        extra.append((f"Extra view (not in the paper): {dataset} by resource group", pd.DataFrame(data).T))
+    order = ["Vanilla (w/o XTransplant)"] + [f"XTransplant ({m})" for m in MODULE_NAMES.values()]
+    blocks = [(title, pd.DataFrame(panel).T.reindex([r for r in order if r in panel] +
+                                                   [r for r in panel if r not in order]))
+              for title, panel in (("Perplexity", ppl), ("Language Consistency (%)", lc)) if panel]
+    notes.append("Perplexity: of each response under the unpatched model, averaged over items and (for "
+                 "XTransplant) over every swept configuration; –: no model was given to score it (xtl paper "
+                 "--model M). Language consistency: lid.176 on the whole response. Averages are means over "
+                 "languages. The extra views add accuracy (Acc) by group.")
+    return PaperTable(1, "Perplexity and input-output language consistency across every swept configuration",
+                      blocks + extra, notes, decimals=2)
+
+
+def _layers_in_words(run: Run, config: tuple[int, int] | None) -> str:
+    if config is None:
+        return "–"
+    return f"({'Last' if config[0] else 'First'} layer, First layer) = ({config[0]}, {config[1]})"
 
 
 def table2(runs: Sequence[Run], average: str = "language") -> PaperTable:
-    """The coarse-grained settings (Table 2) in this model's layer numbers, with the accuracy
-    of that configuration where the run swept it."""
+    """Table 2 in the paper's layout: per task type, the granularity, the (source, target)
+    layers of the coarse strategy, and the unseen ID and OOD datasets; then, as an extra view,
+    each run's vanilla and coarse accuracy."""
+    settings: dict[str, dict[str, str]] = {}
     rows, notes = [], []
-    for run in runs:
+    for run in _order(runs):
         if run.cot or not run.transplanted:
             continue
         config = _coarse(run)
         task = find_task(run.dataset)
-        row = {"Dataset": run.name, "Task type": task.task_type if task else "–",
-               "Granularity": SITE_NAMES.get(run.site, run.site),
+        kind = task.task_type if task else "–"
+        entry = settings.setdefault(kind, {"Granularity": "", "Layer Selection (Source, Target)": "",
+                                           "ID Data": "–", "OOD Data": "–"})
+        grans = [g for g in entry["Granularity"].split(" / ") if g] + [SITE_NAMES.get(run.site, run.site)]
+        entry["Granularity"] = " / ".join(dict.fromkeys(grans))
+        layers = [x for x in entry["Layer Selection (Source, Target)"].split(" / ") if x]
+        entry["Layer Selection (Source, Target)"] = " / ".join(dict.fromkeys(layers + [_layers_in_words(run, config)]))
+        side = "ID Data" if task is not None and task.pilot else "OOD Data"
+        have = [x for x in entry[side].split(", ") if x and x != "–"]
+        entry[side] = ", ".join(dict.fromkeys(have + [task.title if task else run.name]))
+        row = {"Dataset": run.name, "Task type": kind, "Granularity": SITE_NAMES.get(run.site, run.site),
                "Layer selection (source, target)": "–" if config is None else
                f"({'last' if config[0] else 'first'}, first) = ({config[0]}, {config[1]})",
                "Vanilla": _group_values(run.df, average, "vanilla")[0]["Avg."], "Coarse": math.nan}
@@ -122,10 +189,14 @@ def table2(runs: Sequence[Run], average: str = "language") -> PaperTable:
             notes.append(f"{run.name} ({run.site}): the store did not sweep {config}; coarse not computable")
         row["Δ"] = row["Coarse"] - row["Vanilla"]
         rows.append(row)
-    frame = pd.DataFrame(rows)
-    notes.append("Attn-level: (last layer, first layer); FFN-level: (first layer, first layer). "
-                 "Accuracies are means over languages (%).")
-    return PaperTable(2, "Coarse-grained layer selection", [("Settings", frame)], notes)
+    paper = pd.DataFrame([{"Task Type": kind, **settings[kind]} for kind in
+                          [k for k in TASK_TYPES if k in settings] + [k for k in settings if k not in TASK_TYPES]])
+    notes.append("Attn-level: (last layer, first layer); FFN-level: (first layer, first layer), in this model's "
+                 "layer numbers. ID: unseen items of the PilotSet datasets; OOD: the other datasets. "
+                 "The extra view's accuracies are means over languages (%).")
+    blocks = [("Settings", paper)] if rows else []
+    blocks.append(("Extra view (not in the paper): coarse-grained accuracy", pd.DataFrame(rows)))
+    return PaperTable(2, "The settings and the evaluation datasets of the coarse-grained attempts", blocks, notes)
 
 
 def table3(runs: Sequence[Run], average: str = "language") -> PaperTable:
@@ -151,7 +222,7 @@ def table3(runs: Sequence[Run], average: str = "language") -> PaperTable:
             avg = an.accuracy_table(sub[sub["group"] == g], ("group",), average=average)
             avg = avg[avg["group"] == g].iloc[0]
             cols[f"{label} Avg."] = {"Vanilla": avg["vanilla"], "Coarse": avg["transplanted"]}
-        blocks.append((f"{run.name} ({run.site} {config[0]}→{config[1]})", pd.DataFrame(cols)))
+        blocks.append((f"{_label(run, runs)} ({run.site} {config[0]}→{config[1]})", pd.DataFrame(cols)))
     return PaperTable(3, "Vanilla vs coarse-grained XTransplant by resource group", blocks, notes)
 
 
@@ -192,7 +263,49 @@ def table4(runs: Sequence[Run], average: str = "language") -> PaperTable:
                       blocks, notes)
 
 
-TABLES = {1: table1, 2: table2, 3: table3, 4: table4}
+LANGUAGE_NAMES = {"en": "English", "zh": "Chinese", "de": "German", "fr": "French", "es": "Spanish",
+                  "ar": "Arabic", "ru": "Russian", "ja": "Japanese"}
+
+
+def table8(runs: Sequence[Run], average: str = "language") -> PaperTable:
+    """Entropy-based layer selection per language, for runs transplanting from different
+    source languages (``xtl sweep --data xnli@zh``) and models, side by side (Table 8)."""
+    blocks, notes = [], []
+    by_dataset: dict[str, list[Run]] = {}
+    for run in _order(runs):
+        if run.transplanted and not run.cot:
+            task = find_task(run.dataset)
+            by_dataset.setdefault(task.split_name(run.variant) if task else run.dataset, []).append(run)
+    for dataset, group in by_dataset.items():
+        data: dict[str, dict[str, float]] = {}
+        for run in group:
+            n = run.n_layers
+            g = an.grid(run.df, n_layers=n, average=average)
+            if not (n and "entropy" in run.df.columns and {0, n - 1} <= set(g.src_layers) and 0 in g.tgt_layers):
+                notes.append(f"{dataset} ({run.model}, source {run.source or 'default'}): the store lacks "
+                             f"configurations ({0}, 0) and ({(n or 1) - 1}, 0); entropy-based selection not computable")
+                continue
+            task = find_task(run.dataset)
+            source = run.source or (task.src_lang if task else "") or "?"
+            sel = an.entropy_select(run.df, n)
+            per_lang = an.accuracy_table(pd.concat([run.df[run.df["is_vanilla"]], sel]), ("lang",), average=average)
+            values = {str(r["lang"]): float(r["transplanted"]) for _, r in per_lang.iterrows() if r["lang"] != "all"}
+            langs = sorted(values, key=lambda l: (l != source and l != "en", l))
+            row = {lang: values[lang] for lang in langs}
+            row["Avg."] = float(per_lang[per_lang["lang"] == "all"]["transplanted"].iloc[0])
+            label = f"Entropy-based ({LANGUAGE_NAMES.get(source, source)})"
+            data[f"{run.model} · {label}" if run.model else label] = row
+        if data:
+            frame = pd.DataFrame(data).T
+            first = [c for c in frame.columns if c != "Avg."]
+            blocks.append((dataset, frame[first + ["Avg."]]))
+    notes.append("Per language: accuracy (%) of the entropy-based choice (target layer 0, source layer 0 or N−1 "
+                 "by the lower first-token entropy); Avg.: mean over languages. Sources: the language whose "
+                 "activations are transplanted (xtl sweep --data xnli@zh for Chinese).")
+    return PaperTable(8, "Entropy-based layer selection by source language and model", blocks, notes)
+
+
+TABLES = {1: table1, 2: table2, 3: table3, 4: table4, 8: table8}
 
 
 def check_unambiguous(runs: Sequence[Run]) -> None:
@@ -200,7 +313,7 @@ def check_unambiguous(runs: Sequence[Run]) -> None:
     not, transplanted or vanilla-only): which one a table shows must not depend on their order."""
     seen: dict[tuple, Run] = {}
     for run in runs:
-        key = (run.name, run.site if run.transplanted else "", run.cot, run.transplanted)
+        key = (run.model, run.name, run.site if run.transplanted else "", run.cot, run.transplanted)
         if key in seen:
             first, second = (str(r.settings.get("store", "a run given in Python")) for r in (seen[key], run))
             what = f"{run.name}, site {run.site}" if run.transplanted else f"{run.name}, vanilla"
@@ -209,11 +322,24 @@ def check_unambiguous(runs: Sequence[Run]) -> None:
         seen[key] = run
 
 
+#: Tables the paper prints for other models: (model name contains, xtl table) -> paper table.
+OTHER_MODELS = {("mistral", 4): 6, ("qwen2", 4): 7, ("mistral", 3): 9, ("qwen2", 3): 10}
+
+
+def _paper_number(number: int, model: str) -> int | None:
+    """The number the paper gives Table ``number`` of ``model`` (Table 4 of Mistral is Table 6)."""
+    if "llama-2" in model.lower():
+        return number
+    return next((n for (name, t), n in OTHER_MODELS.items() if t == number and name in model.lower()), None)
+
+
 def paper_table(number: int, runs: Sequence[Run], average: str = "language",
                 rules: str | None = None) -> PaperTable:
-    """Table ``number`` (1-4) of the paper from evaluated ``runs``."""
+    """Table ``number`` (1-4, 8) of the paper from evaluated ``runs``; runs of several models
+    come side by side, each block titled by its model (Tables 6, 7, 9 and 10 are Tables 4 and 3
+    of other models)."""
     if number not in TABLES:
-        raise XtlError(f"the paper has Tables 1-4 to rebuild, not {number!r}")
+        raise XtlError(f"xtl rebuilds the paper's Tables {', '.join(map(str, TABLES))}, not {number!r}")
     if not runs:
         raise XtlError("no results to build a table from; give at least one store")
     check_unambiguous(runs)
@@ -230,4 +356,10 @@ def paper_table(number: int, runs: Sequence[Run], average: str = "language",
     if logits:
         extra.append(f"Logits mode ({', '.join(dict.fromkeys(logits))}): each answer is the highest-scoring "
                      "candidate's first token; language consistency and perplexity need text and show –.")
-    return PaperTable(table.number, table.title, table.blocks, extra + table.notes)
+    models = list(dict.fromkeys(r.model for r in runs if r.model))
+    for model in models:
+        paper_number = _paper_number(number, model)
+        if paper_number and paper_number != number:
+            extra.append(f"The paper prints this table for {model} as its Table {paper_number}.")
+    title = table.title + (f" — {', '.join(models)}" if models else "")
+    return replace(table, title=title, notes=extra + table.notes)

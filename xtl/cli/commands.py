@@ -224,17 +224,28 @@ def cmd_paper(args) -> None:
 
     out = check_writable_dir(args.out)
     lid_model(args.lid_model)
+    figures = None if args.figure is None else (args.figure or [2, 3, 4])
+    numbers = args.table if args.table is not None else ([] if figures else [1, 2, 3, 4])
     model = _load(args) if args.model else None
     runs = [_open_run(path, args, model) for path in args.stores]
     from xtl.analysis.tables import paper_table, to_csv, to_latex, to_markdown
 
-    for number in args.table:
+    written = []
+    for number in numbers:
         table = paper_table(number, runs, average=args.average, rules=args.rules)
         text = to_markdown(table)
         print(text)
         for ext, render in (("md", lambda t: text), ("csv", to_csv), ("tex", to_latex)):
             (out / f"table{number}.{ext}").write_text(render(table), encoding="utf-8")
-    print(f"written to {out}/ (table<N>.md, .csv, .tex)")
+        written.append("table<N>.md, .csv, .tex")
+    if figures:
+        from xtl.figures.paper import paper_figures
+        from xtl.figures.plots import save
+
+        for stem, fig in paper_figures(runs, figures, average=args.average, first_layer=args.first_layer).items():
+            print(f"figure written to {save(fig, out / f'{stem}.html')}")
+        written.append("figure<N>*.html")
+    print(f"written to {out}/ ({'; '.join(dict.fromkeys(written))})")
 
 
 def cmd_lens(args) -> None:

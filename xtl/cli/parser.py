@@ -10,7 +10,8 @@ from xtl.models.names import DEMO_MODEL
 __all__ = ["build_parser"]
 
 DATA_HELP = ("task: xnli, xquad, globalopinionqa (add :unseen for the unseen sets), xcopa, mkqa "
-             "(hub), or a JSON Lines file, e.g. xnli:unseen or my_task.jsonl")
+             "(hub), culturalbench (with translated prompts, see docs/reproduce.md), or a JSON Lines file, e.g. xnli:unseen or my_task.jsonl; @LANG sets XNLI's and XQuAD's "
+             "source language, e.g. xnli@zh (default English)")
 STORE_HELP = "a results store written by `xtl sweep` (or an `xtl eval` output folder), e.g. runs/xnli-attn"
 
 
@@ -158,11 +159,17 @@ def build_parser() -> argparse.ArgumentParser:
     _scoring(p)
 
     p = sub.add_parser("paper", formatter_class=fmt,
-                       help="the paper's Tables 1-4 from stores, as Markdown, CSV and LaTeX")
+                       help="the paper's Tables 1-4 and 8 (and Figures 2-4) from stores, as Markdown, CSV and LaTeX")
     p.add_argument("stores", nargs="+", help=f"{STORE_HELP}: PilotSet N² sweeps for Tables 1 and 4, "
                    "coarse runs for Tables 2 and 3, an `xtl eval --cot` folder for the CoT rows")
-    p.add_argument("--table", type=int, nargs="+", default=[1, 2, 3, 4], choices=[1, 2, 3, 4],
-                   help="which tables")
+    p.add_argument("--table", type=int, nargs="*", default=None, choices=[1, 2, 3, 4, 8],
+                   help="which tables (default: 1-4, or none when --figure is given); 8: entropy-based "
+                        "selection per language for stores of several source languages and models")
+    p.add_argument("--figure", type=int, nargs="*", default=None, choices=[2, 3, 4],
+                   help="also write the paper's Figures 2 (win/tie/lose), 3 (layer-wise gains), 4 (upper "
+                        "bounds) as standalone HTML; no number: all three")
+    p.add_argument("--first-layer", type=int, default=1, choices=[0, 1],
+                   help="number of the first layer on the figures' axes (the paper's: 1)")
     p.add_argument("--out", default="xtl-tables", help="folder for table<N>.md/.csv/.tex")
     p.add_argument("--data-root", default=None, help="data folder (default: the one each store recorded)")
     _model_options(p, model_default="")

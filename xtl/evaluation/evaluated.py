@@ -14,6 +14,7 @@ from xtl.evaluation.lid import identify_languages, lid_label
 from xtl.evaluation.lid import lid_model as resolve_lid_model
 from xtl.evaluation.perplexity import response_perplexity
 from xtl.evaluation.scoring import check_rules, score
+from xtl.tasks.registry import find_task, parse_spec
 from xtl.options import GROUPINGS, check_option
 
 if TYPE_CHECKING:
@@ -141,12 +142,18 @@ class Run:
     def dataset(self) -> str:
         if "dataset" in self.df.columns and self.df["dataset"].nunique() == 1:
             return str(self.df["dataset"].iloc[0])
-        return str(self.settings.get("data", "")).split(":")[0]
+        data = str(self.settings.get("data", ""))
+        return parse_spec(data)[0] if find_task(data) else data.split(":")[0]
 
     @property
     def variant(self) -> str:
         """The split the store ran (``unseen``), '' for a task's default split."""
-        return str(self.settings.get("data", "")).partition(":")[2]
+        return parse_spec(str(self.settings.get("data", "")))[1]
+
+    @property
+    def source(self) -> str:
+        """The source language the store transplanted from (``xnli@zh``), '' for the task's own."""
+        return parse_spec(str(self.settings.get("data", "")))[2]
 
     @property
     def name(self) -> str:
@@ -154,7 +161,14 @@ class Run:
         from xtl.tasks.registry import find_task
 
         task = find_task(self.dataset)
-        return task.split_name(self.variant) if task else self.dataset
+        return task.split_name(self.variant, self.source) if task else self.dataset
+
+    @property
+    def model(self) -> str:
+        """The model the store ran (its manifest's name)."""
+        if self.settings.get("model"):
+            return str(self.settings["model"])
+        return str(self.df["model"].iloc[0]) if "model" in self.df.columns and len(self.df) else ""
 
     @property
     def site(self) -> str:

@@ -55,47 +55,70 @@ def gain_heatmap(panels: Sequence[GainPanel], title: str = "Accuracy gain over v
     return fig
 
 
-def lang_layer_heatmap(lg: LayerGains, title: str | None = None) -> go.Figure:
-    """Language x layer heatmap of mean gain by source (or target) layer (Figure 3)."""
+def _layer_axis(first_layer: int) -> str:
+    return "" if first_layer == 0 else f" (numbered from {first_layer}, as the paper's axes)"
+
+
+def lang_layer_heatmap(lg: LayerGains, title: str | None = None, first_layer: int = 0) -> go.Figure:
+    """Language x layer heatmap of mean gain by source (or target) layer (Figure 3).
+    ``first_layer``: the number the first layer gets on the axis (the paper's figures use 1)."""
     axis = lg.axis
     z = lg.gain
     zmax = (float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 0.0) or 1.0
-    fig = go.Figure(go.Heatmap(z=z, x=lg.layers, y=lg.langs, zmid=0, zmin=-zmax, zmax=zmax,
+    fig = go.Figure(go.Heatmap(z=z, x=[l + first_layer for l in lg.layers], y=lg.langs, zmid=0, zmin=-zmax, zmax=zmax,
                                colorscale=DIVERGING, colorbar={"title": "gain (pts)"},
                                hovertemplate=f"%{{y}}, {axis} layer %{{x}}<br>mean gain %{{z:+.2f}} pts<extra></extra>"))
     fig.update_layout(title=title or f"Mean gain by {axis} layer and language",
-                      xaxis_title=f"{axis} layer", yaxis_title="language", height=max(320, 200 + 28 * len(lg.langs)))
+                      xaxis_title=f"{axis} layer{_layer_axis(first_layer)}", yaxis_title="language",
+                      height=max(320, 200 + 28 * len(lg.langs)))
     fig.update_traces(colorbar={"title": "gain (pts)", "nticks": 5, "thickness": 14})
     fig.update_xaxes(type="category")     # one block per swept layer, none stretched over gaps
     return fig
 
 
-def wtl_bars(stats: dict[str, WinTieLose], title: str = "Win / tie / lose against vanilla") -> go.Figure:
-    """Stacked bars of win/tie/lose configuration counts per (dataset, site) label (Figure 2)."""
-    fig = go.Figure()
+def wtl_bars(stats: dict[str, WinTieLose], title: str = "Win / tie / lose against vanilla",
+             averages: bool = False) -> go.Figure:
+    """Stacked bars of win/tie/lose configuration counts per (dataset, site) label (Figure 2a);
+    with ``averages``, as rates (%) beside a panel of vanilla vs the average over every
+    configuration (Figure 2b)."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("(a) win / tie / lose (%)", "(b) average performance (%)")) \
+        if averages else go.Figure()
+    where = {"row": 1, "col": 1} if averages else {}
     for key, colour in (("win", "#2b8cbe"), ("tie", "#bdbdbd"), ("lose", "#e34a33")):
-        fig.add_trace(go.Bar(name=key, x=list(stats), y=[getattr(s, key) for s in stats.values()],
-                             marker_color=colour,
-                             customdata=[[s.vanilla, s.average] for s in stats.values()],
-                             hovertemplate=(f"%{{x}}: %{{y}} {key}<br>vanilla %{{customdata[0]:.1f}}%"
-                                            "<br>average over configs %{customdata[1]:.1f}%<extra></extra>")))
+        y = [100 * getattr(s, key) / s.n_configs if averages and s.n_configs else getattr(s, key)
+             for s in stats.values()]
+        fig.add_trace(go.Bar(name=key, x=list(stats), y=y, marker_color=colour,
+                             customdata=[[s.vanilla, s.average, getattr(s, key)] for s in stats.values()],
+                             hovertemplate=(f"%{{x}}: %{{customdata[2]}} {key}<br>vanilla %{{customdata[0]:.1f}}%"
+                                            "<br>average over configs %{customdata[1]:.1f}%<extra></extra>")), **where)
+    if averages:
+        for name, colour, attr in (("vanilla", "#636363", "vanilla"), ("average of all configurations", "#2b8cbe", "average")):
+            fig.add_trace(go.Bar(name=name, x=list(stats), y=[getattr(s, attr) for s in stats.values()],
+                                 marker_color=colour, offsetgroup=attr), row=1, col=2)
+        fig.update_layout(barmode="stack", title=title)
+        fig.update_yaxes(title_text="% of configurations", row=1, col=1)
+        fig.update_yaxes(title_text="accuracy (%)", row=1, col=2)
+        return fig
     fig.update_layout(barmode="stack", title=title, yaxis_title="configurations")
     return fig
 
 
-def upper_bound_curves(ub: Bounds, title: str = "Instance-aware upper bounds") -> go.Figure:
-    """Source-wise and target-wise upper bounds over layers, vanilla as a line (Figure 4)."""
+def upper_bound_curves(ub: Bounds, title: str = "Instance-aware upper bounds", first_layer: int = 0) -> go.Figure:
+    """Source-wise and target-wise upper bounds over layers, vanilla as a line (Figure 4).
+    ``first_layer``: the number the first layer gets on the axis (the paper's figures use 1)."""
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=ub.src_layers, y=ub.source, mode="lines+markers",
+    fig.add_trace(go.Scatter(x=[l + first_layer for l in ub.src_layers], y=ub.source, mode="lines+markers",
                              name="source-wise (fixed i)"))
-    fig.add_trace(go.Scatter(x=ub.tgt_layers, y=ub.target, mode="lines+markers",
+    fig.add_trace(go.Scatter(x=[l + first_layer for l in ub.tgt_layers], y=ub.target, mode="lines+markers",
                              name="target-wise (fixed j)"))
     fig.add_hline(y=ub.vanilla, line_dash="dash", annotation_text=f"vanilla {ub.vanilla:.1f}%",
                   annotation_position="top left")
     if not np.isnan(ub.oracle):
         fig.add_hline(y=ub.oracle, line_dash="dot", annotation_text=f"N² oracle {ub.oracle:.1f}%",
                       annotation_position="bottom right")
-    fig.update_layout(title=f"{title}<br><sup>{ub.grid}</sup>", xaxis_title="layer",
+    fig.update_layout(title=f"{title}<br><sup>{ub.grid}</sup>", xaxis_title=f"layer{_layer_axis(first_layer)}",
                       yaxis_title="accuracy (%)")
     return fig
 

@@ -21,7 +21,7 @@ from xtl.errors import DataError
 from xtl.tasks.files import data_root
 from xtl.tasks.item import Item
 
-__all__ = ["Scoring", "Task", "TASKS", "register", "find_task", "get_task", "load_task",
+__all__ = ["Scoring", "Task", "TASKS", "register", "find_task", "get_task", "load_task", "parse_spec",
            "builtin_pair", "scoring_for"]
 
 
@@ -62,6 +62,7 @@ class Task:
     candidates: tuple[str, ...] = ()  # answer labels, for first-token (logits-mode) scoring
     data_folder: str | None = None  # sub-folder of a data root holding it (None: from the hub)
     pilot: bool = False  # the paper's PilotSet (its default split) rather than a full set
+    sources: bool = False  # the source language is a setting (``xnli@zh``): parallel files in every language
     #: the paper's resource groups of this dataset, as its Table 3 headers print them
     #: ("high: ar de | mid: hi | low: sw"); languages not listed fall back to lang2tax
     paper_groups: str = ""
@@ -77,11 +78,10 @@ class Task:
                 return group.strip()
         return None
 
-    def split_name(self, variant: str = "") -> str:
-        """``XNLI PilotSet``, ``XNLI unseen``, ``XCOPA``."""
-        if variant:
-            return f"{self.title} {variant}"
-        return f"{self.title} PilotSet" if self.pilot else self.title
+    def split_name(self, variant: str = "", source: str = "") -> str:
+        """``XNLI PilotSet``, ``XNLI unseen``, ``XCOPA``; ``XNLI PilotSet (source zh)``."""
+        name = f"{self.title} {variant}" if variant else (f"{self.title} PilotSet" if self.pilot else self.title)
+        return f"{name} (source {source})" if source and source != self.src_lang else name
 
 
 TASKS: dict[str, Task] = {}
@@ -95,9 +95,18 @@ def register(task: Task) -> Task:
     return task
 
 
+def parse_spec(spec: str) -> tuple[str, str, str]:
+    """``NAME[:VARIANT][@SOURCE]`` -> (name, variant, source language): ``xnli:unseen@zh`` ->
+    ``("xnli", "unseen", "zh")``; '' where a part is left out."""
+    head, _, source = str(spec).partition("@")
+    name, _, variant = head.lower().partition(":")
+    return name, variant, source
+
+
 def find_task(name: str) -> Task | None:
-    """The record of dataset ``name``, or None (JSONL tasks have none)."""
-    return TASKS.get(str(name).lower().partition(":")[0])
+    """The record of dataset ``name`` (a spec such as ``xnli:unseen@zh`` too), or None (JSONL
+    tasks have none)."""
+    return TASKS.get(parse_spec(name)[0])
 
 
 def get_task(name: str) -> Task:
@@ -121,7 +130,11 @@ def scoring_for(dataset: str, kind: str) -> Scoring:
 def load_task(spec: str, langs: list[str] | None = None, limit: int | None = None,
               root: str | os.PathLike | None = None) -> list[Item]:
     """Items of a registered task (``xnli``, ``xnli:unseen``, ``xquad``, ``globalopinionqa``,
-    ``xcopa``; ``mkqa`` from the hub) or of a parallel JSONL file."""
+    ``xcopa``; ``mkqa`` from the hub) or of a parallel JSONL file.
+
+    ``@LANG`` sets the source language of tasks with parallel prompts in every language
+    (XNLI, XQuAD): ``xnli@zh`` transplants from the Chinese prompts, as the paper's Table 8
+    does; the default is the task's own (English)."""
     from xtl.tasks.jsonl import load_jsonl_task
 
     if not isinstance(spec, str) or not spec:
@@ -137,8 +150,12 @@ def load_task(spec: str, langs: list[str] | None = None, limit: int | None = Non
             raise DataError(f"data file {spec} does not exist; give the path of a JSON Lines task "
                             "file (one object per line with source, target, gold)")
         return load_jsonl_task(Path(spec), langs, limit)
-    name, _, variant = spec.lower().partition(":")
+    name, variant, source = parse_spec(spec)
     task = get_task(name)
+    if source and not task.sources:
+        with_sources = ", ".join(t.name for t in TASKS.values() if t.sources)
+        raise DataError(f"{name} has no source-language setting ('@{source}'); only {with_sources} have "
+                        "parallel prompts in every language")
     if variant and variant not in task.variants:
         close = difflib.get_close_matches(variant, task.variants, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
@@ -149,6 +166,8 @@ def load_task(spec: str, langs: list[str] | None = None, limit: int | None = Non
     base = data_root(root)
     if (base / task.data_folder).is_dir():
         base = base / task.data_folder  # a ../shared/data-style root
+    if task.sources:
+        return task.loader(base, langs=langs, limit=limit, variant=variant, source=source or task.src_lang)
     return task.loader(base, langs=langs, limit=limit, variant=variant)
 
 
@@ -160,7 +179,7 @@ def builtin_pair() -> dict:
 
 # ---------------------------------------------------------------- the registry
 def _paper() -> None:
-    from xtl.tasks.culturalbench import load_culturalbench
+    from xtl.tasks.culturalbench import load_culturalbench_task
     from xtl.tasks.globalopinionqa import load_globalopinionqa
     from xtl.tasks.mkqa import MKQA_LANGS, load_mkqa
     from xtl.tasks.xcopa import XCOPA_LANGS, load_xcopa
@@ -171,10 +190,10 @@ def _paper() -> None:
     # paper_groups: Table 3's headers, which Tables 1, 4 and 6-11 share
     register(Task("xnli", "XNLI", load_xnli, Scoring("choice", fullwidth=True), "Multilingual Understanding",
                   template="xnli", src_lang="en", variants=("unseen",), candidates=("1", "2", "3"),
-                  data_folder="xtransplant", pilot=True,
+                  data_folder="xtransplant", pilot=True, sources=True,
                   paper_groups="high: ar de en es fr zh | mid: hi ru tr vi | low: bg el sw ur"))
     register(Task("xquad", "XQuAD", load_xquad, QA, "Multilingual Generation", template="xquad",
-                  src_lang="en", variants=("unseen",), data_folder="xtransplant", pilot=True,
+                  src_lang="en", variants=("unseen",), data_folder="xtransplant", pilot=True, sources=True,
                   paper_groups="high: ar de en es zh | mid: hi ru tr vi | low: el ro th"))
     register(Task("globalopinionqa", "GlobalOpinionQA", load_globalopinionqa,
                   Scoring("choice", letters=True, ignore_case=True), "Cultural Adaptability",
@@ -187,9 +206,10 @@ def _paper() -> None:
     register(Task("mkqa", "MKQA", load_mkqa, QA, "Multilingual Generation", src_lang="en",
                   langs=MKQA_LANGS,
                   paper_groups="high: ar de en es fr ja zh | mid: it ko pt tr vi | low: fi he hu nl no"))
-    register(Task("culturalbench", "CulturalBench", load_culturalbench,
+    register(Task("culturalbench", "CulturalBench", load_culturalbench_task,
                   Scoring("choice", letters=True, ignore_case=True), "Cultural Adaptability",
                   template="globalopinionqa", out_lang="en", candidates=("A", "B", "C", "D"),
+                  data_folder="culturalbench",
                   paper_groups="high: ar de en es fr ja zh | mid: hi ko ru tr vi | low: he ms pl tl"))
 
 

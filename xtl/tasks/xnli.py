@@ -8,22 +8,24 @@ from xtl.tasks.files import check_parallel, languages_in, read_jsonl, split_fold
 from xtl.tasks.item import Item
 
 
-def load_xnli(root: Path, langs=None, limit=None, variant: str = "") -> list[Item]:
-    """Items of the PilotSet, or of the unseen set with ``variant="unseen"``."""
+def load_xnli(root: Path, langs=None, limit=None, variant: str = "", source: str = "en") -> list[Item]:
+    """Items of the PilotSet, or of the unseen set with ``variant="unseen"``, transplanted from
+    the ``source`` language's parallel prompts (English by default; any language of the set)."""
     unseen = variant == "unseen"
     folder = split_folder(root, "XNLI", unseen)
-    en = read_jsonl(folder / "split" / "en.json")
+    languages_in(folder / "split", "{lang}.json", [source])  # a clear error for a missing source
+    en = read_jsonl(folder / "split" / f"{source}.json")
     items = []
     for lang in languages_in(folder / "split", "{lang}.json", langs):
         files = {"split": folder / "split" / f"{lang}.json", "ans": folder / "ans" / f"{lang}.json"}
-        check_parallel({**files, "en": folder / "split" / "en.json"})
+        check_parallel({**files, source: folder / "split" / f"{source}.json"})
         prompts, golds = read_jsonl(files["split"]), read_jsonl(files["ans"])
         words = read_jsonl(folder / "ans_lang" / f"{lang}.json")[0]
         for k, (src, tgt, gold) in enumerate(zip(en, prompts, golds)):
             if limit is not None and k >= limit:
                 break
             items.append(Item(f"{k}", "xnli", lang, src, tgt, str(gold), "choice",
-                              {str(a): w for a, w in words.items()}, {"src_lang": "en"}))
+                              {str(a): w for a, w in words.items()}, {"src_lang": source}))
     return items
 
 

@@ -8,19 +8,21 @@ from xtl.tasks.files import check_parallel, languages_in, read_jsonl, split_fold
 from xtl.tasks.item import Item
 
 
-def load_xquad(root: Path, langs=None, limit=None, variant: str = "") -> list[Item]:
-    """Items of the PilotSet, or of the unseen set with ``variant="unseen"``."""
+def load_xquad(root: Path, langs=None, limit=None, variant: str = "", source: str = "en") -> list[Item]:
+    """Items of the PilotSet, or of the unseen set with ``variant="unseen"``, transplanted from
+    the ``source`` language's parallel prompts (English by default; any language of the set)."""
     unseen = variant == "unseen"
     folder = split_folder(root, "XQuAD", unseen)
-    en = read_jsonl(folder / "split" / "xquad.en.json")
+    languages_in(folder / "split", "xquad.{lang}.json", [source])
+    en = read_jsonl(folder / "split" / f"xquad.{source}.json")
     items = []
     for lang in languages_in(folder / "split", "xquad.{lang}.json", langs):
         files = {"split": folder / "split" / f"xquad.{lang}.json", "ans": folder / "ans" / f"xquad.{lang}.json"}
-        check_parallel({**files, "en": folder / "split" / "xquad.en.json"})
+        check_parallel({**files, source: folder / "split" / f"xquad.{source}.json"})
         for k, (src, tgt, gold) in enumerate(zip(en, read_jsonl(files["split"]), read_jsonl(files["ans"]))):
             if limit is not None and k >= limit:
                 break
-            items.append(Item(f"{k}", "xquad", lang, src, tgt, str(gold), "qa", meta={"src_lang": "en"}))
+            items.append(Item(f"{k}", "xquad", lang, src, tgt, str(gold), "qa", meta={"src_lang": source}))
     return items
 
 
