@@ -15,7 +15,7 @@ PACKAGE = Path(xtl.__file__).parent
 #: Stages in the order data flows; a module may import its own stage and the ones before it.
 RANK = {"_lazy": 0, "errors": 0, "options": 0, "hashing": 0, "schema": 0,
         "models": 1, "patching": 2, "tasks": 2, "engine": 3, "evaluation": 4, "analysis": 5,
-        "interpret": 5, "figures": 6, "cli": 7}
+        "interpret": 5, "training": 5, "strategies": 5, "figures": 6, "cli": 7}
 #: Compatibility aliases of the former flat layout (they re-export; nothing imports them).
 ALIASES = {"metrics", "store", "fastpath", "tables", "report", "plots", "distributed", "checkpoint"}
 #: Conveniences that draw a result on request: the only upward imports, inside the method.

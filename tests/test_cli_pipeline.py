@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 
 from xtl.cli import main
 
@@ -105,3 +106,22 @@ def test_a_jsonl_store_resumes_from_another_folder_or_an_absolute_path(tmp_path,
     assert "nothing to do" in capsys.readouterr().out
     assert main(["sweep", "--data", "../task.jsonl", *common[:-4], "--src-layers", "2", "--tgt-layers", "0"]) == 2
     assert "src_layers: store [1], now [2]" in capsys.readouterr().err
+
+
+def test_cross_sweep_then_select(tmp_path, tiny_folder, capsys):
+    """A 2N − 1 sweep holds every candidate the default strategies need; `xtl select`
+    cross-validates them and writes the table, the choices and one layer heatmap per strategy."""
+    pytest.importorskip("sklearn")
+    task = _task(tmp_path)
+    store = tmp_path / "cross"
+    assert main(["sweep", "--model", str(tiny_folder), "--dtype", "float64", "--data", str(task), "--site", "attn",
+                 "--grid", "cross", "--out", str(store), "--max-new-tokens", "3"]) == 0
+    capsys.readouterr()
+    assert main(["select", str(store), "--cv", "2", "--out", str(tmp_path / "sel")]) == 0
+    printed = capsys.readouterr().out
+    for row in ("| Vanilla |", "| coarse |", "| entropy-based |", "| agreement |", "| learned |", "| TargetFirst |"):
+        assert row in printed
+    assert "2-fold cross-validation over items" in printed and "N² oracle: not computable" in printed
+    files = {p.name for p in (tmp_path / "sel").iterdir()}
+    assert any(f.endswith("-learned-layers.html") for f in files) and any(f.endswith("-choices.csv") for f in files)
+    assert main(["select", str(store), "--strategy", "entropi", "--out", str(tmp_path / "sel")]) == 2

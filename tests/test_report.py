@@ -135,3 +135,55 @@ def test_figures_fit_the_window(tmp_path):
     assert '"responsive": true' in page and "100%" in page
     two = plots.lang_layer_heatmap(layer_gains(an.grid(table(C, VAN, LANGS))))
     assert two.layout.height >= 320 and two.data[0].colorbar.nticks == 5   # colour-bar ticks stay apart
+
+
+def test_report_has_the_cross_validated_selection_table(report):
+    html = report.read_text(encoding="utf-8")
+    section = html[html.index("Instance-aware layer selection (cross-validated)"):]
+    for row in ("<td>Vanilla</td>", "<td>coarse</td>", "<td>entropy-based</td>", "<td>agreement</td>",
+                "<td>TargetFirst</td>"):
+        assert row in section
+    assert "4-fold cross-validation over items" in section
+
+
+@pytest.mark.skipif(_chromium() is None or shutil.which("chromedriver") is None,
+                    reason="headless browser test needs Debian's chromium and chromium-driver")
+def test_clicking_a_heatmap_cell_lists_its_items(report, tmp_path):
+    """A real click on the gain heatmap's cell (source 0, target 0) in headless Chromium shows
+    that configuration's items, fixed first, with their answers; the table is on screen."""
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = _chromium()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-quic",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,2400"):
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
+    try:
+        driver.get(report.as_uri())
+        gd = driver.find_element(By.ID, "fig0")
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", gd)
+        # the pixel centre of cell (source 0, target 0) relative to the plot's top-left corner
+        x, y = driver.execute_script(
+            "var L = arguments[0]._fullLayout; return [L._size.l + L.xaxis.l2p(L.xaxis.d2l('0')),"
+            " L._size.t + L.yaxis.l2p(L.yaxis.d2l('0'))];", gd)
+        size = gd.size
+        ActionChains(driver).move_to_element_with_offset(gd, x - size["width"] / 2, y - size["height"] / 2) \
+            .pause(0.3).click().perform()
+        table = driver.find_element(By.ID, "xtl-cell-table")
+        rows = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+                for tr in table.find_elements(By.TAG_NAME, "tr")[1:]]
+        # C[1, 0, :] = 1 with vanilla wrong: item t/de/1 fixed; item t/sw/2 (vanilla right) broken
+        assert [(r[0], r[5]) for r in rows] == [("t/de/1", "fixed"), ("t/sw/2", "broken"), ("t/de/0", "right"),
+                                               ("t/sw/3", "wrong")]
+        assert rows[0][3] == "v" and rows[0][4] == "r00"
+        assert "source 0 → target 0: 4 items — 1 fixed, 1 broken" in driver.find_element(By.ID, "xtl-cell-title").text
+        assert table.is_displayed()
+        assert driver.save_screenshot(str(tmp_path / "clicked.png"))
+        assert (tmp_path / "clicked.png").stat().st_size > 10_000
+    finally:
+        driver.quit()

@@ -28,13 +28,13 @@ _EXPORTS = {
     "Grid": "xtl.analysis", "grid": "xtl.analysis",
     "Patch": "xtl.interpret", "lens": "xtl.interpret", "compare": "xtl.interpret",
     "LensResult": "xtl.interpret", "CaseStudy": "xtl.interpret", "case_study": "xtl.interpret",
-    "use_in_notebook": "xtl.figures",
+    "use_in_notebook": "xtl.figures", "sft": "xtl.training", "select": "xtl.strategies", "explore": "xtl.figures",
 }
 
 __all__ = list(_EXPORTS)
 
 #: The stages, reachable as ``xtl.analysis`` etc. after a plain ``import xtl``.
-_STAGES = ("models", "patching", "engine", "tasks", "evaluation", "analysis", "figures", "interpret",
+_STAGES = ("models", "patching", "engine", "tasks", "evaluation", "analysis", "figures", "interpret", "training", "strategies",
            "schema", "options", "errors")
 
 

@@ -75,8 +75,8 @@ def _select(df: pd.DataFrame, config: tuple[int, int]) -> pd.DataFrame:
 
 def _label(run: Run, runs: Sequence[Run]) -> str:
     """A run's dataset and split, and its model when the runs hold several (side by side)."""
-    several = len({r.model for r in runs}) > 1
-    return f"{run.name} · {run.model}" if several else run.name
+    several = len({r.family for r in runs}) > 1
+    return f"{run.name} · {run.family}" if several else run.name
 
 
 def _by_dataset(runs: Sequence[Run]) -> dict[str, list[Run]]:
@@ -100,7 +100,7 @@ def _column(run: Run, out_lang: bool = False) -> str:
     """A dataset's column header; Table 1's language-consistency panel adds the output language
     the task asks for (``XNLI (non-En)``, ``GlobalOpinionQA (En)``)."""
     task = find_task(run.dataset)
-    name = run.name.replace(" PilotSet", "")
+    name = run.name.replace(" PilotSet", "") or "results"
     if out_lang and task is not None:
         name += " (En)" if task.out_lang == "en" else " (non-En)"
     return name
@@ -114,7 +114,7 @@ def table1(runs: Sequence[Run], average: str = "language") -> PaperTable:
     ppl: dict[str, dict[str, float]] = {}
     lc: dict[str, dict[str, float]] = {}
     extra, notes = [], []
-    for dataset, group in _by_dataset(_order(runs)).items():
+    for dataset, group in _by_dataset(_order([r for r in runs if not r.sft_base])).items():
         plain = [r for r in group if not r.cot]
         if not plain:
             continue
@@ -222,22 +222,32 @@ def table3(runs: Sequence[Run], average: str = "language") -> PaperTable:
             avg = an.accuracy_table(sub[sub["group"] == g], ("group",), average=average)
             avg = avg[avg["group"] == g].iloc[0]
             cols[f"{label} Avg."] = {"Vanilla": avg["vanilla"], "Coarse": avg["transplanted"]}
-        blocks.append((f"{_label(run, runs)} ({run.site} {config[0]}→{config[1]})", pd.DataFrame(cols)))
+        tuned = f" · ML-SFT model {run.model} (from {run.sft_base})" if run.sft_base else ""
+        blocks.append((f"{_label(run, runs)}{tuned} ({run.site} {config[0]}→{config[1]})", pd.DataFrame(cols)))
+        if run.sft_base:
+            notes.append(f"{run.name}: vanilla vs coarse on the instruction-tuned {run.model}, as the paper's "
+                         "Table 11 (there: Qwen2-7B-Instruct after further instruction tuning)")
     return PaperTable(3, "Vanilla vs coarse-grained XTransplant by resource group", blocks, notes)
 
 
 def table4(runs: Sequence[Run], average: str = "language") -> PaperTable:
-    """Vanilla, CoT, entropy-based selection and the instance-aware upper bounds SourceLast
-    (eq. 4) and TargetFirst (eq. 5) by resource group (Table 4)."""
+    """Vanilla, CoT, ML-SFT (the vanilla accuracy of an ``xtl sft`` model of the same base),
+    entropy-based selection and the instance-aware upper bounds SourceLast (eq. 4) and
+    TargetFirst (eq. 5) by resource group (Table 4)."""
     blocks, notes = [], []
     for dataset, group in _by_dataset(runs).items():
         data: dict[str, dict[str, float]] = {}
-        plain = [r for r in group if not r.cot]
+        plain = [r for r in group if not r.cot and not r.sft_base]
         if plain:
             data["Vanilla"] = _group_values(plain[0].df, average, "vanilla")[0]
         for run in group:
-            if run.cot:
+            if run.cot and not run.sft_base:
                 data["CoT"] = _group_values(run.df, average, "vanilla")[0]
+        for run in group:
+            if run.sft_base and not run.cot:
+                data["ML-SFT"] = _group_values(run.df, average, "vanilla")[0]
+                notes.append(f"{dataset} ML-SFT: {run.model}, fine-tuned from {run.sft_base} by xtl sft"
+                             + (" with LoRA (not the paper's recipe)" if run.settings.get("sft_lora") else ""))
         for run in plain:
             if not run.transplanted:
                 continue

@@ -53,8 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     except XtlError as exc:
         print(f"xtl: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("xtl: interrupted; finished items are saved, run the same command to resume",
+    except KeyboardInterrupt as exc:
+        print(f"xtl: interrupted; {exc or 'finished items are saved, run the same command to resume'}",
               file=sys.stderr)
         return 130
     finally:

@@ -275,6 +275,80 @@ def cmd_lens(args) -> None:
         print(f"figure written to {save(res.figure(args.track[0] if args.track else None), args.out)}")
 
 
+def cmd_select(args) -> None:
+    from xtl.engine.store import check_writable_dir
+
+    out = check_writable_dir(args.out)
+    lid_model(args.lid_model)
+    from xtl.strategies import DEFAULT_STRATEGIES, STRATEGIES, select
+
+    names = args.strategy or list(DEFAULT_STRATEGIES)
+    unknown = [s for s in names if s not in STRATEGIES]
+    if unknown:
+        raise XtlError(f"unknown strategy {unknown[0]!r}; use one of {', '.join(STRATEGIES)}")
+    from xtl.figures.plots import chosen_layers, save
+
+    for path in args.stores:
+        run = _open_run(path, args)
+        if not run.transplanted:
+            raise XtlError(f"{path} holds no transplanted configurations; sweep it (xtl sweep --grid cross)")
+        sel = select(run.df, names, cv=args.cv, by_language=args.by_language, seed=args.seed,
+                     n_layers=run.n_layers, site=run.site)
+        stem = re.sub(r"[^\w.-]+", "_", f"{run.name}-{run.site}")
+        table = sel.table.reset_index()
+        print(f"### {run.name} · {run.model} · {run.site} · {sel.protocol}\n")
+        print(_markdown(table))
+        for note in sel.notes:
+            print(f"- {note}")
+        table.to_csv(out / f"{stem}.csv", index=False)
+        sel.choices.to_csv(out / f"{stem}-choices.csv", index=False)
+        if len(sel.importances):
+            sel.importances.to_csv(out / f"{stem}-features.csv", index=False)
+            top = sel.importances.groupby("strategy").head(5)
+            print("\nfeatures that drive the learned choice (permutation importance):")
+            for r in top.itertuples():
+                print(f"  {r.strategy}: {r.feature} {r.importance:.4f}")
+        for name in sel.choices["strategy"].unique():
+            fig = chosen_layers(sel.chosen_layers(name), run.n_layers, f"{name}: configurations chosen — {run.name}")
+            slug = re.sub(r"[^\w.-]+", "_", name)
+            save(fig, out / f"{stem}-{slug}-layers.html")
+        print()
+    print(f"written to {out}/ (<dataset>-<site>.csv, -choices.csv, -features.csv, -<strategy>-layers.html)")
+
+
+def _markdown(table) -> str:
+    cols = list(table.columns)
+    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "|".join("--:" if table[c].dtype.kind == "f" else ":--"
+                                                                  for c in cols) + "|"]
+    for _, row in table.iterrows():
+        cells = [("–" if v != v else (f"{v:.3f}" if "McNemar" in c else f"{v:.1f}")) if isinstance(v, float)
+                 else str(v) for c, v in row.items()]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def cmd_sft(args) -> None:
+    if args.accelerate_configs:
+        from xtl.training.configs import ACCELERATE_CONFIGS, accelerate_config
+
+        for name, what in ACCELERATE_CONFIGS.items():
+            print(f"{name}: {what}\n  accelerate launch --config_file {accelerate_config(name)} -m xtl.cli sft ...")
+        return
+    missing = [f"--{k}" for k in ("model", "data", "out") if not getattr(args, k)]
+    if missing:
+        raise XtlError(f"xtl sft needs {', '.join(missing)}; e.g. xtl sft --model BASE --data aya.jsonl --out runs/sft")
+    from xtl.training.finetune import sft
+
+    res = sft(args.model, args.data, args.out, n=args.n, langs=tuple(langs_arg(args.langs)) if args.langs else None,
+              seed=args.seed, epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size,
+              micro_batch_size=args.micro_batch_size, lr=args.lr, warmup_ratio=args.warmup_ratio,
+              dtype=args.dtype, max_length=args.max_length, chat=args.chat, lora=args.lora, lora_r=args.lora_r,
+              save_steps=args.save_steps)
+    first, last = (res.losses[0], res.losses[-1]) if res.losses else (float("nan"), float("nan"))
+    print(f"fine-tuned model in {res.folder} ({res.steps} steps, loss {first:.3f} -> {last:.3f}, "
+          f"{res.wall_s:.0f} s); sweep it with: xtl sweep --model {res.folder} ...")
+
+
 COMMANDS = {"demo": lambda a: cmd_transplant(a, demo=True), "transplant": cmd_transplant,
             "sweep": cmd_sweep, "eval": cmd_eval, "report": cmd_report, "paper": cmd_paper,
-            "lens": cmd_lens}
+            "lens": cmd_lens, "sft": cmd_sft, "select": cmd_select}

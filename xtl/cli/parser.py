@@ -176,6 +176,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(model=None)
     _scoring(p)
 
+    p = sub.add_parser("select", formatter_class=fmt,
+                       help="cross-validate instance-aware layer selection strategies on swept stores")
+    p.add_argument("stores", nargs="+", help=f"{STORE_HELP}: a full or --grid cross sweep")
+    p.add_argument("--strategy", nargs="+", default=None,
+                   help="strategies (default: coarse entropy best-on-train agreement entropy-cross learned); "
+                        "also vanilla, margin-cross, loglik-cross")
+    p.add_argument("--cv", type=_at_least(2), default=5, help="folds over items")
+    p.add_argument("--by-language", action="store_true", help="leave one language out instead of --cv folds")
+    p.add_argument("--seed", type=int, default=0, help="fold shuffle and learned strategies' seed")
+    p.add_argument("--out", default="xtl-select", help="folder for the tables and chosen-layer heatmaps")
+    p.add_argument("--data-root", default=None, help="data folder (default: the one each store recorded)")
+    _scoring(p)
+
+    p = sub.add_parser("sft", formatter_class=fmt,
+                       help="the paper's ML-SFT baseline: fine-tune a model on multilingual instruction pairs")
+    p.add_argument("--model", required=False, default=None,
+                   help="the base model: a Hugging Face folder or hub name (not a GGUF file)")
+    p.add_argument("--data", default=None,
+                   help="JSONL or Parquet with Aya's fields inputs, targets, language, or CohereForAI/aya_dataset")
+    p.add_argument("--out", default=None, help="folder for the fine-tuned model (resumable)")
+    p.add_argument("--n", type=_at_least(1), default=20236, help="pairs to select, stratified over languages")
+    p.add_argument("--langs", nargs="*", default=None, help="train on these languages only (default: all)")
+    p.add_argument("--seed", type=int, default=0, help="selection, shuffling and initialisation seed")
+    p.add_argument("--epochs", type=float, default=3.0, help="passes over the selected pairs")
+    p.add_argument("--max-steps", type=_at_least(1), default=None, help="stop after this many optimiser steps")
+    p.add_argument("--batch-size", type=_at_least(1), default=16, help="global batch (all devices together)")
+    p.add_argument("--micro-batch-size", type=_at_least(1), default=None,
+                   help="per device (default: the batch, at most 4); the rest is gradient accumulation")
+    p.add_argument("--lr", type=float, default=1e-5, help="peak learning rate (linear warm-up and decay)")
+    p.add_argument("--warmup-ratio", type=float, default=0.1, help="share of the steps spent warming up")
+    p.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"],
+                   help="mixed precision of training, and the dtype the weights are saved in")
+    p.add_argument("--max-length", type=_at_least(8), default=2048, help="tokens per example (prompt + response)")
+    p.add_argument("--chat", dest="chat", action="store_true", default=None,
+                   help="frame pairs with the chat template (default: when the tokenizer has one)")
+    p.add_argument("--no-chat", dest="chat", action="store_false", help="frame pairs as Human: … Assistant:")
+    p.add_argument("--lora", action="store_true", help="LoRA through peft instead of full fine-tuning (cheaper; "
+                   "not the paper's recipe)")
+    p.add_argument("--lora-r", type=_at_least(1), default=16, help="LoRA rank")
+    p.add_argument("--save-steps", type=_at_least(1), default=200, help="checkpoint every this many steps")
+    p.add_argument("--accelerate-configs", action="store_true",
+                   help="list the shipped accelerate configs (1 GPU, 8 GPUs DDP, DeepSpeed ZeRO-3, FSDP) and exit")
+
     p = sub.add_parser("lens", formatter_class=fmt, help="logit lens of one prompt, vanilla or transplanted")
     _common(p)
     p.add_argument("--prompt", required=True, help="text file of the (target) prompt")

@@ -80,7 +80,7 @@ def resolve(model: HookedTransformer, request: SweepRequest) -> SweepSettings:
         empty = "src_layers" if src == () else "tgt_layers"
         raise XtlError(f"{empty} is empty, which would run no transplant; give layers (None for all), "
                        "or empty src_layers and tgt_layers both for a vanilla-only run")
-    recorded = dict(request.recorded or {})
+    recorded = {**getattr(model, "xtl_sft", {}), **dict(request.recorded or {})}  # an ML-SFT model says so
     known = {f.name for f in fields(SweepSettings)}
     fields_ = {k: recorded.pop(k) for k in _RECORDED if k in recorded}
     clash = sorted(k for k in recorded if k in known)

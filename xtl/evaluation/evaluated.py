@@ -171,6 +171,18 @@ class Run:
         return str(self.df["model"].iloc[0]) if "model" in self.df.columns and len(self.df) else ""
 
     @property
+    def sft_base(self) -> str:
+        """The base model when the store's model came from ``xtl sft`` (the ML-SFT baseline), else ''."""
+        return str(self.settings.get("sft_base") or "")
+
+    @property
+    def family(self) -> str:
+        """The model a table compares against: the base model of an ML-SFT model, else the model."""
+        from xtl.models.names import model_label
+
+        return model_label(self.sft_base) if self.sft_base else self.model
+
+    @property
     def site(self) -> str:
         return str(self.settings.get("site") or (self.df["site"].iloc[0] if "site" in self.df else ""))
 

@@ -479,6 +479,23 @@ def demo_gguf_path(verify: bool = True) -> Path:
     return target
 
 
+def _sft_origin(folder: Path) -> dict[str, Any] | None:
+    """What an ``xtl sft`` output folder was trained from (None for any other folder); an
+    unfinished one is refused rather than loaded half-trained."""
+    manifest = folder / "xtl-sft.json"
+    if not manifest.is_file():
+        return None
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelSpecError(f"{manifest} is unreadable ({exc}); train the model again") from exc
+    if not data.get("finished"):
+        raise ModelSpecError(f"{folder} is an unfinished `xtl sft` run; run the same xtl sft command again to "
+                             "resume it, then load the folder")
+    return {"sft_base": str(data.get("base_model", "")), "sft_data": str(data.get("data", "")),
+            "sft_lora": bool(data.get("settings", {}).get("lora", False))}
+
+
 def _named(model: HookedTransformer, name: str) -> HookedTransformer:
     """Name the model as the user gave it (not the path of a converted copy in the cache):
     manifests and reports show this name, and a rebuilt cache still resumes a store."""
@@ -516,7 +533,11 @@ def load_model(spec: str | os.PathLike = DEMO_MODEL, dtype: str | torch.dtype = 
             raise ModelSpecError(f"GGUF file {path} does not exist; check the path")
         return _named(_load_converted(path, torch_dtype, device, n_ctx), path.name)
     if path.is_dir():
-        return _named(_load_folder(path, torch_dtype, device, n_ctx), path.resolve().name)
+        sft = _sft_origin(path)
+        model = _named(_load_folder(path, torch_dtype, device, n_ctx), path.resolve().name)
+        if sft:
+            model.xtl_sft = sft  # sweeps record it: Tables 4 and 11 know an ML-SFT model
+        return model
     if path.exists() or text.startswith((".", "/", "~")):
         raise ModelSpecError(f"{text} is not a model folder or a .gguf file; check the path")
     from transformer_lens.loading_from_pretrained import OFFICIAL_MODEL_NAMES, MODEL_ALIASES

@@ -1,0 +1,148 @@
+"""Instance-aware selection strategies on hand-built results whose choices are known by hand,
+and the cross-validation protocol that must never let a strategy see a test item's answer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from xtl.errors import XtlError
+from xtl.schema import VANILLA, Config
+from xtl.strategies import Agreement, BestOnTrain, Confidence, Fixed, candidate_features, folds, select
+
+N = 3
+
+
+def results(correct, entropy, vanilla, langs, groups=None, answers=None):
+    """Evaluated rows of a full N × N grid: response "(A)" when right, else "(B)" (or
+    ``answers[k, i, j]``), so agreement and features see plausible gold-free answers."""
+    rows = []
+    for k in range(len(langs)):
+        base = {"item_key": f"t/{langs[k]}/{k}", "lang": langs[k], "group": (groups or ["low"] * len(langs))[k],
+                "site": "attn", "n_layers": N, "n_tokens": 3, "loglik": -1.0}
+        rows.append({**base, "src_layer": -1, "tgt_layer": -1, "is_vanilla": True, "correct": bool(vanilla[k]),
+                     "response": "(A)" if vanilla[k] else "(B)", "entropy": 1.0, "margin": 0.5})
+        for i in range(N):
+            for j in range(N):
+                ans = answers[k][i][j] if answers is not None else ("(A)" if correct[k, i, j] else "(B)")
+                rows.append({**base, "src_layer": i, "tgt_layer": j, "is_vanilla": False,
+                             "correct": bool(correct[k, i, j]), "response": ans, "entropy": float(entropy[k, i, j]),
+                             "margin": 1.0 - float(entropy[k, i, j])})
+    return pd.DataFrame(rows)
+
+
+def _rows(df):
+    return candidate_features(df, N).drop(columns="correct")
+
+
+def test_confidence_picks_the_lowest_entropy_of_its_candidates_with_ties_to_the_lower_layer():
+    c, e = np.zeros((3, N, N), int), np.ones((3, N, N))
+    e[0, 0, 0], e[0, 2, 0] = 0.2, 0.9      # item 0: (0, 0)
+    e[1, 0, 0], e[1, 2, 0] = 0.9, 0.2      # item 1: (2, 0)
+    e[2, 0, 0] = e[2, 2, 0] = 0.5          # item 2: a tie -> the lower source layer
+    e[:, 1, 1] = 0.0                       # never a candidate of the paper's strategy
+    df = results(c, e, [0, 0, 0], ["de", "de", "sw"])
+    got = Confidence().choose(_rows(df), N, "attn")
+    assert got == {"t/de/0": Config(0, 0), "t/de/1": Config(2, 0), "t/sw/2": Config(0, 0)}
+    full = Confidence(kind="full").choose(_rows(df), N, "attn")
+    assert set(full.values()) == {Config(1, 1)}
+    margin = Confidence(kind="paper", score="margin").choose(_rows(df), N, "attn")
+    assert margin == got                    # margin = 1 - entropy here
+
+
+def test_agreement_keeps_vanilla_when_it_gives_the_majority_answer():
+    c, e = np.zeros((2, N, N), int), np.ones((2, N, N))
+    answers = [[["(A)"] * N for _ in range(N)], [["(C)"] * N for _ in range(N)]]
+    answers[1][2][0] = "(A)"                # item 1: one candidate agrees with vanilla's (A), most say (C)
+    e[1, 1, 0] = 0.1                        # the most confident (C) among the cross candidates
+    df = results(c, e, [1, 1], ["de", "de"], answers=answers)
+    got = Agreement().choose(_rows(df), N, "attn")
+    assert got == {"t/de/0": VANILLA, "t/de/1": Config(1, 0)}
+
+
+def test_best_on_train_and_fixed():
+    c = np.zeros((4, N, N), int)
+    c[:, 1, 0] = [1, 1, 1, 0]               # (1, 0) is right on 3 of 4 training items
+    c[:, 2, 1] = [1, 1, 0, 0]
+    df = candidate_features(results(c, np.ones((4, N, N)), [0] * 4, ["de", "de", "sw", "sw"]), N)
+    s = BestOnTrain()
+    s.fit(df, N, "attn")
+    assert s.chosen == Config(1, 0)
+    assert Fixed().choose(df, N, "attn")["t/de/0"] == Config(2, 0)      # attn: (last, first)
+    assert Fixed().choose(df, N, "mlp")["t/de/0"] == Config(0, 0)       # mlp: (first, first)
+
+
+def test_learned_falls_back_to_vanilla_and_is_deterministic_for_a_seed():
+    pytest.importorskip("sklearn")
+    from xtl.strategies import Learned
+
+    rng = np.random.default_rng(0)
+    k = 40
+    c = np.zeros((k, N, N), int)            # every transplant wrong, vanilla right: keep vanilla
+    df = results(c, rng.random((k, N, N)), [1] * k, ["de"] * 20 + ["sw"] * 20)
+    sel = select(df, [Learned(iterations=20)], cv=4)
+    assert (sel.choices["src_layer"] == -1).all() and sel.table.loc["learned", "Avg."] == 100
+    c2 = rng.integers(0, 2, size=(k, N, N))
+    df2 = results(c2, rng.random((k, N, N)), rng.integers(0, 2, size=k), ["de"] * 20 + ["sw"] * 20)
+    a, b = (select(df2, [Learned(seed=3, iterations=20)], cv=4, seed=1),
+            select(df2, [Learned(seed=3, iterations=20)], cv=4, seed=1))
+    pd.testing.assert_frame_equal(a.choices, b.choices)
+    assert set(a.importances["feature"]) >= {"f_entropy", "f_agree", "f_changes"}
+
+
+def test_no_strategy_reads_a_test_items_gold():
+    """Flip the answers of one fold's items: the choices for those items must not change (a
+    strategy that looked at them would follow the flip)."""
+    pytest.importorskip("sklearn")
+    rng = np.random.default_rng(1)
+    k = 30
+    c = rng.integers(0, 2, size=(k, N, N))
+    df = results(c, rng.random((k, N, N)), rng.integers(0, 2, size=k), ["de"] * 15 + ["sw"] * 15)
+    from xtl.strategies import Learned
+
+    names = ["coarse", "entropy", "best-on-train", "agreement", "entropy-cross",
+             Learned(iterations=20), Learned(name="learned (logistic)", model="logistic")]
+    before = select(df, names, cv=3, seed=2)
+    fold0 = set(before.choices[before.choices["fold"] == 0]["item_key"])
+    flipped = df.copy()
+    flipped.loc[flipped["item_key"].isin(fold0), "correct"] = ~flipped.loc[flipped["item_key"].isin(fold0), "correct"]
+    after = select(flipped, names, cv=3, seed=2)
+    cols = ["strategy", "item_key", "src_layer", "tgt_layer"]
+    pick = lambda s: s.choices[s.choices["item_key"].isin(fold0)][cols].sort_values(cols).reset_index(drop=True)  # noqa: E731
+    pd.testing.assert_frame_equal(pick(before), pick(after))
+
+
+def test_folds_never_share_an_item_and_the_table_is_right_by_hand():
+    langs = ["de"] * 4 + ["sw"] * 2
+    items = pd.DataFrame({"item_key": [f"t/{l}/{k}" for k, l in enumerate(langs)], "lang": langs})
+    f = folds(items, cv=3, seed=0)
+    assert sorted(f) == sorted(items["item_key"]) and set(f.values()) == {0, 1, 2}
+    assert folds(items, by_language=True) == {k: (0 if "/de/" in k else 1) for k in items["item_key"]}
+    with pytest.raises(XtlError, match="cannot make 9 folds"):
+        folds(items, cv=9)
+    c, e = np.zeros((6, N, N), int), np.ones((6, N, N))
+    c[:, 0, 0] = [1, 1, 0, 0, 1, 0]
+    e[:, 0, 0] = 0.1                        # entropy-based always picks (0, 0)
+    df = results(c, e, [0, 0, 0, 0, 0, 1], langs, ["high"] * 4 + ["low"] * 2)
+    sel = select(df, ["entropy", "coarse"], cv=3)
+    assert sel.choices.groupby("strategy")["item_key"].apply(lambda s: s.is_unique).all()
+    t = sel.table
+    assert t.loc["Vanilla", "High"] == 0 and t.loc["Vanilla", "Low"] == 50 and t.loc["Vanilla", "Avg."] == 25
+    assert t.loc["entropy-based", "High"] == 50 and t.loc["entropy-based", "Low"] == 50
+    assert t.loc["entropy-based", "configs/item"] == 2 and t.loc["coarse", "configs/item"] == 1
+    # the oracle (any configuration right; vanilla is not one): de items 0, 1; sw item 4 -> 50 / 50
+    assert t.loc["N² oracle", "High"] == 50 and t.loc["N² oracle", "Low"] == 50
+    gap = (t.loc["entropy-based", "Avg."] - 25) / (t.loc["N² oracle", "Avg."] - 25) * 100
+    assert t.loc["entropy-based", "gap closed to oracle (%)"] == pytest.approx(gap)
+    assert 0 <= t.loc["coarse", "McNemar p vs entropy-based"] <= 1
+    with pytest.raises(XtlError, match="unknown strategy 'entropi'.*Did you mean 'entropy'"):
+        select(df, ["entropi"])
+
+
+def test_a_strategy_needing_configurations_the_store_lacks_says_so():
+    c, e = np.zeros((4, N, N), int), np.ones((4, N, N))
+    df = results(c, e, [0] * 4, ["de"] * 4)
+    partial = df[df["is_vanilla"] | (df["src_layer"] == 1)]
+    with pytest.raises(XtlError, match="strategy 'entropy-based' needs configurations the results lack.*--grid cross"):
+        select(partial, ["entropy"], cv=2)

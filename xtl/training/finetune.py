@@ -1,0 +1,370 @@
+"""The paper's ML-SFT baseline (section F): full-parameter supervised fine-tuning of a Hugging
+Face causal LM with the ``transformers`` Trainer (so ``accelerate launch`` spreads it over GPUs
+with DDP, DeepSpeed or FSDP), loss on the response tokens only, the prompt framed exactly as
+xtl's evaluation frames it. The output folder loads with :func:`xtl.load_model` and tells the
+stores swept on it that it is an ML-SFT model (Tables 4, 6, 7 and 11)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Sequence
+
+from xtl.errors import DataError, ModelSpecError, XtlError
+from xtl.training.data import PAPER_N, Pair, data_sha256, language_counts, read_pairs, select_pairs
+
+__all__ = ["SftSettings", "SftResult", "sft", "MANIFEST", "read_sft_manifest", "frame_example"]
+
+log = logging.getLogger("xtl")
+
+#: The training manifest in the output folder (settings, data, loss per step, wall time).
+MANIFEST = "xtl-sft.json"
+SELECTION = "selection.json"
+CHECKPOINTS = "checkpoints"
+
+
+@dataclass(frozen=True)
+class SftSettings:
+    """Everything an ML-SFT run depends on; the paper's recipe by default (section F: 20,236 Aya
+    pairs, batch 16, 3 epochs, learning rate 1e-5, warm-up ratio 0.1, bf16)."""
+
+    model: str
+    data: str
+    n: int = PAPER_N
+    langs: tuple[str, ...] | None = None
+    seed: int = 0
+    epochs: float = 3.0
+    max_steps: int | None = None  # stop after this many optimiser steps (overrides epochs)
+    batch_size: int = 16  # global: micro batch × devices × accumulation
+    micro_batch_size: int | None = None  # per device (default: the batch, at most 4)
+    lr: float = 1e-5
+    warmup_ratio: float = 0.1
+    dtype: str = "bfloat16"  # training (mixed) precision, and the dtype the weights are saved in
+    max_length: int = 2048
+    chat: bool | None = None  # frame with the chat template (default: when the tokenizer has one)
+    lora: bool = False  # peft LoRA: a cheaper alternative, not the paper's recipe
+    lora_r: int = 16
+    save_steps: int = 200
+
+    def __post_init__(self) -> None:
+        if self.langs is not None:
+            object.__setattr__(self, "langs", tuple(self.langs))
+        for name in ("n", "batch_size", "max_length", "save_steps", "lora_r"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise XtlError(f"{name} must be a whole number of at least 1, not {value!r}")
+        for name in ("max_steps", "micro_batch_size"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise XtlError(f"{name} must be a whole number of at least 1 (or None), not {value!r}")
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
+            raise XtlError(f"lr must be a positive number, not {self.lr!r}")
+        if not (isinstance(self.warmup_ratio, (int, float)) and 0 <= self.warmup_ratio < 1):
+            raise XtlError(f"warmup_ratio must be in [0, 1), not {self.warmup_ratio!r}")
+        if not (isinstance(self.epochs, (int, float)) and self.epochs > 0):
+            raise XtlError(f"epochs must be a positive number, not {self.epochs!r}")
+        if self.dtype not in ("bfloat16", "float32", "float16"):
+            raise XtlError(f"dtype must be bfloat16 (the paper's), float16 or float32, not {self.dtype!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self)))
+
+
+@dataclass(frozen=True)
+class SftResult:
+    """Where the fine-tuned model is and how training went."""
+
+    folder: Path
+    steps: int
+    losses: list[float] = field(default_factory=list)
+    wall_s: float = 0.0
+    examples: int = 0
+    resumed: bool = False
+
+
+def read_sft_manifest(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """The training manifest of an ``xtl sft`` output folder, or None when it is not one."""
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise XtlError(f"{path} is unreadable ({exc}); delete the folder and train again") from exc
+
+
+# ---------------------------------------------------------------- examples
+def _has_chat_template(tokenizer: Any) -> bool:
+    return getattr(tokenizer, "chat_template", None) is not None
+
+
+def frame_example(tokenizer: Any, pair: Pair, chat: bool, max_length: int) -> dict[str, list[int]] | None:
+    """Token ids and labels of one pair: the prompt as xtl's evaluation tokenises it (the chat
+    template's user turn with the generation prompt, or the PilotSets' ``Human: … Assistant:``
+    frame), then the response and its end (end-of-turn or EOS). Prompt labels are -100, so only
+    response tokens carry loss. None when the prompt alone fills ``max_length``."""
+    if chat:
+        user = [{"role": "user", "content": pair.inputs}]
+        prompt = tokenizer.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
+        full = tokenizer.apply_chat_template(user + [{"role": "assistant", "content": pair.targets}],
+                                             tokenize=False)
+        if not full.startswith(prompt):
+            raise XtlError("this tokenizer's chat template does not extend the prompt with the answer; "
+                           "train without the chat template (--no-chat)")
+        completion = full[len(prompt):]
+        end: list[int] = []
+    else:
+        prompt = f"Human: {pair.inputs}\n\nAssistant:"
+        completion = f" {pair.targets}"
+        end = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    bos = getattr(tokenizer, "bos_token", None)
+    prompt_ids = tokenizer(prompt, add_special_tokens=not (bos and prompt.startswith(bos)))["input_ids"]
+    answer_ids = tokenizer(completion, add_special_tokens=False)["input_ids"] + end
+    if len(prompt_ids) >= max_length:
+        return None
+    answer_ids = answer_ids[:max_length - len(prompt_ids)]
+    return {"input_ids": prompt_ids + answer_ids, "labels": [-100] * len(prompt_ids) + answer_ids}
+
+
+class _Collator:
+    """Right-pads a batch: pad id for inputs, -100 for labels, a 0 attention mask over padding."""
+
+    def __init__(self, pad_id: int) -> None:
+        self.pad_id = pad_id
+
+    def __call__(self, batch: list[dict[str, list[int]]]) -> dict[str, Any]:
+        import torch
+
+        width = max(len(b["input_ids"]) for b in batch)
+        ids = [b["input_ids"] + [self.pad_id] * (width - len(b["input_ids"])) for b in batch]
+        labels = [b["labels"] + [-100] * (width - len(b["labels"])) for b in batch]
+        mask = [[1] * len(b["input_ids"]) + [0] * (width - len(b["input_ids"])) for b in batch]
+        return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels),
+                "attention_mask": torch.tensor(mask)}
+
+
+# ---------------------------------------------------------------- checks
+def _check_base_model(spec: str) -> None:
+    from xtl.models.names import DEMO_ALIASES, DEMO_MODEL
+
+    text = str(spec)
+    if text in (DEMO_MODEL, *DEMO_ALIASES) or text.lower().endswith(".gguf"):
+        raise ModelSpecError(f"{text} is a quantised GGUF model, which cannot be fine-tuned; fine-tune its source "
+                             "model (a Hugging Face folder or hub name, e.g. google/gemma-3-270m) instead")
+    path = Path(text).expanduser()
+    if path.exists() and not (path / "config.json").is_file():
+        raise ModelSpecError(f"{path} is not a Hugging Face model folder (no config.json)")
+
+
+def _check_dtype(dtype: str) -> None:
+    import torch
+
+    if torch.cuda.is_available() and dtype == "bfloat16" and not torch.cuda.is_bf16_supported():
+        raise XtlError("this GPU cannot train in bfloat16; use --dtype float16 or float32")
+    if dtype == "float16" and not torch.cuda.is_available():
+        raise XtlError("float16 training needs a GPU; use --dtype bfloat16 or float32 on a CPU")
+
+
+def _check_out(out: Path, settings: SftSettings) -> dict[str, Any] | None:
+    """The manifest of an earlier run of these settings in ``out`` (to resume), None for a new
+    run; an error for a folder that holds something else or another run."""
+    if not out.exists():
+        return None
+    if not out.is_dir():
+        raise XtlError(f"--out {out} is a file; give a folder for the fine-tuned model")
+    manifest = read_sft_manifest(out)
+    if manifest is None:
+        if any(out.iterdir()):
+            raise XtlError(f"--out {out} already holds other files; give an empty or new folder")
+        return None
+    before = manifest.get("settings", {})
+    now = settings.to_dict()
+    differ = {k: (before.get(k), now.get(k)) for k in now if before.get(k) != now.get(k)}
+    if differ:
+        detail = "; ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in sorted(differ.items()))
+        raise XtlError(f"{out} holds a run of other settings ({detail}); use another --out or the same settings")
+    return manifest
+
+
+def _world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _steps(settings: SftSettings) -> tuple[int, int]:
+    """(micro batch per device, gradient accumulation) for the global batch on this many devices."""
+    micro = settings.micro_batch_size or min(settings.batch_size, 4)
+    world = _world_size()
+    if settings.batch_size % (micro * world):
+        raise XtlError(f"batch_size {settings.batch_size} is not a multiple of micro batch {micro} × {world} "
+                       "device(s); change --batch-size or --micro-batch-size")
+    return micro, settings.batch_size // (micro * world)
+
+
+# ---------------------------------------------------------------- the run
+def sft(model: str, data: str, out: str | os.PathLike, *, progress: bool = True,
+        callbacks: Sequence[Any] = (), **settings: Any) -> SftResult:
+    """Fine-tune ``model`` (a Hugging Face folder or hub name) on instruction pairs of ``data``
+    (JSONL/Parquet with Aya's ``inputs``, ``targets``, ``language``, or a Hub name such as
+    ``CohereForAI/aya_dataset``) into the folder ``out``.
+
+    ``settings`` are :class:`SftSettings` fields (``n``, ``langs``, ``seed``, ``epochs``,
+    ``max_steps``, ``batch_size``, ``micro_batch_size``, ``lr``, ``warmup_ratio``, ``dtype``,
+    ``max_length``, ``chat``, ``lora``, ``lora_r``, ``save_steps``); the paper's recipe by
+    default. Checkpoints go to ``out/checkpoints`` every ``save_steps`` steps; the same call
+    again resumes from the last one, and Ctrl-C saves one before it stops. ``callbacks``:
+    extra ``transformers.TrainerCallback`` objects.
+    """
+    unknown = sorted(set(settings) - ({f.name for f in fields(SftSettings)} - {"model", "data"}))
+    if unknown:
+        raise XtlError(f"sft got unknown setting(s) {unknown}; see xtl.training.SftSettings")
+    config = SftSettings(model=str(model), data=str(data), **settings)
+    _check_base_model(config.model)
+    _check_dtype(config.dtype)
+    out = Path(out).expanduser()
+    earlier = _check_out(out, config)
+    if earlier is not None and earlier.get("finished"):
+        log.info("%s already holds this fine-tuned model; nothing to do", out)
+        return SftResult(out, int(earlier.get("steps", 0)), earlier.get("losses", []), earlier.get("wall_s", 0.0),
+                         int(earlier.get("examples", 0)))
+    pairs = read_pairs(config.data)
+    chosen = select_pairs(pairs, config.n, config.langs, config.seed)
+    counts = language_counts(chosen)
+    log.info("%d pairs in %d languages: %s", len(chosen), len(counts),
+             ", ".join(f"{lang} {k}" for lang, k in counts.items()))
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(config.model)
+    except Exception as exc:  # noqa: BLE001 - transformers raises many kinds; all mean the same
+        raise ModelSpecError(f"cannot load the tokenizer of {config.model} ({type(exc).__name__}); give a Hugging "
+                             "Face folder or hub name with a tokenizer") from exc
+    chat = _has_chat_template(tokenizer) if config.chat is None else config.chat
+    if chat and not _has_chat_template(tokenizer):
+        raise XtlError(f"{config.model}'s tokenizer has no chat template; train without --chat")
+    examples = [e for e in (frame_example(tokenizer, p, chat, config.max_length) for p in chosen) if e]
+    if not examples:
+        raise DataError(f"no example fits in max_length {config.max_length}; raise --max-length")
+    if len(examples) < len(chosen):
+        log.warning("%d pair(s) left out: their prompt alone fills max_length %d", len(chosen) - len(examples),
+                    config.max_length)
+    out.mkdir(parents=True, exist_ok=True)
+    source = {"data": config.data}
+    if Path(config.data).expanduser().is_file():
+        source = {"data": str(Path(config.data).expanduser().resolve()), "data_sha256": data_sha256(config.data)}
+    manifest: dict[str, Any] = {"settings": config.to_dict(), "base_model": config.model, **source,
+                                "prompt_frame": "chat template" if chat else "Human: … Assistant:",
+                                "selected": len(chosen), "examples": len(examples), "languages": counts,
+                                "xtl_version": _version(), "finished": False,
+                                "wall_s": float((earlier or {}).get("wall_s", 0.0))}
+    _write_json(out / MANIFEST, manifest)
+    _write_json(out / SELECTION, [p.id for p in chosen])
+    return _train(config, tokenizer, examples, out, manifest, chat, progress, callbacks)
+
+
+def _train(config: SftSettings, tokenizer: Any, examples: list[dict], out: Path, manifest: dict,
+           chat: bool, progress: bool, callbacks: Sequence[Any]) -> SftResult:
+    import torch
+    from transformers import AutoModelForCausalLM, Trainer, TrainerCallback, TrainingArguments
+
+    try:
+        model = AutoModelForCausalLM.from_pretrained(config.model, dtype=torch.float32)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelSpecError(f"cannot load {config.model} for training ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0][:160] if str(exc) else ''})") from exc
+    if config.lora:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=config.lora_r, lora_alpha=2 * config.lora_r,
+                                                 target_modules="all-linear", task_type="CAUSAL_LM"))
+    micro, accum = _steps(config)
+    checkpoints = out / CHECKPOINTS
+    resume = checkpoints.is_dir() and any(p.name.startswith("checkpoint-") for p in checkpoints.iterdir())
+    args = TrainingArguments(
+        output_dir=str(checkpoints), num_train_epochs=config.epochs, max_steps=config.max_steps or -1,
+        per_device_train_batch_size=micro, gradient_accumulation_steps=accum, learning_rate=config.lr,
+        warmup_steps=config.warmup_ratio, lr_scheduler_type="linear", weight_decay=0.0,
+        bf16=config.dtype == "bfloat16", fp16=config.dtype == "float16", logging_steps=1,
+        save_strategy="steps", save_steps=config.save_steps, save_total_limit=2, seed=config.seed,
+        data_seed=config.seed, report_to=[], remove_unused_columns=False, disable_tqdm=not progress,
+        dataloader_num_workers=0, dataloader_pin_memory=torch.cuda.is_available())
+    stop = _StopOnSignal()
+
+    class _Interrupt(TrainerCallback):
+        """Ctrl-C: save a checkpoint at the end of this step, then stop."""
+
+        def on_step_end(self, args, state, control, **kwargs):  # noqa: ARG002
+            if stop.asked:
+                control.should_save = True
+                control.should_training_stop = True
+            return control
+
+    trainer = Trainer(model=model, args=args, train_dataset=examples,
+                      data_collator=_Collator(tokenizer.pad_token_id if tokenizer.pad_token_id is not None
+                                              else tokenizer.eos_token_id or 0),
+                      callbacks=[_Interrupt(), *callbacks])
+    start = time.perf_counter()
+    with stop:
+        trainer.train(resume_from_checkpoint=True if resume else None)
+    wall = time.perf_counter() - start
+    state = trainer.state
+    losses = [float(h["loss"]) for h in state.log_history if "loss" in h]
+    manifest.update(steps=int(state.global_step), losses=losses, wall_s=round(wall + manifest.get("wall_s", 0.0), 3),
+                    resumed=bool(resume))
+    finished = state.global_step >= state.max_steps and not stop.asked
+    if not finished:
+        _write_json(out / MANIFEST, manifest)
+        raise KeyboardInterrupt(f"training stopped at step {state.global_step} of {state.max_steps}; a checkpoint "
+                                f"is in {checkpoints}: run the same command again to resume")
+    final = trainer.model
+    if config.lora:
+        final = final.merge_and_unload()  # a plain model folder that xtl.load_model loads
+    if trainer.is_world_process_zero():
+        final = final.to(getattr(torch, config.dtype))
+        final.save_pretrained(out, safe_serialization=True)
+        tokenizer.save_pretrained(out)
+        manifest.update(finished=True, saved_dtype=config.dtype)
+        _write_json(out / MANIFEST, manifest)  # last: the folder is finished only now
+    return SftResult(out, int(state.global_step), losses, manifest["wall_s"], len(examples), bool(resume))
+
+
+class _StopOnSignal:
+    """Turns Ctrl-C during training into a request to checkpoint and stop (a second Ctrl-C
+    stops at once)."""
+
+    def __init__(self) -> None:
+        self.asked = False
+        self._old = None
+
+    def __enter__(self) -> "_StopOnSignal":
+        try:
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread: leave Ctrl-C alone
+            self._old = None
+        return self
+
+    def _handle(self, signum, frame) -> None:  # noqa: ARG002
+        if self.asked:
+            raise KeyboardInterrupt
+        self.asked = True
+        log.warning("stopping after this step and saving a checkpoint (Ctrl-C again to stop at once)")
+
+    def __exit__(self, *exc) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _version() -> str:
+    from xtl import __version__
+
+    return __version__
