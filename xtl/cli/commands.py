@@ -321,7 +321,8 @@ def _markdown(table) -> str:
     lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "|".join("--:" if table[c].dtype.kind == "f" else ":--"
                                                                   for c in cols) + "|"]
     for _, row in table.iterrows():
-        cells = [("–" if v != v else (f"{v:.3f}" if "McNemar" in c else f"{v:.1f}")) if isinstance(v, float)
+        cells = [("–" if v != v else (("< 0.001" if v < 0.001 else f"{v:.3f}") if "McNemar" in c else f"{v:.1f}"))
+                 if isinstance(v, float)
                  else str(v) for c, v in row.items()]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -91,10 +91,9 @@ def explore(run: "Run | pd.DataFrame", model: "HookedTransformer | None" = None,
         import plotly.graph_objects as go
     except ImportError as exc:
         raise XtlError("xtl.explore needs the notebook extra: pip install 'xtl[notebook]'") from exc
-    from xtl.evaluation.evaluated import Run
-
-    settings = run.settings if isinstance(run, Run) else {}
-    df = run.df if isinstance(run, Run) else run
+    is_run = hasattr(run, "df") and hasattr(run, "settings")  # an xtl.Run, without importing its module
+    settings = run.settings if is_run else {}
+    df = run.df if is_run else run
     if "correct" not in df.columns:
         raise XtlError("explore needs evaluated results: xtl.open_run(store) or xtl.evaluate(results, items)")
     ex = Explorer(df, site or str(settings.get("site") or df["site"].iloc[0]), settings.get("n_layers"), model,

@@ -38,7 +38,8 @@ def use_in_notebook(static: bool | None = None, width: int | None = None, height
     Args:
         static: also store a PNG with each figure; ``None`` (default) when this machine can
             export images (:func:`can_export_images`).
-        width, height: size of the PNG in pixels (default: the figure's own, else 700 × 500).
+        width: width of the PNG in pixels (default: the figure's own, else 700).
+        height: height of the PNG in pixels (default: the figure's own, else 500).
 
     This sets ``plotly.io.renderers.default`` (plotly's own setting, for this kernel only).
     """

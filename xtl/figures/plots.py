@@ -124,23 +124,25 @@ def upper_bound_curves(ub: Bounds, title: str = "Instance-aware upper bounds", f
 
 
 def chosen_layers(counts, n_layers: int, title: str = "Configurations chosen per item") -> go.Figure:
-    """Source × target heatmap of how often a strategy chose each configuration, a dropdown per
-    resource group (``counts``: :meth:`xtl.strategies.Selection.chosen_layers`); vanilla
-    choices are counted in the title."""
-    groups = ["all"] + [g for g in ("high", "mid", "low") if g in set(counts["group"])]
+    """Source × target heatmap of how often a strategy chose each configuration, a dropdown for
+    all items, each resource group and each language (``counts``:
+    :meth:`xtl.strategies.Selection.chosen_layers`); vanilla choices are counted in the name."""
+    panels = [("all", counts)]
+    panels += [(g, counts[counts["group"] == g]) for g in ("high", "mid", "low") if g in set(counts["group"])]
+    if "lang" in counts.columns:
+        panels += [(str(l), counts[counts["lang"] == l]) for l in sorted(set(counts["lang"]))]
     fig = go.Figure()
-    for k, group in enumerate(groups):
-        part = counts if group == "all" else counts[counts["group"] == group]
+    for k, (name, part) in enumerate(panels):
         z = np.zeros((n_layers, n_layers))
         for r in part[part["src_layer"] >= 0].itertuples():
             z[int(r.src_layer), int(r.tgt_layer)] += r.items
         vanilla = int(part[part["src_layer"] < 0]["items"].sum())
         fig.add_trace(go.Heatmap(z=z, x=list(range(n_layers)), y=list(range(n_layers)), colorscale="Blues",
-                                 visible=k == 0, name=f"{group} (vanilla {vanilla})", colorbar={"title": "items"},
+                                 visible=k == 0, name=f"{name} (vanilla {vanilla})", colorbar={"title": "items"},
                                  hovertemplate="source %{y} → target %{x}: %{z:.0f} items<extra></extra>"))
-    if len(groups) > 1:
+    if len(panels) > 1:
         buttons = [{"label": fig.data[k].name, "method": "update",
-                    "args": [{"visible": [m == k for m in range(len(groups))]}]} for k in range(len(groups))]
+                    "args": [{"visible": [m == k for m in range(len(panels))]}]} for k in range(len(panels))]
         fig.update_layout(updatemenus=[{"buttons": buttons, "x": 1.0, "y": 1.15, "xanchor": "right"}])
     fig.update_layout(title=f"{title} — {fig.data[0].name}", xaxis_title="target layer j",
                       yaxis_title="source layer i", width=680, height=600)

@@ -230,3 +230,4 @@ register_strategy("loglik-cross", lambda: Confidence(name="log-likelihood (cross
 register_strategy("best-on-train", BestOnTrain)
 register_strategy("agreement", Agreement)
 register_strategy("learned", _learned)
+register_strategy("learned-logistic", lambda seed=0: _learned(name="learned (logistic)", model="logistic", seed=seed))

@@ -23,7 +23,8 @@ from xtl.strategies.features import candidate_features
 __all__ = ["Selection", "select", "folds", "DEFAULT_STRATEGIES"]
 
 #: What ``xtl select`` compares by default: the paper's baselines, then the new strategies.
-DEFAULT_STRATEGIES = ("coarse", "entropy", "best-on-train", "agreement", "entropy-cross", "learned")
+DEFAULT_STRATEGIES = ("coarse", "entropy", "best-on-train", "agreement", "entropy-cross", "learned",
+                      "learned-logistic")
 GROUPS = (("high", "High"), ("mid", "Mid"), ("low", "Low"))
 
 
@@ -39,9 +40,10 @@ class Selection(_Record):
     notes: list[str] = field(default_factory=list)
 
     def chosen_layers(self, strategy: str) -> pd.DataFrame:
-        """How often ``strategy`` picked each (source, target) per group (vanilla as -1, -1)."""
+        """How often ``strategy`` picked each (source, target) per group and language (vanilla
+        as -1, -1): what the chosen-layers heatmap draws."""
         part = self.choices[self.choices["strategy"] == strategy]
-        return part.groupby(["group", "src_layer", "tgt_layer"]).size().rename("items").reset_index()
+        return part.groupby(["group", "lang", "src_layer", "tgt_layer"]).size().rename("items").reset_index()
 
 
 def folds(items: pd.DataFrame, cv: int = 5, by_language: bool = False, seed: int = 0) -> dict[str, int]:
@@ -114,6 +116,7 @@ def select(df: pd.DataFrame, strategies: Sequence["str | Strategy"] = DEFAULT_ST
             test_keys = {k for k, f in fold_of.items() if f == fold}
             is_test = pool["item_key"].isin(test_keys)
             strat.fit(pool[~is_test], n, site)
+            cost = len(strat.candidates(n, site))  # after fitting: best-on-train runs one configuration
             chosen = strat.choose(pool.loc[is_test, list(c for c in GOLD_FREE if c in pool.columns)], n, site)
             imps.extend({"strategy": strat.name, "feature": f, "importance": v, "fold": fold}
                         for f, v in strat.importances().items())
@@ -123,7 +126,7 @@ def select(df: pd.DataFrame, strategies: Sequence["str | Strategy"] = DEFAULT_ST
                 if right is None:
                     raise XtlError(f"strategy {strat.name!r} chose {tuple(c)} for {key}, which the results lack")
                 rows.append({"strategy": strat.name, "item_key": key, "src_layer": c.src, "tgt_layer": c.tgt,
-                             "correct": right, "fold": fold, "cost": len(configs)})
+                             "correct": right, "fold": fold, "cost": cost})
     choices = pd.DataFrame(rows).merge(items, on="item_key")
     importances = (pd.DataFrame(imps).groupby(["strategy", "feature"])["importance"].mean().reset_index()
                    .sort_values(["strategy", "importance"], ascending=[True, False])
@@ -158,8 +161,7 @@ def _table(df: pd.DataFrame, choices: pd.DataFrame, names: list[str], n: int) ->
         col = {"SourceLast": "SourceLast", "TargetFirst": "TargetFirst", "N² oracle": "oracle"}[label]
         vals = {lab: float(bounds.loc[gk, col]) if gk in bounds.index else math.nan for gk, lab in GROUPS}
         vals["Avg."] = float(bounds.loc["all", col])
-        rows.append({"Setting": label, **vals, "configs/item": {"oracle": n * n}.get(key, 2 * n - 1)
-                     if key != "source_last" else n})
+        rows.append({"Setting": label, **vals, "configs/item": n * n if key == "oracle" else n})
     table = pd.DataFrame(rows).set_index("Setting")
     notes = [f"{label}: not computable on this grid: {reasons[key]}" for label, key in
              (("SourceLast", "source_last"), ("TargetFirst", "target_first"), ("N² oracle", "oracle"))
