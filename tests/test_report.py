@@ -64,9 +64,8 @@ def _chromium():
     return None
 
 
-@pytest.mark.skipif(_chromium() is None or shutil.which("chromedriver") is None,
-                    reason="headless browser test needs Debian's chromium and chromium-driver")
-def test_report_renders_in_headless_chromium(report, tmp_path):
+def _driver(tmp_path, height: int = 900):
+    """Headless Debian Chromium through selenium, with the browser's console log kept."""
     webdriver = pytest.importorskip("selenium.webdriver")
     from selenium.webdriver.chrome.service import Service
 
@@ -74,10 +73,16 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     opts.binary_location = _chromium()
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,900"):
+                 f"--user-data-dir={tmp_path / 'profile'}", f"--window-size=1200,{height}"):
         opts.add_argument(flag)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
+
+
+@pytest.mark.skipif(_chromium() is None or shutil.which("chromedriver") is None,
+                    reason="headless browser test needs Debian's chromium and chromium-driver")
+def test_report_renders_in_headless_chromium(report, tmp_path):
+    driver = _driver(tmp_path)
     try:
         driver.get(report.as_uri())
         rendered = driver.execute_script(
@@ -151,18 +156,10 @@ def test_report_has_the_cross_validated_selection_table(report):
 def test_clicking_a_heatmap_cell_lists_its_items(report, tmp_path):
     """A real click on the gain heatmap's cell (source 0, target 0) in headless Chromium shows
     that configuration's items, fixed first, with their answers; the table is on screen."""
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
+    driver = _driver(tmp_path, height=2400)
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = _chromium()
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-quic",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,2400"):
-        opts.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
     try:
         driver.get(report.as_uri())
         gd = driver.find_element(By.ID, "fig0")
