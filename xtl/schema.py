@@ -13,7 +13,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping, NamedTuple, Sequence
 
-__all__ = ["Column", "COLUMNS", "SWEEP", "EVALUATION", "column_names", "SweepSettings",
+__all__ = ["cross_configs", "Column", "COLUMNS", "SWEEP", "EVALUATION", "column_names", "SweepSettings",
            "SELECTION", "RECORDED_ONLY", "Config", "VANILLA", "describe_columns"]
 
 
@@ -81,6 +81,15 @@ class Config(NamedTuple):
     tgt: int
 
 
+def cross_configs(src_layers: Sequence[int], tgt_layers: Sequence[int]) -> list[Config]:
+    """The last source layer into every target and every source into the first target: the
+    2N − 1 configurations the bounds SourceLast and TargetFirst need (``grid="cross"``)."""
+    if not (src_layers and tgt_layers):
+        return []
+    last, first = max(src_layers), min(tgt_layers)
+    return sorted({Config(last, j) for j in tgt_layers} | {Config(i, first) for i in src_layers})
+
+
 #: The vanilla configuration (no transplant).
 VANILLA = Config(-1, -1)
 
@@ -142,11 +151,7 @@ class SweepSettings:
         ``tgt_layers``, or with ``grid="cross"`` the last source into every target and every
         source into the first target (2N − 1)."""
         if self.grid == "cross":
-            if not (self.src_layers and self.tgt_layers):
-                return []
-            last, first = max(self.src_layers), min(self.tgt_layers)
-            cross = {Config(last, j) for j in self.tgt_layers} | {Config(i, first) for i in self.src_layers}
-            return sorted(cross)
+            return cross_configs(self.src_layers, self.tgt_layers)
         return [Config(i, j) for i in self.src_layers for j in self.tgt_layers]
 
     @property

@@ -26,6 +26,11 @@ def _text(value: Any, width: int | None) -> str:
     return text if width is None or len(text) <= width else text[:width] + "…"
 
 
+def _status_order(vanilla_correct: np.ndarray, correct: np.ndarray) -> np.ndarray:
+    """Index into :data:`STATUS_ORDER` of each row: fixed, broken, right or wrong."""
+    return np.select([~vanilla_correct & correct, vanilla_correct & ~correct, correct], [0, 1, 2], 3)
+
+
 def _annotated(df: pd.DataFrame, rest: pd.DataFrame, width: int | None) -> pd.DataFrame:
     """``rest`` (configuration rows) with the COLUMNS of :func:`cell_items`, vectorised."""
     van = df[df["is_vanilla"]].drop_duplicates("item_key").set_index("item_key")
@@ -46,9 +51,8 @@ def _annotated(df: pd.DataFrame, rest: pd.DataFrame, width: int | None) -> pd.Da
         "correct": rest["correct"].astype(bool).to_numpy(),
         "margin": rest["margin"].to_numpy(float) if "margin" in rest else np.nan,
         "entropy": rest["entropy"].to_numpy(float) if "entropy" in rest else np.nan})
-    out["status"] = np.select([~out["vanilla_correct"] & out["correct"], out["vanilla_correct"] & ~out["correct"],
-                               out["correct"]], ["fixed", "broken", "right"], "wrong")
-    out["_order"] = out["status"].map({s: k for k, s in enumerate(STATUS_ORDER)})
+    out["_order"] = _status_order(out["vanilla_correct"].to_numpy(), out["correct"].to_numpy())
+    out["status"] = np.asarray(STATUS_ORDER, dtype=object)[out["_order"].to_numpy()]
     return out.sort_values(["src_layer", "tgt_layer", "_order", "lang", "item_key"], kind="stable")
 
 
@@ -75,7 +79,7 @@ def cell_index(df: pd.DataFrame, per_cell: int = 20, width: int = 80) -> dict[st
     src, tgt = rest["src_layer"].to_numpy(int), rest["tgt_layer"].to_numpy(int)
     vc = rest["item_key"].map(van["correct"]).fillna(False).to_numpy(bool)
     ok = rest["correct"].to_numpy(bool)
-    order = np.select([~vc & ok, vc & ~ok, ok], [0, 1, 2], 3)
+    order = _status_order(vc, ok)
     item_code, _ = pd.factorize(rest["item_key"], sort=True)
     lang_code, _ = pd.factorize(rest["lang"] if "lang" in rest else pd.Series([""] * len(rest)), sort=True)
     perm = np.lexsort((item_code, lang_code, order, tgt, src))

@@ -152,7 +152,7 @@ def table1(runs: Sequence[Run], average: str = "language") -> PaperTable:
                       blocks + extra, notes, decimals=2)
 
 
-def _layers_in_words(run: Run, config: tuple[int, int] | None) -> str:
+def _layers_in_words(config: tuple[int, int] | None) -> str:
     if config is None:
         return "–"
     return f"({'Last' if config[0] else 'First'} layer, First layer) = ({config[0]}, {config[1]})"
@@ -162,7 +162,8 @@ def table2(runs: Sequence[Run], average: str = "language") -> PaperTable:
     """Table 2 in the paper's layout: per task type, the granularity, the (source, target)
     layers of the coarse strategy, and the unseen ID and OOD datasets; then, as an extra view,
     each run's vanilla and coarse accuracy."""
-    settings: dict[str, dict[str, str]] = {}
+    columns = ("Granularity", "Layer Selection (Source, Target)", "ID Data", "OOD Data")
+    settings: dict[str, dict[str, dict[str, None]]] = {}  # task type -> column -> values, in order
     rows, notes = [], []
     for run in _order(runs):
         if run.cot or not run.transplanted:
@@ -170,15 +171,10 @@ def table2(runs: Sequence[Run], average: str = "language") -> PaperTable:
         config = _coarse(run)
         task = find_task(run.dataset)
         kind = task.task_type if task else "–"
-        entry = settings.setdefault(kind, {"Granularity": "", "Layer Selection (Source, Target)": "",
-                                           "ID Data": "–", "OOD Data": "–"})
-        grans = [g for g in entry["Granularity"].split(" / ") if g] + [SITE_NAMES.get(run.site, run.site)]
-        entry["Granularity"] = " / ".join(dict.fromkeys(grans))
-        layers = [x for x in entry["Layer Selection (Source, Target)"].split(" / ") if x]
-        entry["Layer Selection (Source, Target)"] = " / ".join(dict.fromkeys(layers + [_layers_in_words(run, config)]))
-        side = "ID Data" if task is not None and task.pilot else "OOD Data"
-        have = [x for x in entry[side].split(", ") if x and x != "–"]
-        entry[side] = ", ".join(dict.fromkeys(have + [task.title if task else run.name]))
+        entry = settings.setdefault(kind, {c: {} for c in columns})
+        entry["Granularity"][SITE_NAMES.get(run.site, run.site)] = None
+        entry["Layer Selection (Source, Target)"][_layers_in_words(config)] = None
+        entry["ID Data" if task is not None and task.pilot else "OOD Data"][task.title if task else run.name] = None
         row = {"Dataset": run.name, "Task type": kind, "Granularity": SITE_NAMES.get(run.site, run.site),
                "Layer selection (source, target)": "–" if config is None else
                f"({'last' if config[0] else 'first'}, first) = ({config[0]}, {config[1]})",
@@ -189,8 +185,11 @@ def table2(runs: Sequence[Run], average: str = "language") -> PaperTable:
             notes.append(f"{run.name} ({run.site}): the store did not sweep {config}; coarse not computable")
         row["Δ"] = row["Coarse"] - row["Vanilla"]
         rows.append(row)
-    paper = pd.DataFrame([{"Task Type": kind, **settings[kind]} for kind in
-                          [k for k in TASK_TYPES if k in settings] + [k for k in settings if k not in TASK_TYPES]])
+    joiner = {"ID Data": ", ", "OOD Data": ", "}
+    paper = pd.DataFrame([{"Task Type": kind, **{c: joiner.get(c, " / ").join(settings[kind][c]) or "–"
+                                                  for c in columns}}
+                          for kind in [k for k in TASK_TYPES if k in settings] + [k for k in settings
+                                                                                 if k not in TASK_TYPES]])
     notes.append("Attn-level: (last layer, first layer); FFN-level: (first layer, first layer), in this model's "
                  "layer numbers. ID: unseen items of the PilotSet datasets; OOD: the other datasets. "
                  "The extra view's accuracies are means over languages (%).")

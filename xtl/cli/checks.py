@@ -147,14 +147,14 @@ def check_context(model: str, prompts: dict[str, str], max_new_tokens: int | Non
         tokenizer = AutoTokenizer.from_pretrained(folder)
     except Exception:  # noqa: BLE001 - a folder that cannot load is reported by load_model
         return
+    from xtl.patching.prompts import chat_prompt, encode
+
     limit = n_ctx or default_n_ctx(getattr(config, "get_text_config", lambda: config)())
-    bos = getattr(tokenizer, "bos_token", None)
     for what, text in prompts.items():
         if chat and getattr(tokenizer, "chat_template", None):
-            text = tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
-                                                 add_generation_prompt=True)
+            text = chat_prompt(tokenizer, text)
         try:
-            count = len(tokenizer(text, add_special_tokens=not (bos and text.startswith(bos)))["input_ids"])
+            count = len(encode(tokenizer, text))
         except Exception:  # noqa: BLE001 - odd text (a lone surrogate) is refused later, with its reason
             continue
         if count + (max_new_tokens or 0) > limit:

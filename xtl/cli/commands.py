@@ -280,12 +280,11 @@ def cmd_select(args) -> None:
 
     out = check_writable_dir(args.out)
     lid_model(args.lid_model)
-    from xtl.strategies import DEFAULT_STRATEGIES, STRATEGIES, select
+    from xtl.strategies import DEFAULT_STRATEGIES, make_strategy, select
 
     names = args.strategy or list(DEFAULT_STRATEGIES)
-    unknown = [s for s in names if s not in STRATEGIES]
-    if unknown:
-        raise XtlError(f"unknown strategy {unknown[0]!r}; use one of {', '.join(STRATEGIES)}")
+    for name in names:  # unknown names fail here, before any store is evaluated
+        make_strategy(name)
     from xtl.figures.plots import chosen_layers, save
 
     for path in args.stores:

@@ -180,8 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="cross-validate instance-aware layer selection strategies on swept stores")
     p.add_argument("stores", nargs="+", help=f"{STORE_HELP}: a full or --grid cross sweep")
     p.add_argument("--strategy", nargs="+", default=None,
-                   help="strategies (default: coarse entropy best-on-train agreement entropy-cross learned); "
-                        "also vanilla, margin-cross, loglik-cross")
+                   help="strategies (default: coarse entropy best-on-train agreement entropy-cross learned "
+                        "learned-logistic); also vanilla, margin-cross, loglik-cross")
     p.add_argument("--cv", type=_at_least(2), default=5, help="folds over items")
     p.add_argument("--by-language", action="store_true", help="leave one language out instead of --cv folds")
     p.add_argument("--seed", type=int, default=0, help="fold shuffle and learned strategies' seed")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from jaxtyping import Int
 from torch import Tensor
@@ -10,7 +12,7 @@ from transformer_lens import HookedTransformer
 from xtl.errors import PromptError, SiteError
 from xtl.patching.sites import Site
 
-__all__ = ["format_prompt", "tokenize", "stop_token_ids", "check_layer", "check_site", "check_model",
+__all__ = ["chat_prompt", "encode", "format_prompt", "tokenize", "stop_token_ids", "check_layer", "check_site", "check_model",
            "check_count"]
 
 
@@ -32,6 +34,20 @@ def check_count(value: object, what: str, low: int = 1) -> int:
     return value
 
 
+def chat_prompt(tokenizer: Any, prompt: str) -> str:
+    """``prompt`` as the user turn of the tokenizer's chat template, with the generation prompt
+    (what sweeps with ``chat=True``, the CLI's context check and ``xtl sft`` all feed the model)."""
+    return tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                         add_generation_prompt=True)
+
+
+def encode(tokenizer: Any, text: str) -> list[int]:
+    """Token ids of ``text`` with one BOS at most: the tokenizer's special tokens unless the text
+    already starts with its BOS (the one rule for every prompt xtl tokenises)."""
+    bos = getattr(tokenizer, "bos_token", None)
+    return tokenizer(text, add_special_tokens=not (bos and text.startswith(bos)))["input_ids"]
+
+
 def format_prompt(model: HookedTransformer, prompt: str, chat: bool = False) -> str:
     """The raw prompt (default: PilotSet strings are complete prompts), or its chat template."""
     if not chat:
@@ -39,8 +55,7 @@ def format_prompt(model: HookedTransformer, prompt: str, chat: bool = False) -> 
     tok = model.tokenizer
     if getattr(tok, "chat_template", None) is None:
         raise PromptError("this tokenizer has no chat template; run without --chat")
-    return tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                   add_generation_prompt=True)
+    return chat_prompt(tok, prompt)
 
 
 def tokenize(model: HookedTransformer, prompt: str, max_new_tokens: int = 0,
@@ -58,10 +73,7 @@ def tokenize(model: HookedTransformer, prompt: str, max_new_tokens: int = 0,
     except UnicodeEncodeError as exc:
         raise PromptError(f"the {what} holds a lone surrogate ({prompt[exc.start]!r} at character "
                           f"{exc.start + 1}), which is not text; fix the prompt") from None
-    tok = model.tokenizer
-    bos = getattr(tok, "bos_token", None)
-    add_special = not (bos and prompt.startswith(bos))
-    ids = tok(prompt, add_special_tokens=add_special)["input_ids"]
+    ids = encode(model.tokenizer, prompt)
     if len(ids) > model.cfg.n_ctx:
         raise PromptError(f"the {what} has {len(ids)} tokens, more than the model's context of "
                           f"{model.cfg.n_ctx}; shorten it")

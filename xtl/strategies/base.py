@@ -16,7 +16,7 @@ import pandas as pd
 
 from xtl.analysis.selection import coarse_config
 from xtl.errors import XtlError
-from xtl.schema import VANILLA, Config
+from xtl.schema import VANILLA, Config, cross_configs
 from xtl.strategies.features import FEATURES
 
 __all__ = ["Strategy", "Vanilla", "Fixed", "Confidence", "BestOnTrain", "Agreement", "STRATEGIES",
@@ -34,7 +34,7 @@ def candidate_set(kind: str, n_layers: int) -> list[Config]:
     if kind == "paper":
         return [Config(0, 0), Config(last, 0)]
     if kind == "cross":
-        return sorted({Config(last, j) for j in range(n_layers)} | {Config(i, 0) for i in range(n_layers)})
+        return cross_configs(range(n_layers), range(n_layers))
     if kind == "full":
         return [Config(i, j) for i in range(n_layers) for j in range(n_layers)]
     raise XtlError(f"candidates must be 'paper', 'cross' or 'full', not {kind!r}")

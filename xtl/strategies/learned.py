@@ -38,6 +38,7 @@ class Learned(Strategy):
     seed: int = 0
     iterations: int = 150  # boosting rounds of the trees
     _fitted: Any = field(default=None, repr=False)
+    _importance_data: Any = field(default=None, repr=False)  # the last fit's (x, y), for importances
     _columns: tuple[str, ...] = FEATURES
 
     def candidates(self, n_layers, site):

@@ -104,9 +104,9 @@ def select(df: pd.DataFrame, strategies: Sequence["str | Strategy"] = DEFAULT_ST
     if len(set(names)) < len(names):
         raise XtlError(f"strategies share names {names}; give each once")
     rows, imps = [], []
+    have = set(zip(df["src_layer"].astype(int), df["tgt_layer"].astype(int)))
     for strat in objs:
         configs = strat.candidates(n, site)
-        have = set(zip(df["src_layer"].astype(int), df["tgt_layer"].astype(int)))
         lacking = [c for c in configs if (c.src, c.tgt) not in have]
         if lacking and not getattr(strat, "chosen", None):
             raise XtlError(f"strategy {strat.name!r} needs configurations the results lack, e.g. {tuple(lacking[0])}; "

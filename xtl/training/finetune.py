@@ -108,11 +108,12 @@ def frame_example(tokenizer: Any, pair: Pair, chat: bool, max_length: int) -> di
     template's user turn with the generation prompt, or the PilotSets' ``Human: … Assistant:``
     frame), then the response and its end (end-of-turn or EOS). Prompt labels are -100, so only
     response tokens carry loss. None when the prompt alone fills ``max_length``."""
+    from xtl.patching.prompts import chat_prompt, encode
+
     if chat:
-        user = [{"role": "user", "content": pair.inputs}]
-        prompt = tokenizer.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
-        full = tokenizer.apply_chat_template(user + [{"role": "assistant", "content": pair.targets}],
-                                             tokenize=False)
+        prompt = chat_prompt(tokenizer, pair.inputs)
+        full = tokenizer.apply_chat_template([{"role": "user", "content": pair.inputs},
+                                              {"role": "assistant", "content": pair.targets}], tokenize=False)
         if not full.startswith(prompt):
             raise XtlError("this tokenizer's chat template does not extend the prompt with the answer; "
                            "train without the chat template (--no-chat)")
@@ -122,8 +123,7 @@ def frame_example(tokenizer: Any, pair: Pair, chat: bool, max_length: int) -> di
         prompt = f"Human: {pair.inputs}\n\nAssistant:"
         completion = f" {pair.targets}"
         end = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-    bos = getattr(tokenizer, "bos_token", None)
-    prompt_ids = tokenizer(prompt, add_special_tokens=not (bos and prompt.startswith(bos)))["input_ids"]
+    prompt_ids = encode(tokenizer, prompt)
     answer_ids = tokenizer(completion, add_special_tokens=False)["input_ids"] + end
     if len(prompt_ids) >= max_length:
         return None
