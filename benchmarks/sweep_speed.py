@@ -117,7 +117,6 @@ SHAPES = {  # architecture, hidden, layers, heads, kv heads, mlp, vocab
 def random_model(shape: str, dtype: str, device: str):
     """A HookedTransformer of a real model's shape with random weights, built on ``device``."""
     import transformers as tf
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformer_lens import HookedTransformer, HookedTransformerConfig
 
     from xtl.models import _finish, tl_config_from_hf
@@ -133,13 +132,67 @@ def random_model(shape: str, dtype: str, device: str):
     cfg.update(dtype=getattr(torch, dtype), device=device, model_name=shape, init_weights=True)
     with torch.device(device):
         model = HookedTransformer(HookedTransformerConfig(**cfg), tokenizer=None, move_to_device=False)
+    return _finish(model, _byte_tokenizer())
+
+
+def random_bridge_model(shape: str, dtype: str, device: str):
+    """A bridge model of a real model's shape with random weights, built on ``device``."""
+    import transformers as tf
+
+    arch, hidden, layers, heads, kv, mlp, vocab = SHAPES[shape]
+    config_cls = {"LlamaForCausalLM": tf.LlamaConfig, "MistralForCausalLM": tf.MistralConfig,
+                  "Qwen2ForCausalLM": tf.Qwen2Config}[arch]
+    hf_config = config_cls(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                           num_key_value_heads=kv, intermediate_size=mlp, vocab_size=vocab,
+                           max_position_embeddings=4096, bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    hf_config.architectures = [arch]
+    with torch.device(device):
+        hf = getattr(tf, arch)(hf_config).to(getattr(torch, dtype))
+    tok = _byte_tokenizer()
+    return xtl.from_hf(hf, tok, dtype=dtype, device=device, backend="bridge")
+
+
+def _byte_tokenizer():
+    import transformers as tf
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
     alphabet = pre_tokenizers.ByteLevel.alphabet()
     vocab_map = {"<pad>": 0, "<bos>": 1, "<eos>": 2, **{ch: 3 + k for k, ch in enumerate(sorted(alphabet))}}
     tok = Tokenizer(models.BPE(vocab=vocab_map, merges=[]))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    fast = tf.PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>")
-    return _finish(model, fast)
+    return tf.PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>")
+
+
+def compare_backends(args, backends: list[str]) -> None:
+    """Each backend's sweep engine on the same model and item, side by side, as ratios to the first."""
+    rates = {}
+    for backend in backends:
+        if args.shape:
+            model = (random_model(args.shape, args.dtype or "bfloat16", args.device or "cuda") if backend == "hooked"
+                     else random_bridge_model(args.shape, args.dtype or "bfloat16", args.device or "cuda"))
+        else:
+            model = xtl.load_model(args.model, dtype=args.dtype or "float32", device=args.device, backend=backend)
+        n = model.cfg.n_layers
+        tgts = sorted(random.Random(0).sample(range(n), args.tgt_layers)) if args.tgt_layers else list(range(n))
+        name, source, target = pairs(model)[0]
+        if args.shape:
+            source, target = source[-args.prompt_tokens:], target[-args.prompt_tokens:]
+        sweep(model, [(source, target, name)], site=args.site, tgt_layers=tgts[:1], max_new_tokens=2,
+              progress=False)  # warm-up
+        runs = []
+        for _ in range(max(1, args.repeats)):
+            df, sec = _timed(lambda: sweep(model, [(source, target, name)], site=args.site, tgt_layers=tgts,
+                                           max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+                                           progress=False))
+            runs.append(n * len(tgts) / sec)
+        rates[backend] = (statistics.median(runs), fastpath.unsupported(model) or "shared-prefix kernel", df)
+        del model
+    first = backends[0]
+    for backend, (rate, path, df) in rates.items():
+        same = df.token_ids.map(list).tolist() == rates[first][2].token_ids.map(list).tolist()
+        print(f"backend {backend:7s} {rate:8.2f} configurations/s | {first}/{backend} "
+              f"{rates[first][0] / rate:5.2f}x per configuration | same tokens as {first}: {same} | path: {path}")
 
 
 def gpu_busy(fn) -> float:
@@ -201,8 +254,13 @@ def main() -> None:
     ap.add_argument("--dtype", default=None, help="default: float32 for --model, bfloat16 for --shape")
     ap.add_argument("--prompt-tokens", type=int, default=126, help="with --shape: prompts cut to this length")
     ap.add_argument("--profile", action="store_true", help="GPU busy fraction of one engine run (CUDA)")
+    ap.add_argument("--backend", nargs="+", default=None, metavar="NAME",
+                    help="hooked and/or bridge: compare the backends' engines side by side (and nothing else)")
     args = ap.parse_args()
     torch.manual_seed(0)
+    if args.backend:
+        compare_backends(args, args.backend)
+        return
     if args.shape:
         model = random_model(args.shape, args.dtype or "bfloat16", args.device or "cuda")
         args.model = f"{args.shape} (random weights, {args.dtype or 'bfloat16'})"

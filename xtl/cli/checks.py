@@ -149,6 +149,8 @@ def check_context(model: str, prompts: dict[str, str], max_new_tokens: int | Non
         return
     from xtl.patching.prompts import chat_prompt, encode
 
+    if chat and not getattr(tokenizer, "chat_template", None):
+        raise PromptError(f"the tokenizer of {model} has no chat template, which --chat needs; run without --chat")
     limit = n_ctx or default_n_ctx(getattr(config, "get_text_config", lambda: config)())
     for what, text in prompts.items():
         if chat and getattr(tokenizer, "chat_template", None):

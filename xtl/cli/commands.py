@@ -20,7 +20,7 @@ __all__ = ["COMMANDS"]
 def _load(args):
     from xtl.models import load_model
 
-    return load_model(args.model, dtype=args.dtype, device=args.device)
+    return load_model(args.model, dtype=args.dtype, device=args.device, backend=getattr(args, "backend", "auto"))
 
 
 def _print_result(res, as_json: bool) -> None:
@@ -38,13 +38,13 @@ def _print_result(res, as_json: bool) -> None:
               "the transplant did not change the answer (try other layers or --site)")
 
 
-def cmd_transplant(args, demo: bool = False) -> None:
+def cmd_transplant(args) -> None:
     from xtl.patching.single import transplant
     from xtl.tasks.registry import builtin_pair
 
     check_site(args.site, args.model)
     check_layers(args.model, source_layer=args.src_layer, target_layer=args.tgt_layer)
-    if demo and not (args.source_prompt or args.target_prompt):
+    if not (args.source_prompt or args.target_prompt):  # the built-in zh -> en pair
         pair = builtin_pair()
         source, target = pair["source"], pair["target"]
     else:
@@ -60,6 +60,28 @@ def cmd_transplant(args, demo: bool = False) -> None:
     res = transplant(model, target, source, src, tgt, site=args.site,
                      max_new_tokens=args.max_new_tokens, chat=args.chat)
     _print_result(res, args.json)
+
+
+def cmd_demo(args) -> None:
+    """The built-in pair's whole grid, scored, with the best configuration's logit lens."""
+    from xtl.tasks.registry import builtin_pair
+
+    check_site(args.site, args.model)
+    check_out_file(args.out)
+    pair = builtin_pair()
+    check_context(args.model, {"source prompt": pair["source"], "target prompt": pair["target"]},
+                  args.max_new_tokens, args.chat)
+    model = _load(args)
+    from xtl.figures.plots import save_page
+    from xtl.interpret.showcase import demo
+
+    print(f"xtl demo: the built-in {pair['source_lang']} -> {pair['target_lang']} question on "
+          f"{model.cfg.model_name} ({model.cfg.n_layers} layers): every (source, target) layer pair", flush=True)
+    result = demo(model, pair, site=args.site, max_new_tokens=args.max_new_tokens, chat=args.chat)
+    summary = result.summary()
+    print(summary)
+    path = save_page(result.figures(), args.out, f"xtl demo — {model.cfg.model_name}", summary)
+    print(f"page        : {path} (the grid as a heatmap; the logit lens of the best configuration beside vanilla)")
 
 
 def cmd_sweep(args) -> None:
@@ -90,7 +112,7 @@ def cmd_sweep(args) -> None:
     if args.ray:
         from xtl.engine.distributed import sweep_ray
 
-        df = sweep_ray(args.model, items, args.out, dtype=args.dtype, device=args.device,
+        df = sweep_ray(args.model, items, args.out, dtype=args.dtype, device=args.device, backend=args.backend,
                        address=args.ray, workers=args.workers, site=args.site, src_layers=srcs,
                        tgt_layers=tgts, max_new_tokens=args.max_new_tokens, mode=args.mode,
                        batch_size=args.batch_size, candidates=args.candidates or (), chat=args.chat,
@@ -349,6 +371,6 @@ def cmd_sft(args) -> None:
           f"{res.wall_s:.0f} s); sweep it with: xtl sweep --model {res.folder} ...")
 
 
-COMMANDS = {"demo": lambda a: cmd_transplant(a, demo=True), "transplant": cmd_transplant,
+COMMANDS = {"demo": cmd_demo, "transplant": cmd_transplant,
             "sweep": cmd_sweep, "eval": cmd_eval, "report": cmd_report, "paper": cmd_paper,
             "lens": cmd_lens, "sft": cmd_sft, "select": cmd_select}

@@ -50,6 +50,9 @@ def _model_options(p: argparse.ArgumentParser, model_default: str | None = None)
                         "a local Hugging Face folder or a .gguf file")
     p.add_argument("--dtype", default="float32", help="float32, bfloat16, float16 or float64")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: cuda when available)")
+    p.add_argument("--backend", default="auto",
+                   help="auto | hooked | bridge: TransformerLens' HookedTransformer (3.x) or TransformerBridge "
+                        "(default auto: hooked where it builds the model, else the bridge; docs/backends.md)")
 
 
 def _common(p: argparse.ArgumentParser, model_default: str | None = None, max_new: int | None = 20) -> None:
@@ -92,16 +95,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="xtl", description="Cross-lingual latent transplantation (XTransplant)")
     parser.add_argument("--version", action="version", version=f"xtl {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for name in ("demo", "transplant"):
-        p = sub.add_parser(name, formatter_class=fmt,
-                           help="transplant one prompt pair" if name == "transplant"
-                           else "transplant the built-in zh->en pair on the demo model")
-        _common(p, DEMO_MODEL if name == "demo" else None)
-        p.add_argument("--source-prompt", required=name == "transplant", help="text file of the source prompt")
-        p.add_argument("--target-prompt", required=name == "transplant", help="text file of the target prompt")
-        p.add_argument("--src-layer", type=int, default=None, help="source layer (default: about half depth)")
-        p.add_argument("--tgt-layer", type=int, default=None, help="target layer (default: about one sixth depth)")
-        p.add_argument("--json", action="store_true", help="print one JSON object")
+    p = sub.add_parser("demo", formatter_class=fmt,
+                       help="the built-in zh->en question: every layer pair, which ones answer right, the best one")
+    _common(p, DEMO_MODEL)
+    p.add_argument("--out", default="xtl-demo.html", help="the HTML page written (gain heatmap + logit lens)")
+    p = sub.add_parser("transplant", formatter_class=fmt,
+                       help="transplant one prompt pair (the built-in zh->en pair without prompt files)")
+    _common(p, DEMO_MODEL)
+    p.add_argument("--source-prompt", default=None, help="text file of the source prompt (default: the built-in pair)")
+    p.add_argument("--target-prompt", default=None, help="text file of the target prompt (default: the built-in pair)")
+    p.add_argument("--src-layer", type=int, default=None, help="source layer (default: about half depth)")
+    p.add_argument("--tgt-layer", type=int, default=None, help="target layer (default: about one sixth depth)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = sub.add_parser("sweep", formatter_class=fmt, help="all (source, target) layer pairs over a dataset")
     _common(p)

@@ -42,14 +42,14 @@ def _ray():
 class _Worker:
     """Holds one model; runs the sweep of one item at a time (a Ray actor)."""
 
-    def __init__(self, model: str, dtype: str, device: str | None, threads: int | None):
+    def __init__(self, model: str, dtype: str, device: str | None, threads: int | None, backend: str = "auto"):
         import torch
 
         from xtl.models import load_model
 
         if threads:
             torch.set_num_threads(threads)
-        self.model = load_model(model, dtype=dtype, device=device)
+        self.model = load_model(model, dtype=dtype, device=device, backend=backend)
 
     def settings(self, request: SweepRequest) -> SweepSettings:
         """What :func:`xtl.sweep` of ``request`` on this worker's model records."""
@@ -68,7 +68,7 @@ _REQUEST = ("site", "src_layers", "tgt_layers", "max_new_tokens", "mode", "candi
 
 
 def sweep_ray(model: str, items: Iterable[Any], store: str | os.PathLike, *, dtype: str = "float32",
-              device: str | None = None, address: str | None = None, workers: int | None = None,
+              device: str | None = None, backend: str = "auto", address: str | None = None, workers: int | None = None,
               progress: bool = True, max_restarts: int | None = None, **kwargs: Any) -> "pd.DataFrame":
     """:func:`xtl.sweep` of ``items`` into ``store``, spread over a Ray cluster.
 
@@ -77,6 +77,7 @@ def sweep_ray(model: str, items: Iterable[Any], store: str | os.PathLike, *, dty
         items: as for :func:`xtl.sweep`.
         store: the results store (required: it is how workers' results meet).
         dtype: the dtype each worker loads the model in.
+        backend: the backend each worker loads the model on (:func:`xtl.load_model`).
         device: each worker's device; default ``cuda`` when the cluster has GPUs (one worker
             per GPU), else ``cpu``.
         address: a Ray cluster to join (``"auto"``, ``"ray://host:10001"``); default: the
@@ -93,8 +94,10 @@ def sweep_ray(model: str, items: Iterable[Any], store: str | os.PathLike, *, dty
 
     from xtl.engine.settings import EngineOptions, SweepRequest
     from xtl.engine.store import ResultsStore, read_store
+    from xtl.models.backends import check_backend
     from xtl.tasks.item import as_items
 
+    check_backend(backend)
     for reserved in ("store", "progress", "model"):
         kwargs.pop(reserved, None)
     unknown = sorted(set(kwargs) - set(_REQUEST) - {"settings", "batch_size", "fast"})
@@ -127,7 +130,7 @@ def sweep_ray(model: str, items: Iterable[Any], store: str | os.PathLike, *, dty
     def spawn():
         nonlocal spawned
         spawned += 1
-        return actor.options(name=f"xtl-worker-{spawned}", **per).remote(model, dtype, device, threads)
+        return actor.options(name=f"xtl-worker-{spawned}", **per).remote(model, dtype, device, threads, backend)
 
     pool = [spawn() for _ in range(count)]
     try:

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
-from transformer_lens import HookedTransformer
+from xtl.models.backends import Model
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
 from xtl.patching.decode import greedy_loop
@@ -36,8 +36,11 @@ __all__ = ["unsupported", "Prefix", "Rows", "SitePatch", "prefix_from_cache", "d
 _POST_NORM = ("OlmoeForCausalLM", "Olmo2ForCausalLM", "Olmo3ForCausalLM")
 
 
-def unsupported(model: HookedTransformer) -> str | None:
+def unsupported(model: Model) -> str | None:
     """Why the shared-prefix path cannot run this model (None when it can)."""
+    if getattr(model, "backend", "hooked") == "bridge":
+        return ("the shared-prefix kernel is written over HookedTransformer's blocks; bridge models "
+                "decode through the per-step path on transformers' cache")
     cfg = model.cfg
     reasons = {
         "positional embeddings are not rotary": cfg.positional_embedding_type != "rotary",
@@ -100,7 +103,7 @@ class Rows:
                     [v.index_select(0, idx) for v in self.values], self.filled)
 
 
-def prefix_from_cache(model: HookedTransformer, cache: TransformerLensKeyValueCache) -> Prefix:
+def prefix_from_cache(model: Model, cache: TransformerLensKeyValueCache) -> Prefix:
     """Row 0 of a TransformerLens cache (keys cached before rotary), rotated once."""
     keys, values = [], []
     for block, entry in zip(model.blocks, cache.entries):
@@ -152,7 +155,7 @@ class SitePatch:
         return write_site(x, self.values, self.heads if kind == "heads" else None, self.rows, pos)
 
 
-def _block(model: HookedTransformer, layer: int, x: Float[Tensor, "batch 1 d_model"], prefix: Prefix, rows: Rows,
+def _block(model: Model, layer: int, x: Float[Tensor, "batch 1 d_model"], prefix: Prefix, rows: Rows,
            slot: int, patch: SitePatch | None = None) -> Float[Tensor, "batch 1 d_model"]:
     """One block for one new position per row; writes the row's K/V into ``slot``."""
     block = model.blocks[layer]
@@ -191,7 +194,7 @@ def _block(model: HookedTransformer, layer: int, x: Float[Tensor, "batch 1 d_mod
 CPU_VOCAB_CHUNK = 1024
 
 
-def scan_vocab(model: HookedTransformer, x: Float[Tensor, "batch 1 d_model"], cand_ids: list[int] | None = None,
+def scan_vocab(model: Model, x: Float[Tensor, "batch 1 d_model"], cand_ids: list[int] | None = None,
                chunk: int | None = None) -> Next:
     """Final norm + unembedding of ``x``'s last position, reduced chunk by chunk of the vocabulary.
 
@@ -257,7 +260,7 @@ def scan_vocab(model: HookedTransformer, x: Float[Tensor, "batch 1 d_model"], ca
     return out
 
 
-def _advance(model: HookedTransformer, prefix: Prefix, rows: Rows,
+def _advance(model: Model, prefix: Prefix, rows: Rows,
              tokens: Int[Tensor, "batch"]) -> Float[Tensor, "batch 1 d_model"]:
     x = model.hook_embed(model.embed(tokens[:, None]))
     slot = rows.filled
@@ -267,18 +270,18 @@ def _advance(model: HookedTransformer, prefix: Prefix, rows: Rows,
     return x
 
 
-def decode_step(model: HookedTransformer, prefix: Prefix, rows: Rows,
+def decode_step(model: Model, prefix: Prefix, rows: Rows,
                 tokens: Tensor) -> Float[Tensor, "batch vocab"]:
     """Feed one token per row; appends its K/V to the rows' suffix and returns next logits."""
     return decode_resid(model, _advance(model, prefix, rows, tokens)[:, -1])
 
 
-def decode_pick(model: HookedTransformer, prefix: Prefix, rows: Rows, tokens: Int[Tensor, "batch"]) -> Next:
+def decode_pick(model: Model, prefix: Prefix, rows: Rows, tokens: Int[Tensor, "batch"]) -> Next:
     """Like :func:`decode_step`, but returns only the greedy next token and its log-prob."""
     return scan_vocab(model, _advance(model, prefix, rows, tokens))
 
 
-def first_step(model: HookedTransformer, prefix: Prefix, rows: Rows, resid_pre: list[Float[Tensor, "1 1 d_model"]],
+def first_step(model: Model, prefix: Prefix, rows: Rows, resid_pre: list[Float[Tensor, "1 1 d_model"]],
                tgt_layers: list[int], kind: str, values: Tensor,
                heads: tuple[int, ...] | None = None, cand_ids: list[int] | None = None) -> Next:
     """Recompute the last prompt token of rows transplanted at ``tgt_layers`` (ascending).
@@ -302,7 +305,7 @@ def first_step(model: HookedTransformer, prefix: Prefix, rows: Rows, resid_pre: 
     return scan_vocab(model, x, cand_ids if cand_ids is not None else [])
 
 
-def vanilla_rows(model: HookedTransformer, prefix: Prefix, cache: TransformerLensKeyValueCache,
+def vanilla_rows(model: Model, prefix: Prefix, cache: TransformerLensKeyValueCache,
                  batch: int, capacity: int) -> Rows:
     """Rows whose slot 0 holds the vanilla last prompt token's K/V (last cache position)."""
     rows = Rows.empty(prefix, batch, capacity)
@@ -315,7 +318,7 @@ def vanilla_rows(model: HookedTransformer, prefix: Prefix, cache: TransformerLen
     return rows
 
 
-def greedy(model: HookedTransformer, prefix: Prefix, rows: Rows, first: Next,
+def greedy(model: Model, prefix: Prefix, rows: Rows, first: Next,
            max_new_tokens: int, stop_ids: set[int], steps: list[list[float]] | None = None,
            on_step: Callable[[int], None] | None = None
            ) -> tuple[list[list[int]], list[float], list[bool]]:

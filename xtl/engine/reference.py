@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from transformer_lens import HookedTransformer
+from xtl.models.backends import Model
 
 from xtl.engine.schedule import ConfigResult, ItemInputs
 from xtl.patching.decode import greedy_decode
@@ -16,7 +16,7 @@ from xtl.schema import VANILLA, Config
 __all__ = ["run_item_reference"]
 
 
-def run_item_reference(model: HookedTransformer, inp: ItemInputs, configs: list[Config],
+def run_item_reference(model: Model, inp: ItemInputs, configs: list[Config],
                        batch_size: int, done: Callable[[int], None] = lambda k: None) -> dict[Config, ConfigResult]:
     """Every configuration of one item plus :data:`VANILLA`, target layer by target layer,
     ``batch_size`` sources at a time."""
@@ -40,10 +40,15 @@ def run_item_reference(model: HookedTransformer, inp: ItemInputs, configs: list[
         for start in range(0, len(sources), batch_size):
             chunk = sources[start:start + batch_size]
             b = len(chunk)
-            cache = broadcast_cache(inp.vanilla, b, upper=inp.prefix_cache, from_layer=tgt)
-            x = inp.resid_pre[tgt].expand(b, -1, -1)
             hook = patch_hook(inp.site, inp.src_acts[chunk])
-            with model.hooks(fwd_hooks=[(inp.site.hook_name(tgt), hook)]):
-                logits = model(x, start_at_layer=tgt, past_kv_cache=cache)[:, -1]
+            if inp.last_token is None:  # HookedTransformer: start at the target layer
+                cache = broadcast_cache(inp.vanilla, b, upper=inp.prefix_cache, from_layer=tgt)
+                x = inp.resid_pre[tgt].expand(b, -1, -1)
+                with model.hooks(fwd_hooks=[(inp.site.hook_name(tgt), hook)]):
+                    logits = model(x, start_at_layer=tgt, past_kv_cache=cache)[:, -1]
+            else:  # the bridge cannot start mid-model: rows are the vanilla pass below the target layer
+                cache = broadcast_cache(inp.prefix_cache, b)
+                with model.hooks(fwd_hooks=[(inp.site.hook_name(tgt), hook)]):
+                    logits = model(inp.last_token.reshape(1, 1).expand(b, 1), past_kv_cache=cache)[:, -1]
             record([Config(src, tgt) for src in chunk], logits, cache)
     return out

@@ -26,15 +26,14 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
-from transformer_lens import HookedTransformer
-from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
+from xtl.models.backends import Model
 
 from xtl.engine import kernel, schedule
 from xtl.engine.reference import run_item_reference
 from xtl.engine.settings import EngineOptions, SweepRequest, candidate_token_ids, resolve
 from xtl.engine.store import ResultsStore, read_store
 from xtl.errors import XtlError
-from xtl.patching.ops import prefix_cache
+from xtl.patching.ops import broadcast_cache, prefix_cache
 from xtl.patching.prompts import format_prompt, stop_token_ids, tokenize
 from xtl.patching.single import capture_tokens
 from xtl.patching.sites import Site
@@ -66,7 +65,7 @@ class Prepared:
         return schedule.by_target(self.settings.configs)
 
 
-def prepare(model: HookedTransformer, settings: SweepSettings, options: EngineOptions) -> Prepared:
+def prepare(model: Model, settings: SweepSettings, options: EngineOptions) -> Prepared:
     """Check the engine options against the model and fill in their defaults."""
     why_not = kernel.unsupported(model)
     if options.fast and why_not:
@@ -79,7 +78,7 @@ def prepare(model: HookedTransformer, settings: SweepSettings, options: EngineOp
 
 
 @torch.no_grad()
-def item_inputs(model: HookedTransformer, item: Item, prep: Prepared) -> schedule.ItemInputs:
+def item_inputs(model: Model, item: Item, prep: Prepared) -> schedule.ItemInputs:
     """The passes every configuration of ``item`` shares: the source capture, the target's
     prompt prefix, and the vanilla last-token pass with the residual entering every layer."""
     s = prep.settings
@@ -97,9 +96,7 @@ def item_inputs(model: HookedTransformer, item: Item, prep: Prepared) -> schedul
             resid[layer] = act.detach()
         return hook
 
-    vanilla = TransformerLensKeyValueCache(  # new entries over the prefix's tensors: the prefix stays T-1 long
-        entries=[type(e)(e.past_keys, e.past_values) for e in prefix.entries],
-        previous_attention_mask=prefix.previous_attention_mask)
+    vanilla = broadcast_cache(prefix)  # new entries over the prefix's tensors: the prefix stays T-1 long
     n = model.cfg.n_layers
     with model.hooks(fwd_hooks=[(f"blocks.{l}.hook_resid_pre", keep(l)) for l in range(n)]):
         logits = model(tokens[-1].reshape(1, 1).to(model.cfg.device), past_kv_cache=vanilla)[:, -1]
@@ -107,10 +104,11 @@ def item_inputs(model: HookedTransformer, item: Item, prep: Prepared) -> schedul
         model=model, prefix_cache=prefix, vanilla=vanilla, vanilla_logits=logits,
         resid_pre=[resid[layer] for layer in range(n)], site=prep.site, src_acts=src_acts,
         cand_ids=prep.cand_ids, stop=prep.stop, max_new_tokens=s.max_new_tokens,
-        generate=s.mode == "generate")
+        generate=s.mode == "generate",
+        last_token=tokens[-1].to(model.cfg.device) if getattr(model, "backend", "hooked") == "bridge" else None)
 
 
-def result_rows(model: HookedTransformer, item: Item, settings: SweepSettings,
+def result_rows(model: Model, item: Item, settings: SweepSettings,
                 results: dict[Config, schedule.ConfigResult]) -> list[dict[str, Any]]:
     """The results table's rows of one item (columns: :data:`xtl.schema.SWEEP`), vanilla first."""
     decode = model.tokenizer.decode
@@ -129,7 +127,7 @@ def result_rows(model: HookedTransformer, item: Item, settings: SweepSettings,
 
 
 @torch.no_grad()
-def sweep_item(model: HookedTransformer, item: Item, prep: Prepared,
+def sweep_item(model: Model, item: Item, prep: Prepared,
                done: Callable[[int], None] = lambda k: None) -> list[dict[str, Any]]:
     """Every configuration of one item (and vanilla) as rows of the results table."""
     inputs = item_inputs(model, item, prep)
@@ -168,7 +166,7 @@ def _run_claimed(results: ResultsStore, todo: list[Item], run: Callable[[Item], 
         pending = later
 
 
-def run_sweep(model: HookedTransformer, items: list[Item], settings: SweepSettings,
+def run_sweep(model: Model, items: list[Item], settings: SweepSettings,
               options: EngineOptions = EngineOptions(), store: str | os.PathLike | None = None) -> "pd.DataFrame":
     """Sweep ``items`` with resolved ``settings``: the engine behind :func:`sweep` and the Ray
     workers. Finished items in ``store`` are skipped; each new one is written as it finishes."""
@@ -210,13 +208,21 @@ def run_sweep(model: HookedTransformer, items: list[Item], settings: SweepSettin
     finally:
         bar.close()
     if results is None:
-        return pd.DataFrame(all_rows)
+        return with_settings(pd.DataFrame(all_rows), settings)
     log.info("%d item(s) computed here, %d already in the store or computed by another process",
              computed, len(items) - computed)
-    return read_store(results.path)
+    return with_settings(read_store(results.path), settings)
 
 
-def sweep(model: HookedTransformer, items: Iterable[Any], site: "str | Site" = "mlp",
+def with_settings(df: "pd.DataFrame", settings: SweepSettings) -> "pd.DataFrame":
+    """``df`` carrying its sweep's candidates and mode (``df.attrs``), so that evaluating it needs
+    nothing restated (:func:`xtl.evaluate` reads them)."""
+    df.attrs["candidates"] = list(settings.candidates)
+    df.attrs["mode"] = settings.mode
+    return df
+
+
+def sweep(model: Model, items: Iterable[Any], site: "str | Site" = "mlp",
           src_layers: Sequence[int] | None = None, tgt_layers: Sequence[int] | None = None,
           max_new_tokens: int = 20, mode: str = "generate", store: str | os.PathLike | None = None,
           batch_size: int | None = None, candidates: Sequence[str] = (), chat: bool = False,
@@ -225,7 +231,7 @@ def sweep(model: HookedTransformer, items: Iterable[Any], site: "str | Site" = "
     """Run every (source layer, target layer) transplant for every item.
 
     Args:
-        model: a HookedTransformer from :func:`xtl.load_model`.
+        model: a Model from :func:`xtl.load_model`.
         items: :class:`xtl.Item` records (from :func:`xtl.load_task`), objects with
             ``source``/``target``, or tuples ``(source, target[, id, meta])``.
         site: ``"attn"``, ``"mlp"``, ``"block"``, ``"heads:0,3"`` or ``"attn-authors"``.

@@ -22,13 +22,12 @@ Follow one configuration ``Config(src=i, tgt=j)`` from its first step to its row
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import torch
 from jaxtyping import Float
 from torch import Tensor
-from transformer_lens import HookedTransformer
-from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
+from xtl.models.backends import Model
 
 from xtl.engine import kernel as fastpath
 from xtl.patching.ops import first_token_stats
@@ -49,9 +48,9 @@ def by_target(configs: list[Config]) -> list[Config]:
 class ItemInputs:
     """What every configuration of one item shares (build it with keywords)."""
 
-    model: HookedTransformer
-    prefix_cache: TransformerLensKeyValueCache  # every target prompt position but the last
-    vanilla: TransformerLensKeyValueCache  # the prefix plus the vanilla last token
+    model: Model
+    prefix_cache: Any  # every target prompt position but the last
+    vanilla: Any  # the prefix plus the vanilla last token
     vanilla_logits: Float[Tensor, "1 vocab"]
     resid_pre: list[Float[Tensor, "1 1 d_model"]]  # vanilla residual entering every layer
     site: Site
@@ -60,6 +59,7 @@ class ItemInputs:
     stop: set[int]
     max_new_tokens: int
     generate: bool
+    last_token: Tensor | None = None  # the target's last prompt token, for models that cannot start mid-model
 
     @property
     def prefix(self) -> fastpath.Prefix:
@@ -109,7 +109,7 @@ class ConfigResult(NamedTuple):
 CPU_BATCH = 512
 
 
-def default_batch_size(model: HookedTransformer, rows: int, max_new_tokens: int) -> int:
+def default_batch_size(model: Model, rows: int, max_new_tokens: int) -> int:
     """Rows decoded together by default: :data:`CPU_BATCH` on a CPU; on a GPU as many as fit in
     half of its free memory (the whole grid of an item when it fits), counting each row's
     key/value suffix, its float32 logits and its MLP activations."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Mapping, Sequence
 
 import torch
-from transformer_lens import HookedTransformer
+from xtl.models.backends import Model, backend_of, tl_version
 
 from xtl.errors import XtlError
 from xtl.options import GRIDS, MODES, check_option
@@ -63,12 +63,12 @@ class SweepRequest:
             raise XtlError(f"settings must be a dict of extra settings to record, not {self.recorded!r}")
 
 
-def _layer_list(model: HookedTransformer, value: Sequence[int] | None, what: str) -> list[int]:
+def _layer_list(model: Model, value: Sequence[int] | None, what: str) -> list[int]:
     n = model.cfg.n_layers
     return sorted({check_layer(model, layer, what) for layer in (value if value is not None else range(n))})
 
 
-def resolve(model: HookedTransformer, request: SweepRequest) -> SweepSettings:
+def resolve(model: Model, request: SweepRequest) -> SweepSettings:
     """The settings a sweep of ``request`` on ``model`` records in its store (checked: site,
     heads, layers), shared by :func:`xtl.sweep` and the Ray driver so either resumes the other."""
     check_model(model)
@@ -91,7 +91,8 @@ def resolve(model: HookedTransformer, request: SweepRequest) -> SweepSettings:
         src_layers=_layer_list(model, src, "source layer"), tgt_layers=_layer_list(model, tgt, "target layer"),
         max_new_tokens=request.max_new_tokens, mode=request.mode, candidates=tuple(request.candidates),
         chat=bool(request.chat), grid=request.grid, dtype=str(model.cfg.dtype).removeprefix("torch."),
-        device=torch.device(model.cfg.device).type, xtl_version=_version(), extra=recorded, **fields_)
+        device=torch.device(model.cfg.device).type, backend=backend_of(model), tl_version=tl_version(),
+        xtl_version=_version(), extra=recorded, **fields_)
 
 
 def _version() -> str:
@@ -114,7 +115,7 @@ class EngineOptions:
             check_count(self.batch_size, "batch_size")
 
 
-def candidate_token_ids(model: HookedTransformer, candidates: Sequence[str]) -> list[int]:
+def candidate_token_ids(model: Model, candidates: Sequence[str]) -> list[int]:
     """First token id of each candidate string (e.g. ``" (A"`` or ``"A"``), no special tokens."""
     ids = []
     for cand in candidates:

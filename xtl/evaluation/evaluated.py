@@ -19,7 +19,7 @@ from xtl.options import GROUPINGS, check_option
 
 if TYPE_CHECKING:
     import pandas as pd
-    from transformer_lens import HookedTransformer
+    from xtl.models.backends import Model
 
     from xtl.tasks import Item
 
@@ -27,7 +27,7 @@ __all__ = ["evaluate", "Run", "open_run"]
 
 
 def evaluate(results: "pd.DataFrame | str | os.PathLike", task: "str | Sequence[Item]",
-             model: "HookedTransformer | None" = None, root: "str | os.PathLike | None" = None,
+             model: "Model | None" = None, root: "str | os.PathLike | None" = None,
              chat: bool = False, batch_size: int = 32, rules: str = "authors",
              candidates: Sequence[str] | None = None, groups: str = "paper",
              lid_model: "str | os.PathLike | None" = None) -> "pd.DataFrame":
@@ -50,7 +50,8 @@ def evaluate(results: "pd.DataFrame | str | os.PathLike", task: "str | Sequence[
         rules: scoring profile, ``"authors"`` (the paper's scripts) or ``"lenient"``; recorded
             in the ``rules`` column.
         candidates: the sweep's candidates, in the order of ``cand_logprobs`` (logits-mode
-            rows need them; :func:`open_run` reads them from the store).
+            rows need them; a frame from :func:`xtl.sweep` carries them, and :func:`open_run`
+            reads them from the store).
         groups: resource grouping of the ``group`` column: ``"paper"`` (the paper's table
             headers per dataset, default) or ``"lang2tax"``; recorded in the ``groups`` column.
         lid_model: fastText language-ID model file (the paper's ``lid.176.bin``); default
@@ -66,6 +67,7 @@ def evaluate(results: "pd.DataFrame | str | os.PathLike", task: "str | Sequence[
     check_option("groups", groups, GROUPINGS)
     lid = resolve_lid_model(lid_model)
     df = read_store(results) if not isinstance(results, pd.DataFrame) else results.copy()
+    candidates = candidates if candidates else (df.attrs.get("candidates") or None)
     if df.empty:
         raise DataError("the results table is empty; run a sweep first")
     for col in ("response", "item_key"):
@@ -111,7 +113,8 @@ def _label(candidate: str) -> str:
 
 
 def _best_candidates(df: "pd.DataFrame", items: list, candidates: Sequence[str] | None) -> list[str]:
-    """Each logits-mode row's highest-scoring candidate (ties: the first)."""
+    """Each logits-mode row's highest-scoring candidate among those that are options of its item
+    (every candidate for an item without options; ties: the first)."""
     from xtl.errors import XtlError
 
     qa = sorted({it.dataset or it.key for it in items if it.kind == "qa"})
@@ -122,12 +125,16 @@ def _best_candidates(df: "pd.DataFrame", items: list, candidates: Sequence[str] 
         raise XtlError("these rows are from a logits-mode sweep; pass candidates=[...] (the sweep's "
                        "candidates, in order), or open the store with xtl.open_run")
     out = []
-    for lp in df["cand_logprobs"]:
+    for lp, item in zip(df["cand_logprobs"], items):
         lp = list(lp)
         if len(lp) != len(candidates):
             raise XtlError(f"a row has {len(lp)} candidate log-probs for {len(candidates)} candidates "
                            f"{list(candidates)}; pass the sweep's own candidates")
-        out.append(str(candidates[int(np.argmax(lp))]) if lp else "")
+        allowed = [k for k, c in enumerate(candidates) if not item.options or _label(c) in item.options]
+        if not allowed:
+            raise XtlError(f"none of the candidates {list(candidates)} is an option of item {item.key} "
+                           f"({', '.join(item.options)}); sweep with candidates that name its options")
+        out.append(str(candidates[max(allowed, key=lambda k: (lp[k], -k))]) if lp else "")
     return out
 
 
@@ -225,7 +232,7 @@ class Run:
 
 def open_run(store: "str | os.PathLike", data: str | None = None, data_root: "str | os.PathLike | None" = None,
              src_layers: Sequence[int] | None = None, tgt_layers: Sequence[int] | None = None,
-             rules: str = "authors", model: "HookedTransformer | None" = None, groups: str = "paper",
+             rules: str = "authors", model: "Model | None" = None, groups: str = "paper",
              lid_model: "str | os.PathLike | None" = None) -> Run:
     """A results store (or an ``xtl eval`` output folder) evaluated with the task it recorded.
 

@@ -18,7 +18,7 @@ from xtl.errors import XtlError
 from xtl.figures import plots
 
 if TYPE_CHECKING:
-    from transformer_lens import HookedTransformer
+    from xtl.models.backends import Model
 
     from xtl.evaluation.evaluated import Run
     from xtl.tasks import Item
@@ -34,7 +34,7 @@ class Explorer:
     df: pd.DataFrame
     site: str
     n_layers: int | None = None
-    model: "HookedTransformer | None" = None
+    model: "Model | None" = None
     items: "dict[str, Item]" = field(default_factory=dict)
     data: str | None = None  # the task spec, to find prompts when ``items`` lacks one
     data_root: str | None = None
@@ -79,7 +79,7 @@ def _table_html(rows: pd.DataFrame, src: int, tgt: int, limit: int = 200) -> str
     return head + shown.to_html(index=False, float_format=lambda x: f"{x:.2f}", border=0) + more
 
 
-def explore(run: "Run | pd.DataFrame", model: "HookedTransformer | None" = None,
+def explore(run: "Run | pd.DataFrame", model: "Model | None" = None,
             items: "Sequence[Item] | None" = None, site: str | None = None, average: str = "language",
             max_new_tokens: int = 8) -> Any:
     """An interactive explorer of an evaluated sweep (an :class:`xtl.Run` from

@@ -18,7 +18,7 @@ from xtl.analysis.bounds import Bounds
 from xtl.analysis.views import CaseGrid, GainPanel, LayerGains
 
 __all__ = ["gain_heatmap", "lang_layer_heatmap", "wtl_bars", "upper_bound_curves",
-           "case_grid", "lens_heatmap", "chosen_layers", "save"]
+           "case_grid", "lens_heatmap", "chosen_layers", "save", "save_page"]
 
 DIVERGING = "RdBu"
 
@@ -208,4 +208,21 @@ def save(fig: go.Figure, path: str | os.PathLike, static: bool = False) -> Path:
             fig.write_image(path.with_suffix(".png"))
         except Exception:  # noqa: BLE001 - static export is optional
             pass
+    return path
+
+
+def save_page(figs: Sequence[go.Figure], path: str | os.PathLike, title: str, intro: str = "") -> Path:
+    """Write several figures as one standalone HTML page (plotly.js inlined once), under a title
+    and an introductory paragraph (plain text, escaped)."""
+    import html
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    parts = [fig.to_html(full_html=False, include_plotlyjs=k == 0, default_width="100%",
+                         config={"responsive": True}) for k, fig in enumerate(figs)]
+    body = "\n".join(f"<section>{part}</section>" for part in parts)
+    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            "<style>body{font-family:sans-serif;margin:1.5em}pre{background:#f5f5f5;padding:.8em}</style></head>"
+            f"<body><h1>{html.escape(title)}</h1><pre>{html.escape(intro)}</pre>{body}</body></html>")
+    path.write_text(page, encoding="utf-8")
     return path

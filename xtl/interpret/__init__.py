@@ -4,6 +4,8 @@ from xtl._lazy import lazy_exports
 
 _EXPORTS = {
     "CaseStudy": "xtl.interpret.case",
+    "Demo": "xtl.interpret.showcase",
+    "demo": "xtl.interpret.showcase",
     "case_study": "xtl.interpret.case",
     "LensResult": "xtl.interpret.logit_lens",
     "Patch": "xtl.interpret.logit_lens",
@@ -13,6 +15,6 @@ _EXPORTS = {
     "token_text": "xtl.interpret.tokens",
 }
 
-__all__ = ["Patch", "LensResult", "lens", "compare", "CaseStudy", "case_study", "token_text", "merge_pieces"]
+__all__ = ["Patch", "LensResult", "lens", "compare", "CaseStudy", "case_study", "Demo", "demo", "token_text", "merge_pieces"]
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

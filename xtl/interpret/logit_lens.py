@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
-from transformer_lens import HookedTransformer
+from xtl.models.backends import Model
 
 from xtl.errors import PromptError, XtlError
 from xtl.interpret.tokens import token_text
@@ -105,7 +105,7 @@ class LensResult:
                             self.title or "Logit lens", None if track is None else f"p({track})")
 
 
-def _track_ids(model: HookedTransformer, track: Sequence[str]) -> dict[str, int]:
+def _track_ids(model: Model, track: Sequence[str]) -> dict[str, int]:
     out = {}
     for t in track:
         ids = model.tokenizer(t, add_special_tokens=False)["input_ids"]
@@ -116,13 +116,13 @@ def _track_ids(model: HookedTransformer, track: Sequence[str]) -> dict[str, int]
 
 
 @torch.no_grad()
-def lens(model: HookedTransformer, prompt: str, transplant: Patch | None = None,
+def lens(model: Model, prompt: str, transplant: Patch | None = None,
          positions: "Positions | Sequence[int]" = "last", k: int = 5, track: Sequence[str] = (),
          sublayers: bool = False, max_new_tokens: int = 20, chat: bool = False) -> LensResult:
     """Decode every layer's residual stream at the chosen positions.
 
     Args:
-        model: a HookedTransformer.
+        model: a Model.
         prompt: the (target) prompt.
         transplant: a :class:`Patch` to apply at the last prompt position (prompt pass only).
         positions: ``"last"`` (last prompt token), ``"generated"`` (last prompt token and every
@@ -219,7 +219,7 @@ def lens(model: HookedTransformer, prompt: str, transplant: Patch | None = None,
                       tracked, generated, response)
 
 
-def compare(model: HookedTransformer, source_prompt: str, target_prompt: str, src_layer: int,
+def compare(model: Model, source_prompt: str, target_prompt: str, src_layer: int,
             tgt_layer: int, site: str = "mlp", **kwargs) -> dict[str, LensResult]:
     """Figure 8's three panels: source vanilla, target vanilla, transplanted target."""
     kwargs.setdefault("positions", "generated")

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from jaxtyping import Float
 from torch import Tensor
-from transformer_lens import HookedTransformer
-from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
+from xtl.models.backends import Model
 
-from xtl.patching.ops import first_token_stats
+from xtl.patching.ops import first_token_stats, select_rows
 
 __all__ = ["greedy_loop", "greedy_decode"]
 
@@ -58,7 +57,7 @@ def greedy_loop(token: Tensor, logprob: Tensor, max_new_tokens: int, stop_ids: s
     return out, loglik, stopped
 
 
-def greedy_decode(model: HookedTransformer, cache: TransformerLensKeyValueCache,
+def greedy_decode(model: Model, cache: Any,
                   first_logits: Float[Tensor, "batch vocab"], max_new_tokens: int,
                   stop_ids: set[int]) -> Decoded:
     """Greedy continuation of a batch whose prompt pass is in ``cache``; rows leave at a stop id.
@@ -72,11 +71,7 @@ def greedy_decode(model: HookedTransformer, cache: TransformerLensKeyValueCache,
 
     def step(idx: Tensor | None, token: Tensor) -> tuple[Tensor, Tensor]:
         if idx is not None:
-            for e in cache.entries:
-                e.past_keys = e.past_keys.index_select(0, idx.to(e.past_keys.device))
-                e.past_values = e.past_values.index_select(0, idx.to(e.past_values.device))
-            cache.previous_attention_mask = cache.previous_attention_mask.index_select(
-                0, idx.to(cache.previous_attention_mask.device))
+            select_rows(cache, idx)
         return pick(model(token[:, None], past_kv_cache=cache)[:, -1])
 
     return greedy_loop(*pick(first_logits), max_new_tokens, stop_ids, step)

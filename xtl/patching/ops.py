@@ -5,18 +5,18 @@ path and the logit lens all call these, so they cannot drift apart."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
-from transformer_lens import HookedTransformer
+from xtl.models.backends import Model
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 from transformer_lens.utilities.activation_functions import apply_softcap
 
 from xtl.patching.sites import Site
 
-__all__ = ["write_site", "patch_hook", "prefix_cache", "broadcast_cache", "decode_resid",
+__all__ = ["write_site", "patch_hook", "prefix_cache", "broadcast_cache", "select_rows", "decode_resid",
            "apply_softcap", "Next", "log_probs", "first_token_stats", "first_token_margin"]
 
 
@@ -48,24 +48,33 @@ def patch_hook(site: Site, values: Tensor, pos: int = -1) -> Callable:
     return hook
 
 
-def prefix_cache(model: HookedTransformer, tokens: Int[Tensor, "pos"]) -> TransformerLensKeyValueCache:
-    """KV cache of every prompt position but the last (vanilla, batch 1)."""
+def _is_tl_cache(cache: Any) -> bool:
+    return isinstance(cache, TransformerLensKeyValueCache)
+
+
+def prefix_cache(model: Model, tokens: Int[Tensor, "pos"]) -> Any:
+    """KV cache of every prompt position but the last (vanilla, batch 1): TransformerLens' cache
+    on the hooked backend, transformers' ``DynamicCache`` on the bridge."""
     device = model.cfg.device
-    cache = TransformerLensKeyValueCache.init_cache(model.cfg, device, 1)
+    new_cache = getattr(model, "new_cache", None)
+    cache = new_cache() if new_cache is not None else TransformerLensKeyValueCache.init_cache(model.cfg, device, 1)
     if tokens.shape[0] > 1:
         model(tokens[None, :-1].to(device), past_kv_cache=cache, return_type=None)
     return cache
 
 
-def broadcast_cache(cache: TransformerLensKeyValueCache, batch: int = 1,
-                    upper: TransformerLensKeyValueCache | None = None,
-                    from_layer: int | None = None) -> TransformerLensKeyValueCache:
-    """A cache whose entries view ``cache``'s tensors broadcast to ``batch`` rows (no copy).
+def broadcast_cache(cache: Any, batch: int = 1, upper: Any = None, from_layer: int | None = None) -> Any:
+    """A cache whose entries view ``cache``'s tensors broadcast to ``batch`` rows (no copy);
+    appending to it leaves ``cache`` as it was.
 
     With ``upper``, layers from ``from_layer`` up take ``upper``'s entries instead (rows that
     join at target layer j: vanilla below j, the prompt prefix from j up); the attention mask
     is ``cache``'s.
     """
+    if not _is_tl_cache(cache):
+        from xtl.models.bridge import expand_cache
+
+        return expand_cache(cache, batch, upper, from_layer)
     entries = []
     for layer, entry in enumerate(cache.entries):
         src = upper.entries[layer] if upper is not None and layer >= (from_layer or 0) else entry
@@ -75,7 +84,21 @@ def broadcast_cache(cache: TransformerLensKeyValueCache, batch: int = 1,
     return TransformerLensKeyValueCache(entries=entries, previous_attention_mask=mask)
 
 
-def decode_resid(model: HookedTransformer, resid: Float[Tensor, "batch d_model"]) -> Float[Tensor, "batch vocab"]:
+def select_rows(cache: Any, idx: Tensor) -> None:
+    """Keep only rows ``idx`` of ``cache``, in place (rows that stopped leave the batch)."""
+    if not _is_tl_cache(cache):
+        from xtl.models.bridge import select_cache
+
+        select_cache(cache, idx)
+        return
+    for e in cache.entries:
+        e.past_keys = e.past_keys.index_select(0, idx.to(e.past_keys.device))
+        e.past_values = e.past_values.index_select(0, idx.to(e.past_values.device))
+    cache.previous_attention_mask = cache.previous_attention_mask.index_select(
+        0, idx.to(cache.previous_attention_mask.device))
+
+
+def decode_resid(model: Model, resid: Float[Tensor, "batch d_model"]) -> Float[Tensor, "batch vocab"]:
     """Final norm, unembedding and the model's logit soft-cap of residual vectors.
 
     ``W_U^T x^T`` is the faster GEMM shape on CPU for a few dozen rows against a large

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from jaxtyping import Int
 from torch import Tensor
-from transformer_lens import HookedTransformer
+from xtl.models.backends import Model
 
 from xtl.errors import PromptError, SiteError
 from xtl.patching.sites import Site
@@ -16,9 +16,11 @@ __all__ = ["chat_prompt", "encode", "format_prompt", "tokenize", "stop_token_ids
            "check_count"]
 
 
-def check_model(model: object) -> HookedTransformer:
+def check_model(model: object) -> Model:
     """``model`` if it is a loaded model, else an error that says how to get one."""
-    if not isinstance(model, HookedTransformer):
+    from xtl.models.backends import is_model
+
+    if not is_model(model):
         what = f"the string {model!r}" if isinstance(model, str) else type(model).__name__
         raise SiteError(f"model must be a loaded model, not {what}; load it first: "
                         "model = xtl.load_model(\"gemma-3-270m-q4km\")")
@@ -48,7 +50,7 @@ def encode(tokenizer: Any, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=not (bos and text.startswith(bos)))["input_ids"]
 
 
-def format_prompt(model: HookedTransformer, prompt: str, chat: bool = False) -> str:
+def format_prompt(model: Model, prompt: str, chat: bool = False) -> str:
     """The raw prompt (default: PilotSet strings are complete prompts), or its chat template."""
     if not chat:
         return prompt
@@ -58,7 +60,7 @@ def format_prompt(model: HookedTransformer, prompt: str, chat: bool = False) -> 
     return chat_prompt(tok, prompt)
 
 
-def tokenize(model: HookedTransformer, prompt: str, max_new_tokens: int = 0,
+def tokenize(model: Model, prompt: str, max_new_tokens: int = 0,
              what: str = "prompt") -> Int[Tensor, "pos"]:
     """Token ids the way the model's own tokenizer makes them (one BOS at most).
 
@@ -84,7 +86,7 @@ def tokenize(model: HookedTransformer, prompt: str, max_new_tokens: int = 0,
     return torch.tensor(ids, dtype=torch.long)
 
 
-def stop_token_ids(model: HookedTransformer) -> set[int]:
+def stop_token_ids(model: Model) -> set[int]:
     """EOS plus the end-of-turn tokens of common chat formats present in the vocabulary."""
     tok = model.tokenizer
     ids = {tok.eos_token_id} if tok.eos_token_id is not None else set()
@@ -95,7 +97,7 @@ def stop_token_ids(model: HookedTransformer) -> set[int]:
     return ids
 
 
-def check_layer(model: HookedTransformer, layer: int, what: str) -> int:
+def check_layer(model: Model, layer: int, what: str) -> int:
     """``layer`` as a layer number 0..N-1 (negative counts from the end), or a clear error."""
     n = model.cfg.n_layers
     if isinstance(layer, bool) or not isinstance(layer, int):
@@ -105,7 +107,7 @@ def check_layer(model: HookedTransformer, layer: int, what: str) -> int:
     return layer % n
 
 
-def check_site(model: HookedTransformer, site: Site) -> None:
+def check_site(model: Model, site: Site) -> None:
     """Check the site against the model: head indices in range, hooks the model has."""
     if site.kind == "attn-authors" and getattr(model.cfg, "parallel_attn_mlp", False):
         raise SiteError("site 'attn-authors' reads the residual stream between attention and MLP, "
@@ -114,3 +116,9 @@ def check_site(model: HookedTransformer, site: Site) -> None:
         bad = [h for h in site.heads if not 0 <= h < model.cfg.n_heads]
         if bad:
             raise SiteError(f"head(s) {bad} out of range; this model has heads 0..{model.cfg.n_heads - 1}")
+    has_hook = getattr(model, "has_hook", None)
+    if has_hook is not None:  # the bridge names only the hooks its adapter maps for the architecture
+        for name in sorted({site.hook_name(0), site.source_hook_name(0)}):
+            if not has_hook(name):
+                raise SiteError(f"site {site} needs hook {name}, which TransformerBridge does not provide for "
+                                f"{model.cfg.original_architecture}; use another site (attn, mlp or block)")

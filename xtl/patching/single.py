@@ -13,13 +13,12 @@ share it, so transplanting a layer into itself from the same prompt is bitwise t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
-from transformer_lens import HookedTransformer
-from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
+from xtl.models.backends import Model
 
 from xtl.errors import SiteError
 from xtl.patching.decode import greedy_decode
@@ -61,7 +60,7 @@ class TransplantResult:
     vanilla_first_logprobs: Float[Tensor, "vocab"] = field(repr=False)
 
 
-def last_token_logits(model: HookedTransformer, cache: TransformerLensKeyValueCache,
+def last_token_logits(model: Model, cache: Any,
                       last_token: Tensor, hooks: Sequence = ()) -> Float[Tensor, "batch vocab"]:
     """Run the last prompt token (batch 1) on ``cache`` with optional hooks; returns logits."""
     with model.hooks(fwd_hooks=list(hooks)):
@@ -70,11 +69,11 @@ def last_token_logits(model: HookedTransformer, cache: TransformerLensKeyValueCa
 
 
 @torch.no_grad()
-def capture(model: HookedTransformer, prompt: str, site: "str | Site", chat: bool = False) -> Capture:
+def capture(model: Model, prompt: str, site: "str | Site", chat: bool = False) -> Capture:
     """The site's activation at the prompt's last token, for every layer.
 
     Args:
-        model: a HookedTransformer from :func:`xtl.load_model`.
+        model: a Model from :func:`xtl.load_model`.
         prompt: the source prompt (raw by default).
         site: ``"attn"``, ``"mlp"``, ``"block"`` or ``"heads:0,3"`` (all heads are captured).
         chat: wrap the prompt in the tokenizer's chat template.
@@ -87,7 +86,7 @@ def capture(model: HookedTransformer, prompt: str, site: "str | Site", chat: boo
     return Capture(site=site, acts=acts, prompt=prompt, tokens=tokens)
 
 
-def capture_tokens(model: HookedTransformer, tokens: Int[Tensor, "pos"], site: Site) -> Float[Tensor, "layer ..."]:
+def capture_tokens(model: Model, tokens: Int[Tensor, "pos"], site: Site) -> Float[Tensor, "layer ..."]:
     """The site's source activation at the last of ``tokens``, for every layer (one pass)."""
     stored: dict[int, Tensor] = {}
 
@@ -104,7 +103,7 @@ def capture_tokens(model: HookedTransformer, tokens: Int[Tensor, "pos"], site: S
 
 
 @torch.no_grad()
-def vanilla(model: HookedTransformer, prompt: str, max_new_tokens: int = 20,
+def vanilla(model: Model, prompt: str, max_new_tokens: int = 20,
             chat: bool = False) -> tuple[str, list[int], Tensor]:
     """Greedy response of the unpatched model: (text, token ids, first-token log-probs)."""
     check_model(model)
@@ -118,13 +117,13 @@ def vanilla(model: HookedTransformer, prompt: str, max_new_tokens: int = 20,
 
 
 @torch.no_grad()
-def transplant(model: HookedTransformer, target_prompt: str, source: "str | Capture",
+def transplant(model: Model, target_prompt: str, source: "str | Capture",
                src_layer: int, tgt_layer: int, site: "str | Site" = "mlp",
                max_new_tokens: int = 20, chat: bool = False) -> TransplantResult:
     """Transplant ``site`` from layer ``src_layer`` of ``source`` into ``tgt_layer`` of the target.
 
     Args:
-        model: a HookedTransformer from :func:`xtl.load_model`.
+        model: a Model from :func:`xtl.load_model`.
         target_prompt: the prompt that is answered.
         source: the source prompt, or a :class:`Capture` of it (reused across calls).
         src_layer: source layer ``i`` (negative counts from the end).

@@ -61,6 +61,10 @@ class Strategy:
         """Feature -> weight in the last fit (learned strategies); empty otherwise."""
         return {}
 
+    def test_cost(self, n_layers: int, site: str) -> int:
+        """Configurations a test item runs besides vanilla, after :meth:`fit`."""
+        return len(self.candidates(n_layers, site))
+
 
 @dataclass
 class Vanilla(Strategy):
@@ -143,7 +147,10 @@ class BestOnTrain(Strategy):
     chosen: Config | None = None
 
     def candidates(self, n_layers, site):
-        return [self.chosen] if self.chosen is not None else candidate_set(self.kind, n_layers)
+        return candidate_set(self.kind, n_layers)  # what it learns from (the same before and after fit)
+
+    def test_cost(self, n_layers, site):
+        return 1 if self.chosen is not None else len(self.candidates(n_layers, site))
 
     def fit(self, rows, n_layers, site):
         allowed = set(candidate_set(self.kind, n_layers))

@@ -6,6 +6,8 @@ entropy-based baseline; which features drive it and which layers it picks."""
 
 from __future__ import annotations
 
+import copy
+
 import math
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -99,7 +101,7 @@ def select(df: pd.DataFrame, strategies: Sequence["str | Strategy"] = DEFAULT_ST
     items = df[df["is_vanilla"]].drop_duplicates("item_key")[["item_key", "lang", "group"]]
     fold_of = folds(items, cv, by_language, seed)
     truth = _lookup(df)
-    objs = [make_strategy(s, seed) for s in strategies]
+    objs = [copy.deepcopy(make_strategy(s, seed)) for s in strategies]  # fitting never changes the caller's
     names = [s.name for s in objs]
     if len(set(names)) < len(names):
         raise XtlError(f"strategies share names {names}; give each once")
@@ -108,7 +110,7 @@ def select(df: pd.DataFrame, strategies: Sequence["str | Strategy"] = DEFAULT_ST
     for strat in objs:
         configs = strat.candidates(n, site)
         lacking = [c for c in configs if (c.src, c.tgt) not in have]
-        if lacking and not getattr(strat, "chosen", None):
+        if lacking:
             raise XtlError(f"strategy {strat.name!r} needs configurations the results lack, e.g. {tuple(lacking[0])}; "
                            "sweep them (xtl sweep --grid cross, or the full grid)")
         pool = candidate_features(only_candidates(df, configs), n)
@@ -116,7 +118,7 @@ def select(df: pd.DataFrame, strategies: Sequence["str | Strategy"] = DEFAULT_ST
             test_keys = {k for k, f in fold_of.items() if f == fold}
             is_test = pool["item_key"].isin(test_keys)
             strat.fit(pool[~is_test], n, site)
-            cost = len(strat.candidates(n, site))  # after fitting: best-on-train runs one configuration
+            cost = strat.test_cost(n, site)  # after fitting: best-on-train runs one configuration
             chosen = strat.choose(pool.loc[is_test, list(c for c in GOLD_FREE if c in pool.columns)], n, site)
             imps.extend({"strategy": strat.name, "feature": f, "importance": v, "fold": fold}
                         for f, v in strat.importances().items())
@@ -166,10 +168,14 @@ def _table(df: pd.DataFrame, choices: pd.DataFrame, names: list[str], n: int) ->
     notes = [f"{label}: not computable on this grid: {reasons[key]}" for label, key in
              (("SourceLast", "source_last"), ("TargetFirst", "target_first"), ("N² oracle", "oracle"))
              if key in reasons]
+    one_item = 100.0 / max(1, len(van))  # points one item is worth (pooled): a smaller gap is noise
     for bound, column in (("N² oracle", "gap closed to oracle (%)"), ("TargetFirst", "gap closed to TargetFirst (%)")):
         top = table.loc[bound, "Avg."]
         gap = top - vanilla["Avg."]
-        table[column] = [(v - vanilla["Avg."]) / gap * 100 if gap > 0 and not math.isnan(top) and s in names
+        if not math.isnan(top) and gap < one_item:
+            notes.append(f"{column}: – because {bound} is within one item's worth ({one_item:.2g} points) of "
+                         f"vanilla (gap {gap:+.2g}), so there is no gap to close")
+        table[column] = [(v - vanilla["Avg."]) / gap * 100 if gap >= one_item and not math.isnan(top) and s in names
                          else math.nan for s, v in zip(table.index, table["Avg."])]
     notes.append("Accuracies (%) are means over languages within each group (Avg.: over all languages); the "
                  "interval is a bootstrap over items (pooled). Bounds see every item's answer: they are not "

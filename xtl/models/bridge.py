@@ -1,0 +1,236 @@
+"""The TransformerBridge backend: a Hugging Face model wrapped by TransformerLens' bridge.
+
+The bridge keeps the Hugging Face model and its raw weights (activations match HF) and adds
+TransformerLens hook points under the names xtl's sites use (``blocks.{l}.hook_attn_out``,
+``hook_mlp_out``, ``hook_resid_post``, ``hook_resid_mid``, ``attn.hook_z``). :class:`BridgeModel`
+gives it the small surface every stage uses (``cfg``, ``tokenizer``, ``hooks``, a forward over a
+key/value cache, ``ln_final`` and ``unembed``), so transplant, capture, sweeps, the lens and
+perplexity run on it unchanged. Its key/value cache is transformers' own ``DynamicCache``.
+
+Two things the bridge does not do for xtl, done here:
+
+* TransformerLens' bridge attention reads the cache from the ``past_key_values`` keyword, which
+  transformers (>= 5.2x) passes to attention as ``cache``; a keyword pre-hook on each bridge
+  attention module hands it on (without it, cached decoding silently ignores the prompt).
+* xtl tokenises with the model's own tokenizer rule, so the bridge's BOS-forcing copy of the
+  tokenizer is kept inside the bridge and the caller's tokenizer is the one xtl uses.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import logging
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
+
+import torch
+from jaxtyping import Int
+from torch import Tensor
+
+from xtl.errors import ModelSpecError
+
+__all__ = ["BridgeModel", "BridgeConfig", "boot_bridge", "new_cache", "expand_cache", "select_cache"]
+
+log = logging.getLogger("xtl")
+
+
+@dataclass
+class BridgeConfig:
+    """What the stages read of a model's configuration, named as HookedTransformerConfig names it."""
+
+    model_name: str
+    n_layers: int
+    n_heads: int
+    d_head: int
+    d_model: int
+    d_mlp: int
+    d_vocab: int
+    n_key_value_heads: int | None
+    n_ctx: int
+    device: str
+    dtype: torch.dtype
+    original_architecture: str
+    output_logits_soft_cap: float = -1.0
+    parallel_attn_mlp: bool = False
+    tokenizer_prepends_bos: bool = False
+    default_prepend_bos: bool = False
+    n_devices: int = 1
+
+
+class _Unembed:
+    """``W_U`` ``[d_model, vocab]`` (a transposed view of the output embedding, so ``W_U.T`` is
+    contiguous, as the kernels read it) and ``b_U``."""
+
+    def __init__(self, head: torch.nn.Module, dtype: torch.dtype):
+        self.W_U = head.weight.T
+        bias = getattr(head, "bias", None)
+        self.b_U = bias if bias is not None else torch.zeros(head.weight.shape[0], dtype=dtype,
+                                                             device=head.weight.device)
+
+
+def _cache_keyword(hf_model: Any) -> str:
+    """The keyword this transformers version's causal LMs take a cache by."""
+    params = inspect.signature(type(hf_model).forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def _hand_cache_to_bridge_attention(bridge: Any) -> int:
+    """Pre-hooks that copy ``cache=`` into ``past_key_values=`` for bridge attention modules."""
+    from transformer_lens.model_bridge.generalized_components.attention import AttentionBridge
+
+    def pre(module, args, kwargs):  # noqa: ARG001
+        if kwargs.get("past_key_values") is None and kwargs.get("cache") is not None:
+            kwargs = dict(kwargs, past_key_values=kwargs["cache"])
+            return args, kwargs
+        return None
+
+    count = 0
+    for module in bridge.original_model.modules():
+        if isinstance(module, AttentionBridge) and not getattr(module, "_xtl_cache_shim", False):
+            module.register_forward_pre_hook(pre, with_kwargs=True)
+            module._xtl_cache_shim = True
+            count += 1
+    return count
+
+
+class BridgeModel:
+    """A TransformerBridge with the surface xtl's stages use (see the module docstring)."""
+
+    backend = "bridge"
+
+    def __init__(self, bridge: Any, tokenizer: Any, cfg: BridgeConfig):
+        self.bridge = bridge
+        self.hf = bridge.original_model
+        self.tokenizer = tokenizer
+        self.cfg = cfg
+        self._cache_kw = _cache_keyword(self.hf)
+        if self._cache_kw == "cache":
+            _hand_cache_to_bridge_attention(bridge)
+        self.ln_final = getattr(bridge, "ln_final", None) or self.hf.get_decoder().norm
+        self.unembed = _Unembed(self.hf.get_output_embeddings(), cfg.dtype)
+
+    def __repr__(self) -> str:
+        return f"BridgeModel({self.cfg.original_architecture}, {self.cfg.model_name!r}, {self.cfg.n_layers} layers)"
+
+    @property
+    def hook_dict(self) -> dict[str, Any]:
+        return self.bridge.hook_dict
+
+    def has_hook(self, name: str) -> bool:
+        return name in self.bridge.hook_dict
+
+    @contextmanager
+    def hooks(self, fwd_hooks: Sequence = ()) -> Iterator[None]:
+        """Forward hooks ``[(hook_name, fn(act, hook))]`` for the duration of the block."""
+        with self.bridge.hooks(fwd_hooks=list(fwd_hooks)):
+            yield
+
+    def __call__(self, tokens: Int[Tensor, "batch pos"], past_kv_cache: Any = None,
+                 return_type: str | None = "logits") -> Tensor | None:
+        """Logits ``[batch, pos, vocab]`` of ``tokens`` after what ``past_kv_cache`` holds (which
+        grows by them); ``return_type=None`` runs the pass for its hooks only."""
+        kwargs: dict[str, Any] = {"use_cache": past_kv_cache is not None}
+        if past_kv_cache is not None:
+            kwargs[self._cache_kw] = past_kv_cache
+        out = self.hf(input_ids=tokens.to(self.cfg.device), logits_to_keep=0 if return_type else 1, **kwargs)
+        return out.logits if return_type else None
+
+    def run_with_cache(self, tokens: Int[Tensor, "batch pos"], **kwargs: Any) -> tuple[Tensor, Any]:
+        """TransformerLens' ``run_with_cache`` on the bridge: (logits, activations by hook name)."""
+        return self.bridge.run_with_cache(tokens.to(self.cfg.device), **kwargs)
+
+    def eval(self) -> "BridgeModel":
+        self.hf.eval()
+        return self
+
+    def new_cache(self) -> Any:
+        """An empty key/value cache for this model."""
+        from transformers import DynamicCache
+
+        return DynamicCache(config=self.hf.config)
+
+
+def new_cache(model: BridgeModel) -> Any:
+    return model.new_cache()
+
+
+def _layers(cache: Any) -> list[Any]:
+    return list(cache.layers)
+
+
+def expand_cache(cache: Any, batch: int = 1, upper: Any = None, from_layer: int | None = None) -> Any:
+    """A new cache whose layers view ``cache``'s tensors broadcast to ``batch`` rows (no copy);
+    with ``upper``, layers from ``from_layer`` up view ``upper``'s instead. Appending to it leaves
+    ``cache`` as it was."""
+    out = copy.copy(cache)
+    layers = []
+    for index, layer in enumerate(_layers(cache)):
+        src = _layers(upper)[index] if upper is not None and index >= (from_layer or 0) else layer
+        new = copy.copy(src)
+        if getattr(src, "is_initialized", False) and src.keys is not None:
+            new.keys = src.keys.expand(batch, -1, -1, -1)
+            new.values = src.values.expand(batch, -1, -1, -1)
+        layers.append(new)
+    out.layers = layers
+    return out
+
+
+def select_cache(cache: Any, idx: Tensor) -> None:
+    """Keep only rows ``idx`` of ``cache``, in place (rows that stopped leave the batch)."""
+    for layer in _layers(cache):
+        if getattr(layer, "is_initialized", False) and layer.keys is not None:
+            layer.keys = layer.keys.index_select(0, idx.to(layer.keys.device))
+            layer.values = layer.values.index_select(0, idx.to(layer.values.device))
+
+
+def _head_dim(hf_config: Any) -> int:
+    head_dim = getattr(hf_config, "head_dim", None)
+    return int(head_dim) if head_dim else hf_config.hidden_size // hf_config.num_attention_heads
+
+
+def _text_config(hf_config: Any) -> Any:
+    getter = getattr(hf_config, "get_text_config", None)
+    return getter() if callable(getter) else hf_config
+
+
+def _bridge_tokenizer(tokenizer: Any) -> Any:
+    """A copy of ``tokenizer`` the bridge accepts as it is (it otherwise reloads the tokenizer
+    from its hub name to force BOS, which fails offline and for tokenizers built in memory)."""
+    copy_ = copy.copy(tokenizer)
+    copy_.init_kwargs = {**getattr(tokenizer, "init_kwargs", {}), "name_or_path": getattr(tokenizer, "name_or_path", ""),
+                         "add_bos_token": True}
+    return copy_
+
+
+def boot_bridge(hf_model: Any, tokenizer: Any, dtype: torch.dtype, device: str, n_ctx: int, name: str) -> BridgeModel:
+    """Wrap a loaded Hugging Face causal LM in TransformerLens' bridge as a :class:`BridgeModel`."""
+    try:
+        from transformer_lens.model_bridge import TransformerBridge
+    except ImportError as exc:  # pragma: no cover - every supported TransformerLens has it
+        raise ModelSpecError("the bridge backend needs transformer-lens>=3.9: pip install 'transformer-lens>=3.9,<5'") from exc
+    hf_config = _text_config(hf_model.config)
+    arch = (getattr(hf_model.config, "architectures", None) or [type(hf_model).__name__])[0]
+    hf_model = hf_model.to(device=device, dtype=dtype).eval()
+    try:
+        bridge = TransformerBridge.boot_transformers(name, hf_model=hf_model, tokenizer=_bridge_tokenizer(tokenizer),
+                                                     device=device, dtype=dtype)
+    except (ValueError, NotImplementedError, KeyError, AttributeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ModelSpecError(f"TransformerBridge cannot wrap {arch} ({first}); use backend='hooked' where "
+                             "TransformerLens 3 builds it, or an architecture the bridge lists") from exc
+    cap = getattr(hf_config, "final_logit_softcapping", None)
+    n_kv = getattr(hf_config, "num_key_value_heads", None)
+    cfg = BridgeConfig(
+        model_name=name, n_layers=int(hf_config.num_hidden_layers), n_heads=int(hf_config.num_attention_heads),
+        d_head=_head_dim(hf_config), d_model=int(hf_config.hidden_size),
+        d_mlp=int(getattr(hf_config, "intermediate_size", 0) or 0), d_vocab=int(hf_config.vocab_size),
+        n_key_value_heads=int(n_kv) if n_kv else None, n_ctx=int(n_ctx), device=str(device), dtype=dtype,
+        original_architecture=arch, output_logits_soft_cap=float(cap) if cap else -1.0,
+        parallel_attn_mlp=bool(getattr(bridge.cfg, "parallel_attn_mlp", False)))
+    model = BridgeModel(bridge, tokenizer, cfg)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    cfg.tokenizer_prepends_bos = len(tokenizer.encode("")) > 0
+    return model.eval()

@@ -1,0 +1,227 @@
+"""The HookedTransformer backend: HF configs and weights converted for TransformerLens 3.
+
+Weights are never folded or centred: xtl patches activations, and they must be the ones the
+Hugging Face model computes. This module imports ``HookedTransformer`` and so is loaded only where
+TransformerLens 3 is installed and the hooked backend is asked for.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+from xtl.errors import ModelSpecError
+from xtl.models.hfconfig import architecture, default_n_ctx, head_dim, rope_theta
+
+__all__ = ["tl_config_from_hf", "hooked_from_hf", "hooked_from_folder", "hooked_from_hub", "finish"]
+
+
+def tl_config_from_hf(hf_config: Any, n_ctx: int | None = None) -> dict[str, Any]:
+    """Build a HookedTransformerConfig dict from a HF config, by architecture, not by name.
+
+    TransformerLens infers some architectures from the model *name*, which breaks for local
+    folders and unofficial checkpoints; this reads everything from the config itself.
+    """
+    arch = architecture(hf_config)
+    common = {
+        "d_model": hf_config.hidden_size,
+        "d_head": head_dim(hf_config),
+        "n_heads": hf_config.num_attention_heads,
+        "d_mlp": hf_config.intermediate_size,
+        "n_layers": hf_config.num_hidden_layers,
+        "n_ctx": int(n_ctx or default_n_ctx(hf_config)),
+        "eps": hf_config.rms_norm_eps,
+        "d_vocab": hf_config.vocab_size,
+        "normalization_type": "RMS",
+        "positional_embedding_type": "rotary",
+        "rotary_adjacent_pairs": False,
+        "rotary_dim": head_dim(hf_config),
+        "final_rms": True,
+        "gated_mlp": True,
+        "original_architecture": arch,
+    }
+    n_kv = getattr(hf_config, "num_key_value_heads", None)
+    if arch in ("LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"):
+        cfg = dict(common, act_fn=hf_config.hidden_act, rotary_base=rope_theta(hf_config),
+                   n_key_value_heads=n_kv if n_kv and n_kv != hf_config.num_attention_heads else None)
+        window = getattr(hf_config, "sliding_window", None)
+        if arch == "MistralForCausalLM" and window:
+            cfg.update(window_size=window, use_local_attn=True,
+                       attn_types=["local"] * hf_config.num_hidden_layers)
+        if arch == "Qwen2ForCausalLM":
+            cfg.update(use_attn_scale=True, default_prepend_bos=False)
+        return cfg
+    if arch == "Gemma3ForCausalLM":
+        layer_types = list(getattr(hf_config, "layer_types", None) or [])
+        if not layer_types:
+            pattern = getattr(hf_config, "sliding_window_pattern", 6)
+            layer_types = ["full_attention" if (i + 1) % pattern == 0 else "sliding_attention"
+                           for i in range(hf_config.num_hidden_layers)]
+        cfg = dict(
+            common,
+            act_fn=getattr(hf_config, "hidden_activation", None) or "gelu_pytorch_tanh",
+            rotary_base=rope_theta(hf_config, "full_attention"),
+            rotary_base_local=rope_theta(hf_config, "sliding_attention"),
+            use_attn_scale=True,
+            attn_scale=float(getattr(hf_config, "query_pre_attn_scalar", head_dim(hf_config))) ** 0.5,
+            n_key_value_heads=n_kv,
+            use_normalization_before_and_after=True,
+            use_qk_norm=True,
+            window_size=hf_config.sliding_window,
+            use_local_attn=True,
+            attn_types=["global" if t == "full_attention" else "local" for t in layer_types],
+        )
+        if getattr(hf_config, "final_logit_softcapping", None):
+            cfg["output_logits_soft_cap"] = float(hf_config.final_logit_softcapping)
+        if getattr(hf_config, "attn_logit_softcapping", None):
+            cfg["attn_scores_soft_cap"] = float(hf_config.attn_logit_softcapping)
+        return cfg
+    # Any other architecture: defer to TransformerLens' own converter through a neutral path,
+    # so that its name-based shortcuts cannot misfire on a local folder's name.
+    from transformer_lens.loading_from_pretrained import convert_hf_model_config
+
+    return convert_hf_model_config_via_tmp(hf_config, convert_hf_model_config)
+
+
+def convert_hf_model_config_via_tmp(hf_config: Any, converter: Any) -> dict[str, Any]:
+    """Run TransformerLens' config converter on a config written to a neutrally named folder."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "model"
+        folder.mkdir()
+        hf_config.to_json_file(folder / "config.json")
+        try:
+            return converter(str(folder))
+        except Exception as exc:  # noqa: BLE001 - any failure means: unsupported
+            arch = (getattr(hf_config, "architectures", None) or ["?"])[0]
+            raise ModelSpecError(
+                f"architecture {arch} is not supported by HookedTransformer ({exc}); "
+                "use a Llama, Mistral, Qwen2, Gemma 3 or another TransformerLens architecture"
+            ) from exc
+
+
+def _converters() -> dict[str, Any]:
+    from transformer_lens.pretrained import weight_conversions as wc
+
+    return {"LlamaForCausalLM": wc.convert_llama_weights, "MistralForCausalLM": wc.convert_mistral_weights,
+            "Qwen2ForCausalLM": wc.convert_qwen2_weights, "Gemma3ForCausalLM": wc.convert_gemma_weights}
+
+
+def _convert_weights(hf_model: Any, cfg: HookedTransformerConfig) -> dict[str, torch.Tensor]:
+    table = _converters()
+    arch = cfg.original_architecture
+    if arch in table:
+        return table[arch](hf_model, cfg)
+    from transformer_lens.loading_from_pretrained import get_pretrained_state_dict
+
+    return get_pretrained_state_dict("model", cfg, hf_model)
+
+
+def hooked_from_hf(hf_model: Any, tokenizer: Any, dtype: torch.dtype, device: str,
+                   n_ctx: int | None = None) -> HookedTransformer:
+    """Wrap an already loaded HF causal LM as an unprocessed HookedTransformer (weights copied)."""
+    cfg_dict = tl_config_from_hf(hf_model.config, n_ctx=n_ctx)
+    cfg_dict.update(dtype=dtype, device=device, init_weights=False)
+    cfg_dict.setdefault("model_name", getattr(hf_model.config, "_name_or_path", "") or "hf-model")
+    cfg_dict.pop("tokenizer_name", None)
+    cfg_dict.pop("quantization_method", None)
+    cfg = HookedTransformerConfig(**cfg_dict)
+    state_dict = _convert_weights(hf_model.float() if dtype == torch.float32 else hf_model, cfg)
+    model = HookedTransformer(cfg, tokenizer=None, move_to_device=False)
+    model.load_and_process_state_dict(
+        {k: v.to(dtype) for k, v in state_dict.items()},
+        fold_ln=False, center_writing_weights=False, center_unembed=False,
+        fold_value_biases=False, refactor_factored_attn_matrices=False,
+    )
+    return finish(model, tokenizer)
+
+
+def hooked_from_folder(folder: Path, hf_config: Any, tokenizer: Any, dtype: torch.dtype, device: str,
+                       n_ctx: int | None) -> HookedTransformer | None:
+    """Stream a safetensors folder of a covered architecture layer by layer into a
+    HookedTransformer (peak memory about the model's own size); None when it cannot be streamed."""
+    from xtl.models.checkpoint import stream_into, streamable
+
+    converter = _converters().get(architecture(hf_config))
+    if converter is None or not streamable(folder):
+        return None
+    cfg_dict = tl_config_from_hf(hf_config, n_ctx=n_ctx)
+    cfg_dict.update(dtype=dtype, device=device, init_weights=False, model_name=folder.name)
+    model = stream_into(folder, HookedTransformerConfig(**cfg_dict), converter,
+                        upcast=cfg_dict["original_architecture"] == "Gemma3ForCausalLM")
+    return finish(model, tokenizer)
+
+
+def hooked_from_hub(name: str, dtype: torch.dtype, device: str, n_ctx: int | None) -> HookedTransformer:
+    """A TransformerLens official model, downloaded from the hub, without weight processing."""
+    from transformer_lens.loading_from_pretrained import MODEL_ALIASES, OFFICIAL_MODEL_NAMES
+
+    aliases = {a for names in MODEL_ALIASES.values() for a in names}
+    if name not in OFFICIAL_MODEL_NAMES and name not in aliases:
+        import difflib
+
+        from xtl.models.names import DEMO_MODEL
+
+        close = difflib.get_close_matches(name, list(OFFICIAL_MODEL_NAMES), n=3)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise ModelSpecError(
+            f"{name!r} is neither a TransformerLens model name, a local folder, a .gguf file nor "
+            f"{DEMO_MODEL!r}.{hint}")
+    model = HookedTransformer.from_pretrained_no_processing(
+        name, dtype=dtype, device=device, **({"n_ctx": n_ctx} if n_ctx else {}))
+    model.cfg.default_prepend_bos = False
+    _fast_weight_layout(model)
+    model.eval()
+    return model
+
+
+def finish(model: HookedTransformer, tokenizer: Any) -> HookedTransformer:
+    """Weights in the layout TransformerLens' kernels read, the tokenizer, eval mode."""
+    cfg = model.cfg
+    _fast_weight_layout(model)
+    model.tokenizer = tokenizer
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.cfg.tokenizer_prepends_bos = len(tokenizer.encode("")) > 0
+    model.cfg.default_prepend_bos = False  # xtl tokenises itself with the tokenizer's own rule
+    model.to(cfg.device)
+    model.eval()
+    return model
+
+
+def _transposed(param: torch.Tensor) -> torch.nn.Parameter:
+    return torch.nn.Parameter(param.detach().T.contiguous().T, requires_grad=False)
+
+
+def _fast_weight_layout(model: HookedTransformer) -> None:
+    """Store weights in the memory layout TransformerLens' kernels ask for.
+
+    TransformerLens' Unembed, gated MLP and attention output call ``W.T.contiguous()`` (or
+    ``rearrange(W_O, ...).contiguous()``) on every forward, which copies each weight matrix
+    per decoding step (671 MB for Gemma 3's unembedding alone). Stored as the transpose of a
+    contiguous tensor, those calls are no-ops. Values are unchanged, so logits are bitwise equal.
+    """
+    for module in [model.unembed, *[b.mlp for b in model.blocks]]:
+        for name in ("W_U", "W_in", "W_gate", "W_out"):
+            weight = getattr(module, name, None)
+            if isinstance(weight, torch.nn.Parameter) and weight.dim() == 2 and not weight.T.is_contiguous():
+                setattr(module, name, _transposed(weight))
+    for block in model.blocks:
+        for name in ("W_Q", "W_K", "W_V", "_W_K", "_W_V"):  # read as rearrange(W, "h m d -> (h d) m")
+            weight = block.attn._parameters.get(name)
+            if weight is not None and weight.dim() == 3 and not weight.transpose(1, 2).is_contiguous():
+                block.attn._parameters[name] = torch.nn.Parameter(
+                    weight.detach().transpose(1, 2).contiguous().transpose(1, 2), requires_grad=False)
+        w_o = getattr(block.attn, "W_O", None)
+        if isinstance(w_o, torch.nn.Parameter) and w_o.dim() == 3:
+            h, d, m = w_o.shape
+            flat = w_o.detach().permute(2, 0, 1).reshape(m, h * d).contiguous()
+            block.attn.W_O = torch.nn.Parameter(flat.T.reshape(h, d, m), requires_grad=False)
+
+
+
+_finish = finish  # the name older benchmarks and tests import
