@@ -55,10 +55,21 @@ def test_load_task_arguments(spec, kwargs, message, tmp_path):
      "gold 'C' is not one of the options"),
     ({"source": "s", "target": "t", "gold": "A", "kind": "choice"}, "a choice item needs its options"),
     ({"source": "s", "target": "t", "gold": "A", "lang": ""}, "'lang' is empty"),
+    # an item with options and no kind is a choice item: its gold must be one of them
+    ({"source": "s", "target": "t", "gold": "Tokyo", "options": {"A": "Osaka", "B": "Tokyo"}},
+     "gold 'Tokyo' is not one of the options"),
+    ({"source": "s", "target": "t", "gold": "A", "kind": "qa", "options": {"A": "a"}}, "give \"kind\": \"choice\""),
 ])
 def test_jsonl_items_that_cannot_be_scored(write_task, row, message):
     with pytest.raises(DataError, match=message):
         xtl.load_task(str(write_task([row])))
+
+
+def test_an_item_with_options_and_no_kind_is_a_choice_item(write_task):
+    (item,) = xtl.load_task(str(write_task([{"source": "s", "target": "t", "gold": "B",
+                                               "options": {"A": "Osaka", "B": "Tokyo"}}])))
+    assert item.kind == "choice" and item.options == {"A": "Osaka", "B": "Tokyo"}
+    assert xtl.evaluation.score(item, "(B) Tokyo") and not xtl.evaluation.score(item, "(A) or (B)")
 
 
 def test_files_that_are_not_what_they_should_be(tmp_path, write_task):
@@ -169,3 +180,43 @@ def test_prompt_beyond_the_context_before_loading(tiny_folder, tmp_path, monkeyp
     proc = run_cli("transplant", "--model", model, "--source-prompt", long, "--target-prompt", long,
                    "--max-new-tokens", "12")
     assert proc.returncode == 2 and "the target prompt has 501 tokens; with 12 new tokens" in proc.stderr
+
+
+def test_library_calls_with_the_wrong_kind_of_argument_say_what_to_pass(tiny_models, tmp_path):
+    """Issue 30 §7: one clear XtlError instead of a traceback from deep inside pandas or pathlib."""
+    import pandas as pd
+
+    from xtl.errors import StoreError, XtlError
+    from xtl.engine import Pair
+
+    _, model = tiny_models["llama"]
+    items = [Pair(PROMPTS["zh"], PROMPTS["en"], "p0", {"lang": "en", "gold": "B"})]
+    df = xtl.sweep(model, items, site="mlp", src_layers=[0, 1], tgt_layers=[0], max_new_tokens=2, progress=False)
+    with pytest.raises(DataError, match="task must be a task spec"):
+        xtl.evaluate(df, None)
+    with pytest.raises(DataError, match="results must be a DataFrame"):
+        xtl.evaluate(df.to_dict("records"), items)
+    with pytest.raises(StoreError, match="give the store's folder"):
+        xtl.read_store(None)
+    with pytest.raises(XtlError, match="lacks \\['nope'\\]"):
+        xtl.dense(df, "nope")
+    with pytest.raises(XtlError, match="expected a results table"):
+        xtl.grid(None)
+    ev = xtl.evaluate(df, items)
+    with pytest.raises(XtlError, match="repeat an \\(item, source, target\\)"):
+        xtl.grid(pd.concat([ev, ev]))
+    with pytest.raises(XtlError, match="n_layers must be the model's depth"):
+        xtl.analysis.entropy_select(ev, "4")
+    with pytest.raises(XtlError, match="results are of a 4-layer model; pass n_layers=4"):
+        xtl.analysis.entropy_select(ev, 18)
+    with pytest.raises(XtlError, match="select needs an evaluated results table"):
+        xtl.select(None)
+    with pytest.raises(DataError, match="langs is empty"):
+        xtl.load_task("xnli", langs=[], root=tmp_path)
+
+
+def test_options_are_never_abbreviated():
+    from helpers import run_cli
+
+    res = run_cli("paper", "s", "--data", "xnli")       # --data is not --data-root
+    assert res.returncode == 2 and "unrecognized arguments: --data" in res.stderr

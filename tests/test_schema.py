@@ -133,3 +133,30 @@ def test_a_store_holds_one_run(tiny_models, tmp_path):
     os.utime(stale, (time.time() - 3600, time.time() - 3600))
     xtl.sweep(model, _items(), site="attn", **kw)      # same settings: resumes, and tidies up
     assert not stale.exists() and fresh.exists()
+
+
+def test_a_store_written_from_python_records_its_task_and_refuses_an_edited_file(tiny_models, write_task, tmp_path):
+    """xtl.sweep records the task items came from (path and hash), so the store opens alone and
+    an edited JSONL does not resume into it."""
+    import json
+
+    import pytest
+
+    import xtl
+    from xtl.errors import StoreError
+    from helpers import PROMPTS
+
+    _, model = tiny_models["llama"]
+    rows = [{"id": "a", "source": PROMPTS["zh"], "target": PROMPTS["en"], "gold": "B", "options": {"A": "x", "B": "y"}}]
+    path = write_task(rows)
+    items = xtl.load_task(str(path))
+    store = tmp_path / "py-store"
+    kw = dict(site="mlp", src_layers=[0], tgt_layers=[1], max_new_tokens=2, progress=False)
+    xtl.sweep(model, items, store=store, **kw)
+    manifest = json.loads((store / "manifest.json").read_text())
+    assert manifest["data"] == str(path.resolve()) and len(manifest["data_sha256"]) == 64
+    run = xtl.open_run(store)                                # no data argument: the store knows its task
+    assert len(run.df) == 2 and "correct" in run.df.columns
+    path.write_text(json.dumps({**rows[0], "gold": "A"}) + "\n", encoding="utf-8")
+    with pytest.raises(StoreError, match="data_sha256: store"):
+        xtl.sweep(model, xtl.load_task(str(path)), store=store, **kw)

@@ -194,3 +194,18 @@ def test_gap_closed_is_a_dash_where_the_bound_equals_vanilla_up_to_noise():
     t = sel.table
     expected = (t.loc["coarse", "Avg."] - t.loc["Vanilla", "Avg."]) / (t.loc["N² oracle", "Avg."] - t.loc["Vanilla", "Avg."]) * 100
     assert t.loc["coarse", col] == pytest.approx(expected)
+
+
+def test_average_pooled_is_honoured_and_said():
+    """Unequal languages: pooled (over items) and per-language means differ, and the footer says which."""
+    c = np.zeros((4, N, N), int)
+    vanilla = [1, 1, 1, 0]                  # de: 3 of 3 right; sw: 0 of 1
+    df = results(c, np.ones((4, N, N)), vanilla, ["de", "de", "de", "sw"])
+    lang = select(df, ["coarse"], cv=2)
+    pooled = select(df, ["coarse"], cv=2, average="pooled")
+    assert lang.table.loc["Vanilla", "Avg."] == pytest.approx(50.0)     # mean of 100 and 0
+    assert pooled.table.loc["Vanilla", "Avg."] == pytest.approx(75.0)   # 3 of 4 items
+    assert any("means over languages" in n for n in lang.notes)
+    assert any("pooled over the items" in n for n in pooled.notes)
+    with pytest.raises(XtlError, match="average"):
+        select(df, ["coarse"], cv=2, average="mean")

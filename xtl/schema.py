@@ -96,7 +96,7 @@ VANILLA = Config(-1, -1)
 #: Settings that select items rather than change results: a store may grow along them.
 SELECTION = ("limit", "langs", "data_root")
 #: Settings recorded for the record only.
-RECORDED_ONLY = ("xtl_version", "data_sha256", "tl_version")
+RECORDED_ONLY = ("xtl_version", "tl_version")
 
 
 def _same_file(a: Any, b: Any) -> bool:
@@ -139,7 +139,7 @@ class SweepSettings:
     backend: str | None = None  # "hooked" or "bridge": their numerics differ in the last bits (None: an older store)
     tl_version: str | None = None  # TransformerLens' version: recorded, not checked
     xtl_version: str | None = None  # recorded, not checked
-    data_sha256: str | None = None  # a data file's content hash: recorded, not checked
+    data_sha256: str | None = None  # a data file's content hash: an edited file does not resume the store
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -179,7 +179,7 @@ class SweepSettings:
         """Settings that differ from ``other``, as name -> (this value, other value). A dtype or
         device (or backend) this store did not record (written by an older xtl) differs from nothing."""
         a, b = self.to_dict(), other.to_dict()
-        unknown = {k for k in ("dtype", "device", "backend") if a.get(k) is None or b.get(k) is None}
+        unknown = {k for k in ("dtype", "device", "backend", "data", "data_sha256") if a.get(k) is None or b.get(k) is None}
         if _same_file(a.get("data"), b.get("data")):
             unknown.add("data")
         return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b))

@@ -57,6 +57,7 @@ def dense(df: pd.DataFrame, value: str = "correct", n_layers: int | None = None,
     """Dense ``[item, source layer, target layer]`` array of ``value`` over layers 0..N-1 (NaN
     where missing). Vanilla rows are left out. Returns the array and the item keys in its first axis.
     """
+    _need(df, ["item_key", "src_layer", "tgt_layer", "is_vanilla", value])
     rows = df[~df["is_vanilla"]]
     keys = list(items) if items is not None else sorted(rows["item_key"].unique())
     n = n_layers or int(max(rows["src_layer"].max(), rows["tgt_layer"].max()) + 1)
@@ -147,6 +148,9 @@ class Grid:
 
 
 def _need(df: pd.DataFrame, cols: Sequence[str]) -> None:
+    if not isinstance(df, pd.DataFrame):
+        raise XtlError(f"expected a results table (a pandas DataFrame from xtl.sweep, read_store or xtl.evaluate), "
+                       f"not {type(df).__name__}")
     missing = [c for c in cols if c not in df.columns]
     if missing:
         raise XtlError(f"the results table lacks {missing}; run xtl.evaluate(results, task) first")
@@ -163,6 +167,12 @@ def grid(df: pd.DataFrame, value: str = "correct", n_layers: int | None = None,
     _need(df, ["item_key", "src_layer", "tgt_layer", "is_vanilla", value])
     if "site" in df.columns and df["site"].nunique() > 1:
         raise XtlError(f"the table mixes sites {sorted(df['site'].unique())}; select one site first")
+    twice = df.duplicated(["item_key", "src_layer", "tgt_layer"]) & ~df["is_vanilla"]
+    if twice.any():
+        first = df[twice].iloc[0]
+        raise XtlError(f"{int(twice.sum())} row(s) repeat an (item, source, target) of the table, e.g. "
+                       f"{first['item_key']} ({int(first['src_layer'])}, {int(first['tgt_layer'])}); concatenated "
+                       "twice? keep one row per configuration (df.drop_duplicates)")
     van = df[df["is_vanilla"]].drop_duplicates("item_key").set_index("item_key")
     rest = df[~df["is_vanilla"]]
     items = sorted(van.index)

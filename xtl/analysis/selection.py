@@ -31,6 +31,11 @@ def entropy_select(df: pd.DataFrame, n_layers: int) -> pd.DataFrame:
     """Section F's entropy-based choice: target = first layer, source in {first, last}; keep
     per item the configuration whose first-token entropy is lower. One row per item."""
     _need(df, ["item_key", "src_layer", "tgt_layer", "entropy", "correct"])
+    if isinstance(n_layers, bool) or not isinstance(n_layers, int) or n_layers < 1:
+        raise XtlError(f"n_layers must be the model's depth (an int), not {n_layers!r}")
+    if "n_layers" in df.columns and df["n_layers"].notna().any() and int(df["n_layers"].max()) != n_layers:
+        raise XtlError(f"n_layers={n_layers}, but the results are of a {int(df['n_layers'].max())}-layer model; "
+                       f"pass n_layers={int(df['n_layers'].max())}")
     cand = df[(~df["is_vanilla"]) & (df["tgt_layer"] == 0) & df["src_layer"].isin([0, n_layers - 1])]
     if cand.empty:
         raise XtlError("entropy selection needs configurations (0, 0) and (N-1, 0) in the results")

@@ -60,6 +60,13 @@ def _group_values(df: pd.DataFrame, average: str, *columns: str) -> list[dict[st
     return out
 
 
+def group_means(per_item: pd.DataFrame, average: str = "language", column: str = "correct") -> dict[str, float]:
+    """High/Mid/Low/Avg. (percent) of per-item outcomes ``column`` (one row per item, with
+    ``lang`` and ``group``), averaged as every table is (``average``: over languages or pooled)."""
+    frame = per_item.assign(is_vanilla=True, correct=per_item[column].astype(float))[["lang", "group", "is_vanilla", "correct"]]
+    return _group_values(frame, average, "vanilla")[0]
+
+
 def _coarse(run: Run) -> tuple[int, int] | None:
     try:
         return an.coarse_config(run.site, run.n_layers) if run.n_layers else None

@@ -167,9 +167,6 @@ def check_context(model: str, prompts: dict[str, str], max_new_tokens: int | Non
 def data_settings(data: str) -> dict:
     """How a store records its task: a JSONL file by its resolved path and content hash (so a
     job array started from another folder resumes it), a registered task by its name."""
-    if data.endswith((".jsonl", ".json")) and Path(data).is_file():
-        import hashlib
+    from xtl.tasks.registry import task_record
 
-        path = Path(data).expanduser().resolve()
-        return {"data": str(path), "data_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
-    return {"data": data}
+    return {k: v for k, v in task_record(data).items() if k != "data_root"}  # the CLI records --data-root itself

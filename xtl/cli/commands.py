@@ -314,7 +314,7 @@ def cmd_select(args) -> None:
         if not run.transplanted:
             raise XtlError(f"{path} holds no transplanted configurations; sweep it (xtl sweep --grid cross)")
         sel = select(run.df, names, cv=args.cv, by_language=args.by_language, seed=args.seed,
-                     n_layers=run.n_layers, site=run.site)
+                     n_layers=run.n_layers, site=run.site, average=args.average)
         stem = re.sub(r"[^\w.-]+", "_", f"{run.name}-{run.site}")
         table = sel.table.reset_index()
         print(f"### {run.name} · {run.model} · {run.site} · {sel.protocol}\n")
@@ -326,9 +326,11 @@ def cmd_select(args) -> None:
         if len(sel.importances):
             sel.importances.to_csv(out / f"{stem}-features.csv", index=False)
             top = sel.importances.groupby("strategy").head(5)
-            print("\nfeatures that drive the learned choice (permutation importance):")
+            print("\nfeatures that drive the learned choice (learned: permutation importance; "
+                  "learned-logistic: |coefficient| of the standardised feature):")
             for r in top.itertuples():
-                print(f"  {r.strategy}: {r.feature} {r.importance:.4f}")
+                what = "|coef|" if "logistic" in r.strategy else "perm. imp."
+                print(f"  {r.strategy}: {r.feature} {what} {r.importance:.4f}")
         for name in sel.choices["strategy"].unique():
             fig = chosen_layers(sel.chosen_layers(name), run.n_layers, f"{name}: configurations chosen — {run.name}")
             slug = re.sub(r"[^\w.-]+", "_", name)

@@ -26,7 +26,12 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
 
 
 class _Parser(argparse.ArgumentParser):
-    """Usage errors as one line and exit code 2, like every other xtl error."""
+    """Usage errors as one line and exit code 2, like every other xtl error; no abbreviated
+    options (``--data`` must not be taken for ``--data-root``)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # noqa: D401
         self.exit(2, f"xtl: error: {message} (see `{self.prog} --help`)\n")

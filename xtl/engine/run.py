@@ -17,10 +17,11 @@ logits agree to float rounding, see docs/performance.md).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import torch
@@ -264,5 +265,9 @@ def sweep(model: Model, items: Iterable[Any], site: "str | Site" = "mlp",
                            max_new_tokens=max_new_tokens, mode=mode, candidates=tuple(candidates)
                            if not isinstance(candidates, str) else candidates, chat=chat,
                            recorded=settings or {}, grid=grid)
+    items = as_items(items)
+    records = {json.dumps(it.meta.get("task_record"), sort_keys=True) for it in items}
+    if len(records) == 1 and items and items[0].meta.get("task_record") and "data" not in (settings or {}):
+        request = replace(request, recorded={**items[0].meta["task_record"], **(settings or {})})
     resolved = resolve(model, request)
-    return run_sweep(model, as_items(items), resolved, options, store)
+    return run_sweep(model, items, resolved, options, store)

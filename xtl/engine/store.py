@@ -276,6 +276,8 @@ def _readable(shard: Path) -> bool:
 
 def read_store(path: str | os.PathLike) -> pd.DataFrame:
     """All rows of a store as one tidy DataFrame (vanilla rows have layers -1)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise StoreError(f"give the store's folder (a path), not {type(path).__name__}")
     path = Path(path)
     read_manifest(path)
     shards = sorted(path.glob("item-*.parquet"))

@@ -66,6 +66,16 @@ def evaluate(results: "pd.DataFrame | str | os.PathLike", task: "str | Sequence[
     check_rules(rules)
     check_option("groups", groups, GROUPINGS)
     lid = resolve_lid_model(lid_model)
+    if not isinstance(results, (pd.DataFrame, str, os.PathLike)):
+        raise DataError(f"results must be a DataFrame from xtl.sweep / read_store or a store's path, not "
+                        f"{type(results).__name__}")
+    from xtl.tasks.item import Item
+
+    if not isinstance(task, str) and task is not None and not isinstance(task, (bytes, dict)):
+        task = list(task) if hasattr(task, "__iter__") else task
+    if not isinstance(task, str) and (not isinstance(task, list) or not all(isinstance(it, Item) for it in task)):
+        raise DataError(f"task must be a task spec ('xnli', 'data.jsonl') or a list of xtl Items (from "
+                        f"xtl.load_task), not {type(task).__name__}")
     df = read_store(results) if not isinstance(results, pd.DataFrame) else results.copy()
     candidates = candidates if candidates else (df.attrs.get("candidates") or None)
     if df.empty:
@@ -74,7 +84,7 @@ def evaluate(results: "pd.DataFrame | str | os.PathLike", task: "str | Sequence[
         if col not in df.columns:
             raise DataError(f"results lack a {col!r} column; pass a table from xtl.sweep or read_store")
     if isinstance(task, str):
-        langs = sorted(str(l) for l in df["lang"].unique()) if "lang" in df.columns else None
+        langs = sorted(str(l) for l in df["lang"].unique() if str(l)) if "lang" in df.columns else None
         task = load_task(task, langs=langs or None, root=root)
     items = {it.key: it for it in task}
     missing = sorted(set(df["item_key"]) - set(items))

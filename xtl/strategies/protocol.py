@@ -7,6 +7,7 @@ entropy-based baseline; which features drive it and which layers it picks."""
 from __future__ import annotations
 
 import copy
+import os
 
 import math
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ import pandas as pd
 
 from xtl import analysis as an
 from xtl.analysis.records import _Record
+from xtl.analysis.tables import GROUPS, group_means
 from xtl.errors import XtlError
 from xtl.schema import VANILLA, Config
 from xtl.strategies.base import GOLD_FREE, Strategy, make_strategy, only_candidates
@@ -27,7 +29,6 @@ __all__ = ["Selection", "select", "folds", "DEFAULT_STRATEGIES"]
 #: What ``xtl select`` compares by default: the paper's baselines, then the new strategies.
 DEFAULT_STRATEGIES = ("coarse", "entropy", "best-on-train", "agreement", "entropy-cross", "learned",
                       "learned-logistic")
-GROUPS = (("high", "High"), ("mid", "Mid"), ("low", "Low"))
 
 
 @dataclass(frozen=True)
@@ -70,18 +71,9 @@ def _lookup(df: pd.DataFrame) -> dict[tuple[str, int, int], bool]:
             zip(df["item_key"], df["src_layer"], df["tgt_layer"], df["correct"])}
 
 
-def _group_means(per_item: pd.DataFrame, column: str = "correct") -> dict[str, float]:
-    """High/Mid/Low/Avg. of per-item outcomes, each the mean over languages (the paper's)."""
-    by_lang = per_item.groupby(["group", "lang"])[column].mean() * 100
-    out = {label: float(by_lang.loc[g].mean()) if g in by_lang.index.get_level_values(0) else math.nan
-           for g, label in GROUPS}
-    out["Avg."] = float(by_lang.groupby(level=1).mean().mean())
-    return out
-
-
 def select(df: pd.DataFrame, strategies: Sequence["str | Strategy"] = DEFAULT_STRATEGIES, cv: int = 5,
            by_language: bool = False, seed: int = 0, n_layers: int | None = None,
-           site: str | None = None) -> Selection:
+           site: str | None = None, average: str = "language") -> Selection:
     """Cross-validate selection ``strategies`` on an evaluated results table of one site.
 
     Args:
@@ -91,7 +83,19 @@ def select(df: pd.DataFrame, strategies: Sequence["str | Strategy"] = DEFAULT_ST
         strategies: registered names (:data:`xtl.strategies.STRATEGIES`) or strategy objects.
         cv: folds over items; ``by_language`` instead leaves one language out per fold.
         seed: the folds' shuffle and the learned strategies' seed.
+        average: group means over languages (the paper's) or ``"pooled"`` over items, as in
+            :func:`xtl.evaluate`'s tables (one implementation: :func:`xtl.analysis.tables.group_means`).
     """
+    from xtl.options import check_option
+
+    check_option("average", average, ("language", "pooled"))
+    if isinstance(df, (str, os.PathLike)):
+        from xtl.evaluation.evaluated import open_run
+
+        df = open_run(df).df
+    if not isinstance(df, pd.DataFrame):
+        raise XtlError(f"select needs an evaluated results table (xtl.evaluate(...) or open_run(store).df) or a "
+                       f"store's path, not {type(df).__name__}")
     if "correct" not in df.columns:
         raise XtlError("the results are not evaluated; pass xtl.evaluate(results, task) or open_run(store).df")
     n = n_layers or (int(df["n_layers"].max()) if "n_layers" in df.columns else None)
@@ -133,16 +137,17 @@ def select(df: pd.DataFrame, strategies: Sequence["str | Strategy"] = DEFAULT_ST
     importances = (pd.DataFrame(imps).groupby(["strategy", "feature"])["importance"].mean().reset_index()
                    .sort_values(["strategy", "importance"], ascending=[True, False])
                    if imps else pd.DataFrame(columns=["strategy", "feature", "importance"]))
-    table, notes = _table(df, choices, names, n)
+    table, notes = _table(df, choices, names, n, average)
     protocol = (f"leave-one-language-out ({len(set(fold_of.values()))} folds)" if by_language
                 else f"{cv}-fold cross-validation over items (seed {seed})")
     return Selection(table, choices, importances, protocol, notes)
 
 
-def _table(df: pd.DataFrame, choices: pd.DataFrame, names: list[str], n: int) -> tuple[pd.DataFrame, list[str]]:
+def _table(df: pd.DataFrame, choices: pd.DataFrame, names: list[str], n: int,
+           average: str = "language") -> tuple[pd.DataFrame, list[str]]:
     van = df[df["is_vanilla"]].drop_duplicates("item_key")[["item_key", "lang", "group", "correct"]]
-    vanilla = _group_means(van)
-    g = an.grid(df, n_layers=n)
+    vanilla = group_means(van, average)
+    g = an.grid(df, n_layers=n, average=average)
     bounds = an.bound_by_group(g).set_index("group")
     reasons = an.upper_bounds(g).reasons
     base = choices[choices["strategy"] == "entropy-based"].set_index("item_key")["correct"] \
@@ -150,7 +155,7 @@ def _table(df: pd.DataFrame, choices: pd.DataFrame, names: list[str], n: int) ->
     rows = [{"Setting": "Vanilla", **vanilla, "configs/item": 0}]
     for name in names:
         part = choices[choices["strategy"] == name]
-        means = _group_means(part)
+        means = group_means(part, average)
         row = {"Setting": name, **means, "configs/item": int(part["cost"].iloc[0]) if len(part) else 0}
         ordered = part.set_index("item_key").loc[van["item_key"]]["correct"].astype(float).to_numpy()
         _, lo, hi = an.bootstrap_ci(ordered)
@@ -177,7 +182,9 @@ def _table(df: pd.DataFrame, choices: pd.DataFrame, names: list[str], n: int) ->
                          f"vanilla (gap {gap:+.2g}), so there is no gap to close")
         table[column] = [(v - vanilla["Avg."]) / gap * 100 if gap >= one_item and not math.isnan(top) and s in names
                          else math.nan for s, v in zip(table.index, table["Avg."])]
-    notes.append("Accuracies (%) are means over languages within each group (Avg.: over all languages); the "
+    how = ("means over languages within each group (Avg.: over all languages)" if average == "language"
+           else "pooled over the items of each group (Avg.: over all items)")
+    notes.append(f"Accuracies (%) are {how}; the "
                  "interval is a bootstrap over items (pooled). Bounds see every item's answer: they are not "
                  "strategies. configs/item: configurations each item must run besides vanilla.")
     return table, notes

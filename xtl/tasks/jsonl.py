@@ -40,7 +40,10 @@ def _check_row(path: Path, n: int, row: Any) -> None:
         raise DataError(f"{where}: kind must be 'qa' or 'choice', not {row.get('kind')!r}")
     if row.get("lang") == "" or row.get("out_lang") == "":
         raise DataError(f"{where}: 'lang' is empty; give a language code such as 'de', or leave the field out")
-    if row.get("kind") == "choice":
+    if row.get("kind", "qa") == "qa" and "kind" in row and options:
+        raise DataError(f"{where}: a QA item (kind 'qa') has options; give \"kind\": \"choice\" to score it by "
+                        "its options, or drop the options")
+    if _kind(row) == "choice":
         if not options:
             raise DataError(f"{where}: a choice item needs its options, e.g. "
                             '"options": {"A": "Osaka", "B": "Tokyo"}')
@@ -49,9 +52,14 @@ def _check_row(path: Path, n: int, row: Any) -> None:
                             f"{sorted(str(k) for k in options)}; gold is the label of the right option")
 
 
+def _kind(row: dict) -> str:
+    """A row's kind: as given, else ``choice`` when it has options (its gold is one), else ``qa``."""
+    return row.get("kind") or ("choice" if row.get("options") else "qa")
+
+
 def load_jsonl_task(path: Path, langs=None, limit=None) -> list[Item]:
     """Generic format: one JSON object per line with source, target, gold[, lang, id, kind,
-    options, out_lang]. Items without an id are keyed by a hash of their content; two lines with
+    options, out_lang]; an item with options and no kind is a choice item. Items without an id are keyed by a hash of their content; two lines with
     the same id (and language) are refused."""
     items, per_lang, seen = [], {}, {}
     for n, row in enumerate(read_jsonl(path), 1):
@@ -69,7 +77,7 @@ def load_jsonl_task(path: Path, langs=None, limit=None) -> list[Item]:
         if limit is not None and per_lang[lang] > limit:
             continue
         items.append(Item(item_id, path.stem, lang, row["source"], row["target"], str(row["gold"]),
-                          row.get("kind", "qa"), {str(k): str(v) for k, v in row.get("options", {}).items()},
+                          _kind(row), {str(k): str(v) for k, v in row.get("options", {}).items()},
                           {"out_lang": row.get("out_lang", lang)}))
     return items
 

@@ -143,13 +143,41 @@ def load_task(spec: str, langs: list[str] | None = None, limit: int | None = Non
         raise DataError(f"limit must be an int (items per language), not {limit!r}")
     if limit is not None and limit < 1:
         raise DataError(f"limit must be at least 1, not {limit}; leave it out for every item")
+    if langs is not None and not isinstance(langs, str) and len(langs) == 0:
+        raise DataError("langs is empty, which would load no language; leave it out (None) for every language")
     if langs is not None and (isinstance(langs, str) or not all(isinstance(l, str) and l for l in langs)):
         raise DataError(f"langs must be a list of language codes, e.g. ['de', 'sw'], not {langs!r}")
     if spec.endswith((".jsonl", ".json")):
         if not Path(spec).is_file():
             raise DataError(f"data file {spec} does not exist; give the path of a JSON Lines task "
                             "file (one object per line with source, target, gold)")
-        return load_jsonl_task(Path(spec), langs, limit)
+        return _recorded(load_jsonl_task(Path(spec), langs, limit), task_record(spec))
+    return _recorded(_load_registered(spec, langs, limit, root), task_record(spec, root))
+
+
+def task_record(spec: str, root: str | os.PathLike | None = None) -> dict[str, str]:
+    """How a store records the task ``spec``: a JSONL file by its resolved path and content hash
+    (a store resumes it from any folder and refuses an edited file), a registered task by name."""
+    if spec.endswith((".jsonl", ".json")) and Path(spec).is_file():
+        import hashlib
+
+        path = Path(spec).expanduser().resolve()
+        return {"data": str(path), "data_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    out = {"data": spec}
+    if root is not None:
+        out["data_root"] = str(Path(root).expanduser().resolve())
+    return out
+
+
+def _recorded(items: list[Item], record: dict[str, str]) -> list[Item]:
+    """``items`` carrying the record of the task they came from (``meta["task_record"]``), which
+    :func:`xtl.sweep` writes into a store's manifest when the caller does not."""
+    for item in items:
+        item.meta["task_record"] = record
+    return items
+
+
+def _load_registered(spec: str, langs, limit, root) -> list[Item]:
     name, variant, source = parse_spec(spec)
     task = get_task(name)
     if source and not task.sources:
