@@ -16,7 +16,8 @@ def run(args):
 @pytest.mark.parametrize("args, message", [
     (["transplant", "--model", "nonexistent-model-xyz", "--source-prompt", "a", "--target-prompt", "b"],
      "cannot read prompt file"),
-    (["transplant", "--model", "/no/such.gguf"], "required: --source-prompt, --target-prompt"),
+    (["transplant", "--model", "/no/such.gguf"], "does not exist"),
+    (["transplant", "--model", "/no/such.gguf", "--source-prompt", "a"], "give both --source-prompt FILE and --target-prompt FILE"),
     (["sweep", "--model", "x", "--data", "xnlii", "--out", "o"], "Did you mean 'xnli'"),
 ])
 def test_cli_errors_are_one_line_exit_2(args, message):

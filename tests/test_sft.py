@@ -189,3 +189,95 @@ def test_table4_takes_the_ml_sft_row_from_a_store_of_the_tuned_model():
     assert frame.loc["ML-SFT", "High"] == pytest.approx(200 / 3) and frame.loc["ML-SFT", "Low"] == 100
     assert frame.loc["Vanilla", "High"] == pytest.approx(100 / 3)
     assert any("fine-tuned from base-7b by xtl sft" in n for n in t4.notes)
+
+
+_LAUNCHED = """
+import json, sys
+import xtl
+folder, data, out = sys.argv[1:4]
+res = xtl.sft(folder, data, out, n=16, max_steps=3, progress=False, micro_batch_size=2, dtype="float32", lr=2e-3,
+              warmup_ratio=0.0, batch_size=4, max_length=96, save_steps=1000)
+print("RESULT", json.dumps(res.losses))
+"""
+
+
+def test_two_processes_train_the_same_model_as_one(tiny_folder, tmp_path):
+    """DDP on two CPU processes (gloo; the shipped DDP config with --cpu and 2 processes) saves a
+    folder that loads and equals one process with the same global batch and seed; the manifest and
+    the selection are written once, by the main process."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from safetensors.numpy import load_file
+
+    from xtl.training.configs import accelerate_config as config_path
+
+    script = tmp_path / "train.py"
+    script.write_text(_LAUNCHED, encoding="utf-8")
+    # identical examples: a sharded sampler and a single one order examples differently, so only
+    # with one example repeated do the two runs see the same batches; what is compared is then the
+    # gradient reduction over ranks and the gathered save
+    path = tmp_path / "same.jsonl"
+    path.write_text("\n".join(json.dumps({"inputs": "German question: say ok", "targets": "ok ok ok",
+                                          "language": "German"}) for _ in range(20)), encoding="utf-8")
+    data = str(path)
+    launcher = Path(sys.executable).parent / "accelerate"  # no --cpu: that launches one process; gloo on CPU
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+    two = subprocess.run([str(launcher), "launch", "--config_file", str(config_path("ddp-8gpu")),
+                          "--num_processes", "2", "--mixed_precision", "no", str(script), str(tiny_folder), data,
+                          str(tmp_path / "two")], capture_output=True, text=True, timeout=600, env=env)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert two.stdout.count("RESULT") == 2                           # both ranks ran the run
+    one = subprocess.run([sys.executable, str(script), str(tiny_folder), data, str(tmp_path / "one")],
+                         capture_output=True, text=True, timeout=600, env=env)
+    assert one.returncode == 0, one.stderr[-3000:]
+    a, b = load_file(str(tmp_path / "one" / "model.safetensors")), load_file(str(tmp_path / "two" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(np.allclose(a[k], b[k], rtol=0, atol=1e-6) for k in a)
+    manifest = json.loads((tmp_path / "two" / "xtl-sft.json").read_text())
+    assert manifest["finished"] and manifest["steps"] == 3
+    single = json.loads((tmp_path / "one" / "xtl-sft.json").read_text())
+    assert manifest["losses"] == pytest.approx(single["losses"], abs=1e-4)   # per-token means, not x ranks
+    assert not list((tmp_path / "two").glob("*.partial"))
+    model = xtl.load_model(tmp_path / "two", device="cpu")
+    assert model.xtl_sft["sft_base"] == str(tiny_folder)
+
+
+def test_each_shipped_accelerate_config_is_accepted_by_accelerate(tmp_path):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    from xtl.training.configs import accelerate_config as config_path
+
+    kinds = {"one-gpu": "NO", "ddp-8gpu": "MULTI_GPU", "fsdp-8gpu": "FSDP", "deepspeed-zero3-8gpu": "DEEPSPEED"}
+    for name, kind in kinds.items():
+        cfg = load_config_from_file(str(config_path(name)))
+        assert cfg.distributed_type.name == kind, name
+        assert cfg.num_processes == (1 if name == "one-gpu" else 8), name
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(config_path("ddp-8gpu").read_text() + "num_processs: 8\n")
+    with pytest.raises((TypeError, ValueError), match="num_processs"):
+        load_config_from_file(str(typo))                             # the check can fail
+
+
+def test_the_learning_rate_inside_the_warm_up_follows_the_ratio(tiny_folder, tmp_path):
+    from xtl.training.finetune import total_steps, warmup_steps
+
+    assert warmup_steps(0.03, 100) == 3 and warmup_steps(0.0, 100) == 0 and warmup_steps(0.5, 5) == 3
+    from transformers import TrainerCallback
+
+    lrs = []
+
+    class Record(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "learning_rate" in logs:
+                lrs.append(float(logs["learning_rate"]))
+
+    kw = {**FAST, "warmup_ratio": 0.5}
+    xtl.sft(str(tiny_folder), str(_pairs(tmp_path)), tmp_path / "warm", n=16, max_steps=4, progress=False,
+            callbacks=[Record()], **kw)
+    # 4 steps, warm-up ratio 0.5 -> 2 warm-up steps: steps 1-3 run at 0, half the peak, the peak
+    assert lrs[:3] == pytest.approx([0.0, FAST["lr"] / 2, FAST["lr"]])
+    from xtl.training.finetune import SftSettings
+
+    assert total_steps(SftSettings(model="m", data="d", max_steps=None, epochs=2, batch_size=4), 10) == 6

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import signal
 import time
@@ -195,6 +196,25 @@ def _world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def _is_main_process() -> bool:
+    """Rank 0 of a launch (``accelerate launch`` / ``torchrun`` set ``RANK``), or a single process."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def warmup_steps(ratio: float, total_steps: int) -> int:
+    """Optimiser steps of linear warm-up for a warm-up ``ratio`` of ``total_steps`` (rounded up,
+    as transformers rounds ``warmup_ratio``): computed here, so the schedule is the same on every
+    transformers version (whether ``warmup_steps`` takes a ratio or only a count)."""
+    return int(math.ceil(ratio * total_steps)) if ratio > 0 else 0
+
+
+def total_steps(settings: SftSettings, examples: int) -> int:
+    """Optimiser steps of a run: ``max_steps``, or epochs over ``examples`` at the global batch."""
+    if settings.max_steps:
+        return int(settings.max_steps)
+    return int(math.ceil(examples / settings.batch_size)) * int(settings.epochs)
+
+
 def _steps(settings: SftSettings) -> tuple[int, int]:
     """(micro batch per device, gradient accumulation) for the global batch on this many devices."""
     micro = settings.micro_batch_size or min(settings.batch_size, 4)
@@ -261,8 +281,9 @@ def sft(model: str, data: str, out: str | os.PathLike, *, progress: bool = True,
                                 "selected": len(chosen), "examples": len(examples), "languages": counts,
                                 "xtl_version": _version(), "finished": False,
                                 "wall_s": float((earlier or {}).get("wall_s", 0.0))}
-    _write_json(out / MANIFEST, manifest)
-    _write_json(out / SELECTION, [p.id for p in chosen])
+    if _is_main_process():  # one writer: every rank of a launch runs this function
+        _write_json(out / MANIFEST, manifest)
+        _write_json(out / SELECTION, [p.id for p in chosen])
     return _train(config, tokenizer, examples, out, manifest, chat, progress, callbacks)
 
 
@@ -287,11 +308,14 @@ def _train(config: SftSettings, tokenizer: Any, examples: list[dict], out: Path,
     args = TrainingArguments(
         output_dir=str(checkpoints), num_train_epochs=config.epochs, max_steps=config.max_steps or -1,
         per_device_train_batch_size=micro, gradient_accumulation_steps=accum, learning_rate=config.lr,
-        warmup_steps=config.warmup_ratio, lr_scheduler_type="linear", weight_decay=0.0,
+        warmup_steps=warmup_steps(config.warmup_ratio, total_steps(config, len(examples))),
+        lr_scheduler_type="linear", weight_decay=0.0,
         bf16=config.dtype == "bfloat16", fp16=config.dtype == "float16", logging_steps=1,
         save_strategy="steps", save_steps=config.save_steps, save_total_limit=2, seed=config.seed,
         data_seed=config.seed, report_to=[], remove_unused_columns=False, disable_tqdm=not progress,
-        dataloader_num_workers=0, dataloader_pin_memory=torch.cuda.is_available())
+        dataloader_num_workers=0, dataloader_pin_memory=torch.cuda.is_available(),
+        # several CPU processes (a test of the multi-GPU path, or a CPU cluster): gloo, not NCCL
+        **({"ddp_backend": "gloo"} if _world_size() > 1 and not torch.cuda.is_available() else {}))
     stop = _StopOnSignal()
 
     class _Interrupt(TrainerCallback):
@@ -313,23 +337,54 @@ def _train(config: SftSettings, tokenizer: Any, examples: list[dict], out: Path,
     wall = time.perf_counter() - start
     state = trainer.state
     losses = [float(h["loss"]) for h in state.log_history if "loss" in h]
+    world = _world_size()
+    if world > 1 and getattr(args, "average_tokens_across_devices", False):
+        # the Trainer scales each rank's loss by the world size for the gradient average and logs it so
+        losses = [loss / world for loss in losses]
     manifest.update(steps=int(state.global_step), losses=losses, wall_s=round(wall + manifest.get("wall_s", 0.0), 3),
                     resumed=bool(resume))
     finished = state.global_step >= state.max_steps and not stop.asked
     if not finished:
-        _write_json(out / MANIFEST, manifest)
+        if trainer.is_world_process_zero():
+            _write_json(out / MANIFEST, manifest)
         raise KeyboardInterrupt(f"training stopped at step {state.global_step} of {state.max_steps}; a checkpoint "
                                 f"is in {checkpoints}: run the same command again to resume")
-    final = trainer.model
     if config.lora:
-        final = final.merge_and_unload()  # a plain model folder that xtl.load_model loads
+        final = trainer.model.merge_and_unload()  # a plain model folder that xtl.load_model loads
+        if trainer.is_world_process_zero():
+            final.save_pretrained(out, safe_serialization=True)
+    else:
+        # every rank: under ZeRO-3 or FSDP the weights are sharded over the ranks, and the Trainer
+        # gathers the full state dict (rank 0 writes it); a rank-0-only save_pretrained would not
+        trainer.save_model(str(out))
+    trainer.accelerator.wait_for_everyone()
     if trainer.is_world_process_zero():
-        final = final.to(getattr(torch, config.dtype))
-        final.save_pretrained(out, safe_serialization=True)
+        _cast_saved_weights(out, getattr(torch, config.dtype))
         tokenizer.save_pretrained(out)
         manifest.update(finished=True, saved_dtype=config.dtype)
         _write_json(out / MANIFEST, manifest)  # last: the folder is finished only now
     return SftResult(out, int(state.global_step), losses, manifest["wall_s"], len(examples), bool(resume))
+
+
+def _cast_saved_weights(folder: Path, dtype: Any) -> None:
+    """Rewrite the saved safetensors files' floating tensors in ``dtype`` (one file at a time)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    for path in sorted(folder.glob("model*.safetensors")):
+        tensors = load_file(str(path))
+        if all(not t.is_floating_point() or t.dtype == dtype for t in tensors.values()):
+            continue
+        cast = {k: (t.to(dtype) if t.is_floating_point() else t).contiguous() for k, t in tensors.items()}
+        tmp = path.with_name(path.name + ".partial")
+        save_file(cast, str(tmp), metadata={"format": "pt"})
+        os.replace(tmp, path)
+    config = folder / "config.json"
+    if config.is_file():
+        data = json.loads(config.read_text(encoding="utf-8"))
+        data["dtype"] = str(dtype).removeprefix("torch.")
+        data.pop("torch_dtype", None)
+        _write_json(config, data)
 
 
 class _StopOnSignal:
