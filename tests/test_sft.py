@@ -281,3 +281,35 @@ def test_the_learning_rate_inside_the_warm_up_follows_the_ratio(tiny_folder, tmp
     from xtl.training.finetune import SftSettings
 
     assert total_steps(SftSettings(model="m", data="d", max_steps=None, epochs=2, batch_size=4), 10) == 6
+
+
+def test_a_model_trained_with_the_chat_template_is_evaluated_with_it(tmp_path, caplog):
+    """The chat branch: the frame is recorded (with the template's hash), and sweeps, transplant
+    and the lens of the folder use it by default; overriding it warns, naming both frames."""
+    import hashlib
+    import warnings
+
+    from helpers import byte_tokenizer, tiny_hf
+
+    template = "{% for m in messages %}<bos>user: {{ m['content'] }}\nassistant:{% endfor %}"
+    base = tmp_path / "chat-base"
+    tok = byte_tokenizer()
+    tok.chat_template = template
+    tiny_hf("llama").save_pretrained(base)
+    tok.save_pretrained(base)
+    out = tmp_path / "chat-sft"
+    xtl.sft(str(base), str(_pairs(tmp_path)), out, n=8, max_steps=2, progress=False, **FAST)
+    manifest = json.loads((out / "xtl-sft.json").read_text())
+    assert manifest["chat"] is True and manifest["prompt_frame"] == "chat template"
+    assert manifest["chat_template_sha256"] == hashlib.sha256(template.encode()).hexdigest()
+    model = xtl.load_model(out, device="cpu")
+    with caplog.at_level("INFO", logger="xtl"):
+        df = xtl.sweep(model, [(PROMPTS["zh"], PROMPTS["en"])], src_layers=[], tgt_layers=[], store=tmp_path / "st",
+                       max_new_tokens=3, progress=False)
+    assert "fine-tuned with it" in caplog.text
+    assert xtl.engine.read_settings(tmp_path / "st").chat is True
+    assert list(df["token_ids"].iloc[0]) == xtl.vanilla(model, PROMPTS["en"], 3, chat=True)[1]
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        xtl.vanilla(model, PROMPTS["en"], 3, chat=False)
+    assert any("fine-tuned with the chat template, but chat=False" in str(w.message) for w in seen)

@@ -4,8 +4,9 @@ and the K/N split of items (the same on every machine and Python run)."""
 from __future__ import annotations
 
 import hashlib
+import os
 
-__all__ = ["digest", "bucket"]
+__all__ = ["digest", "bucket", "file_sha256"]
 
 
 def digest(*parts: str, length: int = 16) -> str:
@@ -16,3 +17,12 @@ def digest(*parts: str, length: int = 16) -> str:
 def bucket(text: str, n: int) -> int:
     """Which of ``n`` buckets ``text`` falls in (0-based), by its full SHA-1."""
     return int(hashlib.sha1(text.encode("utf-8")).hexdigest(), 16) % n
+
+
+def file_sha256(path: "str | os.PathLike") -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks (data files, model files)."""
+    sha = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()

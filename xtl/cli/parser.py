@@ -65,7 +65,8 @@ def _common(p: argparse.ArgumentParser, model_default: str | None = None, max_ne
     p.add_argument("--site", default="mlp",
                    help="attn | mlp | block | heads:0,3 | attn-authors (the authors' released variant)")
     p.add_argument("--max-new-tokens", type=_at_least(1), default=max_new, help="greedy tokens per response")
-    p.add_argument("--chat", action="store_true", help="apply the tokenizer's chat template")
+    p.add_argument("--chat", action=argparse.BooleanOptionalAction, default=None,
+                   help="apply the tokenizer's chat template (default: as an xtl sft model was trained, else no)")
 
 
 def _data(p: argparse.ArgumentParser) -> None:

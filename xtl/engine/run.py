@@ -226,7 +226,7 @@ def with_settings(df: "pd.DataFrame", settings: SweepSettings) -> "pd.DataFrame"
 def sweep(model: Model, items: Iterable[Any], site: "str | Site" = "mlp",
           src_layers: Sequence[int] | None = None, tgt_layers: Sequence[int] | None = None,
           max_new_tokens: int = 20, mode: str = "generate", store: str | os.PathLike | None = None,
-          batch_size: int | None = None, candidates: Sequence[str] = (), chat: bool = False,
+          batch_size: int | None = None, candidates: Sequence[str] = (), chat: bool | None = None,
           progress: bool = True, settings: dict[str, Any] | None = None,
           fast: bool | None = None, claim_wait: float = 1.0, grid: str = "full") -> "pd.DataFrame":
     """Run every (source layer, target layer) transplant for every item.

@@ -12,6 +12,7 @@ from xtl.models.backends import Model, backend_of, tl_version
 
 from xtl.errors import XtlError
 from xtl.options import GRIDS, MODES, check_option
+from xtl.patching.prompts import resolve_chat
 from xtl.patching.prompts import check_count, check_layer, check_model, check_site
 from xtl.patching.sites import Site
 from xtl.schema import SweepSettings
@@ -45,7 +46,7 @@ class SweepRequest:
     max_new_tokens: int = 20
     mode: str = "generate"
     candidates: Sequence[str] = ()
-    chat: bool = False
+    chat: bool | None = None  # None: the model's own frame (an xtl sft folder records it), else raw
     recorded: Mapping[str, Any] = field(default_factory=dict)
     grid: str = "full"
 
@@ -90,7 +91,7 @@ def resolve(model: Model, request: SweepRequest) -> SweepSettings:
         model=model.cfg.model_name, n_layers=model.cfg.n_layers, site=str(site),
         src_layers=_layer_list(model, src, "source layer"), tgt_layers=_layer_list(model, tgt, "target layer"),
         max_new_tokens=request.max_new_tokens, mode=request.mode, candidates=tuple(request.candidates),
-        chat=bool(request.chat), grid=request.grid, dtype=str(model.cfg.dtype).removeprefix("torch."),
+        chat=resolve_chat(model, request.chat), grid=request.grid, dtype=str(model.cfg.dtype).removeprefix("torch."),
         device=torch.device(model.cfg.device).type, backend=backend_of(model), tl_version=tl_version(),
         xtl_version=_version(), extra=recorded, **fields_)
 

@@ -28,7 +28,7 @@ __all__ = ["evaluate", "Run", "open_run"]
 
 def evaluate(results: "pd.DataFrame | str | os.PathLike", task: "str | Sequence[Item]",
              model: "Model | None" = None, root: "str | os.PathLike | None" = None,
-             chat: bool = False, batch_size: int = 32, rules: str = "authors",
+             chat: bool | None = None, batch_size: int = 32, rules: str = "authors",
              candidates: Sequence[str] | None = None, groups: str = "paper",
              lid_model: "str | os.PathLike | None" = None) -> "pd.DataFrame":
     """Add ``correct``, ``answer``, ``out_lang_pred``, ``lang_ok``, ``lid_model``, ``ppl``,

@@ -198,7 +198,7 @@ def lens_heatmap(colours: dict[str, np.ndarray], text: np.ndarray, hover: np.nda
 
 def save(fig: go.Figure, path: str | os.PathLike, static: bool = False) -> Path:
     """Write a standalone HTML file (plotly.js inlined); with ``static`` also a PNG beside it
-    when the environment can export images (kaleido), silently skipped otherwise."""
+    when the environment can export images (kaleido), else a warning that says why not."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.write_html(path, include_plotlyjs=True, full_html=True, default_width="100%",
@@ -206,8 +206,11 @@ def save(fig: go.Figure, path: str | os.PathLike, static: bool = False) -> Path:
     if static:
         try:
             fig.write_image(path.with_suffix(".png"))
-        except Exception:  # noqa: BLE001 - static export is optional
-            pass
+        except Exception as exc:  # noqa: BLE001 - static export is optional: say why it was skipped
+            import warnings
+
+            warnings.warn(f"no PNG beside {path.name} ({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}); "
+                          "pip install kaleido (and a Chrome it can drive) for static images", stacklevel=2)
     return path
 
 

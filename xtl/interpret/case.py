@@ -109,7 +109,7 @@ def _default_scorer(gold: str, labels: Sequence[str] | None):
 
 def case_study(model: Model, source_prompt: str, target_prompt: str, gold: str,
                site: str = "mlp", labels: Sequence[str] | None = None, max_new_tokens: int = 20,
-               batch_size: int | None = None, chat: bool = False, progress: bool = False,
+               batch_size: int | None = None, chat: bool | None = None, progress: bool = False,
                scorer: "Callable[[str], bool] | None" = None) -> CaseStudy:
     """Run every (source, target) layer pair for one prompt pair through the sweep engine and
     score each response: multiple choice when ``gold`` is an option label (``labels``, default

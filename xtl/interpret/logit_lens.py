@@ -118,7 +118,7 @@ def _track_ids(model: Model, track: Sequence[str]) -> dict[str, int]:
 @torch.no_grad()
 def lens(model: Model, prompt: str, transplant: Patch | None = None,
          positions: "Positions | Sequence[int]" = "last", k: int = 5, track: Sequence[str] = (),
-         sublayers: bool = False, max_new_tokens: int = 20, chat: bool = False) -> LensResult:
+         sublayers: bool = False, max_new_tokens: int = 20, chat: bool | None = None) -> LensResult:
     """Decode every layer's residual stream at the chosen positions.
 
     Args:

@@ -85,7 +85,7 @@ class Demo:
 
 
 def demo(model: Model, pair: dict[str, Any] | None = None, site: str = "mlp", max_new_tokens: int = 20,
-         chat: bool = False, progress: bool = True) -> Demo:
+         chat: bool | None = None, progress: bool = True) -> Demo:
     """Sweep, score and explain one pair (default: xtl's built-in zh -> en question)."""
     from xtl.tasks.registry import builtin_pair
 

@@ -103,6 +103,7 @@ def sft_origin(folder: Path) -> dict[str, Any] | None:
         raise ModelSpecError(f"{folder} is an unfinished `xtl sft` run; run the same xtl sft command again to "
                              "resume it, then load the folder")
     return {"sft_base": str(data.get("base_model", "")), "sft_data": str(data.get("data", "")),
-            "sft_lora": bool(data.get("settings", {}).get("lora", False))}
+            "sft_lora": bool(data.get("settings", {}).get("lora", False)),
+            "sft_chat": bool(data.get("chat", data.get("prompt_frame") == "chat template"))}
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from xtl.errors import DemoModelError, ModelSpecError
+from xtl.hashing import file_sha256
 from xtl.models.names import DEMO_ALIASES, DEMO_MODEL
 
 __all__ = ["cache_dir", "local_folder", "gguf_to_folder", "demo_gguf_path", "DEMO_SHA256"]
@@ -25,14 +26,6 @@ DEMO_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 def cache_dir() -> Path:
     """Where converted checkpoints live: ``$XTL_CACHE`` or ``~/.cache/xtl``."""
     return Path(os.environ.get("XTL_CACHE", Path.home() / ".cache" / "xtl"))
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _converted(folder: Path) -> bool:
@@ -150,7 +143,7 @@ def demo_gguf_path(verify: bool = True) -> Path:
                 finally:
                     tmp.unlink(missing_ok=True)
     if verify:
-        digest = _sha256(target)
+        digest = file_sha256(target)
         if digest != DEMO_SHA256:
             raise DemoModelError(
                 f"demo model {target} has sha256 {digest[:12]}…, expected {DEMO_SHA256[:12]}…; "

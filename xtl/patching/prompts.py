@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import warnings
 from typing import Any
 
 import torch
@@ -12,7 +14,9 @@ from xtl.models.backends import Model
 from xtl.errors import PromptError, SiteError
 from xtl.patching.sites import Site
 
-__all__ = ["chat_prompt", "encode", "format_prompt", "tokenize", "stop_token_ids", "check_layer", "check_site", "check_model",
+log = logging.getLogger("xtl")
+
+__all__ = ["resolve_chat", "chat_prompt", "encode", "format_prompt", "tokenize", "stop_token_ids", "check_layer", "check_site", "check_model",
            "check_count"]
 
 
@@ -50,9 +54,26 @@ def encode(tokenizer: Any, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=not (bos and text.startswith(bos)))["input_ids"]
 
 
-def format_prompt(model: Model, prompt: str, chat: bool = False) -> str:
-    """The raw prompt (default: PilotSet strings are complete prompts), or its chat template."""
-    if not chat:
+def resolve_chat(model: Model, chat: bool | None) -> bool:
+    """Whether prompts go through the chat template: as asked, else the frame the model was
+    fine-tuned in (an ``xtl sft`` folder records it), else raw. Overriding a fine-tuned model's
+    frame is allowed and warned about."""
+    trained = getattr(model, "xtl_sft", {}).get("sft_chat")
+    if chat is None:
+        if trained:
+            log.info("prompts go through the chat template: %s was fine-tuned with it (xtl sft)", model.cfg.model_name)
+        return bool(trained)
+    if trained is not None and bool(chat) != bool(trained):
+        warnings.warn(f"{model.cfg.model_name} was fine-tuned with {'the chat template' if trained else 'plain prompts'}, "
+                      f"but chat={bool(chat)} frames them {'with the chat template' if chat else 'plainly'}; "
+                      "it is then evaluated in another frame than it was trained in", stacklevel=3)
+    return bool(chat)
+
+
+def format_prompt(model: Model, prompt: str, chat: bool | None = None) -> str:
+    """The raw prompt (default: PilotSet strings are complete prompts), or its chat template
+    (``chat=None``: :func:`resolve_chat`)."""
+    if not resolve_chat(model, chat):
         return prompt
     tok = model.tokenizer
     if getattr(tok, "chat_template", None) is None:

@@ -69,7 +69,7 @@ def last_token_logits(model: Model, cache: Any,
 
 
 @torch.no_grad()
-def capture(model: Model, prompt: str, site: "str | Site", chat: bool = False) -> Capture:
+def capture(model: Model, prompt: str, site: "str | Site", chat: bool | None = None) -> Capture:
     """The site's activation at the prompt's last token, for every layer.
 
     Args:
@@ -104,7 +104,7 @@ def capture_tokens(model: Model, tokens: Int[Tensor, "pos"], site: Site) -> Floa
 
 @torch.no_grad()
 def vanilla(model: Model, prompt: str, max_new_tokens: int = 20,
-            chat: bool = False) -> tuple[str, list[int], Tensor]:
+            chat: bool | None = None) -> tuple[str, list[int], Tensor]:
     """Greedy response of the unpatched model: (text, token ids, first-token log-probs)."""
     check_model(model)
     check_count(max_new_tokens, "max_new_tokens")
@@ -119,7 +119,7 @@ def vanilla(model: Model, prompt: str, max_new_tokens: int = 20,
 @torch.no_grad()
 def transplant(model: Model, target_prompt: str, source: "str | Capture",
                src_layer: int, tgt_layer: int, site: "str | Site" = "mlp",
-               max_new_tokens: int = 20, chat: bool = False) -> TransplantResult:
+               max_new_tokens: int = 20, chat: bool | None = None) -> TransplantResult:
     """Transplant ``site`` from layer ``src_layer`` of ``source`` into ``tgt_layer`` of the target.
 
     Args:

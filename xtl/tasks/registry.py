@@ -159,10 +159,10 @@ def task_record(spec: str, root: str | os.PathLike | None = None) -> dict[str, s
     """How a store records the task ``spec``: a JSONL file by its resolved path and content hash
     (a store resumes it from any folder and refuses an edited file), a registered task by name."""
     if spec.endswith((".jsonl", ".json")) and Path(spec).is_file():
-        import hashlib
+        from xtl.hashing import file_sha256
 
         path = Path(spec).expanduser().resolve()
-        return {"data": str(path), "data_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+        return {"data": str(path), "data_sha256": file_sha256(path)}
     out = {"data": spec}
     if root is not None:
         out["data_root"] = str(Path(root).expanduser().resolve())

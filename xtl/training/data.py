@@ -4,13 +4,13 @@ Hub, and the seeded selection of N pairs stratified over languages (section F of
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from xtl.hashing import file_sha256
 from xtl.errors import DataError
 
 __all__ = ["Pair", "PAPER_N", "AYA_HUB", "read_pairs", "select_pairs", "language_counts", "data_sha256"]
@@ -34,11 +34,8 @@ class Pair:
 
 
 def data_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """The data file's content hash (:func:`xtl.hashing.file_sha256`)."""
+    return file_sha256(path)
 
 
 def _records(source: str) -> tuple[list[dict], str]:

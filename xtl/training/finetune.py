@@ -6,6 +6,7 @@ stores swept on it that it is an ML-SFT model (Tables 4, 6, 7 and 11)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -277,7 +278,9 @@ def sft(model: str, data: str, out: str | os.PathLike, *, progress: bool = True,
     if Path(config.data).expanduser().is_file():
         source = {"data": str(Path(config.data).expanduser().resolve()), "data_sha256": data_sha256(config.data)}
     manifest: dict[str, Any] = {"settings": config.to_dict(), "base_model": config.model, **source,
-                                "prompt_frame": "chat template" if chat else "Human: … Assistant:",
+                                "prompt_frame": "chat template" if chat else "Human: … Assistant:", "chat": bool(chat),
+                                "chat_template_sha256": (hashlib.sha256(tokenizer.chat_template.encode("utf-8")).hexdigest()
+                                                         if chat else None),
                                 "selected": len(chosen), "examples": len(examples), "languages": counts,
                                 "xtl_version": _version(), "finished": False,
                                 "wall_s": float((earlier or {}).get("wall_s", 0.0))}
