@@ -81,7 +81,7 @@ def cmd_demo(args) -> None:
     summary = result.summary()
     print(summary)
     path = save_page(result.figures(), args.out, f"xtl demo — {model.cfg.model_name}", summary)
-    print(f"page        : {path} (the grid as a heatmap; the logit lens of the best configuration beside vanilla)")
+    print(f"page        : {path} (the grid as a heatmap; the logit lens of the configuration shown beside vanilla)")
 
 
 def cmd_sweep(args) -> None:
