@@ -114,20 +114,27 @@ SHAPES = {  # architecture, hidden, layers, heads, kv heads, mlp, vocab
 }
 
 
-def random_model(shape: str, dtype: str, device: str):
-    """A HookedTransformer of a real model's shape with random weights, built on ``device``."""
+def _shape_config(shape: str):
+    """The Hugging Face config of a real model's shape (both backends' random models use it)."""
     import transformers as tf
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
-
-    from xtl.models import _finish, tl_config_from_hf
 
     arch, hidden, layers, heads, kv, mlp, vocab = SHAPES[shape]
     config_cls = {"LlamaForCausalLM": tf.LlamaConfig, "MistralForCausalLM": tf.MistralConfig,
                   "Qwen2ForCausalLM": tf.Qwen2Config}[arch]
     hf_config = config_cls(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
                            num_key_value_heads=kv, intermediate_size=mlp, vocab_size=vocab,
-                           max_position_embeddings=4096)
+                           max_position_embeddings=4096, bos_token_id=1, eos_token_id=2, pad_token_id=0)
     hf_config.architectures = [arch]
+    return hf_config
+
+
+def random_model(shape: str, dtype: str, device: str):
+    """A HookedTransformer of a real model's shape with random weights, built on ``device``."""
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    from xtl.models import _finish, tl_config_from_hf
+
+    hf_config = _shape_config(shape)
     cfg = tl_config_from_hf(hf_config)
     cfg.update(dtype=getattr(torch, dtype), device=device, model_name=shape, init_weights=True)
     with torch.device(device):
@@ -139,13 +146,8 @@ def random_bridge_model(shape: str, dtype: str, device: str):
     """A bridge model of a real model's shape with random weights, built on ``device``."""
     import transformers as tf
 
-    arch, hidden, layers, heads, kv, mlp, vocab = SHAPES[shape]
-    config_cls = {"LlamaForCausalLM": tf.LlamaConfig, "MistralForCausalLM": tf.MistralConfig,
-                  "Qwen2ForCausalLM": tf.Qwen2Config}[arch]
-    hf_config = config_cls(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-                           num_key_value_heads=kv, intermediate_size=mlp, vocab_size=vocab,
-                           max_position_embeddings=4096, bos_token_id=1, eos_token_id=2, pad_token_id=0)
-    hf_config.architectures = [arch]
+    hf_config = _shape_config(shape)
+    arch = hf_config.architectures[0]
     with torch.device(device):
         hf = getattr(tf, arch)(hf_config).to(getattr(torch, dtype))
     tok = _byte_tokenizer()

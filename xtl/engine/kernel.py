@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
-from xtl.models.backends import Model
+from xtl.models.backends import Model, backend_of
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
 from xtl.patching.decode import greedy_loop
@@ -38,7 +38,7 @@ _POST_NORM = ("OlmoeForCausalLM", "Olmo2ForCausalLM", "Olmo3ForCausalLM")
 
 def unsupported(model: Model) -> str | None:
     """Why the shared-prefix path cannot run this model (None when it can)."""
-    if getattr(model, "backend", "hooked") == "bridge":
+    if backend_of(model) == "bridge":
         return ("the shared-prefix kernel is written over HookedTransformer's blocks; bridge models "
                 "decode through the per-step path on transformers' cache")
     cfg = model.cfg

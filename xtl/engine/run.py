@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
-from xtl.models.backends import Model
+from xtl.models.backends import Model, backend_of
 
 from xtl.engine import kernel, schedule
 from xtl.engine.reference import run_item_reference
@@ -106,7 +106,7 @@ def item_inputs(model: Model, item: Item, prep: Prepared) -> schedule.ItemInputs
         resid_pre=[resid[layer] for layer in range(n)], site=prep.site, src_acts=src_acts,
         cand_ids=prep.cand_ids, stop=prep.stop, max_new_tokens=s.max_new_tokens,
         generate=s.mode == "generate",
-        last_token=tokens[-1].to(model.cfg.device) if getattr(model, "backend", "hooked") == "bridge" else None)
+        last_token=tokens[-1].to(model.cfg.device) if backend_of(model) == "bridge" else None)
 
 
 def result_rows(model: Model, item: Item, settings: SweepSettings,

@@ -111,7 +111,7 @@ def bridge_supports(architecture: str) -> bool:
 
 def backend_of(model: Any) -> str:
     """``"bridge"`` for a :class:`xtl.models.bridge.BridgeModel`, else ``"hooked"``."""
-    return getattr(model, "backend", None) if getattr(model, "backend", None) == "bridge" else "hooked"
+    return "bridge" if getattr(model, "backend", None) == "bridge" else "hooked"
 
 
 def is_model(obj: object) -> bool:

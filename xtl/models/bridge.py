@@ -30,8 +30,9 @@ from jaxtyping import Int
 from torch import Tensor
 
 from xtl.errors import ModelSpecError
+from xtl.models.hfconfig import head_dim
 
-__all__ = ["BridgeModel", "BridgeConfig", "boot_bridge", "new_cache", "expand_cache", "select_cache"]
+__all__ = ["BridgeModel", "BridgeConfig", "boot_bridge", "expand_cache", "select_cache"]
 
 log = logging.getLogger("xtl")
 
@@ -152,10 +153,6 @@ class BridgeModel:
         return DynamicCache(config=self.hf.config)
 
 
-def new_cache(model: BridgeModel) -> Any:
-    return model.new_cache()
-
-
 def _layers(cache: Any) -> list[Any]:
     return list(cache.layers)
 
@@ -183,11 +180,6 @@ def select_cache(cache: Any, idx: Tensor) -> None:
         if getattr(layer, "is_initialized", False) and layer.keys is not None:
             layer.keys = layer.keys.index_select(0, idx.to(layer.keys.device))
             layer.values = layer.values.index_select(0, idx.to(layer.values.device))
-
-
-def _head_dim(hf_config: Any) -> int:
-    head_dim = getattr(hf_config, "head_dim", None)
-    return int(head_dim) if head_dim else hf_config.hidden_size // hf_config.num_attention_heads
 
 
 def _text_config(hf_config: Any) -> Any:
@@ -224,7 +216,7 @@ def boot_bridge(hf_model: Any, tokenizer: Any, dtype: torch.dtype, device: str, 
     n_kv = getattr(hf_config, "num_key_value_heads", None)
     cfg = BridgeConfig(
         model_name=name, n_layers=int(hf_config.num_hidden_layers), n_heads=int(hf_config.num_attention_heads),
-        d_head=_head_dim(hf_config), d_model=int(hf_config.hidden_size),
+        d_head=head_dim(hf_config), d_model=int(hf_config.hidden_size),
         d_mlp=int(getattr(hf_config, "intermediate_size", 0) or 0), d_vocab=int(hf_config.vocab_size),
         n_key_value_heads=int(n_kv) if n_kv else None, n_ctx=int(n_ctx), device=str(device), dtype=dtype,
         original_architecture=arch, output_logits_soft_cap=float(cap) if cap else -1.0,
