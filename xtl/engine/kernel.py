@@ -31,16 +31,20 @@ from xtl.patching.decode import greedy_loop
 from xtl.patching.ops import Next, apply_softcap, decode_resid, write_site
 
 __all__ = ["unsupported", "Prefix", "Rows", "SitePatch", "prefix_from_cache", "decode_step", "decode_pick",
-           "first_step", "vanilla_rows", "greedy", "Next", "scan_vocab"]
+           "first_step", "vanilla_rows", "greedy", "greedy_rows", "Next", "scan_vocab", "scan_logits",
+           "HookedEngine", "engine_for"]
 
 _POST_NORM = ("OlmoeForCausalLM", "Olmo2ForCausalLM", "Olmo3ForCausalLM")
 
 
-def unsupported(model: Model) -> str | None:
-    """Why the shared-prefix path cannot run this model (None when it can)."""
+def unsupported(model: Model, site=None) -> str | None:
+    """Why the shared-prefix path cannot run this model (None when it can): HookedTransformer
+    through this kernel, bridge models through :mod:`xtl.engine.hf` (which also checks ``site``,
+    a :class:`~xtl.patching.sites.Site`)."""
     if backend_of(model) == "bridge":
-        return ("the shared-prefix kernel is written over HookedTransformer's blocks; bridge models "
-                "decode through the per-step path on transformers' cache")
+        from xtl.engine import hf
+
+        return hf.unsupported(model, site)
     cfg = model.cfg
     reasons = {
         "positional embeddings are not rotary": cfg.positional_embedding_type != "rotary",
@@ -196,7 +200,17 @@ CPU_VOCAB_CHUNK = 1024
 
 def scan_vocab(model: Model, x: Float[Tensor, "batch 1 d_model"], cand_ids: list[int] | None = None,
                chunk: int | None = None) -> Next:
-    """Final norm + unembedding of ``x``'s last position, reduced chunk by chunk of the vocabulary.
+    """Final norm + unembedding of ``x``'s last position, reduced chunk by chunk of the vocabulary
+    (:func:`scan_logits`)."""
+    h = model.ln_final(x)[:, -1]
+    return scan_logits(h, model.unembed.W_U.T, model.unembed.b_U, model.cfg.output_logits_soft_cap, cand_ids, chunk)
+
+
+def scan_logits(h: Float[Tensor, "batch d_model"], w_t: Float[Tensor, "vocab d_model"], b_u: Tensor | None,
+                cap: float, cand_ids: list[int] | None = None, chunk: int | None = None,
+                divide: float | None = None) -> Next:
+    """The greedy token, its log-prob (and with ``cand_ids`` the first-token statistics) of the
+    logits ``(h w_t^T + b_u) / divide``, soft-capped at ``cap``, taken chunk by chunk of the vocabulary.
 
     Each chunk's logits stay in cache while its max, an online log-sum-exp and (when
     ``cand_ids`` is given) the entropy terms are taken, so [batch, vocab] logits never go through
@@ -204,12 +218,8 @@ def scan_vocab(model: Model, x: Float[Tensor, "batch 1 d_model"], cand_ids: list
     ``argmax`` does. Entropy is ``log s - t / s`` with ``s = sum exp(l - m)`` and
     ``t = sum exp(l - m) (l - m)``, accurate for peaked distributions too.
     """
-    h = model.ln_final(x)[:, -1]
-    w_t = model.unembed.W_U.T  # [vocab, d_model], contiguous in xtl's layout
-    chunk = chunk or (w_t.shape[0] if x.is_cuda else CPU_VOCAB_CHUNK)
-    b_u = model.unembed.b_U
-    bias = bool(torch.count_nonzero(b_u))
-    cap = model.cfg.output_logits_soft_cap
+    chunk = chunk or (w_t.shape[0] if h.is_cuda else CPU_VOCAB_CHUNK)
+    bias = b_u is not None and bool(torch.count_nonzero(b_u))
     stats = cand_ids is not None
     b = h.shape[0]
     # GEMMs whose row count is a multiple of 8 run up to ~25% faster per row on CPU (and suit
@@ -221,6 +231,8 @@ def scan_vocab(model: Model, x: Float[Tensor, "batch 1 d_model"], cand_ids: list
         logits = torch.mm(w_t[start:start + chunk], h_t)  # [chunk, batch]
         if bias:
             logits = logits + b_u[start:start + chunk, None]
+        if divide is not None:
+            logits = logits / divide
         logits = apply_softcap(logits, cap)
         if logits.dtype not in (torch.float32, torch.float64):
             logits = logits.float()
@@ -327,16 +339,62 @@ def greedy(model: Model, prefix: Prefix, rows: Rows, first: Next,
     (``steps``: see :func:`xtl.patching.decode.greedy_loop`). ``on_step(k)`` is called after the
     k-th decode step (progress reporting).
     """
+    return greedy_rows(rows, first, max_new_tokens, stop_ids,
+                       lambda r, tokens: decode_pick(model, prefix, r, tokens), steps, on_step)
+
+
+def greedy_rows(rows: Rows, first: Next, max_new_tokens: int, stop_ids: set[int],
+                pick: Callable[[Rows, Tensor], Next], steps: list[list[float]] | None = None,
+                on_step: Callable[[int], None] | None = None
+                ) -> tuple[list[list[int]], list[float], list[bool]]:
+    """:func:`greedy` over any decode step ``pick(rows, tokens) -> Next`` (which appends the
+    tokens' K/V to ``rows``): rows that stop leave the batch."""
     taken = 0
 
     def step(idx: Tensor | None, tokens: Tensor) -> tuple[Tensor, Tensor]:
         nonlocal rows, taken
         if idx is not None:
             rows = rows.select(idx)
-        nxt = decode_pick(model, prefix, rows, tokens)
+        nxt = pick(rows, tokens)
         taken += 1
         if on_step is not None:
             on_step(taken)
         return nxt.token, nxt.logprob
 
     return greedy_loop(first.token, first.logprob, max_new_tokens, stop_ids, step, steps)
+
+
+def engine_for(inp):
+    """The shared-prefix engine of an item's inputs: this kernel on HookedTransformer, the Hugging
+    Face one (:class:`xtl.engine.hf.HFEngine`) on the bridge."""
+    if backend_of(inp.model) == "bridge":
+        from xtl.engine.hf import HFEngine
+
+        return HFEngine(inp)
+    return HookedEngine(inp)
+
+
+class HookedEngine:
+    """The shared-prefix operations of one item on HookedTransformer (the kernel above), bound
+    to the item's inputs (:class:`xtl.engine.schedule.ItemInputs`)."""
+
+    def __init__(self, inp):
+        self.inp = inp
+        self.model = inp.model
+        self.prefix = prefix_from_cache(inp.model, inp.prefix_cache)
+
+    def rows(self, batch: int, capacity: int) -> Rows:
+        """Rows whose slot 0 holds the vanilla last prompt token's K/V."""
+        return vanilla_rows(self.model, self.prefix, self.inp.vanilla, batch, capacity)
+
+    def first_step(self, rows: Rows, tgt_layers: list[int], values: Tensor,
+                   cand_ids: list[int] | None = None) -> Next:
+        """The last prompt token of rows transplanted at ``tgt_layers`` (see :func:`first_step`)."""
+        inp = self.inp
+        return first_step(self.model, self.prefix, rows, inp.resid_pre, tgt_layers, inp.site.target_kind,
+                          values, inp.site.heads, cand_ids)
+
+    def greedy(self, rows: Rows, first: Next, max_new_tokens: int, stop_ids: set[int],
+               steps: list[list[float]] | None = None, on_step: Callable[[int], None] | None = None
+               ) -> tuple[list[list[int]], list[float], list[bool]]:
+        return greedy(self.model, self.prefix, rows, first, max_new_tokens, stop_ids, steps, on_step)

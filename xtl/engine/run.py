@@ -68,12 +68,14 @@ class Prepared:
 
 def prepare(model: Model, settings: SweepSettings, options: EngineOptions) -> Prepared:
     """Check the engine options against the model and fill in their defaults."""
-    why_not = kernel.unsupported(model)
+    why_not = kernel.unsupported(model, Site.parse(settings.site))
     if options.fast and why_not:
         raise XtlError(f"the shared-prefix path cannot run this model ({why_not}); use fast=False")
     fast = why_not is None if options.fast is None else options.fast
     batch = options.batch_size or schedule.default_batch_size(
         model, settings.configs_per_item, settings.max_new_tokens)
+    if why_not:
+        log.info("sweep: the per-step path runs this model (%s)", why_not)
     return Prepared(settings, Site.parse(settings.site), candidate_token_ids(model, settings.candidates),
                     stop_token_ids(model), fast, batch)
 

@@ -12,8 +12,9 @@ Follow one configuration ``Config(src=i, tgt=j)`` from its first step to its row
 3. :func:`decode_batches`: the other configurations, plus one *continuation* row per distinct
    first token of the shared ones (vanilla's included), are packed into :class:`DecodeBatch`es of
    at most ``batch_size`` rows. Each batch recomputes the last prompt token of its configurations
-   (each row joins at its own target layer, :func:`xtl.fastpath.first_step`), then decodes all its
-   rows greedily on the shared prefix (:func:`xtl.fastpath.greedy`).
+   (each row joins at its own target layer, :func:`xtl.engine.kernel.first_step`; on the bridge
+   every row runs the last token through the model, :class:`xtl.engine.hf.HFEngine`), then decodes
+   all its rows greedily on the shared prefix.
 4. :func:`run_item` gathers a :class:`ConfigResult` per configuration; a shared configuration
    takes its continuation's tokens, with its log-likelihood summed from its own first log-prob
    and the continuation's later ones, in the order :func:`xtl.patching.decode.greedy_loop` sums.
@@ -62,12 +63,13 @@ class ItemInputs:
     last_token: Tensor | None = None  # the target's last prompt token, for models that cannot start mid-model
 
     @property
-    def prefix(self) -> fastpath.Prefix:
-        """The prefix in the kernel's layout (rotated once; computed on first use)."""
-        cached = self.__dict__.get("_prefix")
+    def engine(self) -> Any:
+        """The shared-prefix engine over these inputs (:func:`xtl.engine.kernel.engine_for`:
+        HookedTransformer's kernel, or Hugging Face modules on the bridge), built on first use."""
+        cached = self.__dict__.get("_engine")
         if cached is None:
-            cached = fastpath.prefix_from_cache(self.model, self.prefix_cache)
-            object.__setattr__(self, "_prefix", cached)
+            cached = fastpath.engine_for(self)
+            object.__setattr__(self, "_engine", cached)
         return cached
 
     @property
@@ -154,15 +156,14 @@ def run_item(inp: ItemInputs, configs: list[Config], batch_size: int,
     """Every configuration of one item, plus :data:`VANILLA`; ``done(k)`` reports progress in
     configurations (also within a batch, per decode step). ``configs`` must be sorted by
     target layer (:func:`by_target`)."""
-    model, pre, van = inp.model, inp.prefix, inp.vanilla_first
+    model, eng, van = inp.model, inp.engine, inp.vanilla_first
     cap = max(1, inp.max_new_tokens) if inp.generate else 1
     stats: dict[Config, tuple[list[float], float, float]] = {
         VANILLA: (van.cand_logprobs[0].tolist(), float(van.entropy[0]), float(van.margin[0]))}
     decoded: dict[Config, tuple[list[int], float, bool]] = {}
 
     def first_tokens(keys: list[Config], rows: fastpath.Rows) -> fastpath.Next:
-        nxt = fastpath.first_step(model, pre, rows, inp.resid_pre, [c.tgt for c in keys], inp.site.target_kind,
-                                  inp.src_acts[[c.src for c in keys]], inp.site.heads, inp.cand_ids)
+        nxt = eng.first_step(rows, [c.tgt for c in keys], inp.src_acts[[c.src for c in keys]], inp.cand_ids)
         for key, cand, ent, gap in zip(keys, nxt.cand_logprobs.tolist(), nxt.entropy.tolist(),
                                        nxt.margin.tolist()):
             stats[key] = (cand, ent, gap)
@@ -174,12 +175,12 @@ def run_item(inp: ItemInputs, configs: list[Config], batch_size: int,
         first[VANILLA] = (int(van.token[0]), float(van.logprob[0]))
         for size in balanced(len(shared), batch_size):
             keys, shared = shared[:size], shared[size:]
-            nxt = first_tokens(keys, fastpath.vanilla_rows(model, pre, inp.vanilla, size, 1))
+            nxt = first_tokens(keys, eng.rows(size, 1))
             first.update(zip(keys, zip(nxt.token.tolist(), nxt.logprob.tolist())))
     continuations = list(dict.fromkeys(t for t, _ in first.values()))  # one row per first token
     continued: dict[int, tuple[list[int], list[float], bool]] = {}
     for batch in decode_batches(own, continuations, batch_size):
-        rows = fastpath.vanilla_rows(model, pre, inp.vanilla, batch.size, cap)
+        rows = eng.rows(batch.size, cap)
         parts = [first_tokens(batch.configs, rows)] if batch.configs else []  # they join by layer
         if batch.continuations:
             t = torch.tensor(batch.continuations, device=van.token.device)
@@ -196,8 +197,7 @@ def run_item(inp: ItemInputs, configs: list[Config], batch_size: int,
                 if now > reported:
                     done(now - reported)
                     reported = now
-            ids, loglik, stopped = fastpath.greedy(model, pre, rows, nxt, inp.max_new_tokens, inp.stop,
-                                                   steps, tick)
+            ids, loglik, stopped = eng.greedy(rows, nxt, inp.max_new_tokens, inp.stop, steps, tick)
             for r, key in enumerate(batch.configs):
                 decoded[key] = (ids[r], loglik[r], stopped[r])
             for r, token in enumerate(batch.continuations, start=len(batch.configs)):

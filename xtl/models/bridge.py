@@ -32,7 +32,7 @@ from torch import Tensor
 from xtl.errors import ModelSpecError
 from xtl.models.hfconfig import head_dim
 
-__all__ = ["BridgeModel", "BridgeConfig", "boot_bridge", "expand_cache", "select_cache"]
+__all__ = ["BridgeModel", "BridgeConfig", "boot_bridge", "expand_cache", "select_cache", "unbridged", "hf_site"]
 
 log = logging.getLogger("xtl")
 
@@ -151,6 +151,67 @@ class BridgeModel:
         from transformers import DynamicCache
 
         return DynamicCache(config=self.hf.config)
+
+    def plain(self, attn_implementation: str | None = None) -> Any:
+        """The Hugging Face model without the bridge's components (:func:`unbridged`), built once
+        per attention implementation; it shares every weight with the bridge."""
+        views = self.__dict__.setdefault("_plain", {})
+        if attn_implementation not in views:
+            views[attn_implementation] = unbridged(self.hf, attn_implementation)
+        return views[attn_implementation]
+
+
+_HOOK_DICTS = ("_forward_hooks", "_forward_hooks_with_kwargs", "_forward_hooks_always_called",
+               "_forward_pre_hooks", "_forward_pre_hooks_with_kwargs", "_backward_hooks",
+               "_backward_pre_hooks", "_state_dict_hooks", "_state_dict_pre_hooks",
+               "_load_state_dict_pre_hooks", "_load_state_dict_post_hooks")
+
+
+def unbridged(hf_model: Any, attn_implementation: str | None = None) -> Any:
+    """A view of a bridged Hugging Face model with every bridge component replaced by the module
+    it wraps: the model's own forward, on the same parameters and buffers (nothing is copied and
+    the bridge is left as it was). Modules are shallow copies with hook tables of their own, so
+    hooks registered on the view never fire in the bridge; with ``attn_implementation``, the
+    view's configuration (a copy) selects that attention function of transformers' interface."""
+    from transformer_lens.model_bridge.generalized_components.base import GeneralizedComponent
+
+    config = getattr(hf_model, "config", None)
+    new_config = copy.copy(config) if config is not None and attn_implementation else config
+    if new_config is not config:
+        new_config._attn_implementation = attn_implementation
+    memo: dict[int, Any] = {}
+
+    def view(module: Any) -> Any:
+        while isinstance(module, GeneralizedComponent) and module.original_component is not None:
+            module = module.original_component
+        if id(module) in memo:
+            return memo[id(module)]
+        new = copy.copy(module)
+        memo[id(module)] = new
+        for name in _HOOK_DICTS:
+            if name in module.__dict__:
+                new.__dict__[name] = type(module.__dict__[name])()
+        if getattr(module, "config", None) is config and config is not None:
+            new.__dict__["config"] = new_config
+        new.__dict__["_modules"] = {k: (view(v) if v is not None else None) for k, v in module._modules.items()}
+        return new
+
+    return view(hf_model)
+
+
+def hf_site(model: BridgeModel, hook_name: str) -> tuple[str, str]:
+    """Where a bridge hook acts in the plain Hugging Face model: (module path, ``"in"`` or
+    ``"out"``), e.g. ``("model.layers.3.post_attention_layernorm", "out")`` for Gemma's
+    ``blocks.3.hook_attn_out``. Read from the bridge's own component tree, so the plain model is
+    written where the bridge's hook would act."""
+    target = model.hook_dict.get(hook_name)
+    if target is None:
+        raise KeyError(hook_name)
+    for name, module in model.hf.named_modules(remove_duplicate=False):
+        for side in ("in", "out"):
+            if module._modules.get(f"hook_{side}") is target and getattr(module, "original_component", None) is not None:
+                return ".".join(p for p in name.split(".") if p != "_original_component"), side
+    raise KeyError(f"{hook_name}: no bridge component owns this hook")
 
 
 def _layers(cache: Any) -> list[Any]:
