@@ -188,7 +188,8 @@ def compare_backends(args, backends: list[str]) -> None:
                                            max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
                                            progress=False))
             runs.append(n * len(tgts) / sec)
-        rates[backend] = (statistics.median(runs), fastpath.unsupported(model) or "shared-prefix kernel", df)
+        engine = "shared-prefix kernel" if backend == "hooked" else "shared-prefix engine on Hugging Face modules"
+        rates[backend] = (statistics.median(runs), fastpath.unsupported(model) or engine, df)
         del model
     first = backends[0]
     for backend, (rate, path, df) in rates.items():
