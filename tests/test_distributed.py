@@ -10,7 +10,7 @@ import time
 import pytest
 
 import xtl
-from xtl.store import read_store
+from xtl.engine.store import read_store
 
 from helpers import PROMPTS
 

@@ -65,3 +65,15 @@ def test_the_widget_builds_and_its_click_fills_the_table():
     assert "source 0 → target 0" in table_widget.value and "1 fixed, 1 broken" in table_widget.value
     pick = box.children[1].children[0]
     assert [v for _, v in pick.options] == ["t/de/1", "t/sw/2", "t/de/0", "t/sw/3"]
+
+
+def test_explore_refuses_what_is_not_a_sweep_and_an_unknown_site():
+    """Issue 30 §7: ``explore(None)`` was an AttributeError, ``site="nonsense"`` was accepted."""
+    pytest.importorskip("ipywidgets")
+    import xtl
+    from xtl.errors import SiteError
+
+    with pytest.raises(XtlError, match="takes an xtl.Run"):
+        xtl.explore(None)
+    with pytest.raises(SiteError, match="unknown site 'nonsense'"):
+        xtl.explore(_df(), site="nonsense")

@@ -105,7 +105,7 @@ def test_loading_a_folder_peaks_near_the_models_size():
     from pathlib import Path
 
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "load_memory.py"
-    proc = subprocess.run([sys.executable, str(script), "--shape", "llama-400m", "--json"],
+    proc = subprocess.run([sys.executable, str(script), "--shape", "llama-400m", "--ways", "xtl", "--json"],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     (result,) = json.loads(proc.stdout.strip().splitlines()[-1])["results"]

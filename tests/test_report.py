@@ -18,7 +18,7 @@ from test_analysis import C, LANGS, VAN, table
 
 
 def test_computation_never_imports_plotting():
-    code = "import sys, xtl, xtl.analysis, xtl.metrics, xtl.engine; print('plotly' in sys.modules)"
+    code = "import sys, xtl, xtl.analysis, xtl.evaluation, xtl.engine; print('plotly' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -36,12 +36,13 @@ def test_figures_carry_the_numbers():
     assert plots.lang_layer_heatmap(layer_gains(g)).data[0].z.shape == (2, 3)
 
 
-def test_the_former_plots_module_still_takes_a_grid():
-    from xtl import plots as old
+def test_the_former_flat_modules_are_gone():
+    """Issue 30: one home per stage; the eight aliases were removed."""
+    import importlib
 
-    g = an.grid(table(C, VAN, LANGS))
-    np.testing.assert_allclose(old.gain_heatmap(g).data[0].z, an.gain_matrix(g))
-    assert old.lang_layer_heatmap(g).data[0].z.shape == (2, 3)
+    for name in ("report", "plots", "store", "tables", "metrics", "distributed", "fastpath", "checkpoint"):
+        with pytest.raises(ModuleNotFoundError):
+            importlib.import_module(f"xtl.{name}")
 
 
 @pytest.fixture
@@ -184,3 +185,17 @@ def test_clicking_a_heatmap_cell_lists_its_items(report, tmp_path):
         assert (tmp_path / "clicked.png").stat().st_size > 10_000
     finally:
         driver.quit()
+
+
+def test_a_best_configuration_that_only_ties_vanilla_is_not_called_best(tmp_path):
+    """Issue 30 §7: the report named (0, 0) "best configuration" at gain +0.0."""
+    tie = np.zeros((4, 3, 3), int)
+    tie[[0, 2]] = 1                                   # every configuration answers as vanilla does
+    text = build_report(table(tie, VAN, LANGS), tmp_path / "tie.html", "tie").read_text(encoding="utf-8")
+    assert "none beats vanilla: the best configurations only tie it" in text
+    below = np.zeros((4, 3, 3), int)
+    below[0] = 1
+    text = build_report(table(below, VAN, LANGS), tmp_path / "below.html", "below").read_text(encoding="utf-8")
+    assert "none reaches vanilla" in text
+    text = build_report(table(C, VAN, LANGS), tmp_path / "gain.html", "gain").read_text(encoding="utf-8")
+    assert "none beats" not in text and "none reaches" not in text

@@ -143,7 +143,7 @@ def test_every_table_from_a_small_real_sweep(demo_model, shared_data, tmp_path, 
             assert (out / f"table{n}.{ext}").stat().st_size > 0
     # recompute Table 3 and Table 4 by hand from the evaluated rows
     from xtl.evaluation import evaluate
-    from xtl.store import read_store
+    from xtl.engine.store import read_store
 
     ev = evaluate(read_store(tmp_path / "s"), "xnli", root=shared_data)
     n = int(ev["n_layers"].iloc[0])

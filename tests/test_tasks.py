@@ -89,7 +89,7 @@ def test_jsonl_task_and_errors(tmp_path):
 def test_cli_sweep_on_jsonl(tmp_path, tokenizer):
     from helpers import PROMPTS, tiny_hf
     from xtl.cli import main
-    from xtl.store import read_store
+    from xtl.engine.store import read_store
 
     folder = tmp_path / "m"
     tiny_hf("llama").save_pretrained(folder)
@@ -120,7 +120,7 @@ def test_source_language_is_a_setting_of_xnli_and_xquad(shared_data):
     assert q.src_lang == "de" and q.source != q.target
     with pytest.raises(DataError, match="only xnli, xquad have parallel prompts"):
         load_task("globalopinionqa@zh", root=shared_data)
-    with pytest.raises(DataError, match=r"language\(s\) \['xx'\] missing"):
+    with pytest.raises(DataError, match=r"source language 'xx'"):
         load_task("xnli@xx", root=shared_data)
 
 
@@ -147,3 +147,12 @@ def test_culturalbench_task_from_a_folder_with_translated_prompts(tmp_path):
     (folder / "prompts.jsonl").write_text('{"id": "1"}\n', encoding="utf-8")
     with pytest.raises(DataError, match="prompts.jsonl:1: expected one JSON object per line"):
         load_task("culturalbench", root=tmp_path)
+
+
+def test_an_unknown_source_language_is_named_as_the_source(shared_data):
+    """Issue 30 §7: ``xnli@xx`` said "language(s) ['xx'] missing", which reads like a --langs error."""
+    from xtl.errors import DataError
+    from xtl.tasks import load_task
+
+    with pytest.raises(DataError, match=r"source language 'xx' \(the '@xx' of the task\).*give one of: .*sw"):
+        load_task("xnli@xx", langs=["sw"], limit=1, root=shared_data)

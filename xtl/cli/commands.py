@@ -244,6 +244,9 @@ def cmd_report(args) -> None:
 def cmd_paper(args) -> None:
     from xtl.engine.store import check_writable_dir
 
+    if args.table == [] and not args.figure:
+        raise XtlError("--table needs the numbers of the tables to write (1 2 3 4 8); without --table, "
+                       "Tables 1-4 are written")
     out = check_writable_dir(args.out)
     lid_model(args.lid_model)
     figures = None if args.figure is None else (args.figure or [2, 3, 4])

@@ -92,8 +92,15 @@ def explore(run: "Run | pd.DataFrame", model: "Model | None" = None,
     except ImportError as exc:
         raise XtlError("xtl.explore needs the notebook extra: pip install 'xtl[notebook]'") from exc
     is_run = hasattr(run, "df") and hasattr(run, "settings")  # an xtl.Run, without importing its module
+    if not is_run and not isinstance(run, pd.DataFrame):
+        raise XtlError(f"xtl.explore takes an xtl.Run (xtl.open_run(store)) or an evaluated results table, "
+                       f"not {type(run).__name__}")
     settings = run.settings if is_run else {}
     df = run.df if is_run else run
+    if site is not None:
+        from xtl.patching.sites import Site
+
+        site = str(Site.parse(site))  # an unknown site is refused here, not at the first click
     if "correct" not in df.columns:
         raise XtlError("explore needs evaluated results: xtl.open_run(store) or xtl.evaluate(results, items)")
     ex = Explorer(df, site or str(settings.get("site") or df["site"].iloc[0]), settings.get("n_layers"), model,

@@ -73,7 +73,11 @@ def build_report(df: pd.DataFrame, out: str | os.PathLike, title: str = "xtl swe
             ("average over configurations", f"{head.average:.1f}%"),
             ("win / tie / lose", f"{head.win} / {head.tie} / {head.lose}"),
             ("best configuration (in-sample)", f"source {best_i} → target {best_j}: {head.best:.1f}% "
-             f"(gain {gain_ci[0]:+.1f}, 95% CI {gain_ci[1]:+.1f} to {gain_ci[2]:+.1f})"),
+             f"(gain {gain_ci[0]:+.1f}, 95% CI {gain_ci[1]:+.1f} to {gain_ci[2]:+.1f})"
+             if head.best > head.vanilla + 1e-9 else
+             f"none beats vanilla: the best configurations only tie it ({head.best:.1f}%, e.g. source {best_i} "
+             f"→ target {best_j})" if head.best > head.vanilla - 1e-9 else
+             f"none reaches vanilla: the best, source {best_i} → target {best_j}, scores {head.best:.1f}%"),
             ("cells significant vs vanilla", f"{significant} (McNemar, Benjamini–Hochberg q < 0.05)"),
             ("swept grid", g.describe()),
             ("scoring rules / group averages", f"{rules} / " + ("mean over languages (the paper's)"

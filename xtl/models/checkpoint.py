@@ -117,16 +117,20 @@ def streamable(folder: Path) -> bool:
 @torch.no_grad()
 def stream_into(folder: Path, cfg: HookedTransformerConfig,
                 converter: Callable[[Any, HookedTransformerConfig], dict[str, torch.Tensor]],
-                upcast: bool = False) -> HookedTransformer:
+                upcast: bool = False, prepare: Callable[[HookedTransformer], None] | None = None
+                ) -> HookedTransformer:
     """A HookedTransformer of ``cfg`` (allocated on ``cfg.device`` in ``cfg.dtype``) filled from
     the checkpoint in ``folder`` with ``converter`` (a TransformerLens ``convert_*_weights``):
     one pass per layer, then one per module outside the layers (embedding, final norm,
     unembedding). ``upcast``: hand the converter float32 tensors, for converters that do
     arithmetic (Gemma's ``1 + w`` norms and scaled embedding), so that results are bitwise
-    those of converting a float32 model."""
+    those of converting a float32 model. ``prepare`` may re-lay the empty parameters first, so
+    that each weight is written once, straight into its final layout."""
     ckpt = Checkpoint(folder, upcast)
     with torch.device(cfg.device):
         model = HookedTransformer(cfg, tokenizer=None, move_to_device=False)
+    if prepare is not None:
+        prepare(model)
     params = dict(model.named_parameters())
     filled: set[str] = set()
 

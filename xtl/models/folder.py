@@ -33,11 +33,19 @@ def _check_tokenizer(tokenizer: Any, folder: Path) -> None:
                              "base model's tokenizer into the folder")
 
 
+def _read_tokenizer(folder: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    _check_tokenizer(tokenizer, folder)
+    return tokenizer
+
+
 def load_folder(folder: Path, dtype: torch.dtype, device: str, n_ctx: int | None, backend: str = "auto"):
     """A local HF folder on ``backend``. On the hooked backend, safetensors checkpoints of the four
     covered architectures are streamed layer by layer (peak memory about the model's own size);
     everything else goes through ``from_pretrained`` and :func:`xtl.models.load.from_hf`."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     from xtl.models.backends import resolve_backend
     from xtl.models.hfconfig import architecture
@@ -51,14 +59,13 @@ def load_folder(folder: Path, dtype: torch.dtype, device: str, n_ctx: int | None
             raise ModelSpecError(f"{folder} has no tokenizer ({', '.join(TOKENIZER_FILES[:3])}, ...); save the "
                                  "base model's tokenizer into it: "
                                  "AutoTokenizer.from_pretrained(BASE).save_pretrained(FOLDER)")
-        tokenizer = AutoTokenizer.from_pretrained(folder)
-        _check_tokenizer(tokenizer, folder)
+        tokenizer = _read_tokenizer(folder)
         if chosen == "hooked":
-            from xtl.models.hooked import hooked_from_folder
+            from xtl.models.hooked import finish, hooked_from_folder
 
-            model = hooked_from_folder(folder, hf_config, tokenizer, dtype, device, n_ctx)
+            model = hooked_from_folder(folder, hf_config, dtype, device, n_ctx)
             if model is not None:
-                return model
+                return finish(model, tokenizer)
         hf_model = AutoModelForCausalLM.from_pretrained(
             folder, dtype=torch.float32 if chosen == "hooked" else dtype,
             **({} if chosen == "hooked" else {"attn_implementation": "eager"}))

@@ -84,12 +84,10 @@ def gguf_to_folder(gguf: Path, out: Path | None = None) -> Path:
 
 
 def _convert_gguf(gguf: Path, out: Path) -> None:
-    import importlib.util
     import time
     import uuid
 
-    from safetensors.torch import save_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from xtl.models.ggufread import convert_fast
 
     log.info("first use of %s: dequantising it once into %s ...", gguf.name, out)
     start = time.perf_counter()
@@ -97,27 +95,46 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
     tmp.mkdir(parents=True)
     try:
         try:
-            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-            hf_model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
-                                                            dtype=torch.float32)
-        except Exception as exc:  # noqa: BLE001 - any failure means: not a readable GGUF
-            if importlib.util.find_spec("gguf") is None:
-                raise ModelSpecError("reading GGUF files needs the 'gguf' package: pip install gguf") from exc
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-            raise ModelSpecError(f"{gguf} is not a GGUF checkpoint transformers can read ({first}); "
-                                 "check that the file is complete and of a supported architecture "
-                                 "(Llama, Mistral, Qwen2, Gemma 3)") from exc
-        save_model(hf_model, str(tmp / "model.safetensors"))
-        config = hf_model.config.to_dict()
-        config.pop("quantization_config", None)
-        config["architectures"] = [type(hf_model).__name__]
-        (tmp / "config.json").write_text(json.dumps(config, indent=2))
-        tokenizer.save_pretrained(tmp)
+            quick = convert_fast(gguf, tmp)
+        except Exception as exc:  # noqa: BLE001 - the generic path below still converts it
+            log.warning("the quick conversion of %s failed (%s: %s); converting through transformers' GGUF "
+                        "loader instead (slower)", gguf.name, type(exc).__name__, exc)
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            quick = False
+        if not quick:
+            _convert_with_transformers(gguf, tmp)
         shutil.rmtree(out, ignore_errors=True)
         os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     log.info("converted in %.1f s; later runs load %s directly", time.perf_counter() - start, out)
+
+
+def _convert_with_transformers(gguf: Path, tmp: Path) -> None:
+    """transformers' own GGUF path (``from_pretrained(gguf_file=...)``): every architecture it
+    reads, at the cost of parsing the file's metadata several times."""
+    import importlib.util
+
+    from safetensors.torch import save_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        hf_model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    except Exception as exc:  # noqa: BLE001 - any failure means: not a readable GGUF
+        if importlib.util.find_spec("gguf") is None:
+            raise ModelSpecError("reading GGUF files needs the 'gguf' package: pip install gguf") from exc
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ModelSpecError(f"{gguf} is not a GGUF checkpoint transformers can read ({first}); "
+                             "check that the file is complete and of a supported architecture "
+                             "(Llama, Mistral, Qwen2, Gemma 3)") from exc
+    save_model(hf_model, str(tmp / "model.safetensors"))
+    config = hf_model.config.to_dict()
+    config.pop("quantization_config", None)
+    config["architectures"] = [type(hf_model).__name__]
+    (tmp / "config.json").write_text(json.dumps(config, indent=2))
+    tokenizer.save_pretrained(tmp)
 
 
 def demo_gguf_path(verify: bool = True) -> Path:

@@ -140,10 +140,12 @@ def hooked_from_hf(hf_model: Any, tokenizer: Any, dtype: torch.dtype, device: st
     return finish(model, tokenizer)
 
 
-def hooked_from_folder(folder: Path, hf_config: Any, tokenizer: Any, dtype: torch.dtype, device: str,
+def hooked_from_folder(folder: Path, hf_config: Any, dtype: torch.dtype, device: str,
                        n_ctx: int | None) -> HookedTransformer | None:
     """Stream a safetensors folder of a covered architecture layer by layer into a
-    HookedTransformer (peak memory about the model's own size); None when it cannot be streamed."""
+    HookedTransformer (peak memory about the model's own size), weights written once straight into
+    the layout :func:`finish` keeps; None when it cannot be streamed. :func:`finish` it with the
+    tokenizer."""
     from xtl.models.checkpoint import stream_into, streamable
 
     converter = _converters().get(architecture(hf_config))
@@ -151,9 +153,9 @@ def hooked_from_folder(folder: Path, hf_config: Any, tokenizer: Any, dtype: torc
         return None
     cfg_dict = tl_config_from_hf(hf_config, n_ctx=n_ctx)
     cfg_dict.update(dtype=dtype, device=device, init_weights=False, model_name=folder.name)
-    model = stream_into(folder, HookedTransformerConfig(**cfg_dict), converter,
-                        upcast=cfg_dict["original_architecture"] == "Gemma3ForCausalLM")
-    return finish(model, tokenizer)
+    return stream_into(folder, HookedTransformerConfig(**cfg_dict), converter,
+                       upcast=cfg_dict["original_architecture"] == "Gemma3ForCausalLM",
+                       prepare=lambda empty: _fast_weight_layout(empty, values=False))
 
 
 def hooked_from_hub(name: str, dtype: torch.dtype, device: str, n_ctx: int | None) -> HookedTransformer:
@@ -193,35 +195,40 @@ def finish(model: HookedTransformer, tokenizer: Any) -> HookedTransformer:
     return model
 
 
-def _transposed(param: torch.Tensor) -> torch.nn.Parameter:
-    return torch.nn.Parameter(param.detach().T.contiguous().T, requires_grad=False)
+def _dense(tensor: torch.Tensor, values: bool) -> torch.Tensor:
+    """``tensor`` made contiguous; without ``values``, an uninitialised tensor of that layout."""
+    return tensor.contiguous() if values else torch.empty_like(tensor, memory_format=torch.contiguous_format)
 
 
-def _fast_weight_layout(model: HookedTransformer) -> None:
+def _fast_weight_layout(model: HookedTransformer, values: bool = True) -> None:
     """Store weights in the memory layout TransformerLens' kernels ask for.
 
     TransformerLens' Unembed, gated MLP and attention output call ``W.T.contiguous()`` (or
     ``rearrange(W_O, ...).contiguous()``) on every forward, which copies each weight matrix
     per decoding step (671 MB for Gemma 3's unembedding alone). Stored as the transpose of a
     contiguous tensor, those calls are no-ops. Values are unchanged, so logits are bitwise equal.
+    ``values=False`` only lays out empty parameters (a streamed load then writes each weight once,
+    in place, instead of writing it and copying it again).
     """
+    def param(tensor: torch.Tensor) -> torch.nn.Parameter:
+        return torch.nn.Parameter(tensor, requires_grad=False)
+
     for module in [model.unembed, *[b.mlp for b in model.blocks]]:
         for name in ("W_U", "W_in", "W_gate", "W_out"):
             weight = getattr(module, name, None)
             if isinstance(weight, torch.nn.Parameter) and weight.dim() == 2 and not weight.T.is_contiguous():
-                setattr(module, name, _transposed(weight))
+                setattr(module, name, param(_dense(weight.detach().T, values).T))
     for block in model.blocks:
         for name in ("W_Q", "W_K", "W_V", "_W_K", "_W_V"):  # read as rearrange(W, "h m d -> (h d) m")
             weight = block.attn._parameters.get(name)
             if weight is not None and weight.dim() == 3 and not weight.transpose(1, 2).is_contiguous():
-                block.attn._parameters[name] = torch.nn.Parameter(
-                    weight.detach().transpose(1, 2).contiguous().transpose(1, 2), requires_grad=False)
+                block.attn._parameters[name] = param(_dense(weight.detach().transpose(1, 2), values).transpose(1, 2))
         w_o = getattr(block.attn, "W_O", None)
         if isinstance(w_o, torch.nn.Parameter) and w_o.dim() == 3:
             h, d, m = w_o.shape
-            flat = w_o.detach().permute(2, 0, 1).reshape(m, h * d).contiguous()
-            block.attn.W_O = torch.nn.Parameter(flat.T.reshape(h, d, m), requires_grad=False)
-
+            flat = (w_o.detach().permute(2, 0, 1).reshape(m, h * d).contiguous() if values else
+                    torch.empty(m, h * d, dtype=w_o.dtype, device=w_o.device))
+            block.attn.W_O = param(flat.T.reshape(h, d, m))
 
 
 _finish = finish  # the name older benchmarks and tests import

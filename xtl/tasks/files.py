@@ -55,11 +55,16 @@ def check_parallel(paths: dict[str, Path]) -> None:
         raise DataError(f"parallel files differ in line count: {detail}")
 
 
-def languages_in(folder: Path, pattern: str, langs: list[str] | None) -> list[str]:
+def languages_in(folder: Path, pattern: str, langs: list[str] | None, role: str = "") -> list[str]:
+    """The languages of ``folder``'s files named by ``pattern``; ``langs`` checked against them
+    (``role="source"``: a task's ``@LANG`` source language, named so in the error)."""
     found = sorted(p.name[len(pattern.split('{')[0]):-len(pattern.split('}')[1])]
                    for p in folder.glob(pattern.replace("{lang}", "*")))
     if langs:
         missing = [l for l in langs if l not in found]
+        if missing and role == "source":
+            raise DataError(f"source language {missing[0]!r} (the '@{missing[0]}' of the task) has no prompts in "
+                            f"{folder}; give one of: {', '.join(found)}")
         if missing:
             raise DataError(f"language(s) {missing} missing in {folder}; available: {', '.join(found)}")
         return list(langs)

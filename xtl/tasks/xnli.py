@@ -13,7 +13,7 @@ def load_xnli(root: Path, langs=None, limit=None, variant: str = "", source: str
     the ``source`` language's parallel prompts (English by default; any language of the set)."""
     unseen = variant == "unseen"
     folder = split_folder(root, "XNLI", unseen)
-    languages_in(folder / "split", "{lang}.json", [source])  # a clear error for a missing source
+    languages_in(folder / "split", "{lang}.json", [source], role="source")  # a clear error for a missing source
     en = read_jsonl(folder / "split" / f"{source}.json")
     items = []
     for lang in languages_in(folder / "split", "{lang}.json", langs):

@@ -13,7 +13,7 @@ def load_xquad(root: Path, langs=None, limit=None, variant: str = "", source: st
     the ``source`` language's parallel prompts (English by default; any language of the set)."""
     unseen = variant == "unseen"
     folder = split_folder(root, "XQuAD", unseen)
-    languages_in(folder / "split", "xquad.{lang}.json", [source])
+    languages_in(folder / "split", "xquad.{lang}.json", [source], role="source")
     en = read_jsonl(folder / "split" / f"xquad.{source}.json")
     items = []
     for lang in languages_in(folder / "split", "xquad.{lang}.json", langs):
