@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# Tests never download: offline mode makes a hub lookup fail at once instead of retrying an
+# unreachable hub for most of a minute (set before transformers is imported; subprocesses inherit it).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
 import torch

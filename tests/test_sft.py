@@ -313,3 +313,34 @@ def test_a_model_trained_with_the_chat_template_is_evaluated_with_it(tmp_path, c
         warnings.simplefilter("always")
         xtl.vanilla(model, PROMPTS["en"], 3, chat=False)
     assert any("fine-tuned with the chat template, but chat=False" in str(w.message) for w in seen)
+
+
+def test_a_failed_start_never_blocks_the_corrected_command_and_max_steps_extends_a_run(tiny_folder, tmp_path):
+    """Issue 30 §7: bfloat16 on a CPU trains (transformers' use_cpu); a run that stopped before its
+    first checkpoint is replaced by a corrected command; a larger --max-steps extends a run."""
+    data = str(_pairs(tmp_path))
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "xtl-sft.json").write_text(json.dumps({"settings": {"dtype": "bfloat16"}, "finished": False}))
+    first = xtl.sft(str(tiny_folder), data, out, n=8, max_steps=2, progress=False, **FAST)
+    assert first.steps == 2 and json.loads((out / "xtl-sft.json").read_text())["settings"]["dtype"] == "float32"
+    two = _weights(out)
+    longer = xtl.sft(str(tiny_folder), data, out, n=8, max_steps=4, progress=False, **FAST)
+    assert longer.steps == 4 and longer.resumed and len(longer.losses) == 4
+    assert longer.losses[:2] == first.losses
+    assert any(not np.array_equal(two[k], v) for k, v in _weights(out).items())
+    with pytest.raises(XtlError, match=r"holds a run of other settings \(lr: .*a larger --max-steps alone"):
+        xtl.sft(str(tiny_folder), data, out, n=8, max_steps=8, progress=False, **{**FAST, "lr": 1e-3})
+    bf16 = xtl.sft(str(tiny_folder), data, tmp_path / "bf16", n=8, max_steps=1, progress=False,
+                   **{**FAST, "dtype": "bfloat16"})
+    assert bf16.steps == 1 and json.loads((bf16.folder / "config.json").read_text())["dtype"] == "bfloat16"
+
+
+def test_a_base_model_that_does_not_exist_is_named(tmp_path):
+    data = str(_pairs(tmp_path))
+    with pytest.raises(ModelSpecError, match=r"base model folder .*nowhere does not exist"):
+        xtl.sft(str(tmp_path / "nowhere"), data, tmp_path / "o", max_steps=1, **FAST)
+    with pytest.raises(ModelSpecError, match=r"base model 'no-such-org/no-such-model' was not found: it is not a local "
+                                             r"folder \(looked in .*\) and the Hugging Face Hub did not provide it"):
+        xtl.sft("no-such-org/no-such-model", data, tmp_path / "o", max_steps=1, **FAST)
+    assert not (tmp_path / "o").exists()

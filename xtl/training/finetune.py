@@ -159,6 +159,8 @@ def _check_base_model(spec: str) -> None:
         raise ModelSpecError(f"{text} is a quantised GGUF model, which cannot be fine-tuned; fine-tune its source "
                              "model (a Hugging Face folder or hub name, e.g. google/gemma-3-270m) instead")
     path = Path(text).expanduser()
+    if not path.exists() and (text.startswith((".", "/", "~")) or text.count("/") > 1 or os.sep + os.sep in text):
+        raise ModelSpecError(f"base model folder {path} does not exist; give a Hugging Face model folder or hub name")
     if path.exists() and not (path / "config.json").is_file():
         raise ModelSpecError(f"{path} is not a Hugging Face model folder (no config.json)")
 
@@ -172,9 +174,16 @@ def _check_dtype(dtype: str) -> None:
         raise XtlError("float16 training needs a GPU; use --dtype bfloat16 or float32 on a CPU")
 
 
+def _checkpoints(out: Path) -> list[Path]:
+    folder = out / CHECKPOINTS
+    return sorted(folder.glob("checkpoint-*")) if folder.is_dir() else []
+
+
 def _check_out(out: Path, settings: SftSettings) -> dict[str, Any] | None:
     """The manifest of an earlier run of these settings in ``out`` (to resume), None for a new
-    run; an error for a folder that holds something else or another run."""
+    run; an error for a folder that holds something else or another run. A run that never
+    reached a checkpoint is replaced (a corrected command is not blocked by a failed start); a
+    larger ``max_steps`` extends a run from its last checkpoint."""
     if not out.exists():
         return None
     if not out.is_dir():
@@ -187,10 +196,25 @@ def _check_out(out: Path, settings: SftSettings) -> dict[str, Any] | None:
     before = manifest.get("settings", {})
     now = settings.to_dict()
     differ = {k: (before.get(k), now.get(k)) for k in now if before.get(k) != now.get(k)}
-    if differ:
-        detail = "; ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in sorted(differ.items()))
-        raise XtlError(f"{out} holds a run of other settings ({detail}); use another --out or the same settings")
-    return manifest
+    if not differ:
+        return manifest
+    if not manifest.get("finished") and not _checkpoints(out):
+        log.warning("%s held a run that stopped before its first checkpoint; starting again with these settings", out)
+        for name in (MANIFEST, SELECTION):
+            (out / name).unlink(missing_ok=True)
+        return None
+    old_steps, new_steps = differ.get("max_steps", (None, None))
+    if set(differ) == {"max_steps"} and isinstance(old_steps, int) and isinstance(new_steps, int) \
+            and new_steps > old_steps:
+        if not _checkpoints(out):
+            raise XtlError(f"{out} finished at step {old_steps} and kept no checkpoint to go on from; train "
+                           f"{new_steps} steps into a new --out")
+        log.info("%s: extending the run from step %d to %d (from its last checkpoint)", out, old_steps, new_steps)
+        return {**manifest, "finished": False}
+    detail = "; ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in sorted(differ.items()))
+    hint = (" (a larger --max-steps alone extends a run)" if "max_steps" in differ else "")
+    raise XtlError(f"{out} holds a run of other settings ({detail}); use another --out or the same "
+                   f"settings{hint}")
 
 
 def _world_size() -> int:
@@ -262,8 +286,15 @@ def sft(model: str, data: str, out: str | os.PathLike, *, progress: bool = True,
     try:
         tokenizer = AutoTokenizer.from_pretrained(config.model)
     except Exception as exc:  # noqa: BLE001 - transformers raises many kinds; all mean the same
-        raise ModelSpecError(f"cannot load the tokenizer of {config.model} ({type(exc).__name__}); give a Hugging "
-                             "Face folder or hub name with a tokenizer") from exc
+        first = (str(exc).strip().splitlines() or [""])[0][:160]
+        if not Path(config.model).expanduser().exists():
+            raise ModelSpecError(
+                f"base model {config.model!r} was not found: it is not a local folder (looked in "
+                f"{Path(config.model).expanduser().resolve()}) and the Hugging Face Hub did not provide it "
+                f"({type(exc).__name__}: {first}); give a local Hugging Face model folder, or a hub name this "
+                "machine can download") from exc
+        raise ModelSpecError(f"cannot load the tokenizer of {config.model} ({type(exc).__name__}: {first}); give a "
+                             "Hugging Face folder or hub name with a tokenizer") from exc
     chat = _has_chat_template(tokenizer) if config.chat is None else config.chat
     if chat and not _has_chat_template(tokenizer):
         raise XtlError(f"{config.model}'s tokenizer has no chat template; train without --chat")
@@ -314,6 +345,8 @@ def _train(config: SftSettings, tokenizer: Any, examples: list[dict], out: Path,
         warmup_steps=warmup_steps(config.warmup_ratio, total_steps(config, len(examples))),
         lr_scheduler_type="linear", weight_decay=0.0,
         bf16=config.dtype == "bfloat16", fp16=config.dtype == "float16", logging_steps=1,
+        # bfloat16 autocast on a CPU: transformers asks for use_cpu (else "doesn't support bf16/gpu")
+        use_cpu=config.dtype == "bfloat16" and not torch.cuda.is_available(),
         save_strategy="steps", save_steps=config.save_steps, save_total_limit=2, seed=config.seed,
         data_seed=config.seed, report_to=[], remove_unused_columns=False, disable_tqdm=not progress,
         dataloader_num_workers=0, dataloader_pin_memory=torch.cuda.is_available(),
