@@ -9,6 +9,14 @@ from pathlib import Path
 # unreachable hub for most of a minute (set before transformers is imported; subprocesses inherit it).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+# Under pytest-xdist (the README's `-n auto`), the cores are shared out among the workers, so that
+# torch's threads in two workers (and the CLI, example and notebook processes they start) do not
+# oversubscribe them; set before torch is imported.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    _threads = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_name, str(_threads))
+
 import pytest
 import torch
 

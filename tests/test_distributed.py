@@ -14,6 +14,9 @@ from xtl.engine.store import read_store
 
 from helpers import PROMPTS
 
+# Ray clusters of this module run on one test worker (pytest -n with --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("ray")
+
 
 COLS = ["item_key", "src_layer", "tgt_layer"]
 KW = dict(site="attn", src_layers=[0, 3], tgt_layers=[0, 1], max_new_tokens=12)

@@ -156,3 +156,25 @@ def test_an_unknown_source_language_is_named_as_the_source(shared_data):
 
     with pytest.raises(DataError, match=r"source language 'xx' \(the '@xx' of the task\).*give one of: .*sw"):
         load_task("xnli@xx", langs=["sw"], limit=1, root=shared_data)
+
+
+def test_an_unreachable_hub_is_said_at_once(monkeypatch):
+    """Issue 30 §7: `--data mkqa` offline spent half a minute in the hub client's retries, its raw
+    log lines printed, before the error."""
+    import socket
+
+    from xtl.errors import DataError
+    from xtl.tasks import hub, load_task
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    assert hub.hub_reachable(timeout=2)
+    server.close()
+    assert not hub.hub_reachable(timeout=2)                         # nothing listens there now
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(DataError, match="apple/mkqa comes from the Hugging Face Hub, which is unreachable"):
+        load_task("mkqa", langs=["de"], limit=1)

@@ -43,6 +43,10 @@ def __getattr__(name: str) -> Any:
         return importlib.import_module(f"xtl.{name}")
     module = _EXPORTS.get(name)
     if module is None:
+        from importlib.util import find_spec
+
+        if not name.startswith("_") and find_spec(f"xtl.{name}") is not None:
+            return importlib.import_module(f"xtl.{name}")  # e.g. xtl.hashing, as the docs write it
         raise AttributeError(f"module 'xtl' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value

@@ -9,12 +9,18 @@ from typing import Any, Callable
 
 
 def lazy_exports(package: str, exports: dict[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """``(__getattr__, __dir__)`` for ``package`` re-exporting ``name -> module`` lazily."""
+    """``(__getattr__, __dir__)`` for ``package`` re-exporting ``name -> module`` lazily; its
+    submodules are reachable as attributes too (``xtl.analysis.tables.paper_table`` works after a
+    plain ``import xtl``, as the docs write it)."""
+    import importlib.util
+
     namespace = importlib.import_module(package).__dict__
 
     def __getattr__(name: str) -> Any:
         module = exports.get(name)
         if module is None:
+            if not name.startswith("_") and importlib.util.find_spec(f"{package}.{name}") is not None:
+                return importlib.import_module(f"{package}.{name}")
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         value = getattr(importlib.import_module(module), name)
         namespace[name] = value

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-if TYPE_CHECKING:
-    from xtl.analysis.tables import PaperTable
+__all__ = ["PaperTable", "to_markdown", "to_latex", "to_csv"]
 
-__all__ = ["to_markdown", "to_latex", "to_csv"]
+
+@dataclass(frozen=True)
+class PaperTable:
+    """A table in the paper's layout: titled blocks (one per dataset, usually) and notes."""
+
+    number: int
+    title: str
+    blocks: list[tuple[str, pd.DataFrame]]
+    notes: list[str] = field(default_factory=list)
+    decimals: int = 1  # the paper prints Table 1 with two
 
 
 def _cell(value: Any, decimals: int = 1) -> str:

@@ -13,7 +13,7 @@ from xtl.analysis.grids import Grid, _need
 from xtl.analysis.records import _Record
 from xtl.errors import XtlError
 
-__all__ = ["coarse_config", "entropy_select", "HeldOut", "held_out"]
+__all__ = ["coarse_config", "best_per_item", "entropy_select", "best_configuration", "HeldOut", "held_out"]
 
 
 def coarse_config(site: str, n_layers: int) -> tuple[int, int]:
@@ -25,6 +25,15 @@ def coarse_config(site: str, n_layers: int) -> tuple[int, int]:
     if kind == "mlp":
         return 0, 0
     raise XtlError(f"the coarse-grained strategy is defined for attn and mlp, not {site!r}")
+
+
+def best_per_item(rows: pd.DataFrame, key: str, ascending: bool) -> pd.DataFrame:
+    """Per item, the transplanted row with the best ``key`` (lowest when ``ascending``; ties: the
+    lowest source, then target; missing values last). The one rule behind section F's entropy
+    choice and every confidence strategy of :mod:`xtl.strategies`."""
+    cand = rows[~rows["is_vanilla"]].sort_values(["item_key", key, "src_layer", "tgt_layer"],
+                                                 ascending=[True, ascending, True, True], na_position="last")
+    return cand.drop_duplicates("item_key")
 
 
 def entropy_select(df: pd.DataFrame, n_layers: int) -> pd.DataFrame:
@@ -39,7 +48,18 @@ def entropy_select(df: pd.DataFrame, n_layers: int) -> pd.DataFrame:
     cand = df[(~df["is_vanilla"]) & (df["tgt_layer"] == 0) & df["src_layer"].isin([0, n_layers - 1])]
     if cand.empty:
         raise XtlError("entropy selection needs configurations (0, 0) and (N-1, 0) in the results")
-    return cand.sort_values(["item_key", "entropy", "src_layer"]).drop_duplicates("item_key")
+    return best_per_item(cand, "entropy", ascending=True)
+
+
+def best_configuration(g: Grid) -> tuple[int, int, float]:
+    """The configuration of ``g`` with the highest accuracy (ties: the lowest source, then target)
+    and that accuracy (%): "the best configuration on the PilotSet" of the report, the paper
+    tables and ``xtl select``'s best-on-train."""
+    acc = np.where(np.isnan(g.accuracy), -np.inf, g.accuracy)
+    if not np.isfinite(acc).any():
+        raise XtlError("no configuration has results to choose from")
+    si, ti = np.unravel_index(int(np.argmax(acc)), acc.shape)
+    return int(g.src_layers[si]), int(g.tgt_layers[ti]), 100 * float(acc[si, ti])
 
 
 @dataclass(frozen=True)
@@ -58,9 +78,7 @@ class HeldOut(_Record):
 def held_out(pilot: Grid, unseen: Grid) -> HeldOut:
     """Pick the best configuration on the PilotSet and score it on unseen items: an honest
     gain to set beside the (optimistic) oracle."""
-    acc = np.where(np.isnan(pilot.accuracy), -np.inf, pilot.accuracy)
-    si, ti = np.unravel_index(int(np.argmax(acc)), acc.shape)
-    src, tgt = pilot.src_layers[si], pilot.tgt_layers[ti]
+    src, tgt, pilot_acc = best_configuration(pilot)
     score = config_accuracy(unseen, src, tgt)
-    return HeldOut(src, tgt, 100 * float(acc[si, ti]), 100 * pilot.vanilla_accuracy, score,
+    return HeldOut(src, tgt, pilot_acc, 100 * pilot.vanilla_accuracy, score,
                    100 * unseen.vanilla_accuracy, score - 100 * unseen.vanilla_accuracy)

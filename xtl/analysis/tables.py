@@ -10,14 +10,14 @@ score (``average="pooled"`` gives the mean over items instead, labelled as such)
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
 from xtl import analysis as an
-from xtl.analysis.render import to_csv, to_latex, to_markdown
+from xtl.analysis.render import PaperTable, to_csv, to_latex, to_markdown
 from xtl.errors import XtlError
 from xtl.evaluation.evaluated import Run
 from xtl.evaluation.groups import describe_grouping
@@ -34,17 +34,6 @@ MODULE_NAMES = {"attn": "Self-Attention", "attn-authors": "Self-Attention, autho
 #: The paper's order of datasets and of Table 2's task types.
 DATASET_ORDER = ("xnli", "xquad", "globalopinionqa", "xcopa", "mkqa", "culturalbench")
 TASK_TYPES = ("Multilingual Understanding", "Multilingual Generation", "Cultural Adaptability")
-
-
-@dataclass(frozen=True)
-class PaperTable:
-    """A table in the paper's layout: titled blocks (one per dataset, usually) and notes."""
-
-    number: int
-    title: str
-    blocks: list[tuple[str, pd.DataFrame]]
-    notes: list[str] = field(default_factory=list)
-    decimals: int = 1  # the paper prints Table 1 with two
 
 
 def _group_values(df: pd.DataFrame, average: str, *columns: str) -> list[dict[str, float]]:

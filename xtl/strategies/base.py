@@ -10,17 +10,17 @@ and nothing else. Adding a strategy is one class and one :func:`register_strateg
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
 
 import pandas as pd
 
-from xtl.analysis.selection import coarse_config
+from xtl.analysis.grids import grid
+from xtl.analysis.selection import best_configuration, best_per_item, coarse_config
 from xtl.errors import XtlError
 from xtl.schema import VANILLA, Config, cross_configs
 from xtl.strategies.features import FEATURES
 
-__all__ = ["Strategy", "Vanilla", "Fixed", "Confidence", "BestOnTrain", "Agreement", "STRATEGIES",
-           "register_strategy", "make_strategy", "candidate_set", "only_candidates", "GOLD_FREE"]
+__all__ = ["Strategy", "Vanilla", "Fixed", "Confidence", "BestOnTrain", "Agreement", "candidate_set",
+           "only_candidates", "GOLD_FREE"]
 
 #: Columns a strategy may read when it chooses (no ``correct``, no gold).
 GOLD_FREE = ("item_key", "lang", "group", "src_layer", "tgt_layer", "is_vanilla", "entropy", "margin",
@@ -105,11 +105,9 @@ def only_candidates(rows: pd.DataFrame, configs: list[Config]) -> pd.DataFrame:
 
 
 def _best_by(rows: pd.DataFrame, key: str, ascending: bool) -> dict[str, Config]:
-    """Per item, the candidate row with the best ``key`` (ties: the lowest source, then target)."""
-    cand = rows[~rows["is_vanilla"]].sort_values(["item_key", key, "src_layer", "tgt_layer"],
-                                                 ascending=[True, ascending, True, True], na_position="last")
-    first = cand.drop_duplicates("item_key")
-    return {r.item_key: Config(int(r.src_layer), int(r.tgt_layer)) for r in first.itertuples()}
+    """Per item, the configuration of :func:`xtl.analysis.selection.best_per_item`."""
+    return {r.item_key: Config(int(r.src_layer), int(r.tgt_layer))
+            for r in best_per_item(rows, key, ascending).itertuples()}
 
 
 @dataclass
@@ -153,14 +151,9 @@ class BestOnTrain(Strategy):
         return 1 if self.chosen is not None else len(self.candidates(n_layers, site))
 
     def fit(self, rows, n_layers, site):
-        allowed = set(candidate_set(self.kind, n_layers))
-        cand = rows[~rows["is_vanilla"]]
-        cand = cand[[Config(int(s), int(t)) in allowed for s, t in zip(cand["src_layer"], cand["tgt_layer"])]]
-        per_lang = cand.groupby(["src_layer", "tgt_layer", "lang"])["correct"].mean().groupby(
-            ["src_layer", "tgt_layer"]).mean()
-        best = per_lang.reset_index().sort_values(["correct", "src_layer", "tgt_layer"],
-                                                  ascending=[False, True, True]).iloc[0]
-        self.chosen = Config(int(best["src_layer"]), int(best["tgt_layer"]))
+        src, tgt, _ = best_configuration(grid(only_candidates(rows, candidate_set(self.kind, n_layers)),
+                                              n_layers=n_layers))
+        self.chosen = Config(src, tgt)
 
     def choose(self, rows, n_layers, site):
         if self.chosen is None:
@@ -193,48 +186,3 @@ class Agreement(Strategy):
                 ["entropy", "src_layer", "tgt_layer"], na_position="last").iloc[0]
             out[key] = Config(int(pick["src_layer"]), int(pick["tgt_layer"]))
         return out
-
-
-STRATEGIES: dict[str, Callable[..., Strategy]] = {}
-
-
-def register_strategy(name: str, factory: Callable[..., Strategy]) -> None:
-    """Make a strategy available by name (``xtl select --strategy NAME``)."""
-    if name in STRATEGIES:
-        raise XtlError(f"a strategy named {name!r} is already registered")
-    STRATEGIES[name] = factory
-
-
-def make_strategy(spec: "str | Strategy", seed: int = 0) -> Strategy:
-    """A strategy from its registered name (``entropy``, ``learned``, ...) or itself."""
-    if isinstance(spec, Strategy):
-        return spec
-    if spec not in STRATEGIES:
-        import difflib
-
-        close = difflib.get_close_matches(str(spec), list(STRATEGIES), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise XtlError(f"unknown strategy {spec!r}; use one of {', '.join(STRATEGIES)}.{hint}")
-    factory = STRATEGIES[spec]
-    try:
-        return factory(seed=seed)
-    except TypeError:
-        return factory()
-
-
-def _learned(**kw: Any) -> Strategy:
-    from xtl.strategies.learned import Learned
-
-    return Learned(**kw)
-
-
-register_strategy("vanilla", Vanilla)
-register_strategy("coarse", Fixed)
-register_strategy("entropy", Confidence)
-register_strategy("entropy-cross", lambda: Confidence(name="entropy (cross)", kind="cross"))
-register_strategy("margin-cross", lambda: Confidence(name="margin (cross)", kind="cross", score="margin"))
-register_strategy("loglik-cross", lambda: Confidence(name="log-likelihood (cross)", kind="cross", score="loglik"))
-register_strategy("best-on-train", BestOnTrain)
-register_strategy("agreement", Agreement)
-register_strategy("learned", _learned)
-register_strategy("learned-logistic", lambda seed=0: _learned(name="learned (logistic)", model="logistic", seed=seed))

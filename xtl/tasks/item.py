@@ -32,20 +32,15 @@ class Item:
 
     @property
     def out_lang(self) -> str:
-        """The language the response should be in: the target prompt's language (the task
-        record's fixed one, e.g. English for GlobalOpinionQA, unless the item says)."""
-        from xtl.tasks.registry import find_task
-
-        task = find_task(self.dataset)
-        return self.meta.get("out_lang") or (task.out_lang if task and task.out_lang else self.lang)
+        """The language the response should be in: the target prompt's, unless the item says
+        otherwise (``meta["out_lang"]``, set by the task that made it: English for GlobalOpinionQA)."""
+        return self.meta.get("out_lang") or self.lang
 
     @property
     def src_lang(self) -> str:
-        """The source prompt's language (the task record's fixed one, e.g. English for XNLI)."""
-        from xtl.tasks.registry import find_task
-
-        task = find_task(self.dataset)
-        return self.meta.get("src_lang") or (task.src_lang if task and task.src_lang else self.lang)
+        """The source prompt's language (``meta["src_lang"]``, set by the task that made it: English
+        for XNLI), else the item's own."""
+        return self.meta.get("src_lang") or self.lang
 
 
 def content_id(source: str, target: str) -> str:

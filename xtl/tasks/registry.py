@@ -190,13 +190,18 @@ def _load_registered(spec: str, langs, limit, root) -> list[Item]:
         have = f"its variants are {', '.join(task.variants)}" if task.variants else "it has no variants"
         raise DataError(f"unknown variant {variant!r} of {name}; {have}.{hint}")
     if task.data_folder is None:
-        return task.loader(langs, limit)
-    base = data_root(root)
-    if (base / task.data_folder).is_dir():
-        base = base / task.data_folder  # a ../shared/data-style root
-    if task.sources:
-        return task.loader(base, langs=langs, limit=limit, variant=variant, source=source or task.src_lang)
-    return task.loader(base, langs=langs, limit=limit, variant=variant)
+        items = task.loader(langs, limit)
+    else:
+        base = data_root(root)
+        if (base / task.data_folder).is_dir():
+            base = base / task.data_folder  # a ../shared/data-style root
+        items = (task.loader(base, langs=langs, limit=limit, variant=variant, source=source or task.src_lang)
+                 if task.sources else task.loader(base, langs=langs, limit=limit, variant=variant))
+    for item in items:  # the task's fixed languages, resolved when the item is made
+        for name in ("out_lang", "src_lang"):
+            if getattr(task, name):
+                item.meta.setdefault(name, getattr(task, name))
+    return items
 
 
 def builtin_pair() -> dict:
