@@ -23,6 +23,20 @@ import torch
 from helpers import SHARED_DATA, byte_tokenizer, tiny_hf
 
 
+#: The longest tests (``--durations``), started first so that the workers of ``pytest -n auto``
+#: finish together instead of one waiting on a long test collected last.
+SLOW_FIRST = ("test_tables.py::test_every_table_from_a_small_real_sweep", "test_notebooks.py::test_example_runs",
+              "test_demo_pipeline.py", "test_notebooks.py::test_notebook_executes",
+              "test_sft.py::test_two_processes", "test_distributed.py", "test_engine.py::test_demo_sample",
+              "test_models.py::test_loading_a_folder")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {id(item): next((k for k, p in enumerate(SLOW_FIRST) if p in item.nodeid), len(SLOW_FIRST))
+            for item in items}
+    items.sort(key=lambda item: rank[id(item)])
+
+
 @pytest.fixture(scope="session")
 def tokenizer():
     return byte_tokenizer()

@@ -189,6 +189,17 @@ def test_table4_takes_the_ml_sft_row_from_a_store_of_the_tuned_model():
     assert frame.loc["ML-SFT", "High"] == pytest.approx(200 / 3) and frame.loc["ML-SFT", "Low"] == 100
     assert frame.loc["Vanilla", "High"] == pytest.approx(100 / 3)
     assert any("fine-tuned from base-7b by xtl sft" in n for n in t4.notes)
+    # Issue 30 §7: a transplanted store of the tuned model keeps its own selection and bound rows,
+    # and alone it is titled by the tuned model, as Table 8 names it
+    swept = tb.Run(base.df, {"site": "attn", "n_layers": 3, "model": "base-7b-sft", "sft_base": "base-7b",
+                             "store": "runs/xnli-sft-attn"})
+    (caption, frame), = tb.paper_table(4, [base, swept]).blocks
+    assert {"Entropy-based (attn, ML-SFT)", "SourceLast (attn, ML-SFT)", "TargetFirst (attn, ML-SFT)",
+            "SourceLast (attn)"} <= set(frame.index)
+    (caption, frame), = tb.paper_table(4, [swept]).blocks
+    assert caption == "XNLI PilotSet · base-7b-sft (ML-SFT of base-7b)"
+    t8 = tb.paper_table(8, [swept])
+    assert any(label.startswith("base-7b-sft (ML-SFT of base-7b)") for label in t8.blocks[0][1].index)
 
 
 _LAUNCHED = """

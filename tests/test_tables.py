@@ -93,7 +93,9 @@ def test_tables_1_and_2_in_the_papers_layout_and_renderers():
     settings = t2.blocks[0][1].iloc[0]
     assert settings["Task Type"] == "Multilingual Understanding" and settings["Granularity"] == "Attn-level"
     assert settings["Layer Selection (Source, Target)"] == "(Last layer, First layer) = (2, 0)"
-    assert settings["ID Data"] == "XNLI" and settings["OOD Data"] == "–"
+    assert settings["ID Data"] == "XNLI (PilotSet, in-sample)" and settings["OOD Data"] == "–"
+    unseen = tb.paper_table(2, [_run(df, data="xnli:unseen")]).blocks[0][1].iloc[0]   # issue 30 §7
+    assert unseen["ID Data"] == "XNLI"
     row = t2.blocks[1][1].iloc[0]
     assert row["Coarse"] == pytest.approx((100 / 3 + 100) / 2)
     tex = tb.to_latex(t2)
@@ -208,3 +210,19 @@ def test_table8_entropy_based_per_language_by_source_language_and_model():
     assert frame.loc["llama · Entropy-based (English)"].tolist() == [50.0, 50.0, 50.0]
     assert frame.loc["llama · Entropy-based (Chinese)"].tolist() == [100.0, 0.0, 50.0]
     assert chinese.name == "XNLI PilotSet (source zh)" and chinese.source == "zh"
+
+
+def test_table1_names_the_model_of_each_column_and_says_when_a_grid_is_partial():
+    """Issue 30 §7: two models' stores shared one column per dataset (the second overwrote the
+    first); a partial (e.g. cross) grid was averaged as if it were the N² grid, with no note."""
+    df = table(C, VAN, LANGS, GROUPS).assign(lang_ok=True, ppl=10.0)
+    llama, mistral = _run(df, model="Llama-2-7b-chat-hf"), _run(df.assign(ppl=20.0), model="Mistral-7B-Instruct-v0.3")
+    (_, ppl), _ = tb.paper_table(1, [llama, mistral]).blocks[:2]
+    assert list(ppl.columns) == ["XNLI · Llama-2-7b-chat-hf", "XNLI · Mistral-7B-Instruct-v0.3"]
+    assert ppl.loc["XTransplant (Self-Attention)"].tolist() == [10.0, 20.0]
+    full = tb.paper_table(1, [_run(df)])
+    assert not any("not over the paper's N² grid" in n for n in full.notes)
+    part = df[df.is_vanilla | (df.tgt_layer == 0) | (df.src_layer == 2)]              # the 2N - 1 cross grid
+    t = tb.paper_table(1, [_run(part)])
+    assert any("XNLI PilotSet XTransplant (Self-Attention): the mean over the configurations this store swept"
+               in n and "not over the paper's N² grid" in n for n in t.notes), t.notes

@@ -92,11 +92,12 @@ def _order(runs: Sequence[Run]) -> list[Run]:
     return sorted(runs, key=key)
 
 
-def _column(run: Run, out_lang: bool = False) -> str:
-    """A dataset's column header; Table 1's language-consistency panel adds the output language
-    the task asks for (``XNLI (non-En)``, ``GlobalOpinionQA (En)``)."""
+def _column(run: Run, runs: Sequence[Run], out_lang: bool = False) -> str:
+    """A dataset's column header, with the model when the runs hold several (``XNLI · Llama-2``);
+    Table 1's language-consistency panel adds the output language the task asks for
+    (``XNLI (non-En)``, ``GlobalOpinionQA (En)``)."""
     task = find_task(run.dataset)
-    name = run.name.replace(" PilotSet", "") or "results"
+    name = _label(run, runs).replace(" PilotSet", "") or "results"
     if out_lang and task is not None:
         name += " (En)" if task.out_lang == "en" else " (non-En)"
     return name
@@ -110,11 +111,12 @@ def table1(runs: Sequence[Run], average: str = "language") -> PaperTable:
     ppl: dict[str, dict[str, float]] = {}
     lc: dict[str, dict[str, float]] = {}
     extra, notes = [], []
-    for dataset, group in _by_dataset(_order([r for r in runs if not r.sft_base])).items():
+    base_runs = [r for r in runs if not r.sft_base]
+    for dataset, group in _by_dataset(_order(base_runs)).items():
         plain = [r for r in group if not r.cot]
         if not plain:
             continue
-        ppl_col, lc_col = _column(plain[0]), _column(plain[0], out_lang=True)
+        ppl_col, lc_col = _column(plain[0], base_runs), _column(plain[0], base_runs, out_lang=True)
         van = plain[0].df
         ppl.setdefault("Vanilla (w/o XTransplant)", {})[ppl_col] = _group_values(van, average, "ppl_vanilla")[0]["Avg."]
         lc.setdefault("Vanilla (w/o XTransplant)", {})[lc_col] = _group_values(van, average, "lang_ok_vanilla")[0]["Avg."]
@@ -124,6 +126,10 @@ def table1(runs: Sequence[Run], average: str = "language") -> PaperTable:
                 continue
             label = f"XTransplant ({MODULE_NAMES.get(run.site, run.site)})"
             moved = run.df[~run.df["is_vanilla"]].assign(is_vanilla=True)
+            g = an.grid(run.df, n_layers=run.n_layers, average=average)
+            if not g.is_full:
+                notes.append(f"{dataset} {label}: the mean over the configurations this store swept "
+                             f"({g.describe()}), not over the paper's N² grid")
             ppl.setdefault(label, {})[ppl_col] = _group_values(moved, average, "ppl_vanilla")[0]["Avg."]
             lc.setdefault(label, {})[lc_col] = _group_values(moved, average, "lang_ok_vanilla")[0]["Avg."]
             rows[label] = moved
@@ -170,7 +176,9 @@ def table2(runs: Sequence[Run], average: str = "language") -> PaperTable:
         entry = settings.setdefault(kind, {c: {} for c in columns})
         entry["Granularity"][SITE_NAMES.get(run.site, run.site)] = None
         entry["Layer Selection (Source, Target)"][_layers_in_words(config)] = None
-        entry["ID Data" if task is not None and task.pilot else "OOD Data"][task.title if task else run.name] = None
+        in_sample = task is not None and task.pilot and not run.variant  # the PilotSet itself, not its unseen set
+        entry["ID Data" if task is not None and task.pilot else "OOD Data"][
+            (f"{task.title} (PilotSet, in-sample)" if in_sample else task.title) if task else run.name] = None
         row = {"Dataset": run.name, "Task type": kind, "Granularity": SITE_NAMES.get(run.site, run.site),
                "Layer selection (source, target)": "–" if config is None else
                f"({'last' if config[0] else 'first'}, first) = ({config[0]}, {config[1]})",
@@ -187,7 +195,8 @@ def table2(runs: Sequence[Run], average: str = "language") -> PaperTable:
                           for kind in [k for k in TASK_TYPES if k in settings] + [k for k in settings
                                                                                  if k not in TASK_TYPES]])
     notes.append("Attn-level: (last layer, first layer); FFN-level: (first layer, first layer), in this model's "
-                 "layer numbers. ID: unseen items of the PilotSet datasets; OOD: the other datasets. "
+                 "layer numbers. ID: unseen items of the PilotSet datasets (a PilotSet store is marked 'PilotSet, "
+                 "in-sample': its items chose the paper's layers); OOD: the other datasets. "
                  "The extra view's accuracies are means over languages (%).")
     blocks = [("Settings", paper)] if rows else []
     blocks.append(("Extra view (not in the paper): coarse-grained accuracy", pd.DataFrame(rows)))
@@ -241,16 +250,15 @@ def table4(runs: Sequence[Run], average: str = "language") -> PaperTable:
         for run in group:
             if run.sft_base and not run.cot:
                 data["ML-SFT"] = _group_values(run.df, average, "vanilla")[0]
-                notes.append(f"{dataset} ML-SFT: {run.model}, fine-tuned from {run.sft_base} by xtl sft"
+                notes.append(f"{dataset} ML-SFT: {run.display_model}, fine-tuned from {run.sft_base} by xtl sft"
                              + (" with LoRA (not the paper's recipe)" if run.settings.get("sft_lora") else ""))
-        for run in plain:
-            if not run.transplanted:
-                continue
+        for run in [r for r in group if not r.cot and r.transplanted]:
+            tag = f"{run.site}, ML-SFT" if run.sft_base else run.site  # a tuned model's own selection and bounds
             g = an.grid(run.df, n_layers=run.n_layers, average=average)
             n = g.n_layers
             if n and "entropy" in run.df.columns and {0, n - 1} <= set(g.src_layers) and 0 in g.tgt_layers:
                 sel = an.entropy_select(run.df, n)
-                data[f"Entropy-based ({run.site})"] = _group_values(
+                data[f"Entropy-based ({tag})"] = _group_values(
                     pd.concat([run.df[run.df["is_vanilla"]], sel]), average, "transplanted")[0]
             bounds = an.bound_by_group(g).set_index("group")
             reasons = an.upper_bounds(g).reasons
@@ -258,11 +266,13 @@ def table4(runs: Sequence[Run], average: str = "language") -> PaperTable:
                 vals = {label: float(bounds.loc[gk, name]) if gk in bounds.index else math.nan
                         for gk, label in GROUPS}
                 vals["Avg."] = float(bounds.loc["all", name])
-                data[f"{name} ({run.site})"] = vals
+                data[f"{name} ({tag})"] = vals
                 reason = reasons.get(key)
                 if reason:
-                    notes.append(f"{dataset} {name} ({run.site}): not computable on this grid: {reason}")
-            notes.append(f"{dataset} ({run.site}): bounds over {g.describe()}")
+                    notes.append(f"{dataset} {name} ({tag}): not computable on this grid: {reason}")
+            notes.append(f"{dataset} ({tag}): bounds over {g.describe()}")
+        if not plain and group:  # only ML-SFT stores: the panel is the tuned model's, named as Table 8 names it
+            dataset = f"{group[0].name} · {group[0].display_model}"
         blocks.append((dataset, pd.DataFrame(data).T))
     return PaperTable(4, "Vanilla, CoT, entropy-based selection and instance-aware upper bounds",
                       blocks, notes)
@@ -287,7 +297,7 @@ def table8(runs: Sequence[Run], average: str = "language") -> PaperTable:
             n = run.n_layers
             g = an.grid(run.df, n_layers=n, average=average)
             if not (n and "entropy" in run.df.columns and {0, n - 1} <= set(g.src_layers) and 0 in g.tgt_layers):
-                notes.append(f"{dataset} ({run.model}, source {run.source or 'default'}): the store lacks "
+                notes.append(f"{dataset} ({run.display_model}, source {run.source or 'default'}): the store lacks "
                              f"configurations ({0}, 0) and ({(n or 1) - 1}, 0); entropy-based selection not computable")
                 continue
             task = find_task(run.dataset)
@@ -299,7 +309,7 @@ def table8(runs: Sequence[Run], average: str = "language") -> PaperTable:
             row = {lang: values[lang] for lang in langs}
             row["Avg."] = float(per_lang[per_lang["lang"] == "all"]["transplanted"].iloc[0])
             label = f"Entropy-based ({LANGUAGE_NAMES.get(source, source)})"
-            data[f"{run.model} · {label}" if run.model else label] = row
+            data[f"{run.display_model} · {label}" if run.model else label] = row
         if data:
             frame = pd.DataFrame(data).T
             first = [c for c in frame.columns if c != "Avg."]

@@ -200,6 +200,13 @@ class Run:
         return model_label(self.sft_base) if self.sft_base else self.model
 
     @property
+    def display_model(self) -> str:
+        """The model as every table names it: ``MODEL (ML-SFT of BASE)`` for an ``xtl sft`` model."""
+        from xtl.models.names import model_label
+
+        return f"{self.model} (ML-SFT of {model_label(self.sft_base)})" if self.sft_base else self.model
+
+    @property
     def site(self) -> str:
         return str(self.settings.get("site") or (self.df["site"].iloc[0] if "site" in self.df else ""))
 
