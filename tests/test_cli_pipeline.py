@@ -124,4 +124,7 @@ def test_cross_sweep_then_select(tmp_path, tiny_folder, capsys):
     assert "2-fold cross-validation over items" in printed and "N² oracle: not computable" in printed
     files = {p.name for p in (tmp_path / "sel").iterdir()}
     assert any(f.endswith("-learned-layers.html") for f in files) and any(f.endswith("-choices.csv") for f in files)
+    # issue 30 §7: figure files are named by the registered names, not slugs of display names
+    assert any(f.endswith("-entropy-cross-layers.html") for f in files), files
+    assert not any("_-layers" in f or "(" in f for f in files), files
     assert main(["select", str(store), "--strategy", "entropi", "--out", str(tmp_path / "sel")]) == 2

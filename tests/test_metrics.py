@@ -165,7 +165,7 @@ def test_table5_template_reproduces_the_release(shared_data):
 
 
 def test_cot_items_add_suffix_in_each_language():
-    it = Item("0", "xnli", "zh", "English prompt", "中文提示", "1", "choice", {})
+    it = Item("0", "xnli", "zh", "English prompt", "中文提示", "1", "choice", {}, {"src_lang": "en"})  # as load_task makes it
     (cot,) = cot_items([it])
     assert cot.source.endswith("Let's think step by step.") and cot.target.endswith("让我们一步一步地思考。")
     with pytest.raises(DataError, match="no CoT suffix"):

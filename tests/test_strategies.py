@@ -144,6 +144,10 @@ def test_folds_never_share_an_item_and_the_table_is_right_by_hand():
     assert [d.name for d in fig.data] == ["all (vanilla 0)", "high (vanilla 0)", "low (vanilla 0)",
                                           "de (vanilla 0)", "sw (vanilla 0)"]
     assert fig.data[0].z[0][0] == 6 and fig.data[4].z[0][0] == 2
+    # issue 30 §7: the dropdown sits above the plot at the right, the title at the left
+    menu = fig.layout.updatemenus[0]
+    assert (menu.xanchor, menu.yanchor) == ("right", "bottom") and menu.y >= 1
+    assert fig.layout.title.x == 0 and fig.layout.title.xanchor == "left"
     with pytest.raises(XtlError, match="unknown strategy 'entropi'.*Did you mean 'entropy'"):
         select(df, ["entropi"])
 

@@ -132,7 +132,7 @@ def test_every_table_from_a_small_real_sweep(demo_model, shared_data, tmp_path, 
     from xtl.cli import main
 
     common = ["--model", "gemma-3-270m", "--data", "xnli", "--data-root", str(shared_data),
-              "--langs", "de", "sw", "--limit", "2"]
+              "--langs", "de", "sw", "--limit", "1"]
     assert main(["sweep", *common, "--site", "attn", "--max-new-tokens", "5", "--out", str(tmp_path / "s")]) == 0
     assert main(["eval", *common, "--cot", "--max-new-tokens", "6", "--no-ppl", "--out", str(tmp_path / "cot")]) == 0
     capsys.readouterr()
@@ -185,6 +185,13 @@ def test_paper_figures_2_3_4_with_layers_numbered_from_1():
     assert list(figs["figure3-xnli-pilotset-attn-source"].data[0].x) == [1, 2, 3]
     with pytest.raises(XtlError, match="Figures 2, 3, 4, not \\[5\\]"):
         paper_figures([run], (5,))
+    assert tuple(figs["figure4-xnli-pilotset-attn"].layout.xaxis.range) == (0.5, 3.5)   # issue 30 §7: from 1
+    assert not figs["figure4-xnli-pilotset-attn"].layout.annotations[-1].text.startswith("not computable")
+    # a restricted grid: no curve can be drawn, and the figure says why instead of being empty
+    part = _run(run.df[run.df.is_vanilla | ((run.df.src_layer == 1) & (run.df.tgt_layer == 1))])
+    fig = paper_figures([part], (4,))["figure4-xnli-pilotset-attn"]
+    note = fig.layout.annotations[-1].text
+    assert note.startswith("not computable on this grid") and "source-wise" in note and "target-wise" in note
 
 
 def test_table8_entropy_based_per_language_by_source_language_and_model():

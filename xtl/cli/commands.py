@@ -308,8 +308,8 @@ def cmd_select(args) -> None:
     from xtl.strategies import DEFAULT_STRATEGIES, make_strategy, select
 
     names = args.strategy or list(DEFAULT_STRATEGIES)
-    for name in names:  # unknown names fail here, before any store is evaluated
-        make_strategy(name)
+    # unknown names fail here, before any store is evaluated; figures are named by the registered name
+    file_names = {make_strategy(name).name: name for name in names}
     from xtl.figures.plots import chosen_layers, save
 
     for path in args.stores:
@@ -336,7 +336,7 @@ def cmd_select(args) -> None:
                 print(f"  {r.strategy}: {r.feature} {what} {r.importance:.4f}")
         for name in sel.choices["strategy"].unique():
             fig = chosen_layers(sel.chosen_layers(name), run.n_layers, f"{name}: configurations chosen — {run.name}")
-            slug = re.sub(r"[^\w.-]+", "_", name)
+            slug = file_names.get(name) or re.sub(r"[^\w.-]+", "_", name).strip("_")
             save(fig, out / f"{stem}-{slug}-layers.html")
         print()
     print(f"written to {out}/ (<dataset>-<site>.csv, -choices.csv, -features.csv, -<strategy>-layers.html)")

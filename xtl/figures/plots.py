@@ -118,6 +118,16 @@ def upper_bound_curves(ub: Bounds, title: str = "Instance-aware upper bounds", f
     if not np.isnan(ub.oracle):
         fig.add_hline(y=ub.oracle, line_dash="dot", annotation_text=f"N² oracle {ub.oracle:.1f}%",
                       annotation_position="bottom right")
+    missing = [f"{label}: {ub.reasons.get(key, 'not every layer of the other side was swept')}"
+               for label, curve, key in (("source-wise", ub.source, "source_last"),
+                                         ("target-wise", ub.target, "target_first"))
+               if not np.isfinite(curve).any()]
+    if missing:  # say why a curve is absent, as Table 4 does, instead of an empty plot
+        fig.add_annotation(text="not computable on this grid —<br>" + "<br>".join(missing), showarrow=False,
+                           xref="paper", yref="paper", x=0.5, y=0.5, align="center")
+    layers = [*ub.src_layers, *ub.tgt_layers]
+    if layers:  # the axis starts at the first layer's number (1 on the paper's figures), not at 0
+        fig.update_xaxes(range=[min(layers) + first_layer - 0.5, max(layers) + first_layer + 0.5])
     fig.update_layout(title=f"{title}<br><sup>{ub.grid}</sup>", xaxis_title=f"layer{_layer_axis(first_layer)}",
                       yaxis_title="accuracy (%)")
     return fig
@@ -143,9 +153,13 @@ def chosen_layers(counts, n_layers: int, title: str = "Configurations chosen per
     if len(panels) > 1:
         buttons = [{"label": fig.data[k].name, "method": "update",
                     "args": [{"visible": [m == k for m in range(len(panels))]}]} for k in range(len(panels))]
-        fig.update_layout(updatemenus=[{"buttons": buttons, "x": 1.0, "y": 1.15, "xanchor": "right"}])
-    fig.update_layout(title=f"{title} — {fig.data[0].name}", xaxis_title="target layer j",
-                      yaxis_title="source layer i", width=680, height=600)
+        # the dropdown sits above the plot on the right, the title on the left: they never overlap
+        fig.update_layout(updatemenus=[{"buttons": buttons, "x": 1.0, "y": 1.02, "xanchor": "right",
+                                        "yanchor": "bottom"}])
+    fig.update_layout(title={"text": f"{title} — {fig.data[0].name}", "x": 0.0, "xanchor": "left", "y": 0.98,
+                             "yanchor": "top"},
+                      margin={"t": 120}, xaxis_title="target layer j", yaxis_title="source layer i",
+                      width=680, height=600)
     return fig
 
 
