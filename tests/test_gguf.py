@@ -77,6 +77,16 @@ def test_quick_conversion_equals_transformers_gguf_path(tmp_path, arch):
     ids = torch.tensor([ta("the cat  日本")["input_ids"] + [5, 7, 11]])
     with torch.no_grad():
         assert torch.equal(ma(ids).logits, mb(ids).logits)
+    # the one-table name map is transformers' recursive one
+    from transformers import AutoConfig
+    from transformers.modeling_gguf_pytorch_utils import TENSOR_PROCESSORS, TensorProcessor, get_gguf_hf_weights_map
+
+    from xtl.models.ggufread import weights_map
+
+    with torch.device("meta"):
+        empty = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(quick))
+    processor = TENSOR_PROCESSORS.get(arch, TensorProcessor)(config=empty.config.to_dict())
+    assert weights_map(empty, processor, arch) == get_gguf_hf_weights_map(empty, processor)
     if arch == "gemma3":  # the file's norms are stored as 1 + w: transformers' processor ran
         assert not torch.equal(sa["model.norm.weight"], torch.ones_like(sa["model.norm.weight"]))
 

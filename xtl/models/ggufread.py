@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["GGUFTensorInfo", "GGUFContents", "read_gguf", "tensor_array", "FAST_ARCHITECTURES",
-           "convert_fast"]
+           "weights_map", "convert_fast"]
 
 log = logging.getLogger("xtl")
 
@@ -120,7 +120,9 @@ def read_gguf(path: str | Path) -> GGUFContents:
                     for name, dims, t, off in entries)
     if len({t.name for t in tensors}) != len(tensors):
         raise ValueError(f"{path} lists a tensor name twice")
-    return GGUFContents(path, metadata, tensors, data)
+    # a plain ndarray over the same mapping: slicing a np.memmap runs Python code per view, and
+    # the dequantiser makes hundreds of thousands of views
+    return GGUFContents(path, metadata, tensors, np.asarray(data))
 
 
 def tensor_array(contents: GGUFContents, info: GGUFTensorInfo) -> np.ndarray:
@@ -169,17 +171,40 @@ def _config_dict(meta: dict[str, Any], names: list[str]) -> dict[str, Any] | Non
     return config
 
 
+def weights_map(model: Any, processor: Any, arch: str) -> dict[str, str]:
+    """GGUF tensor name -> the model's parameter name, as transformers' ``get_gguf_hf_weights_map``
+    maps them, from one ``gguf`` name table (transformers rebuilds the table for every submodule it
+    recurses into, seconds for a small model; its recursion adds nothing for the architectures of
+    :data:`FAST_ARCHITECTURES`, whose parameter names are complete at the top; tested equal)."""
+    from gguf import MODEL_ARCH_NAMES, get_tensor_name_map
+
+    arch_id = next(k for k, v in MODEL_ARCH_NAMES.items() if v == arch)
+    names = get_tensor_name_map(arch_id, model.config.num_hidden_layers)
+    out: dict[str, str] = {}
+    for hf_name in model.state_dict():
+        hf_name = processor.preprocess_name(hf_name)
+        name, suffix = hf_name, ""
+        if hf_name.endswith((".weight", ".bias")):
+            name, suffix = hf_name.rsplit(".", 1)
+            suffix = "." + suffix
+        gguf_name = names.get_name(name)
+        if gguf_name is None:
+            processor.perform_fallback_tensor_mapping(out, suffix, "", hf_name)
+            continue
+        out[gguf_name + suffix] = hf_name
+    return out
+
+
 def _state_dict(contents: GGUFContents, config: dict[str, Any], model: Any) -> dict[str, Any]:
     """The file's tensors dequantised and renamed as transformers' GGUF loader does it."""
     import torch
     from gguf import dequantize
     from tqdm.auto import tqdm
-    from transformers.modeling_gguf_pytorch_utils import (TENSOR_PROCESSORS, TensorProcessor,
-                                                          get_gguf_hf_weights_map)
+    from transformers.modeling_gguf_pytorch_utils import TENSOR_PROCESSORS, TensorProcessor
 
     arch = contents.metadata["general.architecture"]
     processor = TENSOR_PROCESSORS.get(arch, TensorProcessor)(config=config)
-    key_map = get_gguf_hf_weights_map(model, processor)
+    key_map = weights_map(model, processor, arch)
     out = {}
     for info in tqdm(contents.tensors, desc="dequantising the GGUF tensors", unit="tensor", leave=False):
         weights = dequantize(tensor_array(contents, info), info.ggml_type)
