@@ -199,3 +199,22 @@ def test_a_best_configuration_that_only_ties_vanilla_is_not_called_best(tmp_path
     assert "none reaches vanilla" in text
     text = build_report(table(C, VAN, LANGS), tmp_path / "gain.html", "gain").read_text(encoding="utf-8")
     assert "none beats" not in text and "none reaches" not in text
+
+
+def test_figures_can_share_one_plotly_js(tmp_path):
+    """Issue 30 §7: every figure file embedded plotly.js (4.8 MB each); standalone stays the default."""
+    g = an.grid(table(C, VAN, LANGS))
+    fig = plots.gain_heatmap(gain_panels(g))
+    alone = plots.save(fig, tmp_path / "alone" / "a.html")
+    assert alone.stat().st_size > 3_000_000 and not (alone.parent / "plotly.min.js").exists()
+    for name in ("a.html", "b.html"):
+        plots.save(fig, tmp_path / "shared" / name, plotlyjs="shared")
+    shared = tmp_path / "shared"
+    assert (shared / "plotly.min.js").stat().st_size > 3_000_000
+    assert all((shared / n).stat().st_size < 200_000 and 'src="plotly.min.js"' in (shared / n).read_text()
+               for n in ("a.html", "b.html"))
+    assert "cdn.plot.ly" in plots.save(fig, tmp_path / "c.html", plotlyjs="cdn").read_text()
+    from xtl.errors import XtlError
+
+    with pytest.raises(XtlError, match="shared"):
+        plots.save(fig, tmp_path / "d.html", plotlyjs="sharde")

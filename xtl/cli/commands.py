@@ -268,7 +268,7 @@ def cmd_paper(args) -> None:
         from xtl.figures.plots import save
 
         for stem, fig in paper_figures(runs, figures, average=args.average, first_layer=args.first_layer).items():
-            print(f"figure written to {save(fig, out / f'{stem}.html')}")
+            print(f"figure written to {save(fig, out / f'{stem}.html', plotlyjs=args.plotlyjs)}")
         written.append("figure<N>*.html")
     print(f"written to {out}/ ({'; '.join(dict.fromkeys(written))})")
 
@@ -337,7 +337,7 @@ def cmd_select(args) -> None:
         for name in sel.choices["strategy"].unique():
             fig = chosen_layers(sel.chosen_layers(name), run.n_layers, f"{name}: configurations chosen — {run.name}")
             slug = file_names.get(name) or re.sub(r"[^\w.-]+", "_", name).strip("_")
-            save(fig, out / f"{stem}-{slug}-layers.html")
+            save(fig, out / f"{stem}-{slug}-layers.html", plotlyjs=args.plotlyjs)
         print()
     print(f"written to {out}/ (<dataset>-<site>.csv, -choices.csv, -features.csv, -<strategy>-layers.html)")
 

@@ -182,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--first-layer", type=int, default=1, choices=[0, 1],
                    help="number of the first layer on the figures' axes (the paper's: 1)")
     p.add_argument("--out", default="xtl-tables", help="folder for table<N>.md/.csv/.tex")
+    p.add_argument("--plotlyjs", default="inline", choices=["inline", "shared", "cdn"],
+                   help="figures: plotly.js inlined in each file (standalone, 4.8 MB each), one plotly.min.js "
+                        "shared by the folder's files, or from plotly's CDN")
     p.add_argument("--data-root", default=None, help="data folder (default: the one each store recorded)")
     _model_options(p, model_default="")
     p.set_defaults(model=None)
@@ -197,6 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--by-language", action="store_true", help="leave one language out instead of --cv folds")
     p.add_argument("--seed", type=int, default=0, help="fold shuffle and learned strategies' seed")
     p.add_argument("--out", default="xtl-select", help="folder for the tables and chosen-layer heatmaps")
+    p.add_argument("--plotlyjs", default="inline", choices=["inline", "shared", "cdn"],
+                   help="heatmaps: plotly.js inlined in each file (standalone), one shared plotly.min.js, or the CDN")
     p.add_argument("--data-root", default=None, help="data folder (default: the one each store recorded)")
     _scoring(p)
 

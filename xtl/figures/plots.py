@@ -210,12 +210,22 @@ def lens_heatmap(colours: dict[str, np.ndarray], text: np.ndarray, hover: np.nda
     return fig
 
 
-def save(fig: go.Figure, path: str | os.PathLike, static: bool = False) -> Path:
-    """Write a standalone HTML file (plotly.js inlined); with ``static`` also a PNG beside it
-    when the environment can export images (kaleido), else a warning that says why not."""
+#: How a saved figure gets plotly.js: inlined (a standalone file, 4.8 MB), one ``plotly.min.js``
+#: shared by the files of a folder, or plotly's CDN (needs the network to display).
+PLOTLYJS = {"inline": True, "shared": "directory", "cdn": "cdn"}
+
+
+def save(fig: go.Figure, path: str | os.PathLike, static: bool = False, plotlyjs: str = "inline") -> Path:
+    """Write a figure as an HTML file: standalone by default (plotly.js inlined); ``plotlyjs=
+    "shared"`` writes ``plotly.min.js`` once beside the files and has each load it, ``"cdn"``
+    loads it from plotly's CDN. With ``static`` also a PNG beside it when the environment can
+    export images (kaleido), else a warning that says why not."""
+    from xtl.options import check_option
+
+    mode = PLOTLYJS[check_option("plotlyjs", plotlyjs, tuple(PLOTLYJS))]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.write_html(path, include_plotlyjs=True, full_html=True, default_width="100%",
+    fig.write_html(path, include_plotlyjs=mode, full_html=True, default_width="100%",
                    config={"responsive": True})
     if static:
         try:
