@@ -18,7 +18,8 @@ It prints configurations/s of each, the engine's speed as a multiple of each pee
 configurations each peer answers with exactly the engine's tokens. nnsight and pyvene are not xtl
 dependencies: install them beside xtl to run this (``pip install nnsight pyvene``).
 
-    python benchmarks/peers_speed.py [--model gemma-3-270m-q4km] [--tgt-layers 0] [--max-new-tokens 20]
+    python benchmarks/peers_speed.py [--model gemma-3-270m-q4km] [--pair builtin|xnli-sw|xquad-de]
+                                     [--tgt-layers 0] [--max-new-tokens 20]
 """
 
 from __future__ import annotations
@@ -107,6 +108,9 @@ def main() -> None:
     ap.add_argument("--model", default="gemma-3-270m-q4km")
     ap.add_argument("--tgt-layers", type=int, default=0, help="sampled target layers (0: all, the full grid)")
     ap.add_argument("--max-new-tokens", type=int, default=20)
+    ap.add_argument("--pair", default="builtin", choices=["builtin", "xnli-sw", "xquad-de"],
+                    help="the prompt pair: the built-in question (~55 tokens), or the XNLI (98 tokens) and XQuAD "
+                         "(322 tokens) pairs of benchmarks/sweep_speed.py (../shared/data)")
     ap.add_argument("--ways", nargs="+", default=["hooked", "bridge", "nnsight", "pyvene"],
                     choices=["hooked", "bridge", "nnsight", "pyvene"])
     args = ap.parse_args()
@@ -115,6 +119,16 @@ def main() -> None:
     xtl.load_model(args.model, device="cpu")  # converts a GGUF / the demo model once, if needed
     folder = local_folder(args.model) or Path(args.model)
     pair = json.loads((Path(xtl.__file__).parent / "data" / "builtin_pair.json").read_text())
+    if args.pair != "builtin":
+        import sys
+
+        sys.path.insert(0, str(Path(__file__).parent))
+        from sweep_speed import pairs  # the same XNLI / XQuAD pairs as the engine's own benchmark
+
+        found = {name: (source, target) for name, source, target in pairs(xtl.load_model(args.model, device="cpu"))}
+        if args.pair not in found:
+            raise SystemExit(f"the {args.pair} pair needs ../shared/data beside the project")
+        pair = {"source": found[args.pair][0], "target": found[args.pair][1]}
     tok = AutoTokenizer.from_pretrained(folder)
     hf = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, attn_implementation="eager").eval()
     if not hasattr(hf.model.layers[0], "post_feedforward_layernorm"):
@@ -148,7 +162,7 @@ def main() -> None:
         results[way] = (len(configs) / sec, tokens)
         print(f"{way:8s} {len(configs) / sec:7.2f} configurations/s ({sec:.1f} s)", flush=True)
     print(f"grid: {len(tgts)} target x {n} source layers = {len(configs)} configurations, "
-          f"{args.max_new_tokens} new tokens, built-in pair, site mlp, float32")
+          f"{args.max_new_tokens} new tokens, pair {args.pair} ({tgt_ids.shape[1]} target tokens), site mlp, float32")
     engines = [w for w in ("hooked", "bridge") if w in results]
     for peer in (w for w in ("nnsight", "pyvene") if w in results):
         rate, tokens = results[peer]

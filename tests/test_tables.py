@@ -124,6 +124,13 @@ def test_two_stores_for_the_same_cells_are_refused():
             tb.paper_table(number, [a, b])
     mlp = _run(store="runs/xnli-mlp", site="mlp")
     assert len(tb.paper_table(2, [a, mlp]).blocks[1][1]) == 2      # other sites: one row each
+    # issue 30 §7: the settings row is the paper's (XNLI: Attn-level), not "Attn-level / FFN-level"
+    t2 = tb.paper_table(2, [a, mlp])
+    assert t2.blocks[0][1].iloc[0]["Granularity"] == "Attn-level"
+    assert any("XNLI PilotSet (mlp): not the paper's setting for Multilingual Understanding (Attn-level)" in n
+               for n in t2.notes)
+    only_mlp = tb.paper_table(2, [mlp])
+    assert len(only_mlp.blocks[-1][1]) == 1 and "Attn-level / FFN-level" not in tb.to_markdown(only_mlp)
 
 
 @pytest.mark.demo

@@ -34,6 +34,8 @@ MODULE_NAMES = {"attn": "Self-Attention", "attn-authors": "Self-Attention, autho
 #: The paper's order of datasets and of Table 2's task types.
 DATASET_ORDER = ("xnli", "xquad", "globalopinionqa", "xcopa", "mkqa", "culturalbench")
 TASK_TYPES = ("Multilingual Understanding", "Multilingual Generation", "Cultural Adaptability")
+#: Table 2's granularity of each task type (attention for understanding, feed-forward otherwise).
+PAPER_SITES = {"Multilingual Understanding": "attn", "Multilingual Generation": "mlp", "Cultural Adaptability": "mlp"}
 
 
 def _group_values(df: pd.DataFrame, average: str, *columns: str) -> list[dict[str, float]]:
@@ -173,9 +175,15 @@ def table2(runs: Sequence[Run], average: str = "language") -> PaperTable:
         config = _coarse(run)
         task = find_task(run.dataset)
         kind = task.task_type if task else "–"
-        entry = settings.setdefault(kind, {c: {} for c in columns})
-        entry["Granularity"][SITE_NAMES.get(run.site, run.site)] = None
-        entry["Layer Selection (Source, Target)"][_layers_in_words(config)] = None
+        paper_site = PAPER_SITES.get(kind)
+        if paper_site is None or run.site.split(":")[0].removesuffix("-authors") == paper_site:
+            entry = settings.setdefault(kind, {c: {} for c in columns})
+            entry["Granularity"][SITE_NAMES.get(run.site, run.site)] = None
+            entry["Layer Selection (Source, Target)"][_layers_in_words(config)] = None
+        else:  # the settings row shows the paper's setting of the task type; other sites: extra view
+            notes.append(f"{run.name} ({run.site}): not the paper's setting for {kind} "
+                         f"({SITE_NAMES[paper_site]}); in the extra view only")
+            entry = {c: {} for c in columns}
         in_sample = task is not None and task.pilot and not run.variant  # the PilotSet itself, not its unseen set
         entry["ID Data" if task is not None and task.pilot else "OOD Data"][
             (f"{task.title} (PilotSet, in-sample)" if in_sample else task.title) if task else run.name] = None

@@ -148,14 +148,14 @@ def check_writable_dir(path: str | os.PathLike) -> Path:
     """Create the folder ``path`` (or check it), with a clear error when it cannot be one."""
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise StoreError(f"{path} is a file, not a folder; give --out a new or existing folder")
+        raise StoreError(f"{path} is a file, not a folder; give out (--out) a new or existing folder")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StoreError(f"cannot create the folder {path} ({exc.strerror or exc}); "
-                         "choose an --out you can write to") from exc
+                         "choose an out (--out) you can write to") from exc
     if not os.access(path, os.W_OK | os.X_OK):
-        raise StoreError(f"the folder {path} is not writable; choose an --out you can write to")
+        raise StoreError(f"the folder {path} is not writable; choose an out (--out) you can write to")
     return path
 
 

@@ -280,7 +280,7 @@ def open_run(store: "str | os.PathLike", data: str | None = None, data_root: "st
         raise XtlError(f"{path} holds no finished items yet; let the sweep run first")
     data = data or settings.get("data")
     if not data:
-        raise XtlError(f"{path} does not record its task; give --data SPEC")
+        raise XtlError(f"{path} does not record its task; give it: data=SPEC (the CLI's --data SPEC)")
     rest = df[~df["is_vanilla"]]
     for what, asked, have in (("source", src_layers, rest["src_layer"]), ("target", tgt_layers, rest["tgt_layer"])):
         missing = sorted(set(asked or []) - set(int(x) for x in have.unique()))

@@ -51,7 +51,7 @@ def load_folder(folder: Path, dtype: torch.dtype, device: str, n_ctx: int | None
     from xtl.models.hfconfig import architecture
 
     if not (folder / "config.json").exists():
-        raise ModelSpecError(f"{folder} has no config.json; point --model at a Hugging Face model folder")
+        raise ModelSpecError(f"{folder} has no config.json; give a Hugging Face model folder (--model)")
     try:
         hf_config = AutoConfig.from_pretrained(folder)
         chosen = resolve_backend(backend, architecture(hf_config))  # refused before any weights load

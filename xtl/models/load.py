@@ -63,7 +63,7 @@ def default_device(device: str | None) -> str:
             raise ModelSpecError(f"device {device!r} does not exist: this machine has "
                                  f"{torch.cuda.device_count()} CUDA device(s), cuda:0..")
     elif dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ModelSpecError(f"device {device!r} is not available on this machine; use --device cpu")
+        raise ModelSpecError(f"device {device!r} is not available on this machine; use device='cpu' (--device cpu)")
     elif dev.type not in ("cpu", "cuda", "mps"):
         raise ModelSpecError(f"device {device!r} is not supported; use cpu, cuda, cuda:N or mps")
     return str(device)

@@ -77,7 +77,7 @@ def format_prompt(model: Model, prompt: str, chat: bool | None = None) -> str:
         return prompt
     tok = model.tokenizer
     if getattr(tok, "chat_template", None) is None:
-        raise PromptError("this tokenizer has no chat template; run without --chat")
+        raise PromptError("this tokenizer has no chat template; run with chat=False (without --chat)")
     return chat_prompt(tok, prompt)
 
 

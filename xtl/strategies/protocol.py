@@ -63,7 +63,7 @@ def folds(items: pd.DataFrame, cv: int = 5, by_language: bool = False, seed: int
         raise XtlError(f"cv must be a whole number of folds, at least 2, not {cv!r}")
     order = np.random.default_rng(seed).permutation(len(keys))
     if len(keys) < cv:
-        raise XtlError(f"{len(keys)} items cannot make {cv} folds; lower --cv")
+        raise XtlError(f"{len(keys)} items cannot make {cv} folds; lower cv (--cv)")
     return {keys["item_key"].iloc[k]: int(pos % cv) for pos, k in enumerate(order)}
 
 

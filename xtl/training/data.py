@@ -101,7 +101,7 @@ def select_pairs(pairs: Sequence[Pair], n: int = PAPER_N, langs: Sequence[str] |
         by_lang = {l: by_lang[l] for l in langs}
     total = sum(len(v) for v in by_lang.values())
     if total == 0:
-        raise DataError("no pairs left to train on; check --langs")
+        raise DataError("no pairs left to train on; check langs (--langs)")
     if n >= total:
         quota = {l: len(v) for l, v in by_lang.items()}
     else:

@@ -169,9 +169,9 @@ def _check_dtype(dtype: str) -> None:
     import torch
 
     if torch.cuda.is_available() and dtype == "bfloat16" and not torch.cuda.is_bf16_supported():
-        raise XtlError("this GPU cannot train in bfloat16; use --dtype float16 or float32")
+        raise XtlError("this GPU cannot train in bfloat16; use dtype='float16' or 'float32' (--dtype)")
     if dtype == "float16" and not torch.cuda.is_available():
-        raise XtlError("float16 training needs a GPU; use --dtype bfloat16 or float32 on a CPU")
+        raise XtlError("float16 training needs a GPU; use dtype='bfloat16' or 'float32' (--dtype) on a CPU")
 
 
 def _checkpoints(out: Path) -> list[Path]:
@@ -187,11 +187,11 @@ def _check_out(out: Path, settings: SftSettings) -> dict[str, Any] | None:
     if not out.exists():
         return None
     if not out.is_dir():
-        raise XtlError(f"--out {out} is a file; give a folder for the fine-tuned model")
+        raise XtlError(f"out {out} is a file (--out); give a folder for the fine-tuned model")
     manifest = read_sft_manifest(out)
     if manifest is None:
         if any(out.iterdir()):
-            raise XtlError(f"--out {out} already holds other files; give an empty or new folder")
+            raise XtlError(f"out {out} (--out) already holds other files; give an empty or new folder")
         return None
     before = manifest.get("settings", {})
     now = settings.to_dict()
@@ -297,10 +297,10 @@ def sft(model: str, data: str, out: str | os.PathLike, *, progress: bool = True,
                              "Hugging Face folder or hub name with a tokenizer") from exc
     chat = _has_chat_template(tokenizer) if config.chat is None else config.chat
     if chat and not _has_chat_template(tokenizer):
-        raise XtlError(f"{config.model}'s tokenizer has no chat template; train without --chat")
+        raise XtlError(f"{config.model}'s tokenizer has no chat template; train with chat=False (without --chat)")
     examples = [e for e in (frame_example(tokenizer, p, chat, config.max_length) for p in chosen) if e]
     if not examples:
-        raise DataError(f"no example fits in max_length {config.max_length}; raise --max-length")
+        raise DataError(f"no example fits in max_length {config.max_length}; raise max_length (--max-length)")
     if len(examples) < len(chosen):
         log.warning("%d pair(s) left out: their prompt alone fills max_length %d", len(chosen) - len(examples),
                     config.max_length)
