@@ -213,3 +213,34 @@ def test_average_pooled_is_honoured_and_said():
     assert any("pooled over the items" in n for n in pooled.notes)
     with pytest.raises(XtlError, match="average"):
         select(df, ["coarse"], cv=2, average="mean")
+
+
+def test_a_gold_free_feature_that_decides_is_learned_and_best_on_train_does_not_gain():
+    """Issue 30 §3: a Learned that always kept vanilla passed the old tests. Here a gold-free feature
+    decides: in half the items vanilla is wrong and exactly one configuration, a different one per
+    item, is right and the only confident one (low entropy); in the other half vanilla is right
+    and every configuration wrong. No configuration is better than vanilla on average, so
+    best-on-train cannot gain; the learned strategies must transplant and beat vanilla widely."""
+    pytest.importorskip("sklearn")
+    from xtl.strategies import Learned
+
+    rng = np.random.default_rng(7)
+    k = 72
+    c = np.zeros((k, N, N), int)
+    ent = rng.uniform(0.5, 1.0, size=(k, N, N))
+    vanilla = [1] * (k // 2) + [0] * (k // 2)
+    for item in range(k // 2, k):
+        i, j = rng.integers(0, N, size=2)
+        c[item, i, j], ent[item, i, j] = 1, 0.05
+    order = rng.permutation(k)                      # both kinds in every fold and language
+    df = results(c[order], ent[order], [vanilla[o] for o in order], ["de", "sw"] * (k // 2))
+    sel = select(df, [Learned(iterations=40), Learned(name="learned (logistic)", model="logistic"),
+                      BestOnTrain()], cv=3)
+    t = sel.table
+    van = t.loc["Vanilla", "Avg."]
+    assert van == pytest.approx(50, abs=8)
+    for name in ("learned", "learned (logistic)"):
+        assert t.loc[name, "Avg."] >= van + 25, (name, t.loc[name, "Avg."], van)   # measured: +35
+        chosen = sel.choices[sel.choices["strategy"] == name]
+        assert (chosen["src_layer"] >= 0).sum() >= k // 3           # it transplants, a third of the items at least
+    assert t.loc["best-on-train", "Avg."] <= van + 1e-9
