@@ -23,6 +23,15 @@ def test_computation_never_imports_plotting():
     assert out.stdout.strip() == "False"
 
 
+def test_scoring_selecting_and_tables_never_import_torch():
+    """Issue 30 §7: `xtl select` took 30 s on 216 rows, most of it importing torch and
+    TransformerLens through perplexity, which a store without a model never uses."""
+    code = ("import sys, xtl.evaluation.evaluated, xtl.strategies.protocol, xtl.analysis.tables, "
+            "xtl.figures.report; print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 def test_figures_carry_the_numbers():
     g = an.grid(table(C, VAN, LANGS))
     fig = plots.gain_heatmap(gain_panels(g))

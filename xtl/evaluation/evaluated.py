@@ -12,7 +12,6 @@ import numpy as np
 from xtl.evaluation.groups import resource_group
 from xtl.evaluation.lid import identify_languages, lid_label
 from xtl.evaluation.lid import lid_model as resolve_lid_model
-from xtl.evaluation.perplexity import response_perplexity
 from xtl.evaluation.scoring import check_rules, score
 from xtl.tasks.registry import find_task, parse_spec
 from xtl.options import GROUPINGS, check_option
@@ -107,6 +106,7 @@ def evaluate(results: "pd.DataFrame | str | os.PathLike", task: "str | Sequence[
     df["groups"] = groups
     df["ppl"] = math.nan
     if model is not None and "token_ids" in df.columns:
+        from xtl.evaluation.perplexity import response_perplexity  # torch: only with a model
         from xtl.patching.prompts import format_prompt, tokenize
 
         for key, sub in df[~logits].groupby("item_key", sort=False):
