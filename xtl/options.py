@@ -12,7 +12,7 @@ from xtl.errors import XtlError
 
 __all__ = ["Mode", "Average", "Rules", "Positions", "SiteKind", "Groups", "check_option",
            "MODES", "AVERAGES", "RULES", "SITE_KINDS",
-           "GROUPINGS", "GridKind", "GRIDS"]
+           "GROUPINGS", "GridKind", "GRIDS", "DTYPE_NAMES", "canonical_dtype"]
 
 Mode = Literal["generate", "logits"]
 """``generate``: greedy responses; ``logits``: first-token statistics only (screening)."""
@@ -63,3 +63,14 @@ def check_option(name: str, value: object, allowed: tuple[str, ...]) -> str:
     if name == "rules":
         raise XtlError(f"unknown scoring rules {value!r}; use {meaning}.{hint}")
     raise XtlError(f"{name} must be {meaning}, not {value!r}.{hint}")
+
+
+#: Model dtype spellings -> the canonical name stores record (one table for the loader and the CLI).
+DTYPE_NAMES = {"float32": "float32", "fp32": "float32", "float64": "float64", "bfloat16": "bfloat16",
+               "bf16": "bfloat16", "float16": "float16", "fp16": "float16"}
+
+
+def canonical_dtype(name: str) -> str:
+    """``"bf16"`` -> ``"bfloat16"``; an unknown spelling is returned as given (the loader refuses it)."""
+    return DTYPE_NAMES.get(name, name)
+

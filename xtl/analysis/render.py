@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["PaperTable", "to_markdown", "to_latex", "to_csv"]
+__all__ = ["PaperTable", "to_markdown", "to_latex", "to_csv", "frame_markdown"]
 
 
 @dataclass(frozen=True)
@@ -23,10 +23,26 @@ class PaperTable:
     decimals: int = 1  # the paper prints Table 1 with two
 
 
-def _cell(value: Any, decimals: int = 1) -> str:
+def _cell(value: Any, decimals: int = 1, p_value: bool = False) -> str:
+    """A number as the tables print it: ``–`` for NaN, p-values to three places (``< 0.001``)."""
     if isinstance(value, (float, np.floating)):
-        return "–" if math.isnan(value) else f"{value:.{decimals}f}"
+        if math.isnan(value):
+            return "–"
+        if p_value:
+            return "< 0.001" if value < 0.001 else f"{value:.3f}"
+        return f"{value:.{decimals}f}"
     return str(value)
+
+
+def frame_markdown(frame: pd.DataFrame, decimals: int = 1) -> str:
+    """A plain table (one row per row, no index) as a Markdown pipe table, numbers as the paper
+    tables print them; columns named ``McNemar ...`` hold p-values."""
+    cols = [str(c) for c in frame.columns]
+    lines = ["| " + " | ".join(cols) + " |",
+             "|" + "|".join("--:" if frame[c].dtype.kind == "f" else ":--" for c in frame.columns) + "|"]
+    for _, row in frame.iterrows():
+        lines.append("| " + " | ".join(_cell(v, decimals, "McNemar" in str(c)) for c, v in row.items()) + " |")
+    return "\n".join(lines)
 
 
 def to_markdown(table: PaperTable) -> str:

@@ -133,12 +133,13 @@ def _nothing_to_do(args, items, srcs, tgts, data: str) -> bool:
     """A finished store of these settings needs no model (checked from its manifest)."""
     from xtl.engine.store import complete
     from xtl.models.names import model_label
+    from xtl.options import canonical_dtype
     from xtl.patching.sites import Site
 
     expected = {"model": model_label(args.model), "site": str(Site.parse(args.site)), "src_layers": srcs,
                 "tgt_layers": tgts, "max_new_tokens": args.max_new_tokens, "mode": args.mode,
                 "candidates": tuple(args.candidates or ()), "chat": args.chat, "data": data, "grid": args.grid,
-                "dtype": {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}.get(args.dtype, args.dtype)}
+                "dtype": canonical_dtype(args.dtype)}
     return complete(args.out, expected, [it.key for it in items])
 
 
@@ -343,15 +344,9 @@ def cmd_select(args) -> None:
 
 
 def _markdown(table) -> str:
-    cols = list(table.columns)
-    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "|".join("--:" if table[c].dtype.kind == "f" else ":--"
-                                                                  for c in cols) + "|"]
-    for _, row in table.iterrows():
-        cells = [("–" if v != v else (("< 0.001" if v < 0.001 else f"{v:.3f}") if "McNemar" in c else f"{v:.1f}"))
-                 if isinstance(v, float)
-                 else str(v) for c, v in row.items()]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    from xtl.analysis.render import frame_markdown
+
+    return frame_markdown(table)
 
 
 def cmd_sft(args) -> None:

@@ -3,7 +3,6 @@ the checks that refuse a folder before its weights load."""
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from pathlib import Path
@@ -99,13 +98,11 @@ def load_converted(gguf: Path, dtype: torch.dtype, device: str, n_ctx: int | Non
 def sft_origin(folder: Path) -> dict[str, Any] | None:
     """What an ``xtl sft`` output folder was trained from (None for any other folder); an
     unfinished one is refused rather than loaded half-trained."""
-    manifest = folder / "xtl-sft.json"
-    if not manifest.is_file():
+    from xtl.training.manifest import read_sft_manifest
+
+    data = read_sft_manifest(folder)
+    if data is None:
         return None
-    try:
-        data = json.loads(manifest.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelSpecError(f"{manifest} is unreadable ({exc}); train the model again") from exc
     if not data.get("finished"):
         raise ModelSpecError(f"{folder} is an unfinished `xtl sft` run; run the same xtl sft command again to "
                              "resume it, then load the folder")

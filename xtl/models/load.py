@@ -26,6 +26,7 @@ import torch
 from xtl.errors import ModelSpecError
 from xtl.models.backends import check_backend, resolve_backend
 from xtl.models.gguf import cache_dir, demo_gguf_path, gguf_to_folder, local_folder
+from xtl.options import DTYPE_NAMES
 from xtl.models.hfconfig import architecture, default_n_ctx
 from xtl.models.names import DEMO_ALIASES, DEMO_LAYERS, DEMO_MODEL  # noqa: F401  (re-exported)
 
@@ -34,8 +35,7 @@ log = logging.getLogger("xtl")
 __all__ = ["DEMO_MODEL", "load_model", "from_hf", "cache_dir", "demo_gguf_path", "gguf_to_folder",
            "local_folder", "default_n_ctx", "resolve_dtype", "default_device"]
 
-_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float64": torch.float64,
-           "bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+_DTYPES = {name: getattr(torch, canonical) for name, canonical in DTYPE_NAMES.items()}
 
 
 def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:

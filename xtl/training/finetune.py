@@ -19,13 +19,13 @@ from typing import Any, Sequence
 
 from xtl.errors import DataError, ModelSpecError, XtlError
 from xtl.training.data import PAPER_N, Pair, data_sha256, language_counts, read_pairs, select_pairs
+from xtl.training.manifest import MANIFEST, read_sft_manifest
 
 __all__ = ["SftSettings", "SftResult", "sft", "MANIFEST", "read_sft_manifest", "frame_example"]
 
 log = logging.getLogger("xtl")
 
 #: The training manifest in the output folder (settings, data, loss per step, wall time).
-MANIFEST = "xtl-sft.json"
 SELECTION = "selection.json"
 CHECKPOINTS = "checkpoints"
 
@@ -87,17 +87,6 @@ class SftResult:
     wall_s: float = 0.0
     examples: int = 0
     resumed: bool = False
-
-
-def read_sft_manifest(folder: str | os.PathLike) -> dict[str, Any] | None:
-    """The training manifest of an ``xtl sft`` output folder, or None when it is not one."""
-    path = Path(folder) / MANIFEST
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise XtlError(f"{path} is unreadable ({exc}); delete the folder and train again") from exc
 
 
 # ---------------------------------------------------------------- examples
