@@ -98,7 +98,7 @@ def load_converted(gguf: Path, dtype: torch.dtype, device: str, n_ctx: int | Non
 def sft_origin(folder: Path) -> dict[str, Any] | None:
     """What an ``xtl sft`` output folder was trained from (None for any other folder); an
     unfinished one is refused rather than loaded half-trained."""
-    from xtl.training.manifest import read_sft_manifest
+    from xtl.models.sftfolder import read_sft_manifest
 
     data = read_sft_manifest(folder)
     if data is None:

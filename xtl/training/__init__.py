@@ -6,7 +6,7 @@ from xtl._lazy import lazy_exports
 
 _EXPORTS = {
     "sft": "xtl.training.finetune", "SftSettings": "xtl.training.finetune", "SftResult": "xtl.training.finetune",
-    "read_sft_manifest": "xtl.training.manifest", "frame_example": "xtl.training.finetune",
+    "read_sft_manifest": "xtl.models.sftfolder", "frame_example": "xtl.training.finetune",
     "Pair": "xtl.training.data", "read_pairs": "xtl.training.data", "select_pairs": "xtl.training.data",
     "language_counts": "xtl.training.data", "PAPER_N": "xtl.training.data", "AYA_HUB": "xtl.training.data",
     "accelerate_config": "xtl.training.configs", "ACCELERATE_CONFIGS": "xtl.training.configs",

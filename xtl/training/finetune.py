@@ -19,13 +19,13 @@ from typing import Any, Sequence
 
 from xtl.errors import DataError, ModelSpecError, XtlError
 from xtl.training.data import PAPER_N, Pair, data_sha256, language_counts, read_pairs, select_pairs
-from xtl.training.manifest import MANIFEST, read_sft_manifest
+from xtl.models.sftfolder import MANIFEST, read_sft_manifest
 
 __all__ = ["SftSettings", "SftResult", "sft", "MANIFEST", "read_sft_manifest", "frame_example"]
 
 log = logging.getLogger("xtl")
 
-#: The training manifest in the output folder (settings, data, loss per step, wall time).
+#: The ids of the pairs a run trained on, beside its manifest (xtl.models.sftfolder.MANIFEST).
 SELECTION = "selection.json"
 CHECKPOINTS = "checkpoints"
 

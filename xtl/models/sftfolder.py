@@ -1,5 +1,5 @@
 """The record an ``xtl sft`` output folder carries (``xtl-sft.json``): its one name and one reader,
-for the trainer that writes it and the loader that reads it (no torch, no transformers here)."""
+for the loader that reads it and the trainer (``xtl.training``) that writes it; no torch here."""
 
 from __future__ import annotations
 
