@@ -105,7 +105,7 @@ def cmd_sweep(args) -> None:
     check_writable_dir(args.out)
     settings = {**data_settings(args.data), "langs": langs, "limit": args.limit,
                 "data_root": absolute(args.data_root)}
-    if _nothing_to_do(args, items, srcs, tgts, settings["data"]):
+    if _nothing_to_do(args, items, srcs, tgts, settings):
         print(f"nothing to do: all {len(items)} item(s) are already in {args.out} with these settings")
         return
     check_context(args.model, longest_prompts(items), args.max_new_tokens, args.chat)
@@ -129,17 +129,16 @@ def cmd_sweep(args) -> None:
     print(f"{len(df)} rows in {args.out}")
 
 
-def _nothing_to_do(args, items, srcs, tgts, data: str) -> bool:
-    """A finished store of these settings needs no model (checked from its manifest)."""
+def _nothing_to_do(args, items, srcs, tgts, settings: dict) -> bool:
+    """A finished store of these settings needs no model (its manifest against the settings
+    the library says this sweep records)."""
+    from xtl.engine.settings import SweepRequest, known_settings
     from xtl.engine.store import complete
-    from xtl.models.names import model_label
-    from xtl.options import canonical_dtype
-    from xtl.patching.sites import Site
 
-    expected = {"model": model_label(args.model), "site": str(Site.parse(args.site)), "src_layers": srcs,
-                "tgt_layers": tgts, "max_new_tokens": args.max_new_tokens, "mode": args.mode,
-                "candidates": tuple(args.candidates or ()), "chat": args.chat, "data": data, "grid": args.grid,
-                "dtype": canonical_dtype(args.dtype)}
+    request = SweepRequest(site=args.site, src_layers=srcs, tgt_layers=tgts, max_new_tokens=args.max_new_tokens,
+                           mode=args.mode, candidates=tuple(args.candidates or ()), chat=args.chat,
+                           recorded=settings, grid=args.grid)
+    expected = known_settings(request, args.model, dtype=args.dtype, backend=getattr(args, "backend", None))
     return complete(args.out, expected, [it.key for it in items])
 
 

@@ -17,7 +17,7 @@ from xtl.patching.prompts import check_count, check_layer, check_model, check_si
 from xtl.patching.sites import Site
 from xtl.schema import SweepSettings
 
-__all__ = ["SweepRequest", "EngineOptions", "resolve", "candidate_token_ids"]
+__all__ = ["SweepRequest", "EngineOptions", "resolve", "known_settings", "candidate_token_ids"]
 
 #: Settings a caller may record beside the sweep's own (``settings={...}``) that have fields.
 _RECORDED = ("data", "langs", "limit", "data_root", "cot", "data_sha256")
@@ -94,6 +94,27 @@ def resolve(model: Model, request: SweepRequest) -> SweepSettings:
         chat=resolve_chat(model, request.chat), grid=request.grid, dtype=str(model.cfg.dtype).removeprefix("torch."),
         device=torch.device(model.cfg.device).type, backend=backend_of(model), tl_version=tl_version(),
         xtl_version=_version(), extra=recorded, **fields_)
+
+
+def known_settings(request: SweepRequest, model: str, dtype: "str | torch.dtype | None" = None,
+                   backend: str | None = None) -> dict[str, Any]:
+    """The manifest fields a sweep of ``request`` on the model ``model`` (a spec, as given to
+    :func:`xtl.load_model`) will record that are known before the model loads: what
+    :func:`xtl.engine.store.complete` compares, so that a finished store is recognised without
+    loading weights. Layers stay as asked (None for all, maybe negative); ``chat=None``, an
+    ``auto`` backend and the device are left to the store (None)."""
+    from xtl.models.names import model_label
+    from xtl.options import canonical_dtype
+
+    recorded = dict(request.recorded or {})
+    return {"model": model_label(model), "site": str(Site.parse(request.site)),
+            "src_layers": _layers(request.src_layers, "src_layers"),
+            "tgt_layers": _layers(request.tgt_layers, "tgt_layers"),
+            "max_new_tokens": request.max_new_tokens, "mode": request.mode,
+            "candidates": tuple(request.candidates), "chat": request.chat, "grid": request.grid,
+            "dtype": None if dtype is None else canonical_dtype(str(dtype).removeprefix("torch.")),
+            "backend": None if backend in (None, "auto") else backend,
+            **{k: recorded[k] for k in _RECORDED if k in recorded}}
 
 
 def _version() -> str:
