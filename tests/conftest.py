@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 # Tests never download: offline mode makes a hub lookup fail at once instead of retrying an
 # unreachable hub for most of a minute (set before transformers is imported; subprocesses inherit it).
@@ -18,9 +17,8 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
         os.environ.setdefault(_name, str(_threads))
 
 import pytest
-import torch
 
-from helpers import SHARED_DATA, byte_tokenizer, tiny_hf
+from helpers import BRIDGE_ARCHS, SHARED_DATA, byte_tokenizer, tiny_hf
 
 
 #: The longest tests (``--durations``), started first so that the workers of ``pytest -n auto``
@@ -59,6 +57,21 @@ def tiny_models(tokenizer):
     for arch in ("llama", "mistral", "qwen2", "gemma3"):
         hf = tiny_hf(arch)
         out[arch] = (hf, xtl.from_hf(copy.deepcopy(hf), tokenizer, dtype="float64", device="cpu"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def bridged(tokenizer):
+    """arch -> (plain HF model, bridge model over a copy of it), float64, for each of
+    ``BRIDGE_ARCHS`` (built anew per module: the tests of one module may not touch another's)."""
+    import copy
+
+    import xtl
+
+    out = {}
+    for arch in BRIDGE_ARCHS:
+        hf = tiny_hf(arch)
+        out[arch] = (hf, xtl.from_hf(copy.deepcopy(hf), tokenizer, dtype="float64", device="cpu", backend="bridge"))
     return out
 
 

@@ -15,6 +15,9 @@ from typing import Iterable
 
 import torch
 
+#: Architectures the bridge tests build (the last four HookedTransformer cannot, or not with xtl).
+BRIDGE_ARCHS = ["llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3", "olmo2", "granite"]
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 PROMPTS = {

@@ -4,8 +4,6 @@ sweeps token-identical to single transplants, stores that refuse the other backe
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
 
@@ -13,94 +11,12 @@ import xtl
 from xtl.errors import ModelSpecError, SiteError, StoreError
 from xtl.engine import Pair, sweep
 from xtl.models.backends import hooked_available
-from helpers import PROMPTS, run_cli, tiny_hf
+from helpers import BRIDGE_ARCHS, PROMPTS, run_cli, tiny_hf
+from reference import assert_sweep_equals_transplant, hf_reference
 
 SITES = ["attn", "mlp", "block", "heads:1,3", "attn-authors"]
-BRIDGE_ARCHS = ["llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3", "olmo2", "granite"]
 MAX_NEW = 10
 needs_hooked = pytest.mark.skipif(not hooked_available(), reason="HookedTransformer was removed in TransformerLens 4")
-
-
-@pytest.fixture(scope="module")
-def bridged(tokenizer):
-    """arch -> (plain HF model, bridge model over a copy of it), float64."""
-    out = {}
-    for arch in BRIDGE_ARCHS:
-        hf = tiny_hf(arch)
-        out[arch] = (hf, xtl.from_hf(copy.deepcopy(hf), tokenizer, dtype="float64", device="cpu", backend="bridge"))
-    return out
-
-
-def _post_norm(layer, name: str):
-    return getattr(layer, name, None)
-
-
-def hf_reference(hf, tokenizer, source, target, i, j, site, max_new):
-    """The transplant written with plain Hugging Face forward hooks. The site is what the layer
-    adds to the residual stream: after the sublayer's own output norm where the architecture has
-    one (Gemma 2/3, OLMo 2), the sublayer's output otherwise."""
-    layers = hf.model.layers
-    kind = site.split(":")[0]
-    heads = [int(h) for h in site.split(":")[1].split(",")] if kind == "heads" else None
-    d = hf.config.head_dim if getattr(hf.config, "head_dim", None) else hf.config.hidden_size // hf.config.num_attention_heads
-
-    def module(layer, what):
-        block = layers[layer]
-        if what == "attn":
-            return _post_norm(block, "post_attention_layernorm") if hasattr(block, "post_feedforward_layernorm") \
-                else block.self_attn
-        if what == "mlp":
-            return _post_norm(block, "post_feedforward_layernorm") or block.mlp
-        return {"block": block, "heads": block.self_attn.o_proj}[what]
-
-    def first(out):
-        return out[0] if isinstance(out, tuple) else out
-
-    store = {}
-    ids_src = torch.tensor([tokenizer(source)["input_ids"]])
-    hooks = []
-    if kind == "attn-authors":  # the authors' variant: h + a at the source, a written at the target
-        hooks.append(layers[i].register_forward_pre_hook(
-            lambda m, args, kwargs: store.__setitem__("h", (kwargs.get("hidden_states", args[0] if args else None))[0, -1].clone()),
-            with_kwargs=True))
-        hooks.append(module(i, "attn").register_forward_hook(
-            lambda m, a, out: store.__setitem__("v", store["h"] + first(out)[0, -1])))
-        kind = "attn"
-    elif kind == "heads":
-        hooks.append(module(i, "heads").register_forward_pre_hook(lambda m, args: store.__setitem__("v", args[0][0, -1].clone())))
-    else:
-        hooks.append(module(i, kind).register_forward_hook(lambda m, a, out: store.__setitem__("v", first(out)[0, -1].clone())))
-    with torch.no_grad():
-        hf(ids_src)
-    for h in hooks:
-        h.remove()
-    value, calls = store["v"], {"n": 0}
-    if kind == "heads":
-        def pre(m, args):
-            calls["n"] += 1
-            if calls["n"] > 1:
-                return None
-            x = args[0].clone()
-            for hh in heads:
-                x[0, -1, hh * d:(hh + 1) * d] = value[hh * d:(hh + 1) * d]
-            return (x,) + tuple(args[1:])
-        h = module(j, "heads").register_forward_pre_hook(pre)
-    else:
-        def post(m, a, out):
-            calls["n"] += 1
-            if calls["n"] > 1:  # prompt pass only
-                return None
-            t = first(out).clone()
-            t[0, -1] = value
-            return (t,) + tuple(out[1:]) if isinstance(out, tuple) else t
-        h = module(j, kind).register_forward_hook(post)
-    ids = torch.tensor([tokenizer(target)["input_ids"]])
-    with torch.no_grad():
-        out = hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new,
-                          do_sample=False, eos_token_id=2, pad_token_id=0)
-    h.remove()
-    new = out[0, ids.shape[1]:].tolist()
-    return new[:new.index(2)] if 2 in new else new
 
 
 @pytest.mark.parametrize("arch", BRIDGE_ARCHS)
@@ -157,15 +73,7 @@ PAIRS = [Pair(PROMPTS["zh"], PROMPTS["en"], "p0", {"lang": "en", "dataset": "toy
 def test_bridge_sweep_token_identical_to_transplant(bridged, arch, site):
     _, model = bridged[arch]
     df = sweep(model, PAIRS, site=site, max_new_tokens=MAX_NEW, batch_size=3, progress=False)
-    n = model.cfg.n_layers
-    assert len(df) == n * n + 1
-    for row in df.itertuples():
-        if row.is_vanilla:
-            expected = xtl.vanilla(model, PROMPTS["en"], MAX_NEW)[1]
-        else:
-            expected = xtl.transplant(model, PROMPTS["en"], PROMPTS["zh"], row.src_layer, row.tgt_layer, site,
-                                      MAX_NEW).tokens
-        assert list(row.token_ids) == expected, (row.src_layer, row.tgt_layer)
+    assert_sweep_equals_transplant(model, df, site, MAX_NEW)
 
 
 def test_bridge_logits_mode_and_lens(bridged):

@@ -9,6 +9,7 @@ from xtl.analysis import dense
 from xtl.engine import read_store
 from xtl.engine import Pair, sweep
 from helpers import PROMPTS
+from reference import assert_sweep_equals_transplant
 from xtl.models.backends import hooked_available
 
 #: The shared-prefix kernel's parameter: it runs on HookedTransformer (TransformerLens 3) only.
@@ -24,15 +25,7 @@ PAIRS = [Pair(PROMPTS["zh"], PROMPTS["en"], "p0", {"lang": "en", "dataset": "toy
 def test_full_grid_token_identical_to_transplant(tiny_models, site):
     _, model = tiny_models["gemma3"]
     df = sweep(model, PAIRS[:1], site=site, max_new_tokens=MAX_NEW, batch_size=3, progress=False)
-    n = model.cfg.n_layers
-    assert len(df) == n * n + 1
-    for row in df.itertuples():
-        if row.is_vanilla:
-            expected = xtl.vanilla(model, PROMPTS["en"], MAX_NEW)[1]
-        else:
-            expected = xtl.transplant(model, PROMPTS["en"], PROMPTS["zh"], row.src_layer,
-                                      row.tgt_layer, site, MAX_NEW).tokens
-        assert list(row.token_ids) == expected, (row.src_layer, row.tgt_layer)
+    assert_sweep_equals_transplant(model, df, site, MAX_NEW)
 
 
 @pytest.mark.parametrize("fast", FAST)

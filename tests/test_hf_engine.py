@@ -5,8 +5,6 @@ leaves the bridge untouched; models and sites it cannot serve fall back with the
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
 
@@ -14,20 +12,11 @@ import xtl
 from xtl.engine import Pair, kernel, sweep
 from xtl.engine.hf import unsupported
 from xtl.patching.sites import Site
-from helpers import PROMPTS, tiny_hf
-from test_backends import BRIDGE_ARCHS, hf_reference
+from helpers import BRIDGE_ARCHS, PROMPTS
+from reference import assert_sweep_equals_transplant, hf_reference
 
 MAX_NEW = 8
 PAIRS = [Pair(PROMPTS["zh"], PROMPTS["en"], "p0", {"lang": "en", "dataset": "toy"})]
-
-
-@pytest.fixture(scope="module")
-def bridged(tokenizer):
-    out = {}
-    for arch in BRIDGE_ARCHS:
-        hf = tiny_hf(arch)
-        out[arch] = (hf, xtl.from_hf(copy.deepcopy(hf), tokenizer, dtype="float64", device="cpu", backend="bridge"))
-    return out
 
 
 def _sites(arch: str) -> list[str]:
@@ -42,11 +31,7 @@ def test_engine_is_token_identical_to_transplant_and_to_hugging_face_hooks(bridg
     for site in _sites(arch):
         assert unsupported(model, Site.parse(site)) is None, (arch, site)
         df = sweep(model, PAIRS, site=site, max_new_tokens=MAX_NEW, batch_size=5, progress=False, fast=True)
-        n = model.cfg.n_layers
-        assert len(df) == n * n + 1
-        for row in df[(df.src_layer + df.tgt_layer) % 3 == 0].itertuples():  # a spread of configurations
-            res = xtl.transplant(model, PROMPTS["en"], PROMPTS["zh"], row.src_layer, row.tgt_layer, site, MAX_NEW)
-            assert list(row.token_ids) == res.tokens, (arch, site, row.src_layer, row.tgt_layer)
+        assert_sweep_equals_transplant(model, df, site, MAX_NEW, every=3)  # a spread of configurations
         for i, j in [(3, 0), (1, 2)]:
             row = df[(df.src_layer == i) & (df.tgt_layer == j)].iloc[0]
             expected = hf_reference(hf, tokenizer, PROMPTS["zh"], PROMPTS["en"], i, j, site, MAX_NEW)

@@ -5,77 +5,10 @@ import xtl
 from xtl.errors import PromptError, SiteError
 from xtl.patching import Site, stop_token_ids, tokenize
 from helpers import PROMPTS
+from reference import hf_reference
 
 SITES = ["attn", "mlp", "block", "heads:1,3", "attn-authors"]
 MAX_NEW = 12
-
-
-def hf_reference(hf, tokenizer, source, target, i, j, site, max_new):
-    """The procedure written with plain Hugging Face forward hooks, as the authors did."""
-    layers = hf.model.layers
-    kind = site.split(":")[0]
-    heads = [int(h) for h in site.split(":")[1].split(",")] if kind == "heads" else None
-    n_heads = hf.config.num_attention_heads
-
-    def module(l):
-        return {"attn": layers[l].self_attn, "mlp": layers[l].mlp, "block": layers[l],
-                "heads": layers[l].self_attn.o_proj}[kind]
-
-    def first(out):
-        return out[0] if isinstance(out, tuple) else out
-
-    store = {}
-    if kind == "attn-authors":
-        # The authors' wrapper stores the attention output, then adds the layer's input (the
-        # residual) to it in place: what is kept is h + a at the last position.
-        def keep_input(m, args, kwargs):
-            h = kwargs["hidden_states"] if "hidden_states" in kwargs else args[0]
-            store["h"] = h[0, -1].clone()
-        h_in = layers[i].register_forward_pre_hook(keep_input, with_kwargs=True)
-        h = layers[i].self_attn.register_forward_hook(
-            lambda m, a, out: store.__setitem__("v", store["h"] + first(out)[0, -1]))
-        with torch.no_grad():
-            hf(torch.tensor([tokenizer(source)["input_ids"]]))
-        h_in.remove()
-        h.remove()
-        kind = "attn"  # the target side writes the attention output
-    elif kind == "heads":
-        h = module(i).register_forward_pre_hook(lambda m, args: store.__setitem__("v", args[0][0, -1].clone()))
-    else:
-        h = module(i).register_forward_hook(lambda m, a, out: store.__setitem__("v", first(out)[0, -1].clone()))
-    if "v" not in store:
-        with torch.no_grad():
-            hf(torch.tensor([tokenizer(source)["input_ids"]]))
-        h.remove()
-    value, calls = store["v"], {"n": 0}
-
-    if kind == "heads":
-        def pre(m, args):
-            calls["n"] += 1
-            if calls["n"] > 1:
-                return None
-            x = args[0].clone()
-            d = x.shape[-1] // n_heads
-            for hh in heads:
-                x[0, -1, hh * d:(hh + 1) * d] = value[hh * d:(hh + 1) * d]
-            return (x,) + tuple(args[1:])
-        h = module(j).register_forward_pre_hook(pre)
-    else:
-        def post(m, a, out):
-            calls["n"] += 1
-            if calls["n"] > 1:  # prompt pass only
-                return None
-            t = first(out).clone()
-            t[0, -1] = value
-            return (t,) + tuple(out[1:]) if isinstance(out, tuple) else t
-        h = module(j).register_forward_hook(post)
-    ids = torch.tensor([tokenizer(target)["input_ids"]])
-    with torch.no_grad():
-        out = hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new,
-                          do_sample=False, eos_token_id=2, pad_token_id=0)
-    h.remove()
-    new = out[0, ids.shape[1]:].tolist()
-    return new[:new.index(2)] if 2 in new else new
 
 
 def slow_reference(model, source, target, i, j, site, max_new):

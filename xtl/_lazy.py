@@ -4,7 +4,6 @@ on first use, so importing a light module of a package (``xtl.patching.sites``,
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, Callable
 
 

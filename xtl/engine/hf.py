@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from xtl.engine.kernel import Rows, greedy_rows, scan_logits
+from xtl.engine.kernel import Rows, greedy_rows, prefix_suffix_mix, prefix_suffix_scores, scan_logits
 from xtl.errors import XtlError
 from xtl.patching.ops import Next, write_site
 from xtl.patching.sites import Site
@@ -70,13 +70,8 @@ def _shared_prefix_attention(module: Any, query: Tensor, key: Tensor, value: Ten
     scale = module.head_dim ** -0.5 if scaling is None else scaling
     q = query[:, :, 0]
     b, h, d = q.shape
-    kvh, kept = pk.shape[0], pk.shape[1]
-    g = h // kvh
-    qg = q.reshape(b, kvh, g, d)
-    s_pre = torch.matmul(qg.permute(1, 0, 2, 3).reshape(kvh, b * g, d), pk.transpose(1, 2))
-    s_pre = s_pre.reshape(kvh, b, g, kept).permute(1, 0, 2, 3)
-    s_suf = torch.matmul(qg, key.transpose(-1, -2))
-    scores = torch.cat([s_pre, s_suf], dim=-1) * scale
+    kept = pk.shape[1]
+    scores = prefix_suffix_scores(q, pk, key) * scale
     if softcap is not None:
         scores = torch.tanh(scores / softcap) * softcap
     if sliding_window is not None and pos - sliding_window >= 0:
@@ -85,10 +80,7 @@ def _shared_prefix_attention(module: Any, query: Tensor, key: Tensor, value: Ten
         scores = scores.masked_fill(key_pos <= pos - sliding_window, float("-inf"))
     wide = torch.float64 if scores.dtype == torch.float64 else torch.float32
     pattern = F.softmax(scores, dim=-1, dtype=wide).to(value.dtype)
-    p_pre = pattern[..., :kept].permute(1, 0, 2, 3).reshape(kvh, b * g, kept)
-    z = torch.matmul(p_pre, pv).reshape(kvh, b, g, d).permute(1, 0, 2, 3)
-    z = z + torch.matmul(pattern[..., kept:], value)
-    return z.reshape(b, h, 1, d).transpose(1, 2), None
+    return prefix_suffix_mix(pattern, pv, value).reshape(b, h, 1, d).transpose(1, 2), None
 
 
 def _register() -> None:

@@ -122,24 +122,40 @@ def _attend(attn, q: Float[Tensor, "batch head d_head"], pk: Float[Tensor, "kv_h
             rv: Float[Tensor, "batch kv_head slot d_head"],
             pos: int) -> Float[Tensor, "batch head d_head"]:
     """One query position per row over the shared prefix (pk, pv) and the row's suffix (rk, rv)."""
-    b, h, d = q.shape
-    kvh, plen = pk.shape[0], pk.shape[1]
-    g = h // kvh
-    qg = q.reshape(b, kvh, g, d)
-    s_pre = torch.matmul(qg.permute(1, 0, 2, 3).reshape(kvh, b * g, d), pk.transpose(1, 2))
-    s_pre = s_pre.reshape(kvh, b, g, plen).permute(1, 0, 2, 3)
-    s_suf = torch.matmul(qg, rk.transpose(-1, -2))
-    scores = torch.cat([s_pre, s_suf], dim=-1) / attn.attn_scale
+    scores = prefix_suffix_scores(q, pk, rk) / attn.attn_scale
     scores = apply_softcap(scores, attn.cfg.attn_scores_soft_cap)
     if attn.attn_type == "local" and pos - attn.cfg.window_size >= 0:
         key_pos = torch.arange(scores.shape[-1], device=scores.device)
         scores = scores.masked_fill(key_pos <= pos - attn.cfg.window_size, float("-inf"))
     pattern = F.softmax(scores, dim=-1)
     pattern = torch.where(torch.isnan(pattern), torch.zeros_like(pattern), pattern).to(pv.dtype)
+    return prefix_suffix_mix(pattern, pv, rv)
+
+
+def prefix_suffix_scores(q: Float[Tensor, "batch head d_head"], pk: Float[Tensor, "kv_head pos d_head"],
+                         rk: Float[Tensor, "batch kv_head slot d_head"]) -> Float[Tensor, "batch kv_head group key"]:
+    """Unscaled scores of one query per row against the shared prefix (one matmul for every row:
+    the prefix is stored once) and against the row's own suffix, query heads grouped by the key
+    head they share; keys ordered prefix then suffix. The shared-prefix engines' common step."""
+    b, h, d = q.shape
+    kvh, plen = pk.shape[0], pk.shape[1]
+    g = h // kvh
+    qg = q.reshape(b, kvh, g, d)
+    s_pre = torch.matmul(qg.permute(1, 0, 2, 3).reshape(kvh, b * g, d), pk.transpose(1, 2))
+    s_pre = s_pre.reshape(kvh, b, g, plen).permute(1, 0, 2, 3)
+    return torch.cat([s_pre, torch.matmul(qg, rk.transpose(-1, -2))], dim=-1)
+
+
+def prefix_suffix_mix(pattern: Float[Tensor, "batch kv_head group key"], pv: Float[Tensor, "kv_head pos d_head"],
+                      rv: Float[Tensor, "batch kv_head slot d_head"]) -> Float[Tensor, "batch head d_head"]:
+    """The attention pattern of :func:`prefix_suffix_scores` applied to the prefix's and the
+    row's values: each row's mixed value per query head."""
+    b, kvh, g, _ = pattern.shape
+    plen, d = pv.shape[1], pv.shape[2]
     p_pre = pattern[..., :plen].permute(1, 0, 2, 3).reshape(kvh, b * g, plen)
     z = torch.matmul(p_pre, pv).reshape(kvh, b, g, d).permute(1, 0, 2, 3)
     z = z + torch.matmul(pattern[..., plen:], rv)
-    return z.reshape(b, h, d)
+    return z.reshape(b, kvh * g, d)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from xtl import analysis as an
 from xtl.analysis.records import _Record
 from xtl.analysis.tables import GROUPS, group_means
 from xtl.errors import XtlError
-from xtl.schema import VANILLA, Config
+from xtl.schema import VANILLA
 from xtl.strategies.base import GOLD_FREE, Strategy, only_candidates
 from xtl.strategies.catalogue import make_strategy
 from xtl.strategies.features import candidate_features

@@ -393,7 +393,6 @@ def _train(config: SftSettings, tokenizer: Any, examples: list[dict], out: Path,
 
 def _cast_saved_weights(folder: Path, dtype: Any) -> None:
     """Rewrite the saved safetensors files' floating tensors in ``dtype`` (one file at a time)."""
-    import torch
     from safetensors.torch import load_file, save_file
 
     for path in sorted(folder.glob("model*.safetensors")):
