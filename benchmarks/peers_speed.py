@@ -103,13 +103,29 @@ def run_pyvene(hf, tok, src_ids, tgt_ids, configs, gen) -> dict[tuple[int, int],
     return out
 
 
+def unembedding_floor(hf, tokens: dict, max_new: int, stop: set[int]) -> tuple[float, int]:
+    """Seconds the unembedding alone takes for every decoding step of the grid (each row's tokens up
+    to its stop token, the step that produced the stop included), at batches of 512 rows, and how
+    many steps that is: a bound below every exact way, which must unembed each of them in full."""
+    steps = sum(min(len(_cut(t, stop)) + 1, max_new) for t in tokens.values())
+    weight = hf.get_output_embeddings().weight.detach()
+    x = torch.randn(512, weight.shape[1], dtype=weight.dtype)
+    with torch.no_grad():
+        for _ in range(2):
+            x @ weight.T
+        start = time.perf_counter()
+        for _ in range(5):
+            x @ weight.T
+    return (time.perf_counter() - start) / 5 / 512 * steps, steps
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="gemma-3-270m-q4km")
     ap.add_argument("--tgt-layers", type=int, default=0, help="sampled target layers (0: all, the full grid)")
     ap.add_argument("--max-new-tokens", type=int, default=20)
     ap.add_argument("--pair", default="builtin", choices=["builtin", "xnli-sw", "xquad-de"],
-                    help="the prompt pair: the built-in question (~55 tokens), or the XNLI (98 tokens) and XQuAD "
+                    help="the prompt pair: the built-in question (46 target tokens), or the XNLI (98 tokens) and XQuAD "
                          "(322 tokens) pairs of benchmarks/sweep_speed.py (../shared/data)")
     ap.add_argument("--ways", nargs="+", default=["hooked", "bridge", "nnsight", "pyvene"],
                     choices=["hooked", "bridge", "nnsight", "pyvene"])
@@ -164,6 +180,12 @@ def main() -> None:
     print(f"grid: {len(tgts)} target x {n} source layers = {len(configs)} configurations, "
           f"{args.max_new_tokens} new tokens, pair {args.pair} ({tgt_ids.shape[1]} target tokens), site mlp, float32")
     engines = [w for w in ("hooked", "bridge") if w in results]
+    floor = unembedding_floor(hf, results[engines[0]][1] if engines else next(iter(results.values()))[1],
+                              args.max_new_tokens, stop)
+    print(f"floor: the unembedding alone of the {floor[1]} decoding steps (row x token) the grid needs takes "
+          f"{floor[0]:.1f} s ({len(configs) / floor[0]:.2f} configurations/s); no exact way can beat that")
+    for peer in (w for w in ("nnsight", "pyvene") if w in results):
+        print(f"  so at most {len(configs) / floor[0] / results[peer][0]:.1f}x over {peer} on this pair and machine")
     for peer in (w for w in ("nnsight", "pyvene") if w in results):
         rate, tokens = results[peer]
         for engine in engines:
