@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 import xtl
+from xtl.engine import engines
 from xtl.engine import kernel as fastpath
 from xtl.engine import sweep
 from xtl.patching import Site, broadcast_cache, prefix_cache, stop_token_ids, tokenize
@@ -189,7 +190,7 @@ def compare_backends(args, backends: list[str]) -> None:
                                            progress=False))
             runs.append(n * len(tgts) / sec)
         engine = "shared-prefix kernel" if backend == "hooked" else "shared-prefix engine on Hugging Face modules"
-        rates[backend] = (statistics.median(runs), fastpath.unsupported(model) or engine, df)
+        rates[backend] = (statistics.median(runs), engines.unsupported(model) or engine, df)
         del model
     first = backends[0]
     for backend, (rate, path, df) in rates.items():
@@ -276,7 +277,7 @@ def main() -> None:
     tl_tgts = sorted(rng.sample(tgts, min(args.compare_tl, len(tgts))))
     bs, new, reps = args.batch_size, args.max_new_tokens, max(1, args.repeats)
     print(f"model {args.model} ({n} layers) on {model.cfg.device}, site {site}, {new} new tokens, "
-          f"batch {bs}, shared-prefix path: {fastpath.unsupported(model) or 'yes'}; engine on "
+          f"batch {bs}, shared-prefix path: {engines.unsupported(model) or 'yes'}; engine on "
           f"{len(tgts)} target x {n} source layers, TransformerLens path on target layers {tl_tgts}; "
           f"medians of {reps} interleaved runs (rates in configurations/s)")
     for name, source, target in pairs(model):

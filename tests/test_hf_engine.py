@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import xtl
-from xtl.engine import Pair, kernel, sweep
+from xtl.engine import Pair, engines, sweep
 from xtl.engine.hf import unsupported
 from xtl.patching.sites import Site
 from helpers import BRIDGE_ARCHS, PROMPTS
@@ -89,7 +89,7 @@ def test_the_plain_view_shares_weights_and_leaves_the_bridge_alone(bridged, toke
 
 def test_what_the_engine_cannot_serve_falls_back_with_the_reason(bridged):
     _, model = bridged["granite"]
-    why = kernel.unsupported(model, Site.parse("mlp"))
+    why = engines.unsupported(model, Site.parse("mlp"))
     assert "blocks.0.hook_mlp_out of GraniteForCausalLM" in why
     with pytest.raises(xtl.XtlError, match="shared-prefix path cannot run this model.*GraniteForCausalLM"):
         sweep(model, PAIRS, site="mlp", max_new_tokens=2, progress=False, fast=True)
@@ -98,5 +98,5 @@ def test_what_the_engine_cannot_serve_falls_back_with_the_reason(bridged):
     assert list(row.token_ids) == xtl.transplant(model, PROMPTS["en"], PROMPTS["zh"], 2, 1, "mlp", MAX_NEW).tokens
     _, llama = bridged["llama"]
     with llama.hooks([("blocks.0.hook_mlp_out", lambda act, hook: act)]):
-        assert kernel.unsupported(llama) == "hooks are attached to the model"
-    assert kernel.unsupported(llama) is None
+        assert engines.unsupported(llama) == "hooks are attached to the model"
+    assert engines.unsupported(llama) is None

@@ -32,19 +32,16 @@ from xtl.patching.ops import Next, apply_softcap, decode_resid, write_site
 
 __all__ = ["unsupported", "Prefix", "Rows", "SitePatch", "prefix_from_cache", "decode_step", "decode_pick",
            "first_step", "vanilla_rows", "greedy", "greedy_rows", "Next", "scan_vocab", "scan_logits",
-           "HookedEngine", "engine_for"]
+           "HookedEngine"]
 
 _POST_NORM = ("OlmoeForCausalLM", "Olmo2ForCausalLM", "Olmo3ForCausalLM")
 
 
-def unsupported(model: Model, site=None) -> str | None:
-    """Why the shared-prefix path cannot run this model (None when it can): HookedTransformer
-    through this kernel, bridge models through :mod:`xtl.engine.hf` (which also checks ``site``,
-    a :class:`~xtl.patching.sites.Site`)."""
+def unsupported(model: Model) -> str | None:
+    """Why this kernel cannot run a HookedTransformer model (None when it can). Bridge models are
+    served by :mod:`xtl.engine.hf`; :func:`xtl.engine.engines.unsupported` asks the right one."""
     if backend_of(model) == "bridge":
-        from xtl.engine import hf
-
-        return hf.unsupported(model, site)
+        return "a bridge model: the engine on Hugging Face modules serves it (xtl.engine.engines.unsupported)"
     cfg = model.cfg
     reasons = {
         "positional embeddings are not rotary": cfg.positional_embedding_type != "rotary",
@@ -378,16 +375,6 @@ def greedy_rows(rows: Rows, first: Next, max_new_tokens: int, stop_ids: set[int]
         return nxt.token, nxt.logprob
 
     return greedy_loop(first.token, first.logprob, max_new_tokens, stop_ids, step, steps)
-
-
-def engine_for(inp):
-    """The shared-prefix engine of an item's inputs: this kernel on HookedTransformer, the Hugging
-    Face one (:class:`xtl.engine.hf.HFEngine`) on the bridge."""
-    if backend_of(inp.model) == "bridge":
-        from xtl.engine.hf import HFEngine
-
-        return HFEngine(inp)
-    return HookedEngine(inp)
 
 
 class HookedEngine:

@@ -1,6 +1,6 @@
 """The TransformerLens path of one item: every step through TransformerLens' own forward on
 broadcast views of the prompt cache, for models the shared-prefix kernel does not cover
-(:func:`xtl.engine.kernel.unsupported`) and as a reference for it."""
+(:func:`xtl.engine.engines.unsupported`) and as a reference for it."""
 
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 from xtl.models.backends import Model, backend_of
 
-from xtl.engine import kernel, schedule
+from xtl.engine import engines, schedule
 from xtl.engine.reference import run_item_reference
 from xtl.engine.settings import EngineOptions, SweepRequest, candidate_token_ids, resolve
 from xtl.engine.store import ResultsStore, read_store
@@ -68,7 +68,7 @@ class Prepared:
 
 def prepare(model: Model, settings: SweepSettings, options: EngineOptions) -> Prepared:
     """Check the engine options against the model and fill in their defaults."""
-    why_not = kernel.unsupported(model, Site.parse(settings.site))
+    why_not = engines.unsupported(model, Site.parse(settings.site))
     if options.fast and why_not:
         raise XtlError(f"the shared-prefix path cannot run this model ({why_not}); use fast=False")
     fast = why_not is None if options.fast is None else options.fast

@@ -30,6 +30,7 @@ from jaxtyping import Float
 from torch import Tensor
 from xtl.models.backends import Model
 
+from xtl.engine import engines
 from xtl.engine import kernel as fastpath
 from xtl.patching.ops import first_token_stats
 from xtl.patching.sites import Site
@@ -64,11 +65,11 @@ class ItemInputs:
 
     @property
     def engine(self) -> Any:
-        """The shared-prefix engine over these inputs (:func:`xtl.engine.kernel.engine_for`:
+        """The shared-prefix engine over these inputs (:func:`xtl.engine.engines.engine_for`:
         HookedTransformer's kernel, or Hugging Face modules on the bridge), built on first use."""
         cached = self.__dict__.get("_engine")
         if cached is None:
-            cached = fastpath.engine_for(self)
+            cached = engines.engine_for(self)
             object.__setattr__(self, "_engine", cached)
         return cached
 

@@ -12,7 +12,7 @@ _EXPORTS = {
     "backend_of": "xtl.models.backends",
     "cache_dir": "xtl.models.load",
     "demo_gguf_path": "xtl.models.load",
-    "from_hf": "xtl.models.load",
+    "from_hf": "xtl.models.wrap",
     "gguf_to_folder": "xtl.models.load",
     "load_model": "xtl.models.load",
     "tl_config_from_hf": "xtl.models.hooked",

@@ -43,7 +43,7 @@ def _read_tokenizer(folder: Path) -> Any:
 def load_folder(folder: Path, dtype: torch.dtype, device: str, n_ctx: int | None, backend: str = "auto"):
     """A local HF folder on ``backend``. On the hooked backend, safetensors checkpoints of the four
     covered architectures are streamed layer by layer (peak memory about the model's own size);
-    everything else goes through ``from_pretrained`` and :func:`xtl.models.load.from_hf`."""
+    everything else goes through ``from_pretrained`` and :func:`xtl.models.wrap.from_hf`."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from xtl.models.backends import resolve_backend
@@ -75,7 +75,7 @@ def load_folder(folder: Path, dtype: torch.dtype, device: str, n_ctx: int | None
         raise ModelSpecError(f"{folder} cannot be loaded as a Hugging Face causal LM "
                              f"({type(exc).__name__}: {first[:200]}); check its config.json, "
                              "weights and tokenizer files") from exc
-    from xtl.models.load import from_hf
+    from xtl.models.wrap import from_hf
 
     return from_hf(hf_model, tokenizer, dtype=dtype, device=device, n_ctx=n_ctx, backend=chosen)
 

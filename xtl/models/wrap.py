@@ -1,0 +1,76 @@
+"""A Hugging Face model already in memory as an xtl model (:func:`from_hf`), and the checks of
+dtype and device every loader makes first: the layer :mod:`xtl.models.load` and
+:mod:`xtl.models.folder` both stand on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from xtl.errors import ModelSpecError
+from xtl.models.backends import resolve_backend
+from xtl.models.hfconfig import architecture, default_n_ctx
+from xtl.options import DTYPE_NAMES
+
+__all__ = ["from_hf", "resolve_dtype", "default_device"]
+
+_DTYPES = {name: getattr(torch, canonical) for name, canonical in DTYPE_NAMES.items()}
+
+
+def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    """``dtype`` as a torch dtype (``"float32"``, ``"bf16"``...), or a one-line error."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in _DTYPES:
+        raise ModelSpecError(f"unknown dtype {dtype!r}; use one of {sorted(_DTYPES)}")
+    return _DTYPES[dtype]
+
+
+def default_device(device: str | None) -> str:
+    """``device`` checked against this machine, or CUDA when available, else CPU."""
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ModelSpecError(f"unknown device {device!r}; use cpu, cuda, cuda:N or mps") from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ModelSpecError(f"device {device!r} is not available: torch sees no CUDA GPU on this "
+                                 "machine; use --device cpu (or install a CUDA build of torch)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ModelSpecError(f"device {device!r} does not exist: this machine has "
+                                 f"{torch.cuda.device_count()} CUDA device(s), cuda:0..")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ModelSpecError(f"device {device!r} is not available on this machine; use device='cpu' (--device cpu)")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise ModelSpecError(f"device {device!r} is not supported; use cpu, cuda, cuda:N or mps")
+    return str(device)
+
+
+def from_hf(hf_model: Any, tokenizer: Any, dtype: str | torch.dtype = "float32", device: str | None = None,
+            n_ctx: int | None = None, backend: str = "auto"):
+    """An already loaded HF causal LM as an xtl model.
+
+    Args:
+        hf_model: a ``transformers`` causal LM (Llama, Mistral, Qwen2/3, Gemma 2/3, OLMo 2, ...).
+        tokenizer: its tokenizer; kept as is, so BOS handling follows the model's own tokenizer.
+        dtype: parameter dtype.
+        device: ``"cpu"``, ``"cuda"``...; default: CUDA when available.
+        n_ctx: context length override.
+        backend: ``"auto"``, ``"hooked"`` (weights copied into a HookedTransformer) or ``"bridge"``
+            (``hf_model`` itself is wrapped: the bridge inserts its hook points into it, in place).
+    """
+    torch_dtype = resolve_dtype(dtype)
+    device = default_device(device)
+    chosen = resolve_backend(backend, architecture(hf_model.config))
+    n_ctx = int(n_ctx or default_n_ctx(hf_model.config))
+    if chosen == "hooked":
+        from xtl.models.hooked import hooked_from_hf
+
+        return hooked_from_hf(hf_model, tokenizer, torch_dtype, device, n_ctx)
+    from xtl.models.bridge import boot_bridge
+
+    name = getattr(hf_model.config, "_name_or_path", "") or "hf-model"
+    return boot_bridge(hf_model, tokenizer, torch_dtype, device, n_ctx, name)
