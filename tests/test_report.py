@@ -161,6 +161,20 @@ def test_report_has_the_cross_validated_selection_table(report):
     assert "4-fold cross-validation over items" in section
 
 
+def test_without_scikit_learn_the_selection_section_shows_the_rest_and_says_why(tmp_path, monkeypatch):
+    """Issue 30 §3: the section stays, with the strategies that need no scikit-learn, and names the
+    ones left out and what to install."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    df = table(C, VAN, LANGS, ["high", "high", "low", "low"])
+    html = build_report(df, tmp_path / "report.html", "test report").read_text(encoding="utf-8")
+    section = html[html.index("Instance-aware layer selection (cross-validated)"):]
+    assert "<td>coarse</td>" in section and "<td>entropy-based</td>" in section
+    assert "Not run: learned needs scikit-learn (pip install &#x27;xtl[select]&#x27;)." in section
+    assert "Not run: learned (logistic) needs scikit-learn" in section
+
+
 @pytest.mark.skipif(_chromium() is None or shutil.which("chromedriver") is None,
                     reason="headless browser test needs Debian's chromium and chromium-driver")
 def test_clicking_a_heatmap_cell_lists_its_items(report, tmp_path):

@@ -244,3 +244,21 @@ def test_a_gold_free_feature_that_decides_is_learned_and_best_on_train_does_not_
         chosen = sel.choices[sel.choices["strategy"] == name]
         assert (chosen["src_layer"] >= 0).sum() >= k // 3           # it transplants, a third of the items at least
     assert t.loc["best-on-train", "Avg."] <= van + 1e-9
+
+
+def test_without_scikit_learn_the_default_runs_the_rest_and_says_why(monkeypatch):
+    """Issue 30 §3: without scikit-learn the learned strategies are left out of the default set with
+    the reason; the others still run. Named explicitly, they are refused up front with what to install."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # import sklearn now fails, as when it is not installed
+    rng = np.random.default_rng(0)
+    c = rng.integers(0, 2, size=(8, N, N))
+    df = results(c, rng.uniform(size=(8, N, N)), [0, 1] * 4, ["de", "sw"] * 4)
+    sel = select(df, cv=2)
+    assert "coarse" in sel.table.index and "entropy-based" in sel.table.index
+    assert not any(name.startswith("learned") for name in sel.choices["strategy"].unique())
+    assert "Not run: learned needs scikit-learn (pip install 'xtl[select]')." in sel.notes
+    assert "Not run: learned (logistic) needs scikit-learn (pip install 'xtl[select]')." in sel.notes
+    with pytest.raises(XtlError, match=r"learned \(logistic\) needs scikit-learn"):
+        select(df, ["coarse", "learned-logistic"], cv=2)

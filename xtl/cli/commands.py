@@ -307,7 +307,7 @@ def cmd_select(args) -> None:
     lid_model(args.lid_model)
     from xtl.strategies import DEFAULT_STRATEGIES, make_strategy, select
 
-    names = args.strategy or list(DEFAULT_STRATEGIES)
+    names = args.strategy or DEFAULT_STRATEGIES  # the default leaves out, with a note, what cannot run here
     # unknown names fail here, before any store is evaluated; figures are named by the registered name
     file_names = {make_strategy(name).name: name for name in names}
     from xtl.figures.plots import chosen_layers, save

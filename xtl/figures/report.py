@@ -215,28 +215,27 @@ def _selection_html(df: pd.DataFrame, n_layers: int, site: str) -> str:
     those whose candidate configurations the store swept (a full or cross grid has them all)."""
     from xtl.errors import XtlError
     from xtl.strategies import DEFAULT_STRATEGIES, make_strategy, select
+    from xtl.strategies.base import unavailable
 
     have = set(zip(df["src_layer"].astype(int), df["tgt_layer"].astype(int)))
-    names = []
+    names, cannot = [], []
     for name in DEFAULT_STRATEGIES:
-        try:
-            strat = make_strategy(name)
-            if name == "learned":
-                import sklearn  # noqa: F401
-        except (XtlError, ImportError):
-            continue
-        if all((c.src, c.tgt) in have for c in strat.candidates(n_layers, site)):
+        strat = make_strategy(name)
+        if unavailable(strat):
+            cannot.append(f"Not run: {unavailable(strat)}.")
+        elif all((c.src, c.tgt) in have for c in strat.candidates(n_layers, site)):
             names.append(name)
     items = df["item_key"].nunique()
     head = "<h2>Instance-aware layer selection (cross-validated)</h2>"
+    missing = "".join(f"<p class=note>{html.escape(n)}</p>" for n in cannot)
     if not names or items < 4:
         return head + ("<p class=note>Not computed: the store needs at least 4 items and the configurations of a "
-                       "strategy (sweep with <code>--grid cross</code>); see <code>xtl select</code>.</p>")
+                       "strategy (sweep with <code>--grid cross</code>); see <code>xtl select</code>.</p>") + missing
     try:
         sel = select(df, names, cv=min(5, items), n_layers=n_layers, site=site)
     except XtlError as exc:
-        return head + f"<p class=note>Not computed: {html.escape(str(exc))}</p>"
-    notes = "".join(f"<p class=note>{html.escape(n)}</p>" for n in [sel.protocol, *sel.notes])
+        return head + f"<p class=note>Not computed: {html.escape(str(exc))}</p>" + missing
+    notes = "".join(f"<p class=note>{html.escape(n)}</p>" for n in [sel.protocol, *sel.notes]) + missing
     table = sel.table.reset_index()
     for col in [c for c in table.columns if c.startswith("McNemar")]:
         table[col] = [("–" if v != v else f"{v:.3f}") for v in table[col]]

@@ -9,7 +9,9 @@ and nothing else. Adding a strategy is one class and one :func:`register_strateg
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
+from typing import ClassVar
 
 import pandas as pd
 
@@ -19,7 +21,7 @@ from xtl.errors import XtlError
 from xtl.schema import VANILLA, Config, cross_configs
 from xtl.strategies.features import FEATURES
 
-__all__ = ["Strategy", "Vanilla", "Fixed", "Confidence", "BestOnTrain", "Agreement", "candidate_set",
+__all__ = ["Strategy", "unavailable", "Vanilla", "Fixed", "Confidence", "BestOnTrain", "Agreement", "candidate_set",
            "only_candidates", "GOLD_FREE"]
 
 #: Columns a strategy may read when it chooses (no ``correct``, no gold).
@@ -46,6 +48,8 @@ class Strategy:
     :meth:`fit` on training rows (with ``correct``), :meth:`choose` on test rows (without)."""
 
     name: str = "strategy"
+    #: Optional packages the strategy needs: import name -> what to install.
+    requires: ClassVar[dict[str, str]] = {}
 
     def candidates(self, n_layers: int, site: str) -> list[Config]:
         raise NotImplementedError
@@ -64,6 +68,13 @@ class Strategy:
     def test_cost(self, n_layers: int, site: str) -> int:
         """Configurations a test item runs besides vanilla, after :meth:`fit`."""
         return len(self.candidates(n_layers, site))
+
+
+def unavailable(strategy: Strategy) -> str | None:
+    """Why ``strategy`` cannot run here — the optional packages it needs that are not installed,
+    with what to install — or None when it can."""
+    missing = [hint for module, hint in strategy.requires.items() if importlib.util.find_spec(module) is None]
+    return f"{strategy.name} needs {'; '.join(missing)}" if missing else None
 
 
 @dataclass

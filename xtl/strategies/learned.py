@@ -13,17 +13,10 @@ import pandas as pd
 
 from xtl.errors import XtlError
 from xtl.schema import VANILLA, Config
-from xtl.strategies.base import Strategy, candidate_set, only_candidates
+from xtl.strategies.base import Strategy, candidate_set, only_candidates, unavailable
 from xtl.strategies.features import FEATURES
 
 __all__ = ["Learned"]
-
-
-def _sklearn():
-    try:
-        import sklearn  # noqa: F401
-    except ImportError as exc:
-        raise XtlError("the learned strategy needs scikit-learn: pip install 'xtl[select]'") from exc
 
 
 @dataclass
@@ -40,12 +33,15 @@ class Learned(Strategy):
     _fitted: Any = field(default=None, repr=False)
     _importance_data: Any = field(default=None, repr=False)  # the last fit's (x, y), for importances
     _columns: tuple[str, ...] = FEATURES
+    requires = {"sklearn": "scikit-learn (pip install 'xtl[select]')"}
 
     def candidates(self, n_layers, site):
         return candidate_set(self.kind, n_layers)
 
     def fit(self, rows, n_layers, site):
-        _sklearn()
+        why = unavailable(self)
+        if why:
+            raise XtlError(why)
         rows = only_candidates(rows, self.candidates(n_layers, site))
         x, y = rows[list(self._columns)].to_numpy(float), rows["correct"].astype(int).to_numpy()
         if len(set(y)) < 2:  # every training row right (or wrong): nothing to rank by

@@ -21,7 +21,7 @@ from xtl.analysis.records import _Record
 from xtl.analysis.tables import GROUPS, group_means
 from xtl.errors import XtlError
 from xtl.schema import VANILLA
-from xtl.strategies.base import GOLD_FREE, Strategy, only_candidates
+from xtl.strategies.base import GOLD_FREE, Strategy, only_candidates, unavailable
 from xtl.strategies.catalogue import make_strategy
 from xtl.strategies.features import candidate_features
 
@@ -82,6 +82,8 @@ def select(df: pd.DataFrame, strategies: Sequence["str | Strategy"] = DEFAULT_ST
             configurations of every item; the strategies' candidates must be among them (a
             ``grid="cross"`` sweep holds all that the default strategies need).
         strategies: registered names (:data:`xtl.strategies.STRATEGIES`) or strategy objects.
+            Left at the default, strategies whose optional packages are missing (scikit-learn for
+            the learned ones) are left out with a note; named ones must be able to run.
         cv: folds over items; ``by_language`` instead leaves one language out per fold.
         seed: the folds' shuffle and the learned strategies' seed.
         average: group means over languages (the paper's) or ``"pooled"`` over items, as in
@@ -107,6 +109,10 @@ def select(df: pd.DataFrame, strategies: Sequence["str | Strategy"] = DEFAULT_ST
     fold_of = folds(items, cv, by_language, seed)
     truth = _lookup(df)
     objs = [copy.deepcopy(make_strategy(s, seed)) for s in strategies]  # fitting never changes the caller's
+    cannot = [why for why in map(unavailable, objs) if why]
+    if cannot and strategies is not DEFAULT_STRATEGIES:
+        raise XtlError(f"{'; '.join(cannot)}; install it, or leave the strategy out")
+    objs = [s for s in objs if not unavailable(s)]
     names = [s.name for s in objs]
     if len(set(names)) < len(names):
         raise XtlError(f"strategies share names {names}; give each once")
@@ -139,6 +145,7 @@ def select(df: pd.DataFrame, strategies: Sequence["str | Strategy"] = DEFAULT_ST
                    .sort_values(["strategy", "importance"], ascending=[True, False])
                    if imps else pd.DataFrame(columns=["strategy", "feature", "importance"]))
     table, notes = _table(df, choices, names, n, average)
+    notes += [f"Not run: {why}." for why in cannot]
     protocol = (f"leave-one-language-out ({len(set(fold_of.values()))} folds)" if by_language
                 else f"{cv}-fold cross-validation over items (seed {seed})")
     return Selection(table, choices, importances, protocol, notes)
