@@ -136,3 +136,6 @@ def test_cross_sweep_then_select(tmp_path, tiny_folder, capsys):
     assert any(f.endswith("-entropy-cross-layers.html") for f in files), files
     assert not any("_-layers" in f or "(" in f for f in files), files
     assert main(["select", str(store), "--strategy", "entropi", "--out", str(tmp_path / "sel")]) == 2
+    capsys.readouterr()
+    assert main(["select", str(store), str(store) + "/", "--out", str(tmp_path / "sel2")]) == 2  # issue 30 §7
+    assert "is given twice" in capsys.readouterr().err and not (tmp_path / "sel2").exists()

@@ -303,6 +303,13 @@ def cmd_lens(args) -> None:
 def cmd_select(args) -> None:
     from xtl.engine.store import check_writable_dir
 
+    seen: dict[Path, str] = {}
+    for path in args.stores:  # one store twice would only be compared with itself
+        key = Path(path).expanduser().resolve()
+        if key in seen:
+            also = "" if seen[key] == path else f" (also as {seen[key]})"
+            raise XtlError(f"{path} is given twice{also}; give each store once")
+        seen[key] = path
     out = check_writable_dir(args.out)
     lid_model(args.lid_model)
     from xtl.strategies import DEFAULT_STRATEGIES, make_strategy, select
