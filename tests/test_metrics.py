@@ -154,6 +154,12 @@ def test_evaluate_adds_columns():
     assert out["ppl"].isna().all()
     with pytest.raises(DataError, match="not in the task"):
         evaluate(df.assign(item_key="xnli/de/9"), items)
+    # issue 30 §7: a frame without `lang` gets it from its items, so the per-language tables keep it
+    from xtl.analysis import accuracy_table
+
+    bare = evaluate(df.drop(columns="lang"), items)
+    assert bare["lang"].tolist() == ["de"] * 3
+    assert accuracy_table(bare, ("lang",))["lang"].tolist() == ["de", "all"]
 
 
 def test_table5_template_reproduces_the_release(shared_data):

@@ -91,6 +91,8 @@ def evaluate(results: "pd.DataFrame | str | os.PathLike", task: "str | Sequence[
         raise DataError(f"{len(missing)} result item(s) are not in the task, e.g. {missing[0]!r}; "
                         "evaluate with the task the sweep ran on")
     rows = [items[k] for k in df["item_key"]]
+    if "lang" not in df.columns:  # a frame without it (built by hand, or trimmed): its items know it, and the
+        df["lang"] = [it.lang for it in rows]  # per-language and group tables need it
     logits = (df["mode"] == "logits").to_numpy() if "mode" in df.columns else np.zeros(len(df), bool)
     df["answer"] = ""
     if logits.any():
