@@ -30,6 +30,14 @@ def test_sweep_then_report(tmp_path, tiny_folder, capsys):
     assert main(["report", str(store), "--out", str(tmp_path / "r.html")]) == 0
     html = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert html.count("Plotly.newPlot") == 5 and "Accuracy by language" in html
+    # the store's model, dtype, device, backend and TransformerLens version, beside the numbers (issue 28)
+    from xtl.engine import read_settings
+
+    s = read_settings(store)
+    said = f"{tiny_folder.name}, float64, cpu, {s.backend} backend (TransformerLens {s.tl_version}), xtl {s.xtl_version}"
+    assert f"<th>computed with</th><td>{said}</td>" in html
+    assert main(["paper", str(store), "--table", "3", "--out", str(tmp_path / "tables")]) == 0
+    assert f"Computed with: {said}." in capsys.readouterr().out
     assert main(["report", str(tmp_path), "--out", str(tmp_path / "x.html")]) == 2
 
 

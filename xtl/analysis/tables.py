@@ -378,6 +378,8 @@ def paper_table(number: int, runs: Sequence[Run], average: str = "language",
     if logits:
         extra.append(f"Logits mode ({', '.join(dict.fromkeys(logits))}): each answer is the highest-scoring "
                      "candidate's first token; language consistency and perplexity need text and show –.")
+    computed = list(dict.fromkeys(r.computed_with for r in runs))
+    extra.append(f"Computed with: {'; '.join(computed)}.")
     models = list(dict.fromkeys(r.model for r in runs if r.model))
     for model in models:
         paper_number = _paper_number(number, model)

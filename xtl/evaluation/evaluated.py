@@ -190,6 +190,19 @@ class Run:
         return str(self.df["model"].iloc[0]) if "model" in self.df.columns and len(self.df) else ""
 
     @property
+    def computed_with(self) -> str:
+        """How the store was computed, as its manifest records it: model, dtype, device, backend with
+        TransformerLens' version, and xtl's version (what a table or report names beside its numbers)."""
+        s = self.settings
+        parts = [self.display_model or "model not recorded"]
+        parts += [f"{s[k]}" for k in ("dtype", "device") if s.get(k)]
+        if s.get("backend"):
+            parts.append(f"{s['backend']} backend" + (f" (TransformerLens {s['tl_version']})" if s.get("tl_version") else ""))
+        if s.get("xtl_version"):
+            parts.append(f"xtl {s['xtl_version']}")
+        return ", ".join(parts)
+
+    @property
     def sft_base(self) -> str:
         """The base model when the store's model came from ``xtl sft`` (the ML-SFT baseline), else ''."""
         return str(self.settings.get("sft_base") or "")

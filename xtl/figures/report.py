@@ -64,7 +64,8 @@ def build_report(df: pd.DataFrame, out: str | os.PathLike, title: str = "xtl swe
     def plural(n: int, word: str) -> str:
         return f"{n} {word}{'' if n == 1 else 's'}"
 
-    rows = [("items × languages", f"{plural(head.items, 'item')}, {plural(head.languages, 'language')}"),
+    rows = [*([("computed with", Run(df, settings).computed_with)] if settings else []),
+            ("items × languages", f"{plural(head.items, 'item')}, {plural(head.languages, 'language')}"),
             ("site", site), ("configurations", f"{wtl.n_configs}"),
             ("mode", "logits: each answer is the highest-scoring candidate; language consistency and "
                      "perplexity need text (–)" if "mode" in df.columns and (df["mode"] == "logits").any()
