@@ -166,3 +166,24 @@ def test_a_site_the_bridge_lacks_names_the_site_and_architecture(bridged):
             xtl.transplant(model, PROMPTS["en"], PROMPTS["zh"], 1, 1, "attn-authors", 2)
     finally:
         del model.has_hook
+
+
+def test_a_gguf_file_loads_on_the_bridge(tmp_path, monkeypatch):
+    """A .gguf file (converted once into the cache) on the bridge: the same tokens as the converted
+    folder's Hugging Face model with plain hooks, and, where TransformerLens 3 is installed, as hooked."""
+    from helpers import write_tiny_gguf
+    from xtl.models.gguf import local_folder
+
+    monkeypatch.setenv("XTL_CACHE", str(tmp_path / "cache"))
+    path = write_tiny_gguf(tmp_path / "tiny.gguf", "gemma3")
+    model = xtl.load_model(path, dtype="float64", device="cpu", backend="bridge")
+    assert model.backend == "bridge" and model.cfg.model_name == "tiny.gguf"
+    got = xtl.transplant(model, PROMPTS["en"], PROMPTS["zh"], 1, 0, "mlp", 6).tokens
+    import transformers as tf
+
+    hf = tf.AutoModelForCausalLM.from_pretrained(local_folder(str(path)), dtype=torch.float64,
+                                                 attn_implementation="eager").eval()
+    assert got == hf_reference(hf, model.tokenizer, PROMPTS["zh"], PROMPTS["en"], 1, 0, "mlp", 6)
+    if hooked_available():
+        hooked = xtl.load_model(path, dtype="float64", device="cpu", backend="hooked")
+        assert xtl.transplant(hooked, PROMPTS["en"], PROMPTS["zh"], 1, 0, "mlp", 6).tokens == got

@@ -324,6 +324,12 @@ def test_a_model_trained_with_the_chat_template_is_evaluated_with_it(tmp_path, c
         warnings.simplefilter("always")
         xtl.vanilla(model, PROMPTS["en"], 3, chat=False)
     assert any("fine-tuned with the chat template, but chat=False" in str(w.message) for w in seen)
+    # the same folder on the bridge: the manifest travels, the frame is the training one, tokens as on hooked
+    bridged = xtl.load_model(out, dtype="float64", device="cpu", backend="bridge")
+    hooked = xtl.load_model(out, dtype="float64", device="cpu", backend="hooked")
+    assert bridged.xtl_sft["sft_chat"] is True
+    assert xtl.vanilla(bridged, PROMPTS["en"], 4)[1] == xtl.vanilla(bridged, PROMPTS["en"], 4, chat=True)[1] \
+        == xtl.vanilla(hooked, PROMPTS["en"], 4)[1]
 
 
 def test_a_failed_start_never_blocks_the_corrected_command_and_max_steps_extends_a_run(tiny_folder, tmp_path):
