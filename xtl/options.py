@@ -12,7 +12,8 @@ from xtl.errors import XtlError
 
 __all__ = ["Mode", "Average", "Rules", "Positions", "SiteKind", "Groups", "check_option",
            "MODES", "AVERAGES", "RULES", "SITE_KINDS",
-           "GROUPINGS", "GridKind", "GRIDS", "DTYPE_NAMES", "canonical_dtype"]
+           "GROUPINGS", "GridKind", "GRIDS", "POSITIONS", "PlotlyJs", "PLOTLYJS", "DTYPE_NAMES",
+           "canonical_dtype"]
 
 Mode = Literal["generate", "logits"]
 """``generate``: greedy responses; ``logits``: first-token statistics only (screening)."""
@@ -32,12 +33,18 @@ Groups = Literal["paper", "lang2tax"]
 """Resource grouping of languages: ``paper`` (the paper's table headers per dataset, lang2tax
 for languages it does not print) or ``lang2tax`` (Joshi et al.'s classes: 5 high, 4 mid)."""
 
+PlotlyJs = Literal["inline", "shared", "cdn"]
+"""How a saved figure gets plotly.js: inlined (a standalone file), one ``plotly.min.js`` shared by
+the files of a folder, or plotly's CDN (needs the network to display)."""
+
 MODES: tuple[str, ...] = get_args(Mode)
 AVERAGES: tuple[str, ...] = get_args(Average)
 RULES: tuple[str, ...] = get_args(Rules)
 SITE_KINDS: tuple[str, ...] = get_args(SiteKind)
 GROUPINGS: tuple[str, ...] = get_args(Groups)
 GRIDS: tuple[str, ...] = get_args(GridKind)
+POSITIONS: tuple[str, ...] = get_args(Positions)
+PLOTLYJS: tuple[str, ...] = get_args(PlotlyJs)
 
 _MEANING = {
     "mode": "'generate' (responses) or 'logits' (first-token statistics only)",

@@ -6,6 +6,7 @@ import argparse
 
 from xtl.cli.checks import LAYERS_HELP
 from xtl.models.names import DEMO_MODEL
+from xtl.options import AVERAGES, GRIDS, GROUPINGS, MODES, PLOTLYJS, POSITIONS, RULES
 
 __all__ = ["build_parser"]
 
@@ -78,12 +79,12 @@ def _data(p: argparse.ArgumentParser) -> None:
 
 
 def _scoring(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--rules", default="authors", choices=["authors", "lenient"],
+    p.add_argument("--rules", default="authors", choices=RULES,
                    help="scoring: the authors' released scripts, or lenient (full-width parentheses "
                         "normalised for every task; not the paper's)")
-    p.add_argument("--average", default="language", choices=["language", "pooled"],
+    p.add_argument("--average", default="language", choices=AVERAGES,
                    help="group averages: mean over languages (the paper's) or pooled over items")
-    p.add_argument("--groups", default="paper", choices=["paper", "lang2tax"],
+    p.add_argument("--groups", default="paper", choices=GROUPINGS,
                    help="High/Mid/Low: the paper's table headers per dataset, or Joshi et al.'s lang2tax classes")
     p.add_argument("--lid-model", default=None, metavar="PATH",
                    help="fastText language-ID model, e.g. the paper's lid.176.bin (default: $XTL_LID_MODEL, "
@@ -120,12 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="results store folder (resumable), e.g. runs/xnli-attn")
     p.add_argument("--src-layers", nargs="+", default=None, help=f"source layers (default: all); {LAYERS_HELP}")
     p.add_argument("--tgt-layers", nargs="+", default=None, help=f"target layers (default: all); {LAYERS_HELP}")
-    p.add_argument("--grid", default="full", choices=["full", "cross"],
+    p.add_argument("--grid", default="full", choices=GRIDS,
                    help="full: every source × target layer; cross: the last source into every target and every "
                         "source into target 0 (2N − 1: what the bounds SourceLast and TargetFirst need)")
     p.add_argument("--candidates", nargs="+", default=None,
                    help="strings whose first-token log-probs are recorded, e.g. A B C")
-    p.add_argument("--mode", default="generate", choices=["generate", "logits"],
+    p.add_argument("--mode", default="generate", choices=MODES,
                    help="generate responses, or first-token statistics only")
     p.add_argument("--batch-size", type=_at_least(1), default=None,
                    help="configurations decoded together (default: 512 on a CPU, as many as fit on a GPU)")
@@ -182,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--first-layer", type=int, default=1, choices=[0, 1],
                    help="number of the first layer on the figures' axes (the paper's: 1)")
     p.add_argument("--out", default="xtl-tables", help="folder for table<N>.md/.csv/.tex")
-    p.add_argument("--plotlyjs", default="inline", choices=["inline", "shared", "cdn"],
+    p.add_argument("--plotlyjs", default="inline", choices=PLOTLYJS,
                    help="figures: plotly.js inlined in each file (standalone, 4.8 MB each), one plotly.min.js "
                         "shared by the folder's files, or from plotly's CDN")
     p.add_argument("--data-root", default=None, help="data folder (default: the one each store recorded)")
@@ -200,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--by-language", action="store_true", help="leave one language out instead of --cv folds")
     p.add_argument("--seed", type=int, default=0, help="fold shuffle and learned strategies' seed")
     p.add_argument("--out", default="xtl-select", help="folder for the tables and chosen-layer heatmaps")
-    p.add_argument("--plotlyjs", default="inline", choices=["inline", "shared", "cdn"],
+    p.add_argument("--plotlyjs", default="inline", choices=PLOTLYJS,
                    help="heatmaps: plotly.js inlined in each file (standalone), one shared plotly.min.js, or the CDN")
     p.add_argument("--data-root", default=None, help="data folder (default: the one each store recorded)")
     _scoring(p)
@@ -241,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", default=None, help="source prompt file, for a transplanted lens")
     p.add_argument("--src-layer", type=int, default=None, help="source layer of the transplant")
     p.add_argument("--tgt-layer", type=int, default=None, help="target layer of the transplant")
-    p.add_argument("--positions", default="generated", choices=["last", "generated"],
+    p.add_argument("--positions", default="generated", choices=POSITIONS,
                    help="decode the last prompt position or every generated step")
     p.add_argument("--k", type=_at_least(1), default=5, help="top tokens per cell")
     p.add_argument("--track", nargs="*", default=None, help="tokens to track, e.g. A B")

@@ -210,9 +210,8 @@ def lens_heatmap(colours: dict[str, np.ndarray], text: np.ndarray, hover: np.nda
     return fig
 
 
-#: How a saved figure gets plotly.js: inlined (a standalone file, 4.8 MB), one ``plotly.min.js``
-#: shared by the files of a folder, or plotly's CDN (needs the network to display).
-PLOTLYJS = {"inline": True, "shared": "directory", "cdn": "cdn"}
+#: plotly's ``include_plotlyjs`` for each of :data:`xtl.options.PLOTLYJS` (inlined: 4.8 MB a file).
+_INCLUDE_PLOTLYJS = {"inline": True, "shared": "directory", "cdn": "cdn"}
 
 
 def save(fig: go.Figure, path: str | os.PathLike, static: bool = False, plotlyjs: str = "inline") -> Path:
@@ -220,9 +219,9 @@ def save(fig: go.Figure, path: str | os.PathLike, static: bool = False, plotlyjs
     "shared"`` writes ``plotly.min.js`` once beside the files and has each load it, ``"cdn"``
     loads it from plotly's CDN. With ``static`` also a PNG beside it when the environment can
     export images (kaleido), else a warning that says why not."""
-    from xtl.options import check_option
+    from xtl.options import PLOTLYJS, check_option
 
-    mode = PLOTLYJS[check_option("plotlyjs", plotlyjs, tuple(PLOTLYJS))]
+    mode = _INCLUDE_PLOTLYJS[check_option("plotlyjs", plotlyjs, PLOTLYJS)]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.write_html(path, include_plotlyjs=mode, full_html=True, default_width="100%",
