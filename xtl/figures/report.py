@@ -222,8 +222,9 @@ def _selection_html(df: pd.DataFrame, n_layers: int, site: str) -> str:
     names, cannot = [], []
     for name in DEFAULT_STRATEGIES:
         strat = make_strategy(name)
-        if unavailable(strat):
-            cannot.append(f"Not run: {unavailable(strat)}.")
+        why = unavailable(strat)
+        if why:
+            cannot.append(f"Not run: {why}.")
         elif all((c.src, c.tgt) in have for c in strat.candidates(n_layers, site)):
             names.append(name)
     items = df["item_key"].nunique()

@@ -109,10 +109,11 @@ def select(df: pd.DataFrame, strategies: Sequence["str | Strategy"] = DEFAULT_ST
     fold_of = folds(items, cv, by_language, seed)
     truth = _lookup(df)
     objs = [copy.deepcopy(make_strategy(s, seed)) for s in strategies]  # fitting never changes the caller's
-    cannot = [why for why in map(unavailable, objs) if why]
+    why_not = [unavailable(s) for s in objs]
+    cannot = [why for why in why_not if why]
     if cannot and strategies is not DEFAULT_STRATEGIES:
         raise XtlError(f"{'; '.join(cannot)}; install it, or leave the strategy out")
-    objs = [s for s in objs if not unavailable(s)]
+    objs = [s for s, why in zip(objs, why_not) if not why]
     names = [s.name for s in objs]
     if len(set(names)) < len(names):
         raise XtlError(f"strategies share names {names}; give each once")
