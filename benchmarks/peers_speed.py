@@ -132,7 +132,7 @@ def main() -> None:
     args = ap.parse_args()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    xtl.load_model(args.model, device="cpu")  # converts a GGUF / the demo model once, if needed
+    first = xtl.load_model(args.model, device="cpu")  # converts a GGUF / the demo model once, if needed
     folder = local_folder(args.model) or Path(args.model)
     pair = json.loads((Path(xtl.__file__).parent / "data" / "builtin_pair.json").read_text())
     if args.pair != "builtin":
@@ -141,10 +141,11 @@ def main() -> None:
         sys.path.insert(0, str(Path(__file__).parent))
         from sweep_speed import pairs  # the same XNLI / XQuAD pairs as the engine's own benchmark
 
-        found = {name: (source, target) for name, source, target in pairs(xtl.load_model(args.model, device="cpu"))}
+        found = {name: (source, target) for name, source, target in pairs(first)}
         if args.pair not in found:
             raise SystemExit(f"the {args.pair} pair needs ../shared/data beside the project")
         pair = {"source": found[args.pair][0], "target": found[args.pair][1]}
+    del first  # each way below loads its own model
     tok = AutoTokenizer.from_pretrained(folder)
     hf = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, attn_implementation="eager").eval()
     if not hasattr(hf.model.layers[0], "post_feedforward_layernorm"):
