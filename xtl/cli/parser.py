@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
 
 from xtl.cli.checks import LAYERS_HELP
 from xtl.models.names import DEMO_MODEL
 from xtl.options import AVERAGES, GRIDS, GROUPINGS, MODES, PLOTLYJS, POSITIONS, RULES
+from xtl.training.finetune import SFT_DTYPES, SftSettings
 
 __all__ = ["build_parser"]
 
 DATA_HELP = ("task: xnli, xquad, globalopinionqa (add :unseen for the unseen sets), xcopa, mkqa "
              "(hub), culturalbench (with translated prompts, see docs/reproduce.md), or a JSON Lines file, e.g. xnli:unseen or my_task.jsonl; @LANG sets XNLI's and XQuAD's "
              "source language, e.g. xnli@zh (default English)")
+#: ``xtl sft``'s defaults: the library's (the paper's recipe), one home.
+SFT = {f.name: f.default for f in fields(SftSettings)}
 STORE_HELP = "a results store written by `xtl sweep` (or an `xtl eval` output folder), e.g. runs/xnli-attn"
 
 
@@ -213,26 +217,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None,
                    help="JSONL or Parquet with Aya's fields inputs, targets, language, or CohereForAI/aya_dataset")
     p.add_argument("--out", default=None, help="folder for the fine-tuned model (resumable)")
-    p.add_argument("--n", type=_at_least(1), default=20236, help="pairs to select, stratified over languages")
+    p.add_argument("--n", type=_at_least(1), default=SFT["n"], help="pairs to select, stratified over languages")
     p.add_argument("--langs", nargs="*", default=None, help="train on these languages only (default: all)")
-    p.add_argument("--seed", type=int, default=0, help="selection, shuffling and initialisation seed")
-    p.add_argument("--epochs", type=float, default=3.0, help="passes over the selected pairs")
+    p.add_argument("--seed", type=int, default=SFT["seed"], help="selection, shuffling and initialisation seed")
+    p.add_argument("--epochs", type=float, default=SFT["epochs"], help="passes over the selected pairs")
     p.add_argument("--max-steps", type=_at_least(1), default=None, help="stop after this many optimiser steps")
-    p.add_argument("--batch-size", type=_at_least(1), default=16, help="global batch (all devices together)")
+    p.add_argument("--batch-size", type=_at_least(1), default=SFT["batch_size"], help="global batch (all devices together)")
     p.add_argument("--micro-batch-size", type=_at_least(1), default=None,
                    help="per device (default: the batch, at most 4); the rest is gradient accumulation")
-    p.add_argument("--lr", type=float, default=1e-5, help="peak learning rate (linear warm-up and decay)")
-    p.add_argument("--warmup-ratio", type=float, default=0.1, help="share of the steps spent warming up")
-    p.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"],
+    p.add_argument("--lr", type=float, default=SFT["lr"], help="peak learning rate (linear warm-up and decay)")
+    p.add_argument("--warmup-ratio", type=float, default=SFT["warmup_ratio"], help="share of the steps spent warming up")
+    p.add_argument("--dtype", default=SFT["dtype"], choices=SFT_DTYPES,
                    help="mixed precision of training, and the dtype the weights are saved in")
-    p.add_argument("--max-length", type=_at_least(8), default=2048, help="tokens per example (prompt + response)")
+    p.add_argument("--max-length", type=_at_least(8), default=SFT["max_length"], help="tokens per example (prompt + response)")
     p.add_argument("--chat", dest="chat", action="store_true", default=None,
                    help="frame pairs with the chat template (default: when the tokenizer has one)")
-    p.add_argument("--no-chat", dest="chat", action="store_false", help="frame pairs as Human: … Assistant:")
+    p.add_argument("--no-chat", dest="chat", action="store_false", default=None, help="frame pairs as Human: … Assistant:")
     p.add_argument("--lora", action="store_true", help="LoRA through peft instead of full fine-tuning (cheaper; "
                    "not the paper's recipe)")
-    p.add_argument("--lora-r", type=_at_least(1), default=16, help="LoRA rank")
-    p.add_argument("--save-steps", type=_at_least(1), default=200, help="checkpoint every this many steps")
+    p.add_argument("--lora-r", type=_at_least(1), default=SFT["lora_r"], help="LoRA rank")
+    p.add_argument("--save-steps", type=_at_least(1), default=SFT["save_steps"], help="checkpoint every this many steps")
     p.add_argument("--accelerate-configs", action="store_true",
                    help="list the shipped accelerate configs (1 GPU, 8 GPUs DDP, DeepSpeed ZeRO-3, FSDP) and exit")
 

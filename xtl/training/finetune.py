@@ -21,13 +21,17 @@ from xtl.errors import DataError, ModelSpecError, XtlError
 from xtl.training.data import PAPER_N, Pair, data_sha256, language_counts, read_pairs, select_pairs
 from xtl.models.sftfolder import MANIFEST, read_sft_manifest
 
-__all__ = ["SftSettings", "SftResult", "sft", "MANIFEST", "read_sft_manifest", "frame_example"]
+__all__ = ["SFT_DTYPES", "SftSettings", "SftResult", "sft", "MANIFEST", "read_sft_manifest", "frame_example"]
 
 log = logging.getLogger("xtl")
 
 #: The ids of the pairs a run trained on, beside its manifest (xtl.models.sftfolder.MANIFEST).
 SELECTION = "selection.json"
 CHECKPOINTS = "checkpoints"
+
+
+#: Precisions a run trains (and saves) in.
+SFT_DTYPES = ("bfloat16", "float16", "float32")
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,7 @@ class SftSettings:
             raise XtlError(f"warmup_ratio must be in [0, 1), not {self.warmup_ratio!r}")
         if not (isinstance(self.epochs, (int, float)) and self.epochs > 0):
             raise XtlError(f"epochs must be a positive number, not {self.epochs!r}")
-        if self.dtype not in ("bfloat16", "float32", "float16"):
+        if self.dtype not in SFT_DTYPES:
             raise XtlError(f"dtype must be bfloat16 (the paper's), float16 or float32, not {self.dtype!r}")
 
     def to_dict(self) -> dict[str, Any]:
