@@ -63,17 +63,14 @@ def main() -> None:
     write(args, sections, timings, load_s)
 
 
-def _fmt(v, column: str) -> str:
-    if isinstance(v, float):
-        if v != v:
-            return "–"
-        if "McNemar" in column:
-            return "< 0.001" if v < 0.001 else f"{v:.3f}"
-        return f"{v:.1f}"
-    return str(v)
+def _p_text(p: float) -> str:
+    """A McNemar p-value in a sentence: ``< 0.001`` or ``= 0.012``."""
+    return "< 0.001" if p < 0.001 else f"= {p:.3f}"
 
 
 def write(args, sections, timings, load_s: float) -> None:
+    from xtl.analysis.render import frame_markdown
+
     today = datetime.date.today().isoformat()
     cmd = "python benchmarks/selection.py --data-root ../shared/data" + (f" --limit {args.limit}" if args.limit else "") \
         + (f" --max-new-tokens {args.max_new_tokens}" if args.max_new_tokens != 8 else "")
@@ -116,7 +113,7 @@ def write(args, sections, timings, load_s: float) -> None:
                 f"{t.loc['TargetFirst', 'Avg.']:.1f}. ")
         if wins:
             said += "Beats entropy-based on held-out items with McNemar p < 0.05: " + "; ".join(
-                f"{name} {r['Avg.']:.1f} (p {_fmt(r['McNemar p vs entropy-based'], 'McNemar').replace('< ', '< ') if r['McNemar p vs entropy-based'] < 0.001 else '= ' + _fmt(r['McNemar p vs entropy-based'], 'McNemar')}, {int(r['configs/item'])} "
+                f"{name} {r['Avg.']:.1f} (p {_p_text(r['McNemar p vs entropy-based'])}, {int(r['configs/item'])} "
                 f"configuration{'s' if r['configs/item'] != 1 else ''} per item, closes "
                 f"{r['gap closed to TargetFirst (%)']:.0f}% of the gap to TargetFirst)" for name, r in wins) + "."
         else:
@@ -136,9 +133,7 @@ def write(args, sections, timings, load_s: float) -> None:
               "do not; the gap that remains is the paper's open problem, now measurable.", ""]
     for data, site, n_items, sel, _ in sections:
         table = sel.table.reset_index()
-        lines += [f"### {data} ({site}, {n_items} items, {sel.protocol})", "",
-                  "| " + " | ".join(table.columns) + " |", "|" + "|".join(["--"] * len(table.columns)) + "|"]
-        lines += ["| " + " | ".join(_fmt(v, c) for c, v in row.items()) + " |" for _, row in table.iterrows()]
+        lines += [f"### {data} ({site}, {n_items} items, {sel.protocol})", "", frame_markdown(table)]
         lines += [""] + [f"- {n}" for n in sel.notes] + [""]
         imp = sel.importances
         if len(imp):

@@ -312,6 +312,7 @@ def cmd_select(args) -> None:
         seen[key] = path
     out = check_writable_dir(args.out)
     lid_model(args.lid_model)
+    from xtl.analysis.render import frame_markdown
     from xtl.strategies import DEFAULT_STRATEGIES, make_strategy, select
 
     names = args.strategy or DEFAULT_STRATEGIES  # the default leaves out, with a note, what cannot run here
@@ -328,7 +329,7 @@ def cmd_select(args) -> None:
         stem = re.sub(r"[^\w.-]+", "_", f"{run.name}-{run.site}")
         table = sel.table.reset_index()
         print(f"### {run.name} · {run.model} · {run.site} · {sel.protocol}\n")
-        print(_markdown(table))
+        print(frame_markdown(table))
         for note in sel.notes:
             print(f"- {note}")
         table.to_csv(out / f"{stem}.csv", index=False)
@@ -347,12 +348,6 @@ def cmd_select(args) -> None:
             save(fig, out / f"{stem}-{slug}-layers.html", plotlyjs=args.plotlyjs)
         print()
     print(f"written to {out}/ (<dataset>-<site>.csv, -choices.csv, -features.csv, -<strategy>-layers.html)")
-
-
-def _markdown(table) -> str:
-    from xtl.analysis.render import frame_markdown
-
-    return frame_markdown(table)
 
 
 def cmd_sft(args) -> None:
