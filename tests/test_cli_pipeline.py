@@ -82,19 +82,52 @@ def test_a_complete_store_answers_without_loading_the_model(tmp_path, tiny_folde
     monkeypatch.setattr(xtl.models, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
     assert main(args) == 0
     assert "nothing to do: all 3 item(s) are already in" in capsys.readouterr().out
-    # other settings, or a larger selection, still need the model
-    from xtl.engine import read_settings
-
-    other = {"hooked": ["--backend", "bridge"]}.get(read_settings(store).backend, [])
-    for changed in (["--max-new-tokens", "3"], ["--site", "attn"], ["--dtype", "float32"], other):
-        if changed:
-            with pytest.raises(pytest.fail.Exception):
-                main(args + changed)
-    # an edited file (a line removed: every remaining item is in the store) is not finished either:
-    # the library refuses it by its hash, so the quick look must not call it done
+    # other settings are refused as the sweep would refuse them, still without the model, naming
+    # the setting and the option that matches the store; a larger selection needs the model
+    for changed, message in ((["--max-new-tokens", "3"], "(max_new_tokens: store 2, now 3); resume it with "
+                              "the store's settings (--max-new-tokens 2)"),
+                             (["--site", "attn"], '(site: store "mlp", now "attn")'),
+                             (["--dtype", "float32"], "(--dtype float64)")):
+        assert main(args + changed) == 2
+        assert message in capsys.readouterr().err
+    # an edited file (a line removed: every remaining item is in the store) is refused by its hash
     task.write_text("".join(task.read_text().splitlines(keepends=True)[:-1]))
-    with pytest.raises(pytest.fail.Exception):
-        main(args)
+    assert main(args) == 2 and "data_sha256: store" in capsys.readouterr().err
+
+
+def test_a_complete_store_and_an_incomplete_one_give_one_answer(tmp_path, tiny_folder, capsys, monkeypatch):
+    """Issue 37 §1: a finished store swept with --chat (or --backend bridge) said "nothing to do" to
+    the command without it, which an unfinished store refused: both refuse it, naming the setting
+    and the option that matches the store, before the model loads."""
+    import json
+    import shutil
+
+    import xtl.models
+
+    folder = tmp_path / "chatty"                             # the tiny model, with a chat template
+    shutil.copytree(tiny_folder, folder)
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    config["chat_template"] = "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}<assistant>"
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    task = _task(tmp_path)
+    common = ["--model", str(folder), "--dtype", "float64", "--data", str(task), "--site", "mlp",
+              "--max-new-tokens", "2", "--src-layers", "1", "--tgt-layers", "0"]
+    for flag, message in ((["--chat"], "(chat: store true, now false); resume it with the store's settings (--chat)"),
+                          (["--backend", "bridge"], '(backend: store "bridge", now "hooked"); resume it with the '
+                                                    "store's settings (--backend bridge)")):
+        done, part = tmp_path / f"done{flag[0]}", tmp_path / f"part{flag[0]}"
+        assert main(["sweep", *common, *flag, "--out", str(done)]) == 0
+        assert main(["sweep", *common, *flag, "--out", str(part), "--limit", "1"]) == 0
+        capsys.readouterr()
+        with monkeypatch.context() as m:
+            m.setattr(xtl.models, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+            answers = []
+            for store in (done, part):
+                assert main(["sweep", *common, "--out", str(store)]) == 2
+                answers.append(capsys.readouterr().err.replace(str(store), "STORE"))
+            assert answers[0] == answers[1] and message in answers[0]
+            assert main(["sweep", *common, *flag, "--out", str(done)]) == 0      # the store's own settings
+            assert "nothing to do" in capsys.readouterr().out
 
 
 def test_a_jsonl_store_resumes_from_another_folder_or_an_absolute_path(tmp_path, tiny_folder, capsys,

@@ -198,15 +198,17 @@ def test_items_without_ids_never_share_a_key(tiny_models, tmp_path):
         sweep(model, [first[0], first[0]], **kw)
 
 
-def test_an_item_claimed_by_another_live_process_is_not_redone(tiny_models, tmp_path):
-    """Process B (here: a sleeping child) holds item p1; the sweep skips it, waits, and takes
-    the rows B writes instead of computing them again."""
+def test_an_item_claimed_by_another_live_process_is_not_redone(tiny_models, tmp_path, caplog):
+    """Process B (here: a sleeping child) holds item p1; the sweep skips it, waits (and says for
+    what: the item, B's pid and host), and takes the rows B writes instead of computing them again."""
     import json
     import socket
     import subprocess
     import sys
     import threading
+    import time
 
+    from xtl.engine.claims import process_start
     from xtl.engine.store import _shard_name
 
     _, model = tiny_models["llama"]
@@ -217,15 +219,17 @@ def test_an_item_claimed_by_another_live_process_is_not_redone(tiny_models, tmp_
     try:
         sweep(model, PAIRS[:1], store=store, **kw)  # creates the store with p0 done
         key = "toy/zh/p1"
-        (store / _shard_name(key).replace(".parquet", ".claim")).write_text(
-            json.dumps({"pid": other.pid, "host": socket.gethostname(), "time": 0}))
+        (store / _shard_name(key).replace(".parquet", ".claim")).write_text(json.dumps(  # as B writes it
+            {"pid": other.pid, "host": socket.gethostname(), "time": time.time(), "started": process_start(other.pid)}))
         fake = ref[ref.item_id == "p1"].assign(response="written by the other process")
         out = {}
         t = threading.Thread(target=lambda: out.setdefault("df", sweep(model, PAIRS, store=store,
                                                                        claim_wait=0.05, **kw)))
-        t.start()
-        t.join(1.0)
+        with caplog.at_level("INFO", logger="xtl"):
+            t.start()
+            t.join(1.0)
         assert t.is_alive()                                # waiting for p1, not computing it
+        assert f"waiting for item {key}: pid {other.pid} on host {socket.gethostname()} since" in caplog.text
         fake.to_parquet(store / _shard_name(key), index=False)
         t.join(30)
         got = out["df"]

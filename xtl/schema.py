@@ -119,7 +119,7 @@ class SweepSettings:
     checked on resume like the others.
     """
 
-    model: str
+    model: str  # the name shown (a folder's or file's last component); model_identity tells weights apart
     n_layers: int
     site: str
     src_layers: tuple[int, ...]
@@ -140,6 +140,7 @@ class SweepSettings:
     tl_version: str | None = None  # TransformerLens' version: recorded, not checked
     xtl_version: str | None = None  # recorded, not checked
     data_sha256: str | None = None  # a data file's content hash: an edited file does not resume the store
+    model_identity: str | None = None  # a fingerprint of the model's files (None: built in memory, a hub name, older store)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -176,10 +177,12 @@ class SweepSettings:
         return cls(**kwargs, extra={**kwargs.pop("extra", {}), **extra})
 
     def differences(self, other: "SweepSettings", ignore: Sequence[str] = SELECTION) -> dict[str, tuple[Any, Any]]:
-        """Settings that differ from ``other``, as name -> (this value, other value). A dtype or
-        device (or backend) this store did not record (written by an older xtl) differs from nothing."""
+        """Settings that differ from ``other``, as name -> (this value, other value). A dtype,
+        device, backend or model identity one side did not record (an older xtl, a model built in
+        memory) differs from nothing."""
         a, b = self.to_dict(), other.to_dict()
-        unknown = {k for k in ("dtype", "device", "backend", "data", "data_sha256") if a.get(k) is None or b.get(k) is None}
+        unknown = {k for k in ("dtype", "device", "backend", "data", "data_sha256", "model_identity")
+                   if a.get(k) is None or b.get(k) is None}
         if _same_file(a.get("data"), b.get("data")):
             unknown.add("data")
         return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b))

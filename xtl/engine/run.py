@@ -146,8 +146,9 @@ def _run_claimed(results: ResultsStore, todo: list[Item], run: Callable[[Item], 
                  skip: Callable[[Item], None], wait: float) -> None:
     """Run the items of a store that no other process is running: an item claimed by a live
     process is skipped, then waited for (taken over if its process dies), so every item ends
-    in the store exactly once."""
+    in the store exactly once. A wait is logged once per item, naming who holds it."""
     pending = list(todo)
+    waiting: set[str] = set()
     while pending:
         later = []
         for it in pending:
@@ -155,6 +156,11 @@ def _run_claimed(results: ResultsStore, todo: list[Item], run: Callable[[Item], 
                 skip(it)
                 continue
             if not results.claim(it.key):
+                if it.key not in waiting:
+                    waiting.add(it.key)
+                    who = results.claimant(it.key)
+                    log.info("waiting for item %s: %s is running it (if that process is gone, delete %s)",
+                             it.key, who.describe() if who else "another process", results.claim_file(it.key))
                 later.append(it)
                 continue
             try:

@@ -93,7 +93,7 @@ def resolve(model: Model, request: SweepRequest) -> SweepSettings:
         max_new_tokens=request.max_new_tokens, mode=request.mode, candidates=tuple(request.candidates),
         chat=resolve_chat(model, request.chat), grid=request.grid, dtype=str(model.cfg.dtype).removeprefix("torch."),
         device=torch.device(model.cfg.device).type, backend=backend_of(model), tl_version=tl_version(),
-        xtl_version=_version(), extra=recorded, **fields_)
+        xtl_version=_version(), model_identity=getattr(model, "xtl_identity", None), extra=recorded, **fields_)
 
 
 def known_settings(request: SweepRequest, model: str, dtype: "str | torch.dtype | None" = None,
@@ -101,20 +101,62 @@ def known_settings(request: SweepRequest, model: str, dtype: "str | torch.dtype 
     """The manifest fields a sweep of ``request`` on the model ``model`` (a spec, as given to
     :func:`xtl.load_model`) will record that are known before the model loads: what
     :func:`xtl.engine.store.complete` compares, so that a finished store is recognised without
-    loading weights. Layers stay as asked (None for all, maybe negative); ``chat=None``, an
-    ``auto`` backend and the device are left to the store (None)."""
+    loading weights. Layers stay as asked (None for all, maybe negative); ``chat=None`` is the
+    frame an ``xtl sft`` folder records, else raw; an ``auto`` backend is resolved from the
+    config of a model already on disk; what only loading tells (a hub model's backend, the
+    device) is None."""
+    from xtl.models.identity import model_identity
     from xtl.models.names import model_label
     from xtl.options import canonical_dtype
 
     recorded = dict(request.recorded or {})
-    return {"model": model_label(model), "site": str(Site.parse(request.site)),
+    return {"model": model_label(model), "model_identity": model_identity(model),
+            "site": str(Site.parse(request.site)),
             "src_layers": _layers(request.src_layers, "src_layers"),
             "tgt_layers": _layers(request.tgt_layers, "tgt_layers"),
             "max_new_tokens": request.max_new_tokens, "mode": request.mode,
-            "candidates": tuple(request.candidates), "chat": request.chat, "grid": request.grid,
+            "candidates": tuple(request.candidates), "chat": _chat_before_loading(model, request.chat),
+            "grid": request.grid,
             "dtype": None if dtype is None else canonical_dtype(str(dtype).removeprefix("torch.")),
-            "backend": None if backend in (None, "auto") else backend,
+            "backend": _backend_before_loading(model, backend),
             **{k: recorded[k] for k in _RECORDED if k in recorded}}
+
+
+def _chat_before_loading(spec: str, chat: bool | None) -> bool:
+    """What :func:`xtl.patching.prompts.resolve_chat` will make of ``chat`` for the model ``spec``:
+    as asked, else the frame an ``xtl sft`` folder was trained in, else raw."""
+    if chat is not None:
+        return bool(chat)
+    from pathlib import Path
+
+    from xtl.models.folder import sft_origin
+
+    path = Path(str(spec)).expanduser()
+    origin = sft_origin(path) if path.is_dir() else None
+    return bool(origin and origin["sft_chat"])
+
+
+def _backend_before_loading(spec: str, backend: str | None) -> str | None:
+    """The backend ``backend`` (``auto``: None) means for the model ``spec``, from the config of its
+    folder (or cached conversion) on disk; None when only loading can tell."""
+    if backend not in (None, "auto"):
+        return backend
+    import json
+    from types import SimpleNamespace
+
+    from xtl.errors import ModelSpecError
+    from xtl.models.backends import resolve_backend
+    from xtl.models.gguf import local_folder
+    from xtl.models.hfconfig import architecture
+
+    folder = local_folder(spec)
+    if folder is None:
+        return None
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        return resolve_backend("auto", architecture(SimpleNamespace(**config)) or None)
+    except (OSError, ValueError, TypeError, ModelSpecError):
+        return None
 
 
 def _version() -> str:

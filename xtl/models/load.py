@@ -35,10 +35,15 @@ log = logging.getLogger("xtl")
 __all__ = ["DEMO_MODEL", "load_model", "from_hf", "cache_dir", "demo_gguf_path", "gguf_to_folder",
            "local_folder", "default_n_ctx", "resolve_dtype", "default_device"]
 
-def _named(model: Any, name: str) -> Any:
+def _named(model: Any, name: str, spec: str | os.PathLike | None = None) -> Any:
     """Name the model as the user gave it (not the path of a converted copy in the cache):
-    manifests and reports show this name, and a rebuilt cache still resumes a store."""
+    manifests and reports show this name, and a rebuilt cache still resumes a store. The
+    fingerprint of the files ``spec`` names (:func:`xtl.models.identity.model_identity`) goes to
+    ``model.xtl_identity``: a store refuses another model of the same name."""
+    from xtl.models.identity import model_identity
+
     model.cfg.model_name = name
+    model.xtl_identity = model_identity(spec) if spec is not None else None
     return model
 
 
@@ -72,14 +77,14 @@ def load_model(spec: str | os.PathLike = DEMO_MODEL, dtype: str | torch.dtype = 
                  "float32, not the official google/gemma-3-270m weights)", text, DEMO_MODEL)
         text = DEMO_MODEL
     if text == DEMO_MODEL:
-        return _named(load_converted(demo_gguf_path(), torch_dtype, device, n_ctx, backend), DEMO_MODEL)
+        return _named(load_converted(demo_gguf_path(), torch_dtype, device, n_ctx, backend), DEMO_MODEL, DEMO_MODEL)
     if text.lower().endswith(".gguf"):
         if not path.is_file():
             raise ModelSpecError(f"GGUF file {path} does not exist; check the path")
-        return _named(load_converted(path, torch_dtype, device, n_ctx, backend), path.name)
+        return _named(load_converted(path, torch_dtype, device, n_ctx, backend), path.name, path)
     if path.is_dir():
         sft = sft_origin(path)
-        model = _named(load_folder(path, torch_dtype, device, n_ctx, backend), path.resolve().name)
+        model = _named(load_folder(path, torch_dtype, device, n_ctx, backend), path.resolve().name, path)
         if sft:
             model.xtl_sft = sft  # sweeps record it: Tables 4 and 11 know an ML-SFT model
         return model
