@@ -305,3 +305,28 @@ def test_language_id_model_by_path_is_used_and_recorded(tmp_path, monkeypatch):
     (tmp_path / "junk.bin").write_bytes(b"not a model")
     with pytest.raises(XtlError, match="cannot identify languages with"):
         identify_languages(["some text"], model=tmp_path / "junk.bin")
+
+
+def test_a_store_is_scored_against_the_task_it_was_swept_on(tiny_models, write_task, tmp_path):
+    """Issue 37 §1: a gold edited in the JSONL after the sweep re-scored the store silently (a right
+    answer became wrong); evaluation refuses the edited file, as the sweep does, and answers
+    whose recorded gold is not the task's."""
+    import xtl
+    from helpers import PROMPTS, run_cli
+    from xtl.errors import StoreError
+
+    _, model = tiny_models["llama"]
+    rows = [{"id": "a", "source": PROMPTS["zh"], "target": PROMPTS["en"], "gold": "B", "options": {"A": "x", "B": "y"}}]
+    path = write_task(rows)
+    store = tmp_path / "s"
+    xtl.sweep(model, xtl.load_task(str(path)), store=store, site="mlp", src_layers=[0], tgt_layers=[1],
+              max_new_tokens=2, progress=False)
+    assert len(xtl.open_run(store).df) == 2
+    path.write_text(json.dumps({**rows[0], "gold": "A"}) + "\n", encoding="utf-8")
+    for call in (lambda: xtl.open_run(store), lambda: xtl.evaluate(store, str(path))):
+        with pytest.raises(StoreError, match=f"{path} is not the file {store} was swept on .*edited since"):
+            call()
+    res = run_cli("report", str(store), "--out", str(tmp_path / "r.html"))
+    assert res.returncode == 2 and "is not the file" in res.stderr and "Traceback" not in res.stderr
+    with pytest.raises(DataError, match="item task//a: the results record gold 'B', the task now says 'A'"):
+        evaluate(xtl.read_store(store), xtl.load_task(str(path)))

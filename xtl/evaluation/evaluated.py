@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from xtl.tasks import Item
 
-__all__ = ["evaluate", "Run", "open_run"]
+__all__ = ["evaluate", "Run", "open_run", "check_task_file"]
 
 
 def evaluate(results: "pd.DataFrame | str | os.PathLike", task: "str | Sequence[Item]",
@@ -70,11 +70,17 @@ def evaluate(results: "pd.DataFrame | str | os.PathLike", task: "str | Sequence[
                         f"{type(results).__name__}")
     from xtl.tasks.item import Item
 
+    if isinstance(task, os.PathLike):
+        task = os.fspath(task)
     if not isinstance(task, str) and task is not None and not isinstance(task, (bytes, dict)):
         task = list(task) if hasattr(task, "__iter__") else task
     if not isinstance(task, str) and (not isinstance(task, list) or not all(isinstance(it, Item) for it in task)):
         raise DataError(f"task must be a task spec ('xnli', 'data.jsonl') or a list of xtl Items (from "
                         f"xtl.load_task), not {type(task).__name__}")
+    if not isinstance(results, pd.DataFrame) and isinstance(task, str):
+        from xtl.engine.store import read_manifest
+
+        check_task_file(results, read_manifest(results), task)
     df = read_store(results) if not isinstance(results, pd.DataFrame) else results.copy()
     candidates = candidates if candidates else (df.attrs.get("candidates") or None)
     if df.empty:
@@ -91,6 +97,7 @@ def evaluate(results: "pd.DataFrame | str | os.PathLike", task: "str | Sequence[
         raise DataError(f"{len(missing)} result item(s) are not in the task, e.g. {missing[0]!r}; "
                         "evaluate with the task the sweep ran on")
     rows = [items[k] for k in df["item_key"]]
+    _check_golds(df, rows)
     if "lang" not in df.columns:  # a frame without it (built by hand, or trimmed): its items know it, and the
         df["lang"] = [it.lang for it in rows]  # per-language and group tables need it
     logits = (df["mode"] == "logits").to_numpy() if "mode" in df.columns else np.zeros(len(df), bool)
@@ -117,6 +124,39 @@ def evaluate(results: "pd.DataFrame | str | os.PathLike", task: "str | Sequence[
             values = dict(zip(uniq, response_perplexity(model, prompt, uniq, batch_size)))
             df.loc[sub.index, "ppl"] = [values[tuple(int(t) for t in ids)] for ids in sub["token_ids"]]
     return df
+
+
+def _check_golds(df: "pd.DataFrame", items: list) -> None:
+    """Refuse results whose recorded gold (the ``gold`` column the sweep wrote) is not the task's
+    gold now: scoring them would silently re-score answers against an edited task."""
+    if "gold" not in df.columns:
+        return
+    from xtl.errors import DataError
+
+    for recorded, item in zip(df["gold"], items):
+        if recorded is not None and recorded == recorded and str(recorded) != str(item.gold):
+            raise DataError(f"item {item.key}: the results record gold {str(recorded)!r}, the task now says "
+                            f"{str(item.gold)!r}; evaluate with the task the sweep ran on, or sweep the "
+                            "edited task into a new store")
+
+
+def check_task_file(store: "str | os.PathLike", settings: dict[str, Any], data: str) -> None:
+    """Refuse to score a store against a JSONL task file other than the one it was swept on (the
+    content hash its manifest recorded): an edited gold would re-score answers silently."""
+    from pathlib import Path
+
+    from xtl.errors import StoreError
+    from xtl.hashing import file_sha256
+
+    recorded = settings.get("data_sha256")
+    path = Path(str(data)).expanduser()
+    if not recorded or not str(data).endswith((".jsonl", ".json")) or not path.is_file():
+        return
+    now = file_sha256(path)
+    if now != recorded:
+        raise StoreError(f"{data} is not the file {store} was swept on (its sha256 is {now[:12]}…, the store "
+                         f"recorded {recorded[:12]}…): it was edited since; restore it, or sweep it into a "
+                         "new --out")
 
 
 def _label(candidate: str) -> str:
@@ -296,6 +336,7 @@ def open_run(store: "str | os.PathLike", data: str | None = None, data_root: "st
     data = data or settings.get("data")
     if not data:
         raise XtlError(f"{path} does not record its task; give it: data=SPEC (the CLI's --data SPEC)")
+    check_task_file(path, settings, data)
     rest = df[~df["is_vanilla"]]
     for what, asked, have in (("source", src_layers, rest["src_layer"]), ("target", tgt_layers, rest["tgt_layer"])):
         missing = sorted(set(asked or []) - set(int(x) for x in have.unique()))
