@@ -220,3 +220,47 @@ def test_options_are_never_abbreviated():
 
     res = run_cli("paper", "s", "--data", "xnli")       # --data is not --data-root
     assert res.returncode == 2 and "unrecognized arguments: --data" in res.stderr
+
+
+@pytest.mark.parametrize("gold", ["NaN", "Infinity", "-Infinity", "1e20", "0.5"])
+def test_a_gold_that_is_not_a_string_is_refused_with_its_line(tmp_path, gold):
+    """Issue 37 §3: "gold": NaN was stored as "nan", and a response containing "nan" scored right."""
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"source": "s", "target": "t", "gold": "A"}\n'
+                    f'{{"source": "s2", "target": "t2", "gold": {gold}}}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=rf"t.jsonl:2: 'gold' must be the answer as a string \(a number in quotes"):
+        xtl.load_task(str(path))
+    path.write_text(f'{{"source": "s", "target": "t", "gold": "{gold}"}}\n{{"source": "s", "target": "u", "gold": 7}}\n')
+    assert [it.gold for it in xtl.load_task(str(path))] == [gold, "7"]   # as a string, or a whole number
+
+
+def test_a_jsonl_task_refuses_a_language_it_lacks(write_task):
+    """Issue 37 §3: --langs de xx dropped xx without a word (registered tasks refuse it)."""
+    path = write_task([{"source": "s", "target": "t", "gold": "A", "lang": "de"},
+                       {"source": "s", "target": "u", "gold": "A", "lang": "fr"}])
+    assert [it.lang for it in xtl.load_task(str(path), langs=["de"])] == ["de"]
+    with pytest.raises(DataError, match=r"language\(s\) \['xx'\] not in .*task.jsonl; its languages: de, fr"):
+        xtl.load_task(str(path), langs=["de", "xx"])
+    bare = write_task([{"source": "s", "target": "t", "gold": "A"}], name="bare.jsonl")
+    with pytest.raises(DataError, match="its lines give no 'lang'"):
+        xtl.load_task(str(bare), langs=["de"])
+
+
+def test_paths_stores_and_pairs_of_the_wrong_kind(tiny_models, write_task, tmp_path):
+    """Issue 37 §3: load_task(Path) was told it needs "a .jsonl path"; sweep(store=5) and Pair(1, 2)
+    ended in tracebacks."""
+    from pathlib import Path
+
+    from xtl.errors import StoreError
+
+    path = write_task([{"source": "s", "target": "t", "gold": "A"}])
+    assert [it.source for it in xtl.load_task(Path(path))] == ["s"]
+    with pytest.raises(DataError, match="a task file is JSON Lines named"):
+        xtl.load_task(tmp_path / "task.txt")
+    _, model = tiny_models["llama"]
+    with pytest.raises(StoreError, match="a store is a folder: give its path .*not 5"):
+        xtl.sweep(model, [(PROMPTS["zh"], PROMPTS["en"])], store=5, progress=False)
+    with pytest.raises(XtlError, match="Pair needs the source and target prompts as strings, not int and int"):
+        xtl.Pair(1, 2)
+    with pytest.raises(XtlError, match="Pair's meta must be a dict"):
+        xtl.Pair("s", "t", meta=["de"])

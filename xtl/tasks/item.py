@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from xtl.errors import XtlError
 from xtl.hashing import digest
@@ -52,6 +52,11 @@ def content_id(source: str, target: str) -> str:
 def Pair(source: str, target: str, id: str | None = None, meta: dict[str, Any] | None = None) -> Item:  # noqa: N802
     """An ad-hoc item from two prompts (``meta`` may give ``dataset``, ``lang``, ``gold``);
     kept for code written against the former ``xtl.Pair`` type."""
+    if not (isinstance(source, str) and isinstance(target, str)):
+        raise XtlError(f"Pair needs the source and target prompts as strings, not {type(source).__name__} and "
+                       f"{type(target).__name__}")
+    if meta is not None and not isinstance(meta, Mapping):
+        raise XtlError(f"Pair's meta must be a dict (dataset, lang, gold, ...), not {type(meta).__name__}")
     meta = dict(meta or {})
     return Item(str(id) if id is not None else content_id(source, target), str(meta.pop("dataset", "")),
                 str(meta.pop("lang", "")), source, target, str(meta.pop("gold", "")), "qa", meta=meta)

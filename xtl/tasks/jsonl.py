@@ -24,9 +24,10 @@ def _check_row(path: Path, n: int, row: Any) -> None:
         if not isinstance(row[key], str) or not row[key].strip():
             raise DataError(f"{where}: {key!r} must be a non-empty string (the prompt text), "
                             f"not {json.dumps(row[key], ensure_ascii=False)[:40]}")
-    if isinstance(row["gold"], bool) or not isinstance(row["gold"], (str, int, float)) or str(row["gold"]) == "":
-        raise DataError(f"{where}: 'gold' must be the answer as a string (or a number), "
-                        f"not {json.dumps(row['gold'])}")
+    gold = row["gold"]
+    if isinstance(gold, bool) or not isinstance(gold, (str, int)) or str(gold) == "":
+        raise DataError(f"{where}: 'gold' must be the answer as a string (a number in quotes, e.g. \"0.5\"), "
+                        f"not {json.dumps(gold)}")
     for key in ("lang", "out_lang"):
         if key in row and not isinstance(row[key], str):
             raise DataError(f"{where}: {key!r} must be a language code string, not {json.dumps(row[key])}")
@@ -79,6 +80,11 @@ def load_jsonl_task(path: Path, langs=None, limit=None) -> list[Item]:
         items.append(Item(item_id, path.stem, lang, row["source"], row["target"], str(row["gold"]),
                           _kind(row), {str(k): str(v) for k, v in row.get("options", {}).items()},
                           {"out_lang": row.get("out_lang", lang)}))
+    missing = [l for l in langs or () if l not in per_lang]
+    if missing:
+        have = sorted({lang for lang, _ in seen if lang})
+        raise DataError(f"language(s) {missing} not in {path}; " + (f"its languages: {', '.join(have)}" if have else
+                        "its lines give no 'lang': leave --langs out, or add \"lang\" to each line"))
     return items
 
 

@@ -127,7 +127,7 @@ def scoring_for(dataset: str, kind: str) -> Scoring:
     return QA if kind == "qa" else CHOICE
 
 
-def load_task(spec: str, langs: list[str] | None = None, limit: int | None = None,
+def load_task(spec: "str | os.PathLike", langs: list[str] | None = None, limit: int | None = None,
               root: str | os.PathLike | None = None) -> list[Item]:
     """Items of a registered task (``xnli``, ``xnli:unseen``, ``xquad``, ``globalopinionqa``,
     ``xcopa``; ``mkqa`` from the hub) or of a parallel JSONL file.
@@ -137,6 +137,11 @@ def load_task(spec: str, langs: list[str] | None = None, limit: int | None = Non
     does; the default is the task's own (English)."""
     from xtl.tasks.jsonl import load_jsonl_task
 
+    if isinstance(spec, os.PathLike):
+        spec = os.fspath(spec)
+        if not isinstance(spec, str) or not spec.endswith((".jsonl", ".json")):
+            raise DataError(f"a task file is JSON Lines named *.jsonl, not {spec!r}; rename it, or give a task "
+                            "name such as 'xnli'")
     if not isinstance(spec, str) or not spec:
         raise DataError(f"the task must be a name such as 'xnli' or a .jsonl path, not {spec!r}")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
