@@ -262,3 +262,18 @@ def test_without_scikit_learn_the_default_runs_the_rest_and_says_why(monkeypatch
     assert "Not run: learned (logistic) needs scikit-learn (pip install 'xtl[select]')." in sel.notes
     with pytest.raises(XtlError, match=r"learned \(logistic\) needs scikit-learn"):
         select(df, ["coarse", "learned-logistic"], cv=2)
+
+
+def test_loglik_never_prefers_an_empty_response():
+    """Issue 37 §3: an empty response (no tokens, log-likelihood 0.0) beat every real answer, so
+    loglik-cross picked configurations that stop at once; it has no likelihood and comes last."""
+    langs = ["de", "de"]
+    df = results(np.zeros((2, N, N), bool), np.ones((2, N, N)), [0, 0], langs)
+    empty = (df["src_layer"] == 0) & (df["tgt_layer"] == 0)
+    df.loc[empty, ["response", "n_tokens", "loglik"]] = ["", 0, 0.0]
+    likeliest = (df["src_layer"] == N - 1) & (df["tgt_layer"] == 1)
+    df.loc[likeliest, "loglik"] = -0.3
+    chosen = Confidence(name="loglik", kind="cross", score="loglik").choose(_rows(df), N, "attn")
+    assert set(chosen.values()) == {Config(N - 1, 1)}
+    feats = candidate_features(df, N)
+    assert (feats.loc[empty, "f_loglik"] < feats.loc[~empty, "f_loglik"].min()).all()

@@ -19,7 +19,7 @@ from xtl.analysis.grids import grid
 from xtl.analysis.selection import best_configuration, best_per_item, coarse_config
 from xtl.errors import XtlError
 from xtl.schema import VANILLA, Config, cross_configs
-from xtl.strategies.features import FEATURES
+from xtl.strategies.features import FEATURES, mean_loglik
 
 __all__ = ["Strategy", "unavailable", "Vanilla", "Fixed", "Confidence", "BestOnTrain", "Agreement", "candidate_set",
            "only_candidates", "GOLD_FREE"]
@@ -125,7 +125,8 @@ def _best_by(rows: pd.DataFrame, key: str, ascending: bool) -> dict[str, Config]
 class Confidence(Strategy):
     """Section F's entropy-based choice, generalised: among ``candidates`` take the
     configuration of the most confident first token (lowest ``entropy``, highest ``margin``)
-    or the most likely response (highest mean ``loglik`` per token)."""
+    or the most likely response (highest mean ``loglik`` per token; an empty response has none
+    and comes last)."""
 
     name: str = "entropy-based"
     kind: str = "paper"
@@ -141,7 +142,7 @@ class Confidence(Strategy):
     def choose(self, rows, n_layers, site):
         rows = only_candidates(rows, self.candidates(n_layers, site))
         if self.score == "loglik":
-            rows = rows.assign(_score=rows["loglik"] / rows["n_tokens"].clip(lower=1))
+            rows = rows.assign(_score=mean_loglik(rows))  # an empty response: NaN, ranked last
             return _best_by(rows, "_score", ascending=False)
         return _best_by(rows, self.score, ascending=self.score == "entropy")
 

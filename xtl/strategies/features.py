@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pandas as pd
 
-__all__ = ["FEATURES", "answer_key", "candidate_features"]
+__all__ = ["FEATURES", "answer_key", "candidate_features", "mean_loglik"]
 
 #: Feature columns :func:`features` adds (what the learned strategy reads).
 FEATURES = ("f_entropy", "f_margin", "f_loglik", "f_d_entropy", "f_d_margin", "f_changes", "f_agree",
@@ -29,6 +29,13 @@ def answer_key(response: str, answer: str = "") -> str:
     return m.group(1).upper() if m else text[:40].lower()
 
 
+def mean_loglik(rows: pd.DataFrame) -> pd.Series:
+    """Each response's mean log-probability per token; NaN for an empty response, which has no
+    likelihood to compare (its sum, 0.0, would beat every real answer)."""
+    n_tok = rows["n_tokens"] if "n_tokens" in rows.columns else pd.Series(1, index=rows.index)
+    return (rows["loglik"] / n_tok.clip(lower=1)).where(n_tok > 0)
+
+
 def candidate_features(rows: pd.DataFrame, n_layers: int) -> pd.DataFrame:
     """``rows`` (vanilla and candidate configurations of some items) with ``answer_key`` and
     the :data:`FEATURES` columns; nothing here reads ``correct``."""
@@ -38,7 +45,6 @@ def candidate_features(rows: pd.DataFrame, n_layers: int) -> pd.DataFrame:
     for col in ("entropy", "margin", "loglik"):
         if col not in out.columns:
             out[col] = np.nan
-    n_tok = out["n_tokens"].clip(lower=1) if "n_tokens" in out.columns else 1
     van = out[out["is_vanilla"]].drop_duplicates("item_key").set_index("item_key")
     v_ent = out["item_key"].map(van["entropy"])
     v_mar = out["item_key"].map(van["margin"])
@@ -48,7 +54,7 @@ def candidate_features(rows: pd.DataFrame, n_layers: int) -> pd.DataFrame:
     last = max(n_layers - 1, 1)
     group = out["group"] if "group" in out.columns else pd.Series("", index=out.index)
     out = out.assign(
-        f_entropy=out["entropy"], f_margin=out["margin"], f_loglik=out["loglik"] / n_tok,
+        f_entropy=out["entropy"], f_margin=out["margin"], f_loglik=_least_likely_if_empty(out),
         f_d_entropy=out["entropy"] - v_ent, f_d_margin=out["margin"] - v_mar,
         f_changes=(out["answer_key"] != v_ans).astype(float), f_agree=agree / size,
         f_src=np.where(out["is_vanilla"], -1.0, out["src_layer"] / last),
@@ -59,3 +65,12 @@ def candidate_features(rows: pd.DataFrame, n_layers: int) -> pd.DataFrame:
         f_mid=(group == "mid").astype(float), f_low=(group == "low").astype(float))
     out[list(FEATURES)] = out[list(FEATURES)].astype(float).fillna(0.0)
     return out
+
+
+def _least_likely_if_empty(rows: pd.DataFrame) -> pd.Series:
+    """:func:`mean_loglik`, an empty response ranked below every real one (the lowest mean of the
+    frame, less one): a missing feature is filled with 0.0, the likeliest value there is."""
+    mean = mean_loglik(rows)
+    empty = mean.isna() & rows["loglik"].notna()
+    floor = mean.min() - 1.0 if mean.notna().any() else -1.0
+    return mean.mask(empty, floor)
