@@ -241,3 +241,81 @@ def test_figures_can_share_one_plotly_js(tmp_path):
 
     with pytest.raises(XtlError, match="shared"):
         plots.save(fig, tmp_path / "d.html", plotlyjs="sharde")
+
+
+#: Text that ended the report's embedded JSON early, or commented out the rest of the page.
+NASTY = "<!--<script>x</script><b>&amp;</b> \u2028"
+
+
+@pytest.fixture
+def nasty_report(tmp_path):
+    """A report whose item ids, languages, golds and responses all hold :data:`NASTY`."""
+    df = table(C, VAN, LANGS, ["high", "high", "low", "low"])
+    df = df.assign(item_key=NASTY + df["item_key"], lang=df["lang"] + NASTY, gold=NASTY,
+                   response=NASTY + df["response"])
+    return df, build_report(df, tmp_path / "nasty.html", "title " + NASTY)
+
+
+def test_embedded_json_holds_no_raw_angle_bracket_and_round_trips(nasty_report):
+    """Issue 37 §4: only "</" was escaped, so "<!--<script" swallowed the rest of the page."""
+    import html
+    import json
+    from html.parser import HTMLParser
+
+    from xtl.analysis.cells import cell_index
+    from xtl.figures.report import PER_CELL
+
+    df, path = nasty_report
+
+    class Blocks(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.inside, self.blocks = False, []
+
+        def handle_starttag(self, tag, attrs):
+            self.inside = tag == "script" and ("type", "application/json") in attrs
+            if self.inside:
+                self.blocks.append("")
+
+        def handle_endtag(self, tag):
+            self.inside = False
+
+        def handle_data(self, data):
+            if self.inside:
+                self.blocks[-1] += data
+
+    parser = Blocks()
+    page = path.read_text(encoding="utf-8")
+    parser.feed(page)
+    assert len(parser.blocks) == 1
+    for block in parser.blocks:
+        assert not set("<>&\u2028") & set(block)
+    assert json.loads(parser.blocks[0]) == cell_index(df, PER_CELL)
+    assert NASTY not in page.replace(html.escape(NASTY), "")         # elsewhere only as escaped text
+
+
+@pytest.mark.skipif(_chromium() is None or shutil.which("chromedriver") is None,
+                    reason="headless browser test needs Debian's chromium and chromium-driver")
+def test_the_page_shows_any_text_as_text_in_headless_chromium(nasty_report, tmp_path):
+    """Every section renders and a cell's items show the text as written, whatever it holds."""
+    df, path = nasty_report
+    driver = _driver(tmp_path, height=2400)
+    from selenium.webdriver.common.by import By
+
+    try:
+        driver.get(path.as_uri())
+        rendered = driver.execute_script(
+            "return Array.from(document.querySelectorAll('.js-plotly-plot'))"
+            ".map(d => d.querySelectorAll('.main-svg').length > 0 && d._fullData.length > 0)")
+        assert rendered == [True] * 5
+        heads = [h.text for h in driver.find_elements(By.TAG_NAME, "h2")]
+        assert "Instance-aware layer selection (cross-validated)" in heads and "Win / tie / lose" in heads
+        driver.execute_script("window.xtlShowCell(0, 0);")
+        cells = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+                 for tr in driver.find_element(By.ID, "xtl-cell-table").find_elements(By.TAG_NAME, "tr")[1:]]
+        shown = NASTY.replace("\u2028", " ").strip()
+        assert len(cells) == 4 and all(r[0].startswith(shown) and r[2] == shown and r[4].startswith(shown)
+                                       for r in cells), cells
+        assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []
+    finally:
+        driver.quit()

@@ -13,7 +13,7 @@ import pandas as pd
 from xtl.analysis.grids import _need
 from xtl.errors import XtlError
 
-__all__ = ["STATUS_ORDER", "cell_items", "cell_index", "cell_index_json"]
+__all__ = ["STATUS_ORDER", "cell_items", "cell_index", "cell_index_json", "script_json"]
 
 #: How a cell's items are ordered: what the transplant changed comes first.
 STATUS_ORDER = ("fixed", "broken", "right", "wrong")
@@ -104,7 +104,21 @@ def cell_index(df: pd.DataFrame, per_cell: int = 20, width: int = 80) -> dict[st
     return {"strings": list(strings), "status": list(STATUS_ORDER), "cells": cells, "per_cell": per_cell}
 
 
+#: Characters written as JSON escapes inside an HTML ``<script>`` element: ``<`` (``</script>``,
+#: ``<!--`` and ``<script`` all start with it), ``>`` and ``&``, and the two line separators
+#: JavaScript once read as line ends. JSON.parse reads the escapes back as the characters.
+_SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def script_json(data: Any) -> str:
+    """``data`` as compact JSON that can sit in an HTML ``<script>`` element whatever its strings
+    hold: no ``<`` (nor ``>``, ``&``) is left raw, so no text ends or comments out the element."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    for char, escape in _SCRIPT_ESCAPES.items():
+        text = text.replace(char, escape)
+    return text
+
+
 def cell_index_json(df: pd.DataFrame, per_cell: int = 20, width: int = 80) -> str:
-    """:func:`cell_index` as compact JSON, safe inside a ``<script>`` element."""
-    text = json.dumps(cell_index(df, per_cell, width), ensure_ascii=False, separators=(",", ":"))
-    return text.replace("</", "<\\/")
+    """:func:`cell_index` as compact JSON, safe inside a ``<script>`` element (:func:`script_json`)."""
+    return script_json(cell_index(df, per_cell, width))
