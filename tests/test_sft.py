@@ -159,7 +159,7 @@ def test_bad_input_is_refused_before_training(tiny_folder, tmp_path):
         xtl.sft(str(tiny_folder), data, tmp_path / "y", langs=["French"], max_steps=1, **FAST)
     with pytest.raises(XtlError, match="float16 training needs a GPU"):
         xtl.sft(str(tiny_folder), data, tmp_path / "z", max_steps=1, **{**FAST, "dtype": "float16"})
-    with pytest.raises(XtlError, match="lr must be a positive number"):
+    with pytest.raises(XtlError, match="lr must be a finite positive number"):
         xtl.sft(str(tiny_folder), data, tmp_path / "z", **{**FAST, "lr": -1.0})
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists() and not (tmp_path / "z").exists()
     proc = run_cli("sft", "--model", str(tiny_folder))
@@ -361,3 +361,30 @@ def test_a_base_model_that_does_not_exist_is_named(tmp_path):
                                              r"folder \(looked in .*\) and the Hugging Face Hub did not provide it"):
         xtl.sft("no-such-org/no-such-model", data, tmp_path / "o", max_steps=1, **FAST)
     assert not (tmp_path / "o").exists()
+
+
+def test_wrong_types_and_non_finite_numbers_are_refused_in_one_line(tiny_folder, tmp_path):
+    """Issue 37 §2–3: every float option refuses inf and NaN (``--lr inf`` trained to NaN weights
+    and reported a fine-tuned model), and wrong-typed arguments say so instead of a traceback."""
+    data = str(_pairs(tmp_path))
+    bad = {"lr": (float("inf"), float("nan"), True), "epochs": (float("inf"), float("nan")),
+           "warmup_ratio": (float("nan"), float("-inf")), "n": ("3", 2.0), "langs": ("German", [1]),
+           "seed": (None, 1.5), "chat": ("yes",), "lora": (1,), "dtype": (["float32"],)}
+    for name, values in bad.items():
+        for value in values:
+            with pytest.raises(XtlError, match=rf"^{name} must be "):
+                xtl.sft(str(tiny_folder), data, tmp_path / "x", **{**FAST, name: value})
+    for args, message in (((None, None, None), "sft's model must be a Hugging Face folder or hub name"),
+                          ((str(tiny_folder), 3, "o"), "sft's data must be a JSONL/Parquet file"),
+                          ((str(tiny_folder), data, None), "sft's out must be the folder"),
+                          ((str(tiny_folder), data, ""), "sft's out must be the folder")):
+        with pytest.raises(XtlError, match=message):
+            xtl.sft(*args)
+    with pytest.raises(XtlError, match="sft's callbacks must be a list"):
+        xtl.sft(str(tiny_folder), data, tmp_path / "x", callbacks=object())
+    with pytest.raises(XtlError, match="sft's progress must be True or False"):
+        xtl.sft(str(tiny_folder), data, tmp_path / "x", progress="no")
+    for flag, value in (("--lr", "inf"), ("--epochs", "nan"), ("--warmup-ratio", "inf")):
+        proc = run_cli("sft", "--model", tiny_folder, "--data", data, "--out", tmp_path / "x", flag, value)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "must be a" in proc.stderr, proc.stderr
+    assert not (tmp_path / "x").exists()

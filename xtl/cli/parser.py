@@ -8,7 +8,7 @@ from dataclasses import fields
 from xtl.cli.checks import LAYERS_HELP
 from xtl.models.names import DEMO_MODEL
 from xtl.options import AVERAGES, GRIDS, GROUPINGS, MODES, PLOTLYJS, POSITIONS, RULES
-from xtl.training.finetune import SFT_DTYPES, SftSettings
+from xtl.training.settings import SFT_DTYPES, SftSettings
 
 __all__ = ["build_parser"]
 

@@ -13,13 +13,15 @@ import math
 import os
 import signal
 import time
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from xtl.errors import DataError, ModelSpecError, XtlError
-from xtl.training.data import PAPER_N, Pair, data_sha256, language_counts, read_pairs, select_pairs
 from xtl.models.sftfolder import MANIFEST, read_sft_manifest
+from xtl.training.data import Pair, data_sha256, language_counts, read_pairs, select_pairs
+from xtl.training.settings import SFT_DTYPES, SftSettings
 
 __all__ = ["SFT_DTYPES", "SftSettings", "SftResult", "sft", "MANIFEST", "read_sft_manifest", "frame_example"]
 
@@ -28,57 +30,6 @@ log = logging.getLogger("xtl")
 #: The ids of the pairs a run trained on, beside its manifest (xtl.models.sftfolder.MANIFEST).
 SELECTION = "selection.json"
 CHECKPOINTS = "checkpoints"
-
-
-#: Precisions a run trains (and saves) in.
-SFT_DTYPES = ("bfloat16", "float16", "float32")
-
-
-@dataclass(frozen=True)
-class SftSettings:
-    """Everything an ML-SFT run depends on; the paper's recipe by default (section F: 20,236 Aya
-    pairs, batch 16, 3 epochs, learning rate 1e-5, warm-up ratio 0.1, bf16)."""
-
-    model: str
-    data: str
-    n: int = PAPER_N
-    langs: tuple[str, ...] | None = None
-    seed: int = 0
-    epochs: float = 3.0
-    max_steps: int | None = None  # stop after this many optimiser steps (overrides epochs)
-    batch_size: int = 16  # global: micro batch × devices × accumulation
-    micro_batch_size: int | None = None  # per device (default: the batch, at most 4)
-    lr: float = 1e-5
-    warmup_ratio: float = 0.1
-    dtype: str = "bfloat16"  # training (mixed) precision, and the dtype the weights are saved in
-    max_length: int = 2048
-    chat: bool | None = None  # frame with the chat template (default: when the tokenizer has one)
-    lora: bool = False  # peft LoRA: a cheaper alternative, not the paper's recipe
-    lora_r: int = 16
-    save_steps: int = 200
-
-    def __post_init__(self) -> None:
-        if self.langs is not None:
-            object.__setattr__(self, "langs", tuple(self.langs))
-        for name in ("n", "batch_size", "max_length", "save_steps", "lora_r"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise XtlError(f"{name} must be a whole number of at least 1, not {value!r}")
-        for name in ("max_steps", "micro_batch_size"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise XtlError(f"{name} must be a whole number of at least 1 (or None), not {value!r}")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise XtlError(f"lr must be a positive number, not {self.lr!r}")
-        if not (isinstance(self.warmup_ratio, (int, float)) and 0 <= self.warmup_ratio < 1):
-            raise XtlError(f"warmup_ratio must be in [0, 1), not {self.warmup_ratio!r}")
-        if not (isinstance(self.epochs, (int, float)) and self.epochs > 0):
-            raise XtlError(f"epochs must be a positive number, not {self.epochs!r}")
-        if self.dtype not in SFT_DTYPES:
-            raise XtlError(f"dtype must be bfloat16 (the paper's), float16 or float32, not {self.dtype!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(asdict(self)))
 
 
 @dataclass(frozen=True)
@@ -243,6 +194,19 @@ def _steps(settings: SftSettings) -> tuple[int, int]:
     return micro, settings.batch_size // (micro * world)
 
 
+def _check_arguments(model: Any, data: Any, out: Any, progress: Any, callbacks: Any) -> None:
+    """One line for an argument of the wrong type, before anything is read or written."""
+    for name, value, what, error in (("model", model, "a Hugging Face folder or hub name", ModelSpecError),
+                                     ("data", data, "a JSONL/Parquet file or a Hub dataset name", DataError),
+                                     ("out", out, "the folder for the fine-tuned model", XtlError)):
+        if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
+            raise error(f"sft's {name} must be {what} (a str or path), not {value!r}")
+    if not isinstance(progress, bool):
+        raise XtlError(f"sft's progress must be True or False, not {progress!r}")
+    if isinstance(callbacks, (str, bytes)) or not isinstance(callbacks, Sequence):
+        raise XtlError(f"sft's callbacks must be a list of transformers.TrainerCallback, not {callbacks!r}")
+
+
 # ---------------------------------------------------------------- the run
 def sft(model: str, data: str, out: str | os.PathLike, *, progress: bool = True,
         callbacks: Sequence[Any] = (), **settings: Any) -> SftResult:
@@ -257,6 +221,7 @@ def sft(model: str, data: str, out: str | os.PathLike, *, progress: bool = True,
     again resumes from the last one, and Ctrl-C saves one before it stops. ``callbacks``:
     extra ``transformers.TrainerCallback`` objects.
     """
+    _check_arguments(model, data, out, progress, callbacks)
     unknown = sorted(set(settings) - ({f.name for f in fields(SftSettings)} - {"model", "data"}))
     if unknown:
         raise XtlError(f"sft got unknown setting(s) {unknown}; see xtl.training.SftSettings")
