@@ -21,16 +21,12 @@ from typing import Any
 from xtl.errors import DataError, ModelSpecError, XtlError
 from xtl.models.sftfolder import MANIFEST, read_sft_manifest
 from xtl.training.data import Pair, data_sha256, language_counts, read_pairs, select_pairs
+from xtl.training.resume import CHECKPOINTS, SELECTION, check_out, resume_point
 from xtl.training.settings import SFT_DTYPES, SftSettings
 
 __all__ = ["SFT_DTYPES", "SftSettings", "SftResult", "sft", "MANIFEST", "read_sft_manifest", "frame_example"]
 
 log = logging.getLogger("xtl")
-
-#: The ids of the pairs a run trained on, beside its manifest (xtl.models.sftfolder.MANIFEST).
-SELECTION = "selection.json"
-CHECKPOINTS = "checkpoints"
-
 
 @dataclass(frozen=True)
 class SftResult:
@@ -118,49 +114,6 @@ def _check_dtype(dtype: str) -> None:
         raise XtlError("float16 training needs a GPU; use dtype='bfloat16' or 'float32' (--dtype) on a CPU")
 
 
-def _checkpoints(out: Path) -> list[Path]:
-    folder = out / CHECKPOINTS
-    return sorted(folder.glob("checkpoint-*")) if folder.is_dir() else []
-
-
-def _check_out(out: Path, settings: SftSettings) -> dict[str, Any] | None:
-    """The manifest of an earlier run of these settings in ``out`` (to resume), None for a new
-    run; an error for a folder that holds something else or another run. A run that never
-    reached a checkpoint is replaced (a corrected command is not blocked by a failed start); a
-    larger ``max_steps`` extends a run from its last checkpoint."""
-    if not out.exists():
-        return None
-    if not out.is_dir():
-        raise XtlError(f"out {out} is a file (--out); give a folder for the fine-tuned model")
-    manifest = read_sft_manifest(out)
-    if manifest is None:
-        if any(out.iterdir()):
-            raise XtlError(f"out {out} (--out) already holds other files; give an empty or new folder")
-        return None
-    before = manifest.get("settings", {})
-    now = settings.to_dict()
-    differ = {k: (before.get(k), now.get(k)) for k in now if before.get(k) != now.get(k)}
-    if not differ:
-        return manifest
-    if not manifest.get("finished") and not _checkpoints(out):
-        log.warning("%s held a run that stopped before its first checkpoint; starting again with these settings", out)
-        for name in (MANIFEST, SELECTION):
-            (out / name).unlink(missing_ok=True)
-        return None
-    old_steps, new_steps = differ.get("max_steps", (None, None))
-    if set(differ) == {"max_steps"} and isinstance(old_steps, int) and isinstance(new_steps, int) \
-            and new_steps > old_steps:
-        if not _checkpoints(out):
-            raise XtlError(f"{out} finished at step {old_steps} and kept no checkpoint to go on from; train "
-                           f"{new_steps} steps into a new --out")
-        log.info("%s: extending the run from step %d to %d (from its last checkpoint)", out, old_steps, new_steps)
-        return {**manifest, "finished": False}
-    detail = "; ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in sorted(differ.items()))
-    hint = (" (a larger --max-steps alone extends a run)" if "max_steps" in differ else "")
-    raise XtlError(f"{out} holds a run of other settings ({detail}); use another --out or the same "
-                   f"settings{hint}")
-
-
 def _world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
@@ -218,8 +171,9 @@ def sft(model: str, data: str, out: str | os.PathLike, *, progress: bool = True,
     ``max_steps``, ``batch_size``, ``micro_batch_size``, ``lr``, ``warmup_ratio``, ``dtype``,
     ``max_length``, ``chat``, ``lora``, ``lora_r``, ``save_steps``); the paper's recipe by
     default. Checkpoints go to ``out/checkpoints`` every ``save_steps`` steps; the same call
-    again resumes from the last one, and Ctrl-C saves one before it stops. ``callbacks``:
-    extra ``transformers.TrainerCallback`` objects.
+    again resumes from the last complete one (a run of other settings or on an edited data file
+    is refused), and Ctrl-C saves one before it stops. ``callbacks``: extra
+    ``transformers.TrainerCallback`` objects.
     """
     _check_arguments(model, data, out, progress, callbacks)
     unknown = sorted(set(settings) - ({f.name for f in fields(SftSettings)} - {"model", "data"}))
@@ -229,7 +183,9 @@ def sft(model: str, data: str, out: str | os.PathLike, *, progress: bool = True,
     _check_base_model(config.model)
     _check_dtype(config.dtype)
     out = Path(out).expanduser()
-    earlier = _check_out(out, config)
+    data_file = Path(config.data).expanduser()
+    data_sha = data_sha256(data_file) if data_file.is_file() else None
+    earlier = check_out(out, config, data_sha)
     if earlier is not None and earlier.get("finished"):
         log.info("%s already holds this fine-tuned model; nothing to do", out)
         return SftResult(out, int(earlier.get("steps", 0)), earlier.get("losses", []), earlier.get("wall_s", 0.0),
@@ -263,9 +219,7 @@ def sft(model: str, data: str, out: str | os.PathLike, *, progress: bool = True,
         log.warning("%d pair(s) left out: their prompt alone fills max_length %d", len(chosen) - len(examples),
                     config.max_length)
     out.mkdir(parents=True, exist_ok=True)
-    source = {"data": config.data}
-    if Path(config.data).expanduser().is_file():
-        source = {"data": str(Path(config.data).expanduser().resolve()), "data_sha256": data_sha256(config.data)}
+    source = {"data": str(data_file.resolve()), "data_sha256": data_sha} if data_sha else {"data": config.data}
     manifest: dict[str, Any] = {"settings": config.to_dict(), "base_model": config.model, **source,
                                 "prompt_frame": "chat template" if chat else "Human: … Assistant:", "chat": bool(chat),
                                 "chat_template_sha256": (hashlib.sha256(tokenizer.chat_template.encode("utf-8")).hexdigest()
@@ -296,7 +250,7 @@ def _train(config: SftSettings, tokenizer: Any, examples: list[dict], out: Path,
                                                  target_modules="all-linear", task_type="CAUSAL_LM"))
     micro, accum = _steps(config)
     checkpoints = out / CHECKPOINTS
-    resume = checkpoints.is_dir() and any(p.name.startswith("checkpoint-") for p in checkpoints.iterdir())
+    resume = resume_point(out, _is_main_process())
     args = TrainingArguments(
         output_dir=str(checkpoints), num_train_epochs=config.epochs, max_steps=config.max_steps or -1,
         per_device_train_batch_size=micro, gradient_accumulation_steps=accum, learning_rate=config.lr,
@@ -327,7 +281,7 @@ def _train(config: SftSettings, tokenizer: Any, examples: list[dict], out: Path,
                       callbacks=[_Interrupt(), *callbacks])
     start = time.perf_counter()
     with stop:
-        trainer.train(resume_from_checkpoint=True if resume else None)
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     wall = time.perf_counter() - start
     state = trainer.state
     losses = [float(h["loss"]) for h in state.log_history if "loss" in h]
