@@ -388,3 +388,31 @@ def test_wrong_types_and_non_finite_numbers_are_refused_in_one_line(tiny_folder,
         proc = run_cli("sft", "--model", tiny_folder, "--data", data, "--out", tmp_path / "x", flag, value)
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "must be a" in proc.stderr, proc.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_a_loss_that_becomes_nan_stops_the_run_naming_the_step(tiny_folder, tmp_path):
+    """The Trainer would log a NaN loss as the window's mean and go on to save a finished-looking
+    folder of NaN weights; the run stops at the step, keeps no checkpoint of it and is unfinished."""
+    import torch
+    from transformers import TrainerCallback
+
+    from xtl.errors import TrainingError
+
+    class Poison(TrainerCallback):  # NaN weights from the third step on, as a learning rate far too high does
+        def on_step_begin(self, args, state, control, model=None, **kwargs):
+            if state.global_step == 2:
+                with torch.no_grad():
+                    next(model.parameters()).fill_(float("nan"))
+
+    out = tmp_path / "nan"
+    with pytest.raises(TrainingError, match=r"the loss became nan at step 3, so training stopped; train again with a "
+                                            r"lower learning rate \(--lr, now 0.002\) into another --out"):
+        xtl.sft(str(tiny_folder), str(_pairs(tmp_path)), out, n=16, max_steps=5, progress=False, callbacks=[Poison()],
+                **{**FAST, "save_steps": 1})
+    manifest = json.loads((out / "xtl-sft.json").read_text())
+    assert manifest["finished"] is False and manifest["diverged_at_step"] == 3 and manifest["steps"] == 3
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-1", "checkpoint-2"]
+    assert not (out / "model.safetensors").exists()
+    with pytest.raises(ModelSpecError, match="unfinished `xtl sft` run"):
+        xtl.load_model(out)
+

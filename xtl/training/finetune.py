@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from xtl.errors import DataError, ModelSpecError, XtlError
+from xtl.errors import DataError, ModelSpecError, TrainingError, XtlError
 from xtl.models.sftfolder import MANIFEST, read_sft_manifest
 from xtl.training.data import Pair, data_sha256, language_counts, read_pairs, select_pairs
 from xtl.training.resume import CHECKPOINTS, SELECTION, check_out, resume_point
@@ -172,7 +172,8 @@ def sft(model: str, data: str, out: str | os.PathLike, *, progress: bool = True,
     ``max_length``, ``chat``, ``lora``, ``lora_r``, ``save_steps``); the paper's recipe by
     default. Checkpoints go to ``out/checkpoints`` every ``save_steps`` steps; the same call
     again resumes from the last complete one (a run of other settings or on an edited data file
-    is refused), and Ctrl-C saves one before it stops. ``callbacks``: extra
+    is refused), and Ctrl-C saves one before it stops. A loss that becomes NaN or inf stops the
+    run with :class:`~xtl.errors.TrainingError`. ``callbacks``: extra
     ``transformers.TrainerCallback`` objects.
     """
     _check_arguments(model, data, out, progress, callbacks)
@@ -257,6 +258,7 @@ def _train(config: SftSettings, tokenizer: Any, examples: list[dict], out: Path,
         warmup_steps=warmup_steps(config.warmup_ratio, total_steps(config, len(examples))),
         lr_scheduler_type="linear", weight_decay=0.0,
         bf16=config.dtype == "bfloat16", fp16=config.dtype == "float16", logging_steps=1,
+        logging_nan_inf_filter=False,  # a NaN loss is logged as NaN (else as the window's mean), so it stops the run
         # bfloat16 autocast on a CPU: transformers asks for use_cpu (else "doesn't support bf16/gpu")
         use_cpu=config.dtype == "bfloat16" and not torch.cuda.is_available(),
         save_strategy="steps", save_steps=config.save_steps, save_total_limit=2, seed=config.seed,
@@ -275,10 +277,26 @@ def _train(config: SftSettings, tokenizer: Any, examples: list[dict], out: Path,
                 control.should_training_stop = True
             return control
 
+    class _Diverged(TrainerCallback):
+        """A NaN or inf loss: stop at once, without saving this step's checkpoint."""
+
+        step: int | None = None
+        loss: float = 0.0
+
+        def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ARG002
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(float(loss)) and self.step is None:
+                self.step, self.loss = int(state.global_step), float(loss)
+            if self.step is not None:
+                control.should_save = False
+                control.should_training_stop = True
+            return control
+
+    diverged = _Diverged()
     trainer = Trainer(model=model, args=args, train_dataset=examples,
                       data_collator=_Collator(tokenizer.pad_token_id if tokenizer.pad_token_id is not None
                                               else tokenizer.eos_token_id or 0),
-                      callbacks=[_Interrupt(), *callbacks])
+                      callbacks=[_Interrupt(), diverged, *callbacks])
     start = time.perf_counter()
     with stop:
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
@@ -291,6 +309,13 @@ def _train(config: SftSettings, tokenizer: Any, examples: list[dict], out: Path,
         losses = [loss / world for loss in losses]
     manifest.update(steps=int(state.global_step), losses=losses, wall_s=round(wall + manifest.get("wall_s", 0.0), 3),
                     resumed=bool(resume))
+    if diverged.step is not None:
+        manifest.update(diverged_at_step=diverged.step)
+        if trainer.is_world_process_zero():
+            _write_json(out / MANIFEST, manifest)  # unfinished: xtl.load_model refuses the folder
+        raise TrainingError(f"the loss became {diverged.loss} at step {diverged.step}, so training stopped; train "
+                            f"again with a lower learning rate (--lr, now {config.lr:g}) into another --out (no "
+                            f"checkpoint of step {diverged.step} or later was kept)")
     finished = state.global_step >= state.max_steps and not stop.asked
     if not finished:
         if trainer.is_world_process_zero():
