@@ -416,3 +416,25 @@ def test_a_loss_that_becomes_nan_stops_the_run_naming_the_step(tiny_folder, tmp_
     with pytest.raises(ModelSpecError, match="unfinished `xtl sft` run"):
         xtl.load_model(out)
 
+
+def test_fractional_epochs_set_the_total_and_warm_up_steps(tiny_folder, tmp_path):
+    """1.5 epochs of 16 examples at batch 4: 6 steps, not int(1.5) × 4 = 4; a warm-up ratio of
+    0.5 is then 3 steps (learning rates 0, 1/3, 2/3 of the peak, then the peak)."""
+    from transformers import TrainerCallback
+
+    from xtl.training.finetune import SftSettings, total_steps
+
+    assert total_steps(SftSettings(model="m", data="d", epochs=1.5, batch_size=4), 16) == 6
+    assert total_steps(SftSettings(model="m", data="d", epochs=0.3, batch_size=4), 16) == 2   # rounded up
+    lrs = []
+
+    class Record(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "learning_rate" in logs:
+                lrs.append(float(logs["learning_rate"]))
+
+    res = xtl.sft(str(tiny_folder), str(_pairs(tmp_path)), tmp_path / "ep", n=16, epochs=1.5, progress=False,
+                  callbacks=[Record()], **{**FAST, "warmup_ratio": 0.5})
+    assert res.steps == 6 and len(res.losses) == 6
+    assert lrs[:4] == pytest.approx([0.0, FAST["lr"] / 3, 2 * FAST["lr"] / 3, FAST["lr"]])
+

@@ -131,10 +131,11 @@ def warmup_steps(ratio: float, total_steps: int) -> int:
 
 
 def total_steps(settings: SftSettings, examples: int) -> int:
-    """Optimiser steps of a run: ``max_steps``, or epochs over ``examples`` at the global batch."""
+    """Optimiser steps of a run: ``max_steps``, or ``epochs`` (fractions too) over ``examples`` at
+    the global batch, rounded up as the Trainer rounds them; the Trainer is given this count."""
     if settings.max_steps:
         return int(settings.max_steps)
-    return int(math.ceil(examples / settings.batch_size)) * int(settings.epochs)
+    return int(math.ceil(settings.epochs * math.ceil(examples / settings.batch_size)))
 
 
 def _steps(settings: SftSettings) -> tuple[int, int]:
@@ -252,11 +253,11 @@ def _train(config: SftSettings, tokenizer: Any, examples: list[dict], out: Path,
     micro, accum = _steps(config)
     checkpoints = out / CHECKPOINTS
     resume = resume_point(out, _is_main_process())
+    steps = total_steps(config, len(examples))
     args = TrainingArguments(
-        output_dir=str(checkpoints), num_train_epochs=config.epochs, max_steps=config.max_steps or -1,
+        output_dir=str(checkpoints), num_train_epochs=config.epochs, max_steps=steps,
         per_device_train_batch_size=micro, gradient_accumulation_steps=accum, learning_rate=config.lr,
-        warmup_steps=warmup_steps(config.warmup_ratio, total_steps(config, len(examples))),
-        lr_scheduler_type="linear", weight_decay=0.0,
+        warmup_steps=warmup_steps(config.warmup_ratio, steps), lr_scheduler_type="linear", weight_decay=0.0,
         bf16=config.dtype == "bfloat16", fp16=config.dtype == "float16", logging_steps=1,
         logging_nan_inf_filter=False,  # a NaN loss is logged as NaN (else as the window's mean), so it stops the run
         # bfloat16 autocast on a CPU: transformers asks for use_cpu (else "doesn't support bf16/gpu")
