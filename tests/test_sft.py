@@ -369,11 +369,14 @@ def test_wrong_types_and_non_finite_numbers_are_refused_in_one_line(tiny_folder,
     data = str(_pairs(tmp_path))
     bad = {"lr": (float("inf"), float("nan"), True), "epochs": (float("inf"), float("nan")),
            "warmup_ratio": (float("nan"), float("-inf")), "n": ("3", 2.0), "langs": ("German", [1]),
-           "seed": (None, 1.5), "chat": ("yes",), "lora": (1,), "dtype": (["float32"],)}
+           "seed": (None, 1.5), "chat": ("yes",), "lora": (1,), "dtype": (["float32"],),
+           "weights_dtype": ("float16",), "gradient_checkpointing": ("no",)}
     for name, values in bad.items():
         for value in values:
             with pytest.raises(XtlError, match=rf"^{name} must be "):
                 xtl.sft(str(tiny_folder), data, tmp_path / "x", **{**FAST, name: value})
+    with pytest.raises(XtlError, match="bfloat16 weights train in bfloat16; use dtype='bfloat16'"):
+        xtl.sft(str(tiny_folder), data, tmp_path / "x", **{**FAST, "weights_dtype": "bfloat16"})
     for args, message in (((None, None, None), "sft's model must be a Hugging Face folder or hub name"),
                           ((str(tiny_folder), 3, "o"), "sft's data must be a JSONL/Parquet file"),
                           ((str(tiny_folder), data, None), "sft's out must be the folder"),
@@ -438,3 +441,34 @@ def test_fractional_epochs_set_the_total_and_warm_up_steps(tiny_folder, tmp_path
     assert res.steps == 6 and len(res.losses) == 6
     assert lrs[:4] == pytest.approx([0.0, FAST["lr"] / 3, 2 * FAST["lr"] / 3, FAST["lr"]])
 
+
+def test_bf16_weights_and_gradient_checkpointing_and_the_memory_said_before_training(tiny_folder, tmp_path, caplog):
+    """bfloat16 weights (2 + 2 + 4 bytes per parameter instead of 4 + 4 + 8) and gradient
+    checkpointing are on while training, and the model states' memory is logged before it."""
+    import torch
+    from transformers import TrainerCallback
+
+    from xtl.training.memory import state_memory
+
+    seen = []
+
+    class Look(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            seen.append((next(model.parameters()).dtype, model.is_gradient_checkpointing))
+
+    with caplog.at_level("INFO", logger="xtl"):
+        res = xtl.sft(str(tiny_folder), str(_pairs(tmp_path)), tmp_path / "bf", n=8, max_steps=2, progress=False,
+                      callbacks=[Look()], **{**FAST, "dtype": "bfloat16", "weights_dtype": "bfloat16",
+                                             "gradient_checkpointing": True})
+    assert res.steps == 2 and all(np.isfinite(res.losses)) and seen == [(torch.bfloat16, True)] * 2
+    params = sum(v.size for v in _weights(tiny_folder).values())
+    need = state_memory(params, params, "bfloat16")
+    assert need.total == 8 * params and f"the model states need about {need.total / 1e6:.1f} MB (weights " \
+        f"{2 * params / 1e6:.1f} + gradients {2 * params / 1e6:.1f} + Adam states {4 * params / 1e6:.1f}, bfloat16 " \
+        "weights), before activations" in caplog.text
+    seven = state_memory(7 * 10**9, 7 * 10**9)                       # the issue's 7B full fine-tune
+    assert (seven.weights, seven.gradients, seven.optimizer, seven.total) == (28e9, 28e9, 56e9, 112e9)
+    assert "about 112.0 GB (weights 28.0 + gradients 28.0 + Adam states 56.0, float32 weights)" in seven.describe()
+    assert state_memory(7 * 10**9, 7 * 10**9, "bfloat16").total == 56e9
+    assert state_memory(7 * 10**9, 7 * 10**9, shards=8).per_device == 14e9
+    assert state_memory(7 * 10**9, 10**7, "bfloat16").total == 14e9 + 6 * 10**7     # LoRA: frozen weights + adapters

@@ -32,4 +32,5 @@ class StoreError(XtlError):
 
 
 class TrainingError(XtlError):
-    """A fine-tuning run that cannot go on: its loss became NaN or inf."""
+    """A fine-tuning run that cannot go on: its loss became NaN or inf, or its model does not
+    support what was asked (gradient checkpointing)."""

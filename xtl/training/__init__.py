@@ -9,6 +9,7 @@ _EXPORTS = {
     "read_sft_manifest": "xtl.models.sftfolder", "frame_example": "xtl.training.finetune",
     "Pair": "xtl.training.data", "read_pairs": "xtl.training.data", "select_pairs": "xtl.training.data",
     "language_counts": "xtl.training.data", "PAPER_N": "xtl.training.data", "AYA_HUB": "xtl.training.data",
+    "state_memory": "xtl.training.memory", "StateMemory": "xtl.training.memory",
     "accelerate_config": "xtl.training.configs", "ACCELERATE_CONFIGS": "xtl.training.configs",
 }
 __all__ = sorted(_EXPORTS)

@@ -21,12 +21,14 @@ from typing import Any
 from xtl.errors import DataError, ModelSpecError, TrainingError, XtlError
 from xtl.models.sftfolder import MANIFEST, read_sft_manifest
 from xtl.training.data import Pair, data_sha256, language_counts, read_pairs, select_pairs
+from xtl.training.memory import state_memory
 from xtl.training.resume import CHECKPOINTS, SELECTION, check_out, resume_point
 from xtl.training.settings import SFT_DTYPES, SftSettings
 
 __all__ = ["SFT_DTYPES", "SftSettings", "SftResult", "sft", "MANIFEST", "read_sft_manifest", "frame_example"]
 
 log = logging.getLogger("xtl")
+
 
 @dataclass(frozen=True)
 class SftResult:
@@ -170,12 +172,13 @@ def sft(model: str, data: str, out: str | os.PathLike, *, progress: bool = True,
 
     ``settings`` are :class:`SftSettings` fields (``n``, ``langs``, ``seed``, ``epochs``,
     ``max_steps``, ``batch_size``, ``micro_batch_size``, ``lr``, ``warmup_ratio``, ``dtype``,
-    ``max_length``, ``chat``, ``lora``, ``lora_r``, ``save_steps``); the paper's recipe by
-    default. Checkpoints go to ``out/checkpoints`` every ``save_steps`` steps; the same call
-    again resumes from the last complete one (a run of other settings or on an edited data file
-    is refused), and Ctrl-C saves one before it stops. A loss that becomes NaN or inf stops the
-    run with :class:`~xtl.errors.TrainingError`. ``callbacks``: extra
-    ``transformers.TrainerCallback`` objects.
+    ``weights_dtype``, ``gradient_checkpointing``, ``max_length``, ``chat``, ``lora``,
+    ``lora_r``, ``save_steps``); the paper's recipe by default. Checkpoints go to
+    ``out/checkpoints`` every ``save_steps`` steps; the same call again resumes from the last
+    complete one (a run of other settings or on an edited data file is refused), and Ctrl-C
+    saves one before it stops. A loss that becomes NaN or inf stops the run with
+    :class:`~xtl.errors.TrainingError`. ``callbacks``: extra ``transformers.TrainerCallback``
+    objects.
     """
     _check_arguments(model, data, out, progress, callbacks)
     unknown = sorted(set(settings) - ({f.name for f in fields(SftSettings)} - {"model", "data"}))
@@ -241,15 +244,19 @@ def _train(config: SftSettings, tokenizer: Any, examples: list[dict], out: Path,
     from transformers import AutoModelForCausalLM, Trainer, TrainerCallback, TrainingArguments
 
     try:
-        model = AutoModelForCausalLM.from_pretrained(config.model, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(config.model, dtype=getattr(torch, config.weights_dtype))
     except Exception as exc:  # noqa: BLE001
         raise ModelSpecError(f"cannot load {config.model} for training ({type(exc).__name__}: "
                              f"{str(exc).splitlines()[0][:160] if str(exc) else ''})") from exc
+    if config.gradient_checkpointing and not getattr(model, "supports_gradient_checkpointing", False):
+        raise TrainingError(f"{type(model).__name__} does not support gradient checkpointing; train without "
+                            "gradient_checkpointing (--gradient-checkpointing)")
     if config.lora:
         from peft import LoraConfig, get_peft_model
 
         model = get_peft_model(model, LoraConfig(r=config.lora_r, lora_alpha=2 * config.lora_r,
                                                  target_modules="all-linear", task_type="CAUSAL_LM"))
+    _say_memory(model, config.weights_dtype)
     micro, accum = _steps(config)
     checkpoints = out / CHECKPOINTS
     resume = resume_point(out, _is_main_process())
@@ -258,6 +265,7 @@ def _train(config: SftSettings, tokenizer: Any, examples: list[dict], out: Path,
         output_dir=str(checkpoints), num_train_epochs=config.epochs, max_steps=steps,
         per_device_train_batch_size=micro, gradient_accumulation_steps=accum, learning_rate=config.lr,
         warmup_steps=warmup_steps(config.warmup_ratio, steps), lr_scheduler_type="linear", weight_decay=0.0,
+        gradient_checkpointing=config.gradient_checkpointing,
         bf16=config.dtype == "bfloat16", fp16=config.dtype == "float16", logging_steps=1,
         logging_nan_inf_filter=False,  # a NaN loss is logged as NaN (else as the window's mean), so it stops the run
         # bfloat16 autocast on a CPU: transformers asks for use_cpu (else "doesn't support bf16/gpu")
@@ -338,6 +346,28 @@ def _train(config: SftSettings, tokenizer: Any, examples: list[dict], out: Path,
         manifest.update(finished=True, saved_dtype=config.dtype)
         _write_json(out / MANIFEST, manifest)  # last: the folder is finished only now
     return SftResult(out, int(state.global_step), losses, manifest["wall_s"], len(examples), bool(resume))
+
+
+def _say_memory(model: Any, weights_dtype: str) -> None:
+    """Log the memory the model states need (:func:`~xtl.training.memory.state_memory`) before
+    training starts, and warn when it is more than the GPU has."""
+    import torch
+
+    params = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    env = os.environ
+    sharded = env.get("ACCELERATE_USE_FSDP", "").lower() == "true" or (
+        env.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true" and env.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3")
+    need = state_memory(params, trainable, weights_dtype, _world_size() if sharded else 1)
+    if not _is_main_process():
+        return
+    log.info("%s", need.describe())
+    if torch.cuda.is_available():
+        have = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
+        if need.per_device > have:
+            log.warning("that is more than this GPU's %.1f GB: train bfloat16 weights (--weights-dtype bfloat16), "
+                        "LoRA (--lora), or shard over GPUs with ZeRO-3 / FSDP (xtl sft --accelerate-configs)",
+                        have / 1e9)
 
 
 def _cast_saved_weights(folder: Path, dtype: Any) -> None:

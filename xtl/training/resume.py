@@ -13,7 +13,7 @@ from typing import Any
 
 from xtl.errors import DataError, XtlError
 from xtl.models.sftfolder import MANIFEST, read_sft_manifest
-from xtl.training.settings import SftSettings
+from xtl.training.settings import RUN_ONLY, SftSettings, setting_defaults
 
 __all__ = ["SELECTION", "CHECKPOINTS", "STATE", "checkpoints", "is_complete", "resume_point", "check_out"]
 
@@ -103,9 +103,9 @@ def check_out(out: Path, settings: SftSettings, data_sha: str | None = None) -> 
             raise XtlError(f"out {out} (--out) already holds other files; give an empty or new folder")
         return None
     started = manifest.get("finished") or any(is_complete(p) for p in checkpoints(out))
-    before = manifest.get("settings", {})
+    before = {**setting_defaults(), **manifest.get("settings", {})}  # a setting added since means its default
     now = settings.to_dict()
-    differ = {k: (before.get(k), now.get(k)) for k in now if before.get(k) != now.get(k)}
+    differ = {k: (before.get(k), now.get(k)) for k in now if k not in RUN_ONLY and before.get(k) != now.get(k)}
     if not started:  # nothing trained yet: the run starts again, on the data and settings given now
         if not differ:
             return manifest

@@ -6,20 +6,24 @@ from __future__ import annotations
 import json
 import math
 import numbers
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from xtl.errors import XtlError
 from xtl.training.data import PAPER_N
 
-__all__ = ["SFT_DTYPES", "SftSettings"]
+__all__ = ["SFT_DTYPES", "WEIGHT_DTYPES", "RUN_ONLY", "SftSettings", "setting_defaults"]
 
 #: Precisions a run trains (and saves) in.
 SFT_DTYPES = ("bfloat16", "float16", "float32")
+#: Dtypes the weights (and so their gradients and Adam's states) are held in while training.
+WEIGHT_DTYPES = ("float32", "bfloat16")
+#: Settings that change how a run uses memory, not what it computes: they may differ when it resumes.
+RUN_ONLY = frozenset({"gradient_checkpointing"})
 
 _WHOLE = ("n", "batch_size", "max_length", "save_steps", "lora_r")
 _WHOLE_OR_NONE = ("max_steps", "micro_batch_size")
-_FLAGS = ("lora",)
+_FLAGS = ("lora", "gradient_checkpointing")
 
 
 def _number(value: Any) -> bool:
@@ -44,6 +48,8 @@ class SftSettings:
     lr: float = 1e-5
     warmup_ratio: float = 0.1
     dtype: str = "bfloat16"  # training (mixed) precision, and the dtype the weights are saved in
+    weights_dtype: str = "float32"  # the weights while training: float32 (mixed precision) or bfloat16
+    gradient_checkpointing: bool = False  # recompute activations in the backward pass (less memory)
     max_length: int = 2048
     chat: bool | None = None  # frame with the chat template (default: when the tokenizer has one)
     lora: bool = False  # peft LoRA: a cheaper alternative, not the paper's recipe
@@ -80,6 +86,10 @@ class SftSettings:
             object.__setattr__(self, name, float(getattr(self, name)))
         if self.dtype not in SFT_DTYPES:
             raise XtlError(f"dtype must be bfloat16 (the paper's), float16 or float32, not {self.dtype!r}")
+        if self.weights_dtype not in WEIGHT_DTYPES:
+            raise XtlError(f"weights_dtype must be float32 (mixed precision) or bfloat16, not {self.weights_dtype!r}")
+        if self.weights_dtype == "bfloat16" and self.dtype != "bfloat16":
+            raise XtlError(f"bfloat16 weights train in bfloat16; use dtype='bfloat16' (--dtype), not {self.dtype!r}")
         if self.chat is not None and not isinstance(self.chat, bool):
             raise XtlError(f"chat must be True, False or None, not {self.chat!r}")
         for name in _FLAGS:
@@ -89,3 +99,8 @@ class SftSettings:
     def to_dict(self) -> dict[str, Any]:
         """The settings as JSON values (the manifest's ``settings``)."""
         return json.loads(json.dumps(asdict(self)))
+
+
+def setting_defaults() -> dict[str, Any]:
+    """Each setting's default, as JSON values: what a manifest written before a setting existed meant."""
+    return {f.name: f.default for f in fields(SftSettings) if f.name not in ("model", "data")}
