@@ -159,7 +159,7 @@ def test_bad_input_is_refused_before_training(tiny_folder, tmp_path):
         xtl.sft(str(tiny_folder), data, tmp_path / "y", langs=["French"], max_steps=1, **FAST)
     with pytest.raises(XtlError, match="float16 training needs a GPU"):
         xtl.sft(str(tiny_folder), data, tmp_path / "z", max_steps=1, **{**FAST, "dtype": "float16"})
-    with pytest.raises(XtlError, match="lr must be a positive number"):
+    with pytest.raises(XtlError, match="lr must be a finite positive number"):
         xtl.sft(str(tiny_folder), data, tmp_path / "z", **{**FAST, "lr": -1.0})
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists() and not (tmp_path / "z").exists()
     proc = run_cli("sft", "--model", str(tiny_folder))
@@ -361,3 +361,114 @@ def test_a_base_model_that_does_not_exist_is_named(tmp_path):
                                              r"folder \(looked in .*\) and the Hugging Face Hub did not provide it"):
         xtl.sft("no-such-org/no-such-model", data, tmp_path / "o", max_steps=1, **FAST)
     assert not (tmp_path / "o").exists()
+
+
+def test_wrong_types_and_non_finite_numbers_are_refused_in_one_line(tiny_folder, tmp_path):
+    """Issue 37 §2–3: every float option refuses inf and NaN (``--lr inf`` trained to NaN weights
+    and reported a fine-tuned model), and wrong-typed arguments say so instead of a traceback."""
+    data = str(_pairs(tmp_path))
+    bad = {"lr": (float("inf"), float("nan"), True), "epochs": (float("inf"), float("nan")),
+           "warmup_ratio": (float("nan"), float("-inf")), "n": ("3", 2.0), "langs": ("German", [1]),
+           "seed": (None, 1.5), "chat": ("yes",), "lora": (1,), "dtype": (["float32"],),
+           "weights_dtype": ("float16",), "gradient_checkpointing": ("no",)}
+    for name, values in bad.items():
+        for value in values:
+            with pytest.raises(XtlError, match=rf"^{name} must be "):
+                xtl.sft(str(tiny_folder), data, tmp_path / "x", **{**FAST, name: value})
+    with pytest.raises(XtlError, match="bfloat16 weights train in bfloat16; use dtype='bfloat16'"):
+        xtl.sft(str(tiny_folder), data, tmp_path / "x", **{**FAST, "weights_dtype": "bfloat16"})
+    for args, message in (((None, None, None), "sft's model must be a Hugging Face folder or hub name"),
+                          ((str(tiny_folder), 3, "o"), "sft's data must be a JSONL/Parquet file"),
+                          ((str(tiny_folder), data, None), "sft's out must be the folder"),
+                          ((str(tiny_folder), data, ""), "sft's out must be the folder")):
+        with pytest.raises(XtlError, match=message):
+            xtl.sft(*args)
+    with pytest.raises(XtlError, match="sft's callbacks must be a list"):
+        xtl.sft(str(tiny_folder), data, tmp_path / "x", callbacks=object())
+    with pytest.raises(XtlError, match="sft's progress must be True or False"):
+        xtl.sft(str(tiny_folder), data, tmp_path / "x", progress="no")
+    for flag, value in (("--lr", "inf"), ("--epochs", "nan"), ("--warmup-ratio", "inf")):
+        proc = run_cli("sft", "--model", tiny_folder, "--data", data, "--out", tmp_path / "x", flag, value)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "must be a" in proc.stderr, proc.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_loss_that_becomes_nan_stops_the_run_naming_the_step(tiny_folder, tmp_path):
+    """The Trainer would log a NaN loss as the window's mean and go on to save a finished-looking
+    folder of NaN weights; the run stops at the step, keeps no checkpoint of it and is unfinished."""
+    import torch
+    from transformers import TrainerCallback
+
+    from xtl.errors import TrainingError
+
+    class Poison(TrainerCallback):  # NaN weights from the third step on, as a learning rate far too high does
+        def on_step_begin(self, args, state, control, model=None, **kwargs):
+            if state.global_step == 2:
+                with torch.no_grad():
+                    next(model.parameters()).fill_(float("nan"))
+
+    out = tmp_path / "nan"
+    with pytest.raises(TrainingError, match=r"the loss became nan at step 3, so training stopped; train again with a "
+                                            r"lower learning rate \(--lr, now 0.002\) into another --out"):
+        xtl.sft(str(tiny_folder), str(_pairs(tmp_path)), out, n=16, max_steps=5, progress=False, callbacks=[Poison()],
+                **{**FAST, "save_steps": 1})
+    manifest = json.loads((out / "xtl-sft.json").read_text())
+    assert manifest["finished"] is False and manifest["diverged_at_step"] == 3 and manifest["steps"] == 3
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-1", "checkpoint-2"]
+    assert not (out / "model.safetensors").exists()
+    with pytest.raises(ModelSpecError, match="unfinished `xtl sft` run"):
+        xtl.load_model(out)
+
+
+def test_fractional_epochs_set_the_total_and_warm_up_steps(tiny_folder, tmp_path):
+    """1.5 epochs of 16 examples at batch 4: 6 steps, not int(1.5) × 4 = 4; a warm-up ratio of
+    0.5 is then 3 steps (learning rates 0, 1/3, 2/3 of the peak, then the peak)."""
+    from transformers import TrainerCallback
+
+    from xtl.training.finetune import SftSettings, total_steps
+
+    assert total_steps(SftSettings(model="m", data="d", epochs=1.5, batch_size=4), 16) == 6
+    assert total_steps(SftSettings(model="m", data="d", epochs=0.3, batch_size=4), 16) == 2   # rounded up
+    lrs = []
+
+    class Record(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "learning_rate" in logs:
+                lrs.append(float(logs["learning_rate"]))
+
+    res = xtl.sft(str(tiny_folder), str(_pairs(tmp_path)), tmp_path / "ep", n=16, epochs=1.5, progress=False,
+                  callbacks=[Record()], **{**FAST, "warmup_ratio": 0.5})
+    assert res.steps == 6 and len(res.losses) == 6
+    assert lrs[:4] == pytest.approx([0.0, FAST["lr"] / 3, 2 * FAST["lr"] / 3, FAST["lr"]])
+
+
+def test_bf16_weights_and_gradient_checkpointing_and_the_memory_said_before_training(tiny_folder, tmp_path, caplog):
+    """bfloat16 weights (2 + 2 + 4 bytes per parameter instead of 4 + 4 + 8) and gradient
+    checkpointing are on while training, and the model states' memory is logged before it."""
+    import torch
+    from transformers import TrainerCallback
+
+    from xtl.training.memory import state_memory
+
+    seen = []
+
+    class Look(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            seen.append((next(model.parameters()).dtype, model.is_gradient_checkpointing))
+
+    with caplog.at_level("INFO", logger="xtl"):
+        res = xtl.sft(str(tiny_folder), str(_pairs(tmp_path)), tmp_path / "bf", n=8, max_steps=2, progress=False,
+                      callbacks=[Look()], **{**FAST, "dtype": "bfloat16", "weights_dtype": "bfloat16",
+                                             "gradient_checkpointing": True})
+    assert res.steps == 2 and all(np.isfinite(res.losses)) and seen == [(torch.bfloat16, True)] * 2
+    params = sum(v.size for v in _weights(tiny_folder).values())
+    need = state_memory(params, params, "bfloat16")
+    assert need.total == 8 * params and f"the model states need about {need.total / 1e6:.1f} MB (weights " \
+        f"{2 * params / 1e6:.1f} + gradients {2 * params / 1e6:.1f} + Adam states {4 * params / 1e6:.1f}, bfloat16 " \
+        "weights), before activations" in caplog.text
+    seven = state_memory(7 * 10**9, 7 * 10**9)                       # the issue's 7B full fine-tune
+    assert (seven.weights, seven.gradients, seven.optimizer, seven.total) == (28e9, 28e9, 56e9, 112e9)
+    assert "about 112.0 GB (weights 28.0 + gradients 28.0 + Adam states 56.0, float32 weights)" in seven.describe()
+    assert state_memory(7 * 10**9, 7 * 10**9, "bfloat16").total == 56e9
+    assert state_memory(7 * 10**9, 7 * 10**9, shards=8).per_device == 14e9
+    assert state_memory(7 * 10**9, 10**7, "bfloat16").total == 14e9 + 6 * 10**7     # LoRA: frozen weights + adapters

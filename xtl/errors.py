@@ -29,3 +29,8 @@ class DataError(XtlError):
 
 class StoreError(XtlError):
     """A results store that cannot be read or does not match the requested settings."""
+
+
+class TrainingError(XtlError):
+    """A fine-tuning run that cannot go on: its loss became NaN or inf, or its model does not
+    support what was asked (gradient checkpointing)."""

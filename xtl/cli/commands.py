@@ -365,7 +365,8 @@ def cmd_sft(args) -> None:
     res = sft(args.model, args.data, args.out, n=args.n, langs=tuple(langs_arg(args.langs)) if args.langs else None,
               seed=args.seed, epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size,
               micro_batch_size=args.micro_batch_size, lr=args.lr, warmup_ratio=args.warmup_ratio,
-              dtype=args.dtype, max_length=args.max_length, chat=args.chat, lora=args.lora, lora_r=args.lora_r,
+              dtype=args.dtype, weights_dtype=args.weights_dtype, gradient_checkpointing=args.gradient_checkpointing,
+              max_length=args.max_length, chat=args.chat, lora=args.lora, lora_r=args.lora_r,
               save_steps=args.save_steps)
     first, last = (res.losses[0], res.losses[-1]) if res.losses else (float("nan"), float("nan"))
     print(f"fine-tuned model in {res.folder} ({res.steps} steps, loss {first:.3f} -> {last:.3f}, "

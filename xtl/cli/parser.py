@@ -8,7 +8,7 @@ from dataclasses import fields
 from xtl.cli.checks import LAYERS_HELP
 from xtl.models.names import DEMO_MODEL
 from xtl.options import AVERAGES, GRIDS, GROUPINGS, MODES, PLOTLYJS, POSITIONS, RULES
-from xtl.training.finetune import SFT_DTYPES, SftSettings
+from xtl.training.settings import SFT_DTYPES, WEIGHT_DTYPES, SftSettings
 
 __all__ = ["build_parser"]
 
@@ -229,6 +229,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup-ratio", type=float, default=SFT["warmup_ratio"], help="share of the steps spent warming up")
     p.add_argument("--dtype", default=SFT["dtype"], choices=SFT_DTYPES,
                    help="mixed precision of training, and the dtype the weights are saved in")
+    p.add_argument("--weights-dtype", default=SFT["weights_dtype"], choices=WEIGHT_DTYPES,
+                   help="the weights while training: float32 (mixed precision, the paper's) or bfloat16 (half the "
+                        "memory of weights, gradients and Adam states; updates below bfloat16's resolution are lost)")
+    p.add_argument("--gradient-checkpointing", action="store_true",
+                   help="recompute activations in the backward pass: less memory, about a third more time")
     p.add_argument("--max-length", type=_at_least(8), default=SFT["max_length"], help="tokens per example (prompt + response)")
     p.add_argument("--chat", dest="chat", action="store_true", default=None,
                    help="frame pairs with the chat template (default: when the tokenizer has one)")

@@ -5,10 +5,11 @@ fine-tuning (ML-SFT, section F) on the standard stack (``transformers`` Trainer 
 from xtl._lazy import lazy_exports
 
 _EXPORTS = {
-    "sft": "xtl.training.finetune", "SftSettings": "xtl.training.finetune", "SftResult": "xtl.training.finetune",
+    "sft": "xtl.training.finetune", "SftSettings": "xtl.training.settings", "SftResult": "xtl.training.finetune",
     "read_sft_manifest": "xtl.models.sftfolder", "frame_example": "xtl.training.finetune",
     "Pair": "xtl.training.data", "read_pairs": "xtl.training.data", "select_pairs": "xtl.training.data",
     "language_counts": "xtl.training.data", "PAPER_N": "xtl.training.data", "AYA_HUB": "xtl.training.data",
+    "state_memory": "xtl.training.memory", "StateMemory": "xtl.training.memory",
     "accelerate_config": "xtl.training.configs", "ACCELERATE_CONFIGS": "xtl.training.configs",
 }
 __all__ = sorted(_EXPORTS)

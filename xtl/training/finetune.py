@@ -13,72 +13,21 @@ import math
 import os
 import signal
 import time
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from xtl.errors import DataError, ModelSpecError, XtlError
-from xtl.training.data import PAPER_N, Pair, data_sha256, language_counts, read_pairs, select_pairs
+from xtl.errors import DataError, ModelSpecError, TrainingError, XtlError
 from xtl.models.sftfolder import MANIFEST, read_sft_manifest
+from xtl.training.data import Pair, data_sha256, language_counts, read_pairs, select_pairs
+from xtl.training.memory import state_memory
+from xtl.training.resume import CHECKPOINTS, SELECTION, check_out, resume_point
+from xtl.training.settings import SFT_DTYPES, SftSettings
 
 __all__ = ["SFT_DTYPES", "SftSettings", "SftResult", "sft", "MANIFEST", "read_sft_manifest", "frame_example"]
 
 log = logging.getLogger("xtl")
-
-#: The ids of the pairs a run trained on, beside its manifest (xtl.models.sftfolder.MANIFEST).
-SELECTION = "selection.json"
-CHECKPOINTS = "checkpoints"
-
-
-#: Precisions a run trains (and saves) in.
-SFT_DTYPES = ("bfloat16", "float16", "float32")
-
-
-@dataclass(frozen=True)
-class SftSettings:
-    """Everything an ML-SFT run depends on; the paper's recipe by default (section F: 20,236 Aya
-    pairs, batch 16, 3 epochs, learning rate 1e-5, warm-up ratio 0.1, bf16)."""
-
-    model: str
-    data: str
-    n: int = PAPER_N
-    langs: tuple[str, ...] | None = None
-    seed: int = 0
-    epochs: float = 3.0
-    max_steps: int | None = None  # stop after this many optimiser steps (overrides epochs)
-    batch_size: int = 16  # global: micro batch × devices × accumulation
-    micro_batch_size: int | None = None  # per device (default: the batch, at most 4)
-    lr: float = 1e-5
-    warmup_ratio: float = 0.1
-    dtype: str = "bfloat16"  # training (mixed) precision, and the dtype the weights are saved in
-    max_length: int = 2048
-    chat: bool | None = None  # frame with the chat template (default: when the tokenizer has one)
-    lora: bool = False  # peft LoRA: a cheaper alternative, not the paper's recipe
-    lora_r: int = 16
-    save_steps: int = 200
-
-    def __post_init__(self) -> None:
-        if self.langs is not None:
-            object.__setattr__(self, "langs", tuple(self.langs))
-        for name in ("n", "batch_size", "max_length", "save_steps", "lora_r"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise XtlError(f"{name} must be a whole number of at least 1, not {value!r}")
-        for name in ("max_steps", "micro_batch_size"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise XtlError(f"{name} must be a whole number of at least 1 (or None), not {value!r}")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise XtlError(f"lr must be a positive number, not {self.lr!r}")
-        if not (isinstance(self.warmup_ratio, (int, float)) and 0 <= self.warmup_ratio < 1):
-            raise XtlError(f"warmup_ratio must be in [0, 1), not {self.warmup_ratio!r}")
-        if not (isinstance(self.epochs, (int, float)) and self.epochs > 0):
-            raise XtlError(f"epochs must be a positive number, not {self.epochs!r}")
-        if self.dtype not in SFT_DTYPES:
-            raise XtlError(f"dtype must be bfloat16 (the paper's), float16 or float32, not {self.dtype!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(asdict(self)))
 
 
 @dataclass(frozen=True)
@@ -167,49 +116,6 @@ def _check_dtype(dtype: str) -> None:
         raise XtlError("float16 training needs a GPU; use dtype='bfloat16' or 'float32' (--dtype) on a CPU")
 
 
-def _checkpoints(out: Path) -> list[Path]:
-    folder = out / CHECKPOINTS
-    return sorted(folder.glob("checkpoint-*")) if folder.is_dir() else []
-
-
-def _check_out(out: Path, settings: SftSettings) -> dict[str, Any] | None:
-    """The manifest of an earlier run of these settings in ``out`` (to resume), None for a new
-    run; an error for a folder that holds something else or another run. A run that never
-    reached a checkpoint is replaced (a corrected command is not blocked by a failed start); a
-    larger ``max_steps`` extends a run from its last checkpoint."""
-    if not out.exists():
-        return None
-    if not out.is_dir():
-        raise XtlError(f"out {out} is a file (--out); give a folder for the fine-tuned model")
-    manifest = read_sft_manifest(out)
-    if manifest is None:
-        if any(out.iterdir()):
-            raise XtlError(f"out {out} (--out) already holds other files; give an empty or new folder")
-        return None
-    before = manifest.get("settings", {})
-    now = settings.to_dict()
-    differ = {k: (before.get(k), now.get(k)) for k in now if before.get(k) != now.get(k)}
-    if not differ:
-        return manifest
-    if not manifest.get("finished") and not _checkpoints(out):
-        log.warning("%s held a run that stopped before its first checkpoint; starting again with these settings", out)
-        for name in (MANIFEST, SELECTION):
-            (out / name).unlink(missing_ok=True)
-        return None
-    old_steps, new_steps = differ.get("max_steps", (None, None))
-    if set(differ) == {"max_steps"} and isinstance(old_steps, int) and isinstance(new_steps, int) \
-            and new_steps > old_steps:
-        if not _checkpoints(out):
-            raise XtlError(f"{out} finished at step {old_steps} and kept no checkpoint to go on from; train "
-                           f"{new_steps} steps into a new --out")
-        log.info("%s: extending the run from step %d to %d (from its last checkpoint)", out, old_steps, new_steps)
-        return {**manifest, "finished": False}
-    detail = "; ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in sorted(differ.items()))
-    hint = (" (a larger --max-steps alone extends a run)" if "max_steps" in differ else "")
-    raise XtlError(f"{out} holds a run of other settings ({detail}); use another --out or the same "
-                   f"settings{hint}")
-
-
 def _world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
@@ -227,10 +133,11 @@ def warmup_steps(ratio: float, total_steps: int) -> int:
 
 
 def total_steps(settings: SftSettings, examples: int) -> int:
-    """Optimiser steps of a run: ``max_steps``, or epochs over ``examples`` at the global batch."""
+    """Optimiser steps of a run: ``max_steps``, or ``epochs`` (fractions too) over ``examples`` at
+    the global batch, rounded up as the Trainer rounds them; the Trainer is given this count."""
     if settings.max_steps:
         return int(settings.max_steps)
-    return int(math.ceil(examples / settings.batch_size)) * int(settings.epochs)
+    return int(math.ceil(settings.epochs * math.ceil(examples / settings.batch_size)))
 
 
 def _steps(settings: SftSettings) -> tuple[int, int]:
@@ -243,6 +150,19 @@ def _steps(settings: SftSettings) -> tuple[int, int]:
     return micro, settings.batch_size // (micro * world)
 
 
+def _check_arguments(model: Any, data: Any, out: Any, progress: Any, callbacks: Any) -> None:
+    """One line for an argument of the wrong type, before anything is read or written."""
+    for name, value, what, error in (("model", model, "a Hugging Face folder or hub name", ModelSpecError),
+                                     ("data", data, "a JSONL/Parquet file or a Hub dataset name", DataError),
+                                     ("out", out, "the folder for the fine-tuned model", XtlError)):
+        if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
+            raise error(f"sft's {name} must be {what} (a str or path), not {value!r}")
+    if not isinstance(progress, bool):
+        raise XtlError(f"sft's progress must be True or False, not {progress!r}")
+    if isinstance(callbacks, (str, bytes)) or not isinstance(callbacks, Sequence):
+        raise XtlError(f"sft's callbacks must be a list of transformers.TrainerCallback, not {callbacks!r}")
+
+
 # ---------------------------------------------------------------- the run
 def sft(model: str, data: str, out: str | os.PathLike, *, progress: bool = True,
         callbacks: Sequence[Any] = (), **settings: Any) -> SftResult:
@@ -252,11 +172,15 @@ def sft(model: str, data: str, out: str | os.PathLike, *, progress: bool = True,
 
     ``settings`` are :class:`SftSettings` fields (``n``, ``langs``, ``seed``, ``epochs``,
     ``max_steps``, ``batch_size``, ``micro_batch_size``, ``lr``, ``warmup_ratio``, ``dtype``,
-    ``max_length``, ``chat``, ``lora``, ``lora_r``, ``save_steps``); the paper's recipe by
-    default. Checkpoints go to ``out/checkpoints`` every ``save_steps`` steps; the same call
-    again resumes from the last one, and Ctrl-C saves one before it stops. ``callbacks``:
-    extra ``transformers.TrainerCallback`` objects.
+    ``weights_dtype``, ``gradient_checkpointing``, ``max_length``, ``chat``, ``lora``,
+    ``lora_r``, ``save_steps``); the paper's recipe by default. Checkpoints go to
+    ``out/checkpoints`` every ``save_steps`` steps; the same call again resumes from the last
+    complete one (a run of other settings or on an edited data file is refused), and Ctrl-C
+    saves one before it stops. A loss that becomes NaN or inf stops the run with
+    :class:`~xtl.errors.TrainingError`. ``callbacks``: extra ``transformers.TrainerCallback``
+    objects.
     """
+    _check_arguments(model, data, out, progress, callbacks)
     unknown = sorted(set(settings) - ({f.name for f in fields(SftSettings)} - {"model", "data"}))
     if unknown:
         raise XtlError(f"sft got unknown setting(s) {unknown}; see xtl.training.SftSettings")
@@ -264,7 +188,9 @@ def sft(model: str, data: str, out: str | os.PathLike, *, progress: bool = True,
     _check_base_model(config.model)
     _check_dtype(config.dtype)
     out = Path(out).expanduser()
-    earlier = _check_out(out, config)
+    data_file = Path(config.data).expanduser()
+    data_sha = data_sha256(data_file) if data_file.is_file() else None
+    earlier = check_out(out, config, data_sha)
     if earlier is not None and earlier.get("finished"):
         log.info("%s already holds this fine-tuned model; nothing to do", out)
         return SftResult(out, int(earlier.get("steps", 0)), earlier.get("losses", []), earlier.get("wall_s", 0.0),
@@ -298,9 +224,7 @@ def sft(model: str, data: str, out: str | os.PathLike, *, progress: bool = True,
         log.warning("%d pair(s) left out: their prompt alone fills max_length %d", len(chosen) - len(examples),
                     config.max_length)
     out.mkdir(parents=True, exist_ok=True)
-    source = {"data": config.data}
-    if Path(config.data).expanduser().is_file():
-        source = {"data": str(Path(config.data).expanduser().resolve()), "data_sha256": data_sha256(config.data)}
+    source = {"data": str(data_file.resolve()), "data_sha256": data_sha} if data_sha else {"data": config.data}
     manifest: dict[str, Any] = {"settings": config.to_dict(), "base_model": config.model, **source,
                                 "prompt_frame": "chat template" if chat else "Human: … Assistant:", "chat": bool(chat),
                                 "chat_template_sha256": (hashlib.sha256(tokenizer.chat_template.encode("utf-8")).hexdigest()
@@ -320,24 +244,30 @@ def _train(config: SftSettings, tokenizer: Any, examples: list[dict], out: Path,
     from transformers import AutoModelForCausalLM, Trainer, TrainerCallback, TrainingArguments
 
     try:
-        model = AutoModelForCausalLM.from_pretrained(config.model, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(config.model, dtype=getattr(torch, config.weights_dtype))
     except Exception as exc:  # noqa: BLE001
         raise ModelSpecError(f"cannot load {config.model} for training ({type(exc).__name__}: "
                              f"{str(exc).splitlines()[0][:160] if str(exc) else ''})") from exc
+    if config.gradient_checkpointing and not getattr(model, "supports_gradient_checkpointing", False):
+        raise TrainingError(f"{type(model).__name__} does not support gradient checkpointing; train without "
+                            "gradient_checkpointing (--gradient-checkpointing)")
     if config.lora:
         from peft import LoraConfig, get_peft_model
 
         model = get_peft_model(model, LoraConfig(r=config.lora_r, lora_alpha=2 * config.lora_r,
                                                  target_modules="all-linear", task_type="CAUSAL_LM"))
+    _say_memory(model, config.weights_dtype)
     micro, accum = _steps(config)
     checkpoints = out / CHECKPOINTS
-    resume = checkpoints.is_dir() and any(p.name.startswith("checkpoint-") for p in checkpoints.iterdir())
+    resume = resume_point(out, _is_main_process())
+    steps = total_steps(config, len(examples))
     args = TrainingArguments(
-        output_dir=str(checkpoints), num_train_epochs=config.epochs, max_steps=config.max_steps or -1,
+        output_dir=str(checkpoints), num_train_epochs=config.epochs, max_steps=steps,
         per_device_train_batch_size=micro, gradient_accumulation_steps=accum, learning_rate=config.lr,
-        warmup_steps=warmup_steps(config.warmup_ratio, total_steps(config, len(examples))),
-        lr_scheduler_type="linear", weight_decay=0.0,
+        warmup_steps=warmup_steps(config.warmup_ratio, steps), lr_scheduler_type="linear", weight_decay=0.0,
+        gradient_checkpointing=config.gradient_checkpointing,
         bf16=config.dtype == "bfloat16", fp16=config.dtype == "float16", logging_steps=1,
+        logging_nan_inf_filter=False,  # a NaN loss is logged as NaN (else as the window's mean), so it stops the run
         # bfloat16 autocast on a CPU: transformers asks for use_cpu (else "doesn't support bf16/gpu")
         use_cpu=config.dtype == "bfloat16" and not torch.cuda.is_available(),
         save_strategy="steps", save_steps=config.save_steps, save_total_limit=2, seed=config.seed,
@@ -356,13 +286,29 @@ def _train(config: SftSettings, tokenizer: Any, examples: list[dict], out: Path,
                 control.should_training_stop = True
             return control
 
+    class _Diverged(TrainerCallback):
+        """A NaN or inf loss: stop at once, without saving this step's checkpoint."""
+
+        step: int | None = None
+        loss: float = 0.0
+
+        def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ARG002
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(float(loss)) and self.step is None:
+                self.step, self.loss = int(state.global_step), float(loss)
+            if self.step is not None:
+                control.should_save = False
+                control.should_training_stop = True
+            return control
+
+    diverged = _Diverged()
     trainer = Trainer(model=model, args=args, train_dataset=examples,
                       data_collator=_Collator(tokenizer.pad_token_id if tokenizer.pad_token_id is not None
                                               else tokenizer.eos_token_id or 0),
-                      callbacks=[_Interrupt(), *callbacks])
+                      callbacks=[_Interrupt(), diverged, *callbacks])
     start = time.perf_counter()
     with stop:
-        trainer.train(resume_from_checkpoint=True if resume else None)
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     wall = time.perf_counter() - start
     state = trainer.state
     losses = [float(h["loss"]) for h in state.log_history if "loss" in h]
@@ -372,6 +318,13 @@ def _train(config: SftSettings, tokenizer: Any, examples: list[dict], out: Path,
         losses = [loss / world for loss in losses]
     manifest.update(steps=int(state.global_step), losses=losses, wall_s=round(wall + manifest.get("wall_s", 0.0), 3),
                     resumed=bool(resume))
+    if diverged.step is not None:
+        manifest.update(diverged_at_step=diverged.step)
+        if trainer.is_world_process_zero():
+            _write_json(out / MANIFEST, manifest)  # unfinished: xtl.load_model refuses the folder
+        raise TrainingError(f"the loss became {diverged.loss} at step {diverged.step}, so training stopped; train "
+                            f"again with a lower learning rate (--lr, now {config.lr:g}) into another --out (no "
+                            f"checkpoint of step {diverged.step} or later was kept)")
     finished = state.global_step >= state.max_steps and not stop.asked
     if not finished:
         if trainer.is_world_process_zero():
@@ -393,6 +346,28 @@ def _train(config: SftSettings, tokenizer: Any, examples: list[dict], out: Path,
         manifest.update(finished=True, saved_dtype=config.dtype)
         _write_json(out / MANIFEST, manifest)  # last: the folder is finished only now
     return SftResult(out, int(state.global_step), losses, manifest["wall_s"], len(examples), bool(resume))
+
+
+def _say_memory(model: Any, weights_dtype: str) -> None:
+    """Log the memory the model states need (:func:`~xtl.training.memory.state_memory`) before
+    training starts, and warn when it is more than the GPU has."""
+    import torch
+
+    params = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    env = os.environ
+    sharded = env.get("ACCELERATE_USE_FSDP", "").lower() == "true" or (
+        env.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true" and env.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3")
+    need = state_memory(params, trainable, weights_dtype, _world_size() if sharded else 1)
+    if not _is_main_process():
+        return
+    log.info("%s", need.describe())
+    if torch.cuda.is_available():
+        have = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
+        if need.per_device > have:
+            log.warning("that is more than this GPU's %.1f GB: train bfloat16 weights (--weights-dtype bfloat16), "
+                        "LoRA (--lora), or shard over GPUs with ZeRO-3 / FSDP (xtl sft --accelerate-configs)",
+                        have / 1e9)
 
 
 def _cast_saved_weights(folder: Path, dtype: Any) -> None:
