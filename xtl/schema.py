@@ -141,6 +141,7 @@ class SweepSettings:
     xtl_version: str | None = None  # recorded, not checked
     data_sha256: str | None = None  # a data file's content hash: an edited file does not resume the store
     model_identity: str | None = None  # a fingerprint of the model's files (None: built in memory, a hub name, older store)
+    engine: str | None = None  # "shared-prefix" or "per-step": the path that computed the rows (None: an older store)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -181,7 +182,7 @@ class SweepSettings:
         device, backend or model identity one side did not record (an older xtl, a model built in
         memory) differs from nothing."""
         a, b = self.to_dict(), other.to_dict()
-        unknown = {k for k in ("dtype", "device", "backend", "data", "data_sha256", "model_identity")
+        unknown = {k for k in ("dtype", "device", "backend", "data", "data_sha256", "model_identity", "engine")
                    if a.get(k) is None or b.get(k) is None}
         if _same_file(a.get("data"), b.get("data")):
             unknown.add("data")

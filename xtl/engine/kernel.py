@@ -18,13 +18,14 @@ Architectures outside what this covers (see :func:`unsupported`) use Transformer
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
-from xtl.models.backends import Model, backend_of
+from xtl.models.adapters import adapter_of
+from xtl.models.backends import Model
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
 from xtl.patching.decode import greedy_loop
@@ -37,10 +38,10 @@ __all__ = ["unsupported", "Prefix", "Rows", "SitePatch", "prefix_from_cache", "d
 _POST_NORM = ("OlmoeForCausalLM", "Olmo2ForCausalLM", "Olmo3ForCausalLM")
 
 
-def unsupported(model: Model) -> str | None:
+def unsupported(model: Model, site: Any = None) -> str | None:  # noqa: ARG001 - every site is served
     """Why this kernel cannot run a HookedTransformer model (None when it can). Bridge models are
     served by :mod:`xtl.engine.hf`; :func:`xtl.engine.engines.unsupported` asks the right one."""
-    if backend_of(model) == "bridge":
+    if adapter_of(model).engine != "kernel":
         return "a bridge model: the engine on Hugging Face modules serves it (xtl.engine.engines.unsupported)"
     cfg = model.cfg
     reasons = {
@@ -221,9 +222,9 @@ def scan_vocab(model: Model, x: Float[Tensor, "batch 1 d_model"], cand_ids: list
 
 def scan_logits(h: Float[Tensor, "batch d_model"], w_t: Float[Tensor, "vocab d_model"], b_u: Tensor | None,
                 cap: float, cand_ids: list[int] | None = None, chunk: int | None = None,
-                divide: float | None = None) -> Next:
+                divide: float | None = None, multiply: float | None = None) -> Next:
     """The greedy token, its log-prob (and with ``cand_ids`` the first-token statistics) of the
-    logits ``(h w_t^T + b_u) / divide``, soft-capped at ``cap``, taken chunk by chunk of the vocabulary.
+    logits ``(h w_t^T + b_u) * multiply / divide``, soft-capped at ``cap``, taken chunk by chunk of the vocabulary.
 
     Each chunk's logits stay in cache while its max, an online log-sum-exp and (when
     ``cand_ids`` is given) the entropy terms are taken, so [batch, vocab] logits never go through
@@ -244,6 +245,8 @@ def scan_logits(h: Float[Tensor, "batch d_model"], w_t: Float[Tensor, "vocab d_m
         logits = torch.mm(w_t[start:start + chunk], h_t)  # [chunk, batch]
         if bias:
             logits = logits + b_u[start:start + chunk, None]
+        if multiply is not None:  # the model's output scale, in its forward's order
+            logits = logits * multiply
         if divide is not None:
             logits = logits / divide
         logits = apply_softcap(logits, cap)
@@ -401,3 +404,6 @@ class HookedEngine:
                steps: list[list[float]] | None = None, on_step: Callable[[int], None] | None = None
                ) -> tuple[list[list[int]], list[float], list[bool]]:
         return greedy(self.model, self.prefix, rows, first, max_new_tokens, stop_ids, steps, on_step)
+
+
+engine = HookedEngine  # what xtl.engine.engines builds for an item

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from xtl.models.adapters import adapter_of
 from xtl.models.backends import Model
 
 from xtl.engine.schedule import ConfigResult, ItemInputs
@@ -41,12 +42,12 @@ def run_item_reference(model: Model, inp: ItemInputs, configs: list[Config],
             chunk = sources[start:start + batch_size]
             b = len(chunk)
             hook = patch_hook(inp.site, inp.src_acts[chunk])
-            if inp.last_token is None:  # HookedTransformer: start at the target layer
+            if adapter_of(model).starts_mid_model:  # start at the target layer
                 cache = broadcast_cache(inp.vanilla, b, upper=inp.prefix_cache, from_layer=tgt)
                 x = inp.resid_pre[tgt].expand(b, -1, -1)
                 with model.hooks(fwd_hooks=[(inp.site.hook_name(tgt), hook)]):
                     logits = model(x, start_at_layer=tgt, past_kv_cache=cache)[:, -1]
-            else:  # the bridge cannot start mid-model: rows are the vanilla pass below the target layer
+            else:  # rows are the vanilla pass below the target layer
                 cache = broadcast_cache(inp.prefix_cache, b)
                 with model.hooks(fwd_hooks=[(inp.site.hook_name(tgt), hook)]):
                     logits = model(inp.last_token.reshape(1, 1).expand(b, 1), past_kv_cache=cache)[:, -1]

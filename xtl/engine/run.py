@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
-from xtl.models.backends import Model, backend_of
+from xtl.models.backends import Model
 
 from xtl.engine import engines, schedule
 from xtl.engine.reference import run_item_reference
@@ -108,7 +108,7 @@ def item_inputs(model: Model, item: Item, prep: Prepared) -> schedule.ItemInputs
         resid_pre=[resid[layer] for layer in range(n)], site=prep.site, src_acts=src_acts,
         cand_ids=prep.cand_ids, stop=prep.stop, max_new_tokens=s.max_new_tokens,
         generate=s.mode == "generate",
-        last_token=tokens[-1].to(model.cfg.device) if backend_of(model) == "bridge" else None)
+        last_token=tokens[-1].to(model.cfg.device))
 
 
 def result_rows(model: Model, item: Item, settings: SweepSettings,
@@ -175,13 +175,36 @@ def _run_claimed(results: ResultsStore, todo: list[Item], run: Callable[[Item], 
         pending = later
 
 
+#: The manifest's name of each engine path (``Prepared.fast``): in float64 both give the same
+#: tokens; in bfloat16 they may differ in the last bits (docs/semantics.md), so a store records
+#: which one computed it, and a resume takes the same one.
+ENGINE_PATHS = {True: "shared-prefix", False: "per-step"}
+
+
+def _store_engine(store: str | os.PathLike | None, options: EngineOptions) -> EngineOptions:
+    """``options`` with the engine path of the store being resumed, where the caller left it open."""
+    from pathlib import Path
+
+    from xtl.engine.store import MANIFEST, read_manifest
+
+    if store is None or options.fast is not None or not (Path(store) / MANIFEST).exists():
+        return options
+    recorded = read_manifest(store).get("engine")
+    if recorded not in ENGINE_PATHS.values():
+        return options
+    return replace(options, fast=recorded == ENGINE_PATHS[True])
+
+
 def run_sweep(model: Model, items: list[Item], settings: SweepSettings,
               options: EngineOptions = EngineOptions(), store: str | os.PathLike | None = None) -> "pd.DataFrame":
     """Sweep ``items`` with resolved ``settings``: the engine behind :func:`sweep` and the Ray
     workers. Finished items in ``store`` are skipped; each new one is written as it finishes."""
     import pandas as pd
 
+    options = _store_engine(store, options)
     prep = prepare(model, settings, options)
+    settings = settings.replace(engine=ENGINE_PATHS[prep.fast])
+    prep = replace(prep, settings=settings)
     results = ResultsStore(store, settings) if store is not None else None
     todo = [it for it in items if results is None or not results.has(it.key)]
     per_item = settings.configs_per_item

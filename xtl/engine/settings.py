@@ -154,7 +154,7 @@ def _backend_before_loading(spec: str, backend: str | None) -> str | None:
         return None
     try:
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-        return resolve_backend("auto", architecture(SimpleNamespace(**config)) or None)
+        return resolve_backend("auto", architecture(SimpleNamespace(**config)) or None, SimpleNamespace(**config))
     except (OSError, ValueError, TypeError, ModelSpecError):
         return None
 

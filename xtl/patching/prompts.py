@@ -108,14 +108,11 @@ def tokenize(model: Model, prompt: str, max_new_tokens: int = 0,
 
 
 def stop_token_ids(model: Model) -> set[int]:
-    """EOS plus the end-of-turn tokens of common chat formats present in the vocabulary."""
-    tok = model.tokenizer
-    ids = {tok.eos_token_id} if tok.eos_token_id is not None else set()
-    for name in ("<end_of_turn>", "<|im_end|>", "<|eot_id|>", "<|endoftext|>"):
-        tid = tok.convert_tokens_to_ids(name)  # a lookup; get_vocab() would build a 256k dict
-        if isinstance(tid, int) and tid != tok.unk_token_id:
-            ids.add(tid)
-    return ids
+    """Token ids that end a response (:func:`xtl.models.facts.stop_ids`): the tokenizer's EOS
+    and every eos id of the model's generation config and config."""
+    from xtl.models.facts import stop_ids
+
+    return stop_ids(model)
 
 
 def check_layer(model: Model, layer: int, what: str) -> int:
@@ -137,9 +134,10 @@ def check_site(model: Model, site: Site) -> None:
         bad = [h for h in site.heads if not 0 <= h < model.cfg.n_heads]
         if bad:
             raise SiteError(f"head(s) {bad} out of range; this model has heads 0..{model.cfg.n_heads - 1}")
-    has_hook = getattr(model, "has_hook", None)
-    if has_hook is not None:  # the bridge names only the hooks its adapter maps for the architecture
-        for name in sorted({site.hook_name(0), site.source_hook_name(0)}):
-            if not has_hook(name):
-                raise SiteError(f"site {site} needs hook {name}, which TransformerBridge does not provide for "
-                                f"{model.cfg.original_architecture}; use another site (attn, mlp or block)")
+    from xtl.models.adapters import adapter_of
+
+    adapter = adapter_of(model)
+    for name in sorted({site.hook_name(0), site.source_hook_name(0)}):
+        if not adapter.has_hook(model, name):
+            raise SiteError(f"site {site} needs hook {name}, which the {adapter.name} backend does not provide for "
+                            f"{model.cfg.original_architecture}; use another site (attn, mlp or block)")
