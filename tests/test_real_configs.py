@@ -3,6 +3,7 @@ logit scales, eos lists, K/V sharing; and that xtl never changes the objects it 
 
 from __future__ import annotations
 
+import copy
 import threading
 from types import SimpleNamespace
 
@@ -293,3 +294,30 @@ def test_hooked_refuses_a_config_it_cannot_read_before_weights_load(tmp_path, mo
     else:  # a TransformerLens that reads GPT-2 configs of this transformers builds it
         assert model.cfg.n_layers == 2
 
+
+
+def test_input_taken_for_something_it_is_not_is_refused_in_one_line(tmp_path, tiny_models, tokenizer):
+    """Issue 37 §3: flags are booleans; a vocabulary smaller than the tokenizer's, a folder named
+    like a GGUF file, an impossible lens k, and from_hf without a tokenizer each get one line."""
+    from xtl.errors import PromptError
+    from xtl.patching.prompts import format_prompt, tokenize
+
+    _, model = tiny_models["llama"]
+    for flag in ("no", "false", 99):
+        with pytest.raises(PromptError, match="chat must be True, False or None"):
+            format_prompt(model, PROMPTS["en"], flag)
+    with pytest.raises(XtlError, match="vocabulary"):
+        xtl.lens(model, PROMPTS["en"], k=10**9)
+    small = copy.copy(model.cfg)
+    small.d_vocab = 100
+    narrow = SimpleNamespace(cfg=small, tokenizer=model.tokenizer)
+    with pytest.raises(PromptError, match="beyond the model's vocabulary of 100"):
+        tokenize(narrow, PROMPTS["en"])
+    with pytest.raises(ModelSpecError, match="tokenizer"):
+        xtl.from_hf(tiny_hf("llama"), None)
+    with pytest.raises(ModelSpecError, match="transformers causal LM"):
+        xtl.from_hf("meta-llama/Llama-2-7b-hf", tokenizer)
+    folder = tmp_path / "x.gguf"
+    folder.mkdir()
+    with pytest.raises(ModelSpecError, match="config.json"):
+        xtl.load_model(folder)

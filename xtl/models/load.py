@@ -78,7 +78,7 @@ def load_model(spec: str | os.PathLike = DEMO_MODEL, dtype: str | torch.dtype = 
         text = DEMO_MODEL
     if text == DEMO_MODEL:
         return _named(load_converted(demo_gguf_path(), torch_dtype, device, n_ctx, backend), DEMO_MODEL, DEMO_MODEL)
-    if text.lower().endswith(".gguf"):
+    if text.lower().endswith(".gguf") and not path.is_dir():
         if not path.is_file():
             raise ModelSpecError(f"GGUF file {path} does not exist; check the path")
         return _named(load_converted(path, torch_dtype, device, n_ctx, backend), path.name, path)

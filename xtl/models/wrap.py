@@ -65,6 +65,12 @@ def from_hf(hf_model: Any, tokenizer: Any, dtype: str | torch.dtype = "float32",
     ``hf_model`` and ``tokenizer`` are left as they were: no dtype or device change, no hook,
     no pad token (xtl works on views and copies of them).
     """
+    if not isinstance(hf_model, torch.nn.Module) or getattr(hf_model, "config", None) is None:
+        raise ModelSpecError(f"from_hf needs a loaded transformers causal LM (AutoModelForCausalLM.from_pretrained(...)), "
+                             f"not {type(hf_model).__name__}; for a folder or hub name use xtl.load_model")
+    if tokenizer is None or not callable(getattr(tokenizer, "encode", None)):
+        raise ModelSpecError(f"from_hf needs the model's tokenizer (AutoTokenizer.from_pretrained(...)), "
+                             f"not {type(tokenizer).__name__}")
     torch_dtype = resolve_dtype(dtype)
     device = default_device(device)
     chosen = resolve_backend(backend, architecture(hf_model.config), hf_model.config)

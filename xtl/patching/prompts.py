@@ -58,6 +58,8 @@ def resolve_chat(model: Model, chat: bool | None) -> bool:
     """Whether prompts go through the chat template: as asked, else the frame the model was
     fine-tuned in (an ``xtl sft`` folder records it), else raw. Overriding a fine-tuned model's
     frame is allowed and warned about."""
+    if chat is not None and type(chat).__name__ not in ("bool", "bool_"):
+        raise PromptError(f"chat must be True, False or None (the frame the model was fine-tuned in), not {chat!r}")
     trained = getattr(model, "xtl_sft", {}).get("sft_chat")
     if chat is None:
         if trained:
@@ -97,6 +99,10 @@ def tokenize(model: Model, prompt: str, max_new_tokens: int = 0,
         raise PromptError(f"the {what} holds a lone surrogate ({prompt[exc.start]!r} at character "
                           f"{exc.start + 1}), which is not text; fix the prompt") from None
     ids = encode(model.tokenizer, prompt)
+    beyond = [i for i in ids if i >= model.cfg.d_vocab]
+    if beyond:
+        raise PromptError(f"the {what} has token id {beyond[0]}, beyond the model's vocabulary of {model.cfg.d_vocab} "
+                          f"(its tokenizer has {len(model.tokenizer)} tokens); load the model with its own tokenizer")
     if len(ids) > model.cfg.n_ctx:
         raise PromptError(f"the {what} has {len(ids)} tokens, more than the model's context of "
                           f"{model.cfg.n_ctx}; shorten it")
