@@ -4,7 +4,6 @@ the checks that refuse a folder before its weights load."""
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -101,15 +100,14 @@ def load_converted(gguf: Path, dtype: torch.dtype, device: str, n_ctx: int | Non
     """Load the cached conversion of ``gguf``; rebuild it once when it is unreadable."""
     from safetensors import SafetensorError
 
-    folder = gguf_to_folder(gguf)
+    folder = gguf_to_folder(gguf, dtype=dtype)
     try:
         return load_folder(folder, dtype, device, n_ctx, backend)
     except ModelSpecError as exc:
         if not isinstance(exc.__cause__, (SafetensorError, OSError, ValueError)):
             raise  # not a damaged file: rebuilding would not help
         log.warning("the converted copy %s is unreadable (%s); rebuilding it", folder, exc)
-        shutil.rmtree(folder, ignore_errors=True)
-        return load_folder(gguf_to_folder(gguf), dtype, device, n_ctx, backend)
+        return load_folder(gguf_to_folder(gguf, dtype=dtype, rebuild=True), dtype, device, n_ctx, backend)
 
 
 def sft_origin(folder: Path) -> dict[str, Any] | None:
