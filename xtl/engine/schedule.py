@@ -112,19 +112,37 @@ class ConfigResult(NamedTuple):
 CPU_BATCH = 512
 
 
+def row_bytes(cfg: Any, max_new_tokens: int, on_gpu: bool) -> int:
+    """Bytes one decoding row costs the shared-prefix engine at its peak (the budget of
+    :func:`default_batch_size`, checked against the engine's own buffers in tests):
+
+    * its key/value suffix, ``n_layers x 2 x kv_heads x d_head x (max_new_tokens + 1)`` in the
+      model's dtype, twice: when a row stops, ``Rows.select`` copies every buffer before the old
+      one is freed;
+    * the vocabulary scan: on a GPU one chunk is the whole vocabulary, whose logits in the model's
+      dtype, their float32 copy, the soft-cap/scale temporaries and the top-2 take about 14 bytes
+      per token per row (measured); on a CPU chunks of ``CPU_VOCAB_CHUNK`` tokens, in float32;
+    * the block's activations: residual, MLP hidden and gate, in the model's dtype, four times
+      (inputs, outputs and the attention's temporaries).
+    """
+    from xtl.engine.kernel import CPU_VOCAB_CHUNK
+
+    elt = torch.finfo(cfg.dtype).bits // 8
+    kv_heads = cfg.n_key_value_heads or cfg.n_heads
+    kv = cfg.n_layers * 2 * kv_heads * cfg.d_head * (max_new_tokens + 1) * elt
+    scan = 14 * cfg.d_vocab if on_gpu else 4 * 4 * min(cfg.d_vocab, CPU_VOCAB_CHUNK)
+    acts = 4 * (cfg.d_model + 2 * (cfg.d_mlp or 0)) * elt
+    return 2 * kv + scan + acts
+
+
 def default_batch_size(model: Model, rows: int, max_new_tokens: int) -> int:
     """Rows decoded together by default: :data:`CPU_BATCH` on a CPU; on a GPU as many as fit in
-    half of its free memory (the whole grid of an item when it fits), counting each row's
-    key/value suffix, its float32 logits and its MLP activations."""
+    half of its free memory (the whole grid of an item when it fits), at :func:`row_bytes` each."""
     cfg = model.cfg
     if not str(cfg.device).startswith("cuda") or not torch.cuda.is_available():
         return CPU_BATCH
     free, _ = torch.cuda.mem_get_info(torch.device(cfg.device))
-    elt = torch.finfo(cfg.dtype).bits // 8
-    kv_heads = cfg.n_key_value_heads or cfg.n_heads
-    per_row = (cfg.n_layers * 2 * kv_heads * cfg.d_head * (max_new_tokens + 1) * elt
-               + 4 * cfg.d_vocab * 2 + 4 * (cfg.d_model + 2 * (cfg.d_mlp or 0)) * elt)
-    return max(1, min(rows, int(free * 0.5) // max(per_row, 1)))
+    return max(1, min(rows, int(free * 0.5) // max(row_bytes(cfg, max_new_tokens, True), 1)))
 
 
 def balanced(n: int, batch_size: int) -> list[int]:
