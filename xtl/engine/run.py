@@ -187,8 +187,9 @@ def _store_engine(store: str | os.PathLike | None, options: EngineOptions) -> En
 
     from xtl.engine.store import MANIFEST, read_manifest
 
-    if store is None or options.fast is not None or not (Path(store) / MANIFEST).exists():
-        return options
+    if (not isinstance(store, (str, os.PathLike)) or options.fast is not None
+            or not (Path(store) / MANIFEST).exists()):
+        return options  # not a path: ResultsStore says so in one line
     recorded = read_manifest(store).get("engine")
     if recorded not in ENGINE_PATHS.values():
         return options
