@@ -1,0 +1,318 @@
+"""Conformance (issue 36): xtl on the real configs of ``tests/configs`` (shrunk, random weights)
+against plain Hugging Face (``hfref``): transplant, sweep, lens, stop tokens, what the caller
+handed in, bfloat16.
+
+Every test is marked ``conformance``. One case per model (``test_default``: the ``block`` site,
+the default backend and engine path, a 2 x 2 sweep) runs with the rest of the suite; the full
+matrix is marked ``conformance_full`` and runs only when asked for::
+
+    pytest -n 0 -m conformance_full tests/test_conformance.py
+
+Cases that fail today because of a known xtl bug are ``xfail(strict=True)`` with the bug in the
+reason (``BUGS``), so that they report XPASS -- and fail -- once the bug is fixed.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+import conformance as C
+import hfref
+
+pytestmark = pytest.mark.conformance
+
+SOURCE = "人类：日本的首都是哪个城市？\n(A) 大阪 (B) 东京\n助手：我的答案："
+TARGET = "Human: Which city is the capital of Japan?\n(A) Osaka (B) Tokyo\nAssistant: My answer:"
+MAX_NEW = 8
+SITES = ("block", "attn", "mlp")
+PAIRS = [(1, 2), (3, 0)]
+SRC_LAYERS, TGT_LAYERS = [1, 3], [0, 2]
+ATOL = 1e-4  # float32 log-probs: paths agree to ~3e-6 (measured), an ignored scale is ~1e-1
+
+#: Architectures xtl converts for HookedTransformer itself (xtl.models.backends.HOOKED_ARCHITECTURES).
+HOOKED = {"llama2-7b-chat", "llama3.1-8b-instruct", "llama3.2-1b-instruct", "mistral-7b-instruct-v0.3",
+          "qwen2-7b-instruct", "qwen2.5-7b-instruct", "gemma3-1b-it"}
+#: Those TransformerLens 3's converter names, which xtl accepts for ``hooked`` and then cannot build.
+HOOKED_CRASH = {"phi3.5-mini-instruct": "ValueError: model not found", "qwen3-8b": "ValueError: model not found",
+                "bloomz-560m": "AttributeError: no intermediate_size", "pythia-160m": "AttributeError: no rms_norm_eps"}
+
+BUGS = {
+    "rope": "xtl bug: the hooked backend drops rope_scaling (llama3 factors here): log-probs off by ~5e-2",
+    "gemma4": "xtl bug: Gemma 4 (num_kv_shared_layers) fails on the bridge: AmbiguousGlobalPerLayerAttributeError "
+              "'head_dim' at load (then K/V sharing: TypeError in the fast engine)",
+    "cohere": "xtl bug: Cohere on the bridge differs from Hugging Face (first-token log-probs off by ~1e-1, "
+              "tokens differ; the plain view matches): logit_scale / the bridge's Cohere block",
+    "stop": "xtl bug: stop tokens come from a hard-coded list, not generation_config.eos_token_id",
+    "lens-scale": "xtl bug: the lens ignores the logit scale (Granite logits_scaling, Cohere logit_scale)",
+    "mm-config": "xtl bug: a bridge sweep on Gemma3ForConditionalGeneration leaves "
+                 "text_config._attn_implementation = 'xtl_shared_prefix'",
+    "pad": "xtl bug: from_hf sets pad_token on the caller's tokenizer",
+    "cast": "xtl bug: from_hf casts the caller's model in place",
+    "hooked-refusal": "xtl bug: backend='hooked' is accepted (TransformerLens 3 names the architecture) and then "
+                      "crashes instead of a one-line ModelSpecError",
+}
+
+#: (key, backend, check) -> bug; check "*" is every check of that model and backend.
+EXPECTED: dict[tuple[str, str, str], str] = {}
+EXPECTED[("gemma4", "bridge", "*")] = "gemma4"
+for _k in ("llama3.1-8b-instruct", "llama3.2-1b-instruct"):
+    for _c in ("transplant", "sweep", "lens", "bf16"):
+        EXPECTED[(_k, "hooked", _c)] = "rope"
+for _c in ("transplant", "sweep", "lens", "bf16"):
+    EXPECTED[("aya-expanse-8b", "bridge", _c)] = "cohere"
+EXPECTED[("granite3-8b-instruct", "bridge", "lens")] = "lens-scale"
+EXPECTED[("gemma3-4b-it", "bridge", "unchanged")] = "mm-config"
+
+
+def bug(key: str, backend: str, check: str) -> str | None:
+    return EXPECTED.get((key, backend, check)) or EXPECTED.get((key, backend, "*"))
+
+
+def _backends() -> list[str]:
+    from xtl.models.backends import hooked_available
+
+    return ["hooked", "bridge"] if hooked_available() else ["bridge"]
+
+
+def cases(check: str, *extra: list, keys=C.KEYS, full: bool = True) -> list:
+    """pytest params (key, backend, *extra) of ``check``, xfail(strict) where a known bug breaks it."""
+    out = []
+    for key in keys:
+        for backend in _backends():
+            if backend == "hooked" and key not in HOOKED:
+                continue
+            combos = [()]
+            for values in extra:
+                combos = [c + (v,) for c in combos for v in values]
+            for combo in combos:
+                marks = [pytest.mark.conformance_full] if full else []
+                reason = bug(key, backend, check)
+                if reason:
+                    marks.append(pytest.mark.xfail(strict=True, reason=BUGS[reason]))
+                out.append(pytest.param(key, backend, *combo, marks=marks, id="-".join(map(str, (key, backend, *combo)))))
+    return out
+
+
+def _default_backend(key: str) -> str:
+    from xtl.models.backends import resolve_backend
+
+    config, _ = C.shrink(key)
+    return resolve_backend("auto", config.architectures[0])
+
+
+@pytest.fixture(autouse=True)
+def _full_only_when_asked(request):
+    if request.node.get_closest_marker("conformance_full") and "conformance_full" not in (request.config.option.markexpr or ""):
+        pytest.skip("full conformance matrix: run with -m conformance_full")
+
+
+@pytest.fixture(scope="module")
+def wrapped():
+    """(key, backend, dtype) -> xtl model over a fresh copy of the key's model (cached per module)."""
+    import xtl
+
+    cache = {}
+
+    def get(key: str, backend: str, dtype: str = "float32"):
+        if (key, backend, dtype) not in cache:
+            cache[(key, backend, dtype)] = xtl.from_hf(C.model(key), C.tokenizer(key), dtype=dtype, device="cpu",
+                                                       backend=backend)
+        return cache[(key, backend, dtype)]
+    return get
+
+
+def _ids(key: str, text: str) -> list[int]:
+    return C.tokenizer(key)(text)["input_ids"]
+
+
+def _reference(key: str, i: int, j: int, site: str) -> hfref.Reference:
+    return hfref.transplant(C.model(key), _ids(key, SOURCE), _ids(key, TARGET), i, j, site, MAX_NEW, C.eos_ids(key))
+
+
+def _sweep(model, site: str, fast: bool | None):
+    from xtl.engine import Pair, sweep
+
+    return sweep(model, [Pair(SOURCE, TARGET, "p0")], site=site, src_layers=SRC_LAYERS, tgt_layers=TGT_LAYERS,
+                 max_new_tokens=MAX_NEW, progress=False, fast=fast, batch_size=3)
+
+
+def _check_sweep(key: str, df, site: str) -> None:
+    assert len(df) == len(SRC_LAYERS) * len(TGT_LAYERS) + 1
+    for row in df.itertuples():
+        ref = (hfref.generate(C.model(key), _ids(key, TARGET), MAX_NEW, C.eos_ids(key)) if row.is_vanilla
+               else _reference(key, row.src_layer, row.tgt_layer, site))
+        assert list(row.token_ids) == ref.tokens, (site, row.src_layer, row.tgt_layer)
+        top = ref.first_logits.double().topk(2).values
+        assert abs(row.margin - float(top[0] - top[1])) < ATOL, (site, row.src_layer, row.tgt_layer)
+
+
+@pytest.mark.parametrize("key", [pytest.param(k, marks=[pytest.mark.xfail(strict=True, reason=BUGS[b])]
+                                              if (b := bug(k, _default_backend(k), "sweep")) else [])
+                                 for k in C.KEYS])
+def test_default(key, wrapped):
+    """The one fast case per model: a 2 x 2 sweep of ``block`` on the default backend and path."""
+    model = wrapped(key, _default_backend(key))
+    _check_sweep(key, _sweep(model, "block", None), "block")
+
+
+# ------------------------------------------------------------------ the full matrix
+@pytest.mark.parametrize("key,backend,site", cases("transplant", SITES))
+def test_transplant(key, backend, site, wrapped):
+    import xtl
+    from xtl.patching.prompts import tokenize
+
+    model = wrapped(key, backend)
+    assert tokenize(model, TARGET).tolist() == _ids(key, TARGET)  # the machinery's tokens are xtl's
+    for i, j in PAIRS:
+        ref = _reference(key, i, j, site)
+        res = xtl.transplant(model, TARGET, SOURCE, i, j, site, MAX_NEW)
+        assert res.tokens == ref.tokens, (i, j)
+        torch.testing.assert_close(res.first_logprobs, torch.log_softmax(ref.first_logits, -1), atol=ATOL, rtol=0)
+    same = xtl.transplant(model, TARGET, TARGET, 2, 2, site, MAX_NEW)  # identity: bitwise vanilla
+    assert same.tokens == same.vanilla_tokens
+    assert torch.equal(same.first_logprobs, same.vanilla_first_logprobs)
+
+
+@pytest.mark.parametrize("key,backend,path,site", cases("sweep", ["fast", "per-step"], SITES))
+def test_sweep(key, backend, path, site, wrapped):
+    from xtl.engine import engines
+    from xtl.patching.sites import Site
+
+    model = wrapped(key, backend)
+    if path == "fast" and (why := engines.unsupported(model, Site.parse(site))):
+        pytest.skip(f"no shared-prefix path here: {why}")
+    _check_sweep(key, _sweep(model, site, path == "fast"), site)
+
+
+@pytest.mark.parametrize("key,backend", cases("lens"))
+def test_lens_last_layer_is_the_model_logits(key, backend, wrapped):
+    import xtl
+
+    ref = torch.softmax(hfref.final_logits(C.model(key), _ids(key, TARGET)).double(), -1)
+    res = xtl.lens(wrapped(key, backend), TARGET, k=C.vocab_size(key))
+    got = torch.zeros_like(ref)
+    got[torch.as_tensor(res.top_ids[-1, 0])] = torch.as_tensor(res.top_probs[-1, 0])
+    assert res.rows[-1] == f"L{len(hfref.decoder_layers(C.model(key))) - 1}"
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=0)
+
+
+def _forced_stop(key: str, eos: int):
+    """A copy of the model whose greedy run emits ``eos`` at step 2: that token's unembedding row
+    is set orthogonal to the head's input at step 1 and large along it at step 2."""
+    hf = C.model(key)
+    h1, h2 = hfref.head_inputs(hf, _ids(key, TARGET), 2)
+    w = h2 - (h2 @ h1) / (h1 @ h1) * h1
+    with torch.no_grad():
+        hf.get_output_embeddings().weight[eos] = 1e3 * w / (w @ w)
+    return hf
+
+
+def _stop_cases() -> list:
+    out = []
+    for p in cases("stop"):
+        key, backend = p.values
+        for eos in C.eos_ids(key):
+            marks = list(p.marks)
+            if not bug(key, backend, "stop") and (key, eos) in STOP_BUG:
+                marks.append(pytest.mark.xfail(strict=True, reason=BUGS["stop"]))
+            out.append(pytest.param(key, backend, eos, marks=marks, id=f"{key}-{backend}-eos{eos}"))
+    return out
+
+
+#: (key, tiny eos id) that xtl's hard-coded stop list lacks (filled from the observed failures).
+STOP_BUG: set[tuple[str, int]] = set()
+
+
+@pytest.mark.parametrize("key,backend,eos", _stop_cases())
+def test_stops_at_every_eos_id(key, backend, eos):
+    import xtl
+    from xtl.engine import Pair, sweep
+
+    hf = _forced_stop(key, eos)
+    ref = hfref.generate(hf, _ids(key, TARGET), MAX_NEW, C.eos_ids(key))
+    assert len(ref.tokens) == 1, "the forced model must stop after one token"
+    model = xtl.from_hf(copy.deepcopy(hf), C.tokenizer(key), dtype="float32", device="cpu", backend=backend)
+    assert xtl.vanilla(model, TARGET, MAX_NEW)[1] == ref.tokens
+    df = sweep(model, [Pair(TARGET, TARGET, "p0")], site="block", src_layers=[2], tgt_layers=[2],
+               max_new_tokens=MAX_NEW, progress=False)
+    assert all(list(t) == ref.tokens for t in df.token_ids)
+
+
+def _config_tree(config) -> dict:
+    tree = {"_attn_implementation": config._attn_implementation, **config.to_dict()}
+    for sub in ("text_config", "vision_config", "audio_config"):
+        if getattr(config, sub, None) is not None:
+            tree[sub] = _config_tree(getattr(config, sub))
+    return tree
+
+
+def _tokenizer_state(tok) -> dict:
+    return {"special": dict(tok.special_tokens_map), "pad_id": tok.pad_token_id, "side": tok.padding_side,
+            "len": len(tok), "template": tok.chat_template}
+
+
+@pytest.mark.parametrize("key,backend", cases("unchanged"))
+def test_sweep_leaves_config_tree_and_logits_unchanged(key, backend):
+    import xtl
+
+    hf = C.model(key)
+    model = xtl.from_hf(hf, C.tokenizer(key), dtype="float32", device="cpu", backend=backend)
+    ids = torch.tensor([_ids(key, TARGET)])
+    tree = _config_tree(hf.config)
+    with torch.no_grad():
+        before = model(ids)[0, -1].clone()
+        hf_before = hf(ids).logits[0, -1].clone()
+    for site in SITES:
+        _sweep(model, site, None)
+    assert _config_tree(hf.config) == tree
+    with torch.no_grad():
+        assert torch.equal(model(ids)[0, -1], before)
+        assert torch.equal(hf(ids).logits[0, -1], hf_before)
+
+
+@pytest.mark.parametrize("key,backend", cases("caller"))
+def test_from_hf_leaves_the_callers_tokenizer_and_model_alone(key, backend):
+    import xtl
+
+    hf, tok = C.model(key), C.tokenizer(key)
+    state, dtypes = _tokenizer_state(tok), {p.dtype for p in hf.parameters()}
+    model = xtl.from_hf(hf, tok, dtype="bfloat16", device="cpu", backend=backend)
+    assert _tokenizer_state(tok) == state
+    assert {p.dtype for p in hf.parameters()} == dtypes and {p.device.type for p in hf.parameters()} == {"cpu"}
+    assert model.cfg.dtype == torch.bfloat16
+
+
+#: Measured noise floor of bfloat16 first-token log-probs against float32 (max |diff| over the
+#: vocabulary, transplant block 1 -> 2): plain Hugging Face bf16 vs fp32 and xtl bf16 vs xtl fp32
+#: are both at most ~0.05-0.1 nats on these models; the bound leaves room, a wrong kernel is > 1.
+BF16_ATOL = 0.25
+
+
+@pytest.mark.parametrize("key,backend", cases("bf16"))
+def test_bfloat16_transplant_is_close_to_float32(key, backend, wrapped):
+    import xtl
+
+    lo = xtl.transplant(wrapped(key, backend, "bfloat16"), TARGET, SOURCE, 1, 2, "block", 2)
+    hi = xtl.transplant(wrapped(key, backend), TARGET, SOURCE, 1, 2, "block", 2)
+    assert lo.first_logprobs.dtype == torch.float32 or lo.first_logprobs.is_floating_point()
+    diff = (lo.first_logprobs.float() - hi.first_logprobs.float()).abs().max().item()
+    assert diff < BF16_ATOL, diff
+
+
+@pytest.mark.parametrize("key", sorted(HOOKED_CRASH))
+@pytest.mark.conformance_full
+@pytest.mark.xfail(strict=True, reason=BUGS["hooked-refusal"])
+def test_hooked_refuses_what_it_cannot_build(key):
+    import xtl
+    from xtl.errors import XtlError
+    from xtl.models.backends import hooked_available
+
+    if not hooked_available():
+        pytest.skip("TransformerLens 4: no HookedTransformer")
+    try:
+        xtl.from_hf(C.model(key), C.tokenizer(key), dtype="float32", device="cpu", backend="hooked")
+    except XtlError:
+        return
