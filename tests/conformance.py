@@ -67,6 +67,11 @@ def _remap_ids(tree: Any, mapping: dict[int, int]) -> Any:
     return tree
 
 
+def special_tokens_json(key: str) -> dict:
+    """The key's ``special_tokens.json`` (the real tokenizer's facts)."""
+    return _raw(key)[2]
+
+
 @functools.lru_cache(maxsize=None)
 def specials(key: str) -> dict[str, tuple[int, int]]:
     """text -> (real id, tiny id) of every special token, placeholders for unnamed config ids included."""
