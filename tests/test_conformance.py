@@ -99,7 +99,7 @@ def _backends() -> list[str]:
     return ["hooked", "bridge"] if hooked_available() else ["bridge"]
 
 
-def cases(check: str, *extra: list, keys=C.KEYS, full: bool = True) -> list:
+def cases(check: str, *extra: list, keys=C.KEYS) -> list:
     """pytest params (key, backend, *extra) of ``check``, xfail(strict) where a known bug breaks it."""
     out = []
     for key in keys:
@@ -110,7 +110,7 @@ def cases(check: str, *extra: list, keys=C.KEYS, full: bool = True) -> list:
             for values in extra:
                 combos = [c + (v,) for c in combos for v in values]
             for combo in combos:
-                marks = [pytest.mark.conformance_full] if full else []
+                marks = []
                 reason = bug(key, backend, check)
                 if reason:
                     marks.append(pytest.mark.xfail(strict=True, reason=BUGS[reason]))
@@ -125,10 +125,24 @@ def _default_backend(key: str) -> str:
     return resolve_backend("auto", config.architectures[0])
 
 
-@pytest.fixture(autouse=True)
-def _full_only_when_asked(request):
-    if request.node.get_closest_marker("conformance_full") and "conformance_full" not in (request.config.option.markexpr or ""):
-        pytest.skip("full conformance matrix: run with -m conformance_full")
+#: test name -> (argument names, parameters) of the full matrix, parametrized only when asked for
+MATRIX: dict[str, tuple[str, list]] = {}
+
+
+def matrix(argnames: str, params: list):
+    """Parametrize a full-matrix test with ``params`` under ``-m conformance_full``, with none otherwise
+    (one skip per test instead of hundreds)."""
+    def mark(fn):
+        MATRIX[fn.__name__] = (argnames, params)
+        return pytest.mark.conformance_full(fn)
+    return mark
+
+
+def pytest_generate_tests(metafunc):
+    spec = MATRIX.get(metafunc.function.__name__)
+    if spec:
+        asked = "conformance_full" in (metafunc.config.option.markexpr or "")
+        metafunc.parametrize(spec[0], spec[1] if asked else [])
 
 
 @pytest.fixture
@@ -215,7 +229,7 @@ def test_the_tiny_model_keeps_the_real_config(key):
 
 
 # ------------------------------------------------------------------ the full matrix
-@pytest.mark.parametrize("key,backend,site", cases("transplant", SITES))
+@matrix("key,backend,site", cases("transplant", SITES))
 def test_transplant(key, backend, site, wrapped):
     import xtl
     from xtl.patching.prompts import tokenize
@@ -232,7 +246,7 @@ def test_transplant(key, backend, site, wrapped):
     assert torch.equal(same.first_logprobs, same.vanilla_first_logprobs)
 
 
-@pytest.mark.parametrize("key,backend,path,site", cases("sweep", ["fast", "per-step"], SITES))
+@matrix("key,backend,path,site", cases("sweep", ["fast", "per-step"], SITES))
 def test_sweep(key, backend, path, site, wrapped):
     from xtl.engine import engines
     from xtl.patching.sites import Site
@@ -243,7 +257,7 @@ def test_sweep(key, backend, path, site, wrapped):
     _check_sweep(key, _sweep(model, site, path == "fast"), site)
 
 
-@pytest.mark.parametrize("key,backend", cases("lens"))
+@matrix("key,backend", cases("lens"))
 def test_lens_last_layer_is_the_model_logits(key, backend, wrapped):
     import xtl
 
@@ -284,7 +298,7 @@ STOP_BUG: set[tuple[str, int]] = {("llama3.1-8b-instruct", 1), ("llama3.1-8b-ins
                                    ("phi3.5-mini-instruct", 6), ("phi3.5-mini-instruct", 4)}
 
 
-@pytest.mark.parametrize("key,backend,eos", _stop_cases())
+@matrix("key,backend,eos", _stop_cases())
 def test_stops_at_every_eos_id(key, backend, eos):
     import xtl
     from xtl.engine import Pair, sweep
@@ -312,7 +326,7 @@ def _tokenizer_state(tok) -> dict:
             "len": len(tok), "template": tok.chat_template}
 
 
-@pytest.mark.parametrize("key,backend", cases("unchanged"))
+@matrix("key,backend", cases("unchanged"))
 def test_sweep_leaves_config_tree_and_logits_unchanged(key, backend):
     import xtl
 
@@ -331,7 +345,7 @@ def test_sweep_leaves_config_tree_and_logits_unchanged(key, backend):
         assert torch.equal(hf(ids).logits[0, -1], hf_before)
 
 
-@pytest.mark.parametrize("key,backend", cases("tokenizer"))
+@matrix("key,backend", cases("tokenizer"))
 def test_from_hf_leaves_the_callers_tokenizer_alone(key, backend):
     import xtl
 
@@ -341,7 +355,7 @@ def test_from_hf_leaves_the_callers_tokenizer_alone(key, backend):
     assert _tokenizer_state(tok) == state
 
 
-@pytest.mark.parametrize("key,backend", cases("cast"))
+@matrix("key,backend", cases("cast"))
 def test_from_hf_leaves_the_callers_model_dtype_and_device_alone(key, backend):
     import xtl
 
@@ -361,7 +375,7 @@ def bf16_bound(hf_noise: float) -> float:
     return 2 * hf_noise + 0.02
 
 
-@pytest.mark.parametrize("key,backend", cases("bf16"))
+@matrix("key,backend", cases("bf16"))
 def test_bfloat16_transplant_is_close_to_float32(key, backend, wrapped):
     import xtl
 
@@ -375,8 +389,7 @@ def test_bfloat16_transplant_is_close_to_float32(key, backend, wrapped):
     assert diff <= bf16_bound(noise), (diff, noise)
 
 
-@pytest.mark.parametrize("key", sorted(HOOKED_CRASH))
-@pytest.mark.conformance_full
+@matrix("key", sorted(HOOKED_CRASH))
 @pytest.mark.xfail(strict=True, reason=BUGS["hooked-refusal"])
 def test_hooked_refuses_what_it_cannot_build(key):
     import xtl
