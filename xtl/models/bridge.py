@@ -98,6 +98,21 @@ def _cache_to_bridge_attention(bridge: Any) -> Iterator[None]:
             handle.remove()
 
 
+#: Where Hugging Face decoders keep their final norm (Llama-likes, GPT-NeoX, BLOOM/GPT-2, Phi).
+FINAL_NORM_NAMES = ("norm", "final_layer_norm", "ln_f", "final_layernorm")
+
+
+def _final_norm(hf: Any, bridge: Any) -> Any:
+    """The model's own final norm (the bridge's may compute otherwise); the bridge's where the
+    decoder names it some other way."""
+    decoder = hf.get_decoder()
+    for name in FINAL_NORM_NAMES:
+        norm = getattr(decoder, name, None)
+        if norm is not None:
+            return getattr(norm, "original_component", None) or norm
+    return bridge.ln_final
+
+
 class BridgeModel:
     """A TransformerBridge with the surface xtl's stages use (see the module docstring)."""
 
@@ -109,8 +124,11 @@ class BridgeModel:
         self.tokenizer = tokenizer
         self.cfg = cfg
         self._cache_kw = _cache_keyword(self.hf)
-        norm = self.hf.get_decoder().norm  # the model's own final norm (the bridge's may compute otherwise)
-        self.ln_final = getattr(norm, "original_component", None) or norm
+        self.ln_final = _final_norm(self.hf, bridge)
+        text = getattr(self.hf.config, "get_text_config", lambda: self.hf.config)()
+        # Gemma 4 drops every position but the kept logits' before its K/V-sharing layers when
+        # logits_to_keep is an int; a tensor of indices keeps every position's activations.
+        self._slices_positions = int(getattr(text, "num_kv_shared_layers", 0) or 0) > 0
         self.unembed = _Unembed(self.hf.get_output_embeddings(), cfg.dtype)
 
     def __repr__(self) -> str:
@@ -133,14 +151,17 @@ class BridgeModel:
                  return_type: str | None = "logits") -> Tensor | None:
         """Logits ``[batch, pos, vocab]`` of ``tokens`` after what ``past_kv_cache`` holds (which
         grows by them); ``return_type=None`` runs the pass for its hooks only."""
-        kwargs: dict[str, Any] = {"use_cache": past_kv_cache is not None}
+        keep: int | Tensor = 0 if return_type else 1
+        if keep and self._slices_positions:
+            keep = torch.tensor([tokens.shape[1] - 1])
+        kwargs: dict[str, Any] = {"use_cache": past_kv_cache is not None, "logits_to_keep": keep}
         if past_kv_cache is not None:
             kwargs[self._cache_kw] = past_kv_cache
         if past_kv_cache is not None and self._cache_kw == "cache":
             with _cache_to_bridge_attention(self.bridge):
-                out = self.hf(input_ids=tokens.to(self.cfg.device), logits_to_keep=0 if return_type else 1, **kwargs)
+                out = self.hf(input_ids=tokens.to(self.cfg.device), **kwargs)
         else:
-            out = self.hf(input_ids=tokens.to(self.cfg.device), logits_to_keep=0 if return_type else 1, **kwargs)
+            out = self.hf(input_ids=tokens.to(self.cfg.device), **kwargs)
         return out.logits if return_type else None
 
     def run_with_cache(self, tokens: Int[Tensor, "batch pos"], **kwargs: Any) -> tuple[Tensor, Any]:

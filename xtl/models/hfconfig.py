@@ -19,7 +19,12 @@ def architecture(hf_config: Any) -> str:
 
 
 def head_dim(hf_config: Any) -> int:
-    value = getattr(hf_config, "head_dim", None)
+    """The width of one attention head; for configs with per-layer widths (Gemma 4's global layers),
+    the width the config declares as ``head_dim`` (its sliding layers')."""
+    try:
+        value = getattr(hf_config, "head_dim", None)
+    except Exception:  # transformers refuses a global read of a per-layer attribute
+        value = hf_config.to_dict().get("head_dim")
     return int(value) if value else hf_config.hidden_size // hf_config.num_attention_heads
 
 
