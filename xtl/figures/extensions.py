@@ -15,7 +15,6 @@ from xtl.errors import XtlError
 
 if TYPE_CHECKING:
     from xtl.analysis.screened import ScreenPanels
-    from xtl.engine.screening import ScreenResult
 
 __all__ = ["screen_heatmap", "screen_beside_exact", "language_lens_figure", "extension_figures"]
 
@@ -32,8 +31,8 @@ def _zmax(*grids: np.ndarray) -> float:
     return float(max(f.max() for f in finite)) if finite else 1.0
 
 
-def screen_heatmap(result: "ScreenResult", item: str | None = None) -> go.Figure:
-    """The screen's estimated change of the gold margin per (source, target) cell: one item's,
+def screen_heatmap(result: Any, item: str | None = None) -> go.Figure:
+    """A :class:`xtl.ScreenResult`'s estimated change of the gold margin per (source, target) cell: one item's,
     or the mean over the screened items."""
     if item is None:
         z, what = result.estimate.mean(0), f"mean over {len(result.items)} items"
