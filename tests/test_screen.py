@@ -189,3 +189,44 @@ def test_the_result_as_a_table_and_a_figure(tiny_models):
 def test_cli_screen_zero_is_one_line_and_exit_2():
     res = run_cli("sweep", "--data", "xnli", "--out", "x", "--screen", "0")
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "--screen" in res.stderr
+
+
+def test_the_report_and_the_explorer_show_the_screen_beside_the_exact_grid(tiny_models, tmp_path):
+    from xtl.analysis.screened import screen_panels
+    from xtl.figures.report import build_report
+
+    _, model = tiny_models["llama"]
+    items = _items()
+    df = xtl.evaluate(xtl.sweep(model, items, site="mlp", mode="logits", candidates=CANDS, screen=3,
+                                progress=False), items)
+    panels = screen_panels(df)
+    assert panels.n.sum() == 2 * 3 and panels.estimate.shape == (len(panels.src_layers), len(panels.tgt_layers))
+    cell = df[(df["item_key"] == "toy/en/a") & ~df["is_vanilla"]].iloc[0]
+    s, t = panels.src_layers.index(cell["src_layer"]), panels.tgt_layers.index(cell["tgt_layer"])
+    same = df[~df["is_vanilla"] & (df["src_layer"] == cell["src_layer"]) & (df["tgt_layer"] == cell["tgt_layer"])]
+    assert panels.estimate[s, t] == pytest.approx(same["screen_estimate"].mean())
+    page = build_report(df, tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "Gradient screen beside the exact grid" in page and "screen estimate (first order)" in page
+    full = xtl.evaluate(xtl.sweep(model, items, site="mlp", mode="logits", candidates=CANDS, progress=False), items)
+    assert screen_panels(full) is None
+    assert "Gradient screen" not in build_report(full, tmp_path / "f.html").read_text(encoding="utf-8")
+    pytest.importorskip("ipywidgets")
+    pytest.importorskip("anywidget")
+    box = xtl.explore(df, site="mlp")
+    assert len(box.children) == 4 and "Gradient screen" in box.children[-1].layout.title.text
+    assert len(xtl.explore(full, site="mlp").children) == 3
+
+
+def test_cli_screen_prints_each_items_best_cells_and_writes_the_estimates(tmp_path, tiny_folder, write_task):
+    rows = [{"id": "a", "source": PROMPTS["zh"], "target": PROMPTS["en"], "gold": "B", "lang": "en",
+             "kind": "choice", "options": {"A": "Osaka", "B": "Tokyo"}}]
+    task = write_task(rows)
+    out = tmp_path / "est.csv"
+    res = run_cli("screen", "--model", tiny_folder, "--data", task, "--candidates", "A", "B", "--site", "attn",
+                  "--top", "2", "--out", out)
+    assert res.returncode == 0, res.stderr
+    assert "screened 1 item(s) at site attn" in res.stdout and "→" in res.stdout
+    frame = pd.read_csv(out)
+    assert len(frame) == 16 and {"screen_estimate", "estimated_margin"} <= set(frame.columns)
+    bad = run_cli("screen", "--model", tiny_folder, "--data", task, "--out", tmp_path / "est.txt")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and ".csv or .parquet" in bad.stderr
