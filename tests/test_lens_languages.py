@@ -99,3 +99,15 @@ def test_the_pilot_sets_give_answers_in_english(shared_data):
         answer_words([it for it in xnli if it.lang == "en"][0])
     xquad = xtl.load_task("xquad", langs=["de"], limit=1, root=shared_data)
     assert set(xquad[0].meta["answers"]) == {"en", "de"} and xquad[0].meta["answers"]["de"] == xquad[0].gold
+
+
+def test_the_report_draws_a_language_lens(tiny_models, tmp_path):
+    from xtl.figures.report import build_report
+
+    _, model = tiny_models["llama"]
+    items = _items()
+    lens = xtl.lens_languages(model, items, transplant=(1, 0), progress=False)
+    df = xtl.evaluate(xtl.sweep(model, items, site="mlp", src_layers=[1], tgt_layers=[0], max_new_tokens=2,
+                                progress=False), items, model=None)
+    page = build_report(df, tmp_path / "r.html", language_lens=lens).read_text(encoding="utf-8")
+    assert "Latent language of the answer (logit lens)" in page and "answer probability by language" in page

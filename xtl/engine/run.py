@@ -155,7 +155,7 @@ def sweep_item(model: Model, item: Item, prep: Prepared,
     inputs = item_inputs(model, item, prep)
     configs, estimates = prep.configs, None
     if prep.settings.screen is not None and configs:
-        estimates = screened(model, item, prep, inputs.src_acts)
+        estimates = screened(model, item, prep, inputs)
         configs = schedule.by_target(top_configs(estimates, prep.settings.screen))
     if prep.fast:
         results = schedule.run_item(inputs, configs, prep.batch_size, done)
@@ -164,13 +164,14 @@ def sweep_item(model: Model, item: Item, prep: Prepared,
     return result_rows(model, item, prep.settings, results, estimates)
 
 
-def screened(model: Model, item: Item, prep: Prepared, src_acts: Tensor) -> dict[Config, float]:
+def screened(model: Model, item: Item, prep: Prepared, inputs: schedule.ItemInputs) -> dict[Config, float]:
     """The gradient screen's estimate of each of the sweep's configurations of ``item``
-    (:mod:`xtl.engine.screening`; the source capture is the sweep's own)."""
+    (:mod:`xtl.engine.screening`; the source capture and the target's prefix are the sweep's own)."""
     s = prep.settings
     gold, others = gold_choice(item, s.candidates)
     srcs, tgts = sorted({c.src for c in prep.configs}), sorted({c.tgt for c in prep.configs})
-    est, _ = screen_item(model, item, prep.site, prep.cand_ids, gold, others, srcs, tgts, s.chat, src_acts)
+    est, _ = screen_item(model, item, prep.site, prep.cand_ids, gold, others, srcs, tgts, s.chat,
+                         inputs.src_acts, inputs.prefix_cache)
     return {c: float(est[srcs.index(c.src), tgts.index(c.tgt)]) for c in prep.configs}
 
 

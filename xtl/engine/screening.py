@@ -86,11 +86,13 @@ def _flat(acts: Tensor, heads: tuple[int, ...] | None) -> Tensor:
 
 def screen_item(model: Model, item: Item, site: Site, cand_ids: Sequence[int], gold: int,
                 others: Sequence[int], src_layers: Sequence[int], tgt_layers: Sequence[int],
-                chat: bool = False, src_acts: Tensor | None = None) -> tuple[Float[Tensor, "src tgt"], float]:
+                chat: bool = False, src_acts: Tensor | None = None,
+                prefix: Any = None) -> tuple[Float[Tensor, "src tgt"], float]:
     """The estimated margin change of every (source, target) cell of one item, and its vanilla margin.
 
     Three passes at most: the source (skipped when ``src_acts``, the source's site at every layer,
-    is given), the target prompt's prefix and last token with gradients, and its backward pass.
+    is given), the target prompt's prefix (skipped when ``prefix``, its cache, is given) and last
+    token with gradients, and its backward pass.
     """
     if src_acts is None:
         src_tokens = tokenize(model, format_prompt(model, item.source, chat), what=f"source prompt of item {item.id}")
@@ -98,8 +100,9 @@ def screen_item(model: Model, item: Item, site: Site, cand_ids: Sequence[int], g
             src_acts = capture_tokens(model, src_tokens, site)
     tokens = tokenize(model, format_prompt(model, item.target, chat), what=f"target prompt of item {item.id}")
     device = model.cfg.device
-    with torch.no_grad():
-        prefix = prefix_cache(model, tokens)
+    if prefix is None:
+        with torch.no_grad():
+            prefix = prefix_cache(model, tokens)
     acts: dict[int, Tensor] = {}
 
     def keep(layer: int):
