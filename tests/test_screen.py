@@ -230,3 +230,17 @@ def test_cli_screen_prints_each_items_best_cells_and_writes_the_estimates(tmp_pa
     assert len(frame) == 16 and {"screen_estimate", "estimated_margin"} <= set(frame.columns)
     bad = run_cli("screen", "--model", tiny_folder, "--data", task, "--out", tmp_path / "est.txt")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and ".csv or .parquet" in bad.stderr
+
+
+def test_one_item_costs_one_pass_of_each_prompt_and_one_backward(tiny_models):
+    """Tokens through the embedding: the source prompt once and the target prompt once."""
+    _, model = tiny_models["llama"]
+    item = _items()[0]
+    seen = []
+
+    def count(act, hook=None):  # noqa: ARG001
+        seen.append(act.shape[1])
+    with model.hooks(fwd_hooks=[("hook_embed", count)]):
+        screen(model, [item], site="mlp", candidates=CANDS, progress=False)
+    n_src, n_tgt = (len(model.tokenizer(p)["input_ids"]) for p in (item.source, item.target))
+    assert sum(seen) == n_src + n_tgt

@@ -206,7 +206,8 @@ def screen(model: Model, items: Iterable[Any], site: "str | Site" = "mlp", candi
         items: choice items (:func:`xtl.load_task` of xnli, globalopinionqa, xcopa, ...).
         site: ``"attn"``, ``"mlp"``, ``"block"``, ``"heads:0,3"`` or ``"attn-authors"``.
         candidates: answer strings whose first tokens compete (default: the task's).
-        src_layers, tgt_layers: the layers screened (default: all).
+        src_layers: the source layers screened (default: all).
+        tgt_layers: the target layers screened (default: all).
         chat: apply the tokenizer's chat template.
         progress: show a progress bar over items.
 
