@@ -226,9 +226,9 @@ def screen(model: Model, items: Iterable[Any], site: "str | Site" = "mlp", candi
     items = as_items(items)
     if not items:
         raise XtlError("no items to screen; give at least one choice item")
-    cands = tuple(candidates) if candidates is not None else default_candidates(items)
     if isinstance(candidates, str):
         raise XtlError(f"candidates must be a list of strings, e.g. ['A', 'B'], not {candidates!r}")
+    cands = tuple(candidates) if candidates is not None else default_candidates(items)
     cand_ids = candidate_token_ids(model, cands)
     srcs, tgts = _layers(model, src_layers, "source layer"), _layers(model, tgt_layers, "target layer")
     choices = [gold_choice(it, cands) for it in items]  # every item checked before any pass

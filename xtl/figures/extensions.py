@@ -21,9 +21,10 @@ __all__ = ["screen_heatmap", "screen_beside_exact", "language_lens_figure", "ext
 _HOVER = "source %{y} → target %{x}<br>%{z:+.3f}<extra></extra>"
 
 
-def _heat(z: np.ndarray, srcs: list[int], tgts: list[int], zmax: float, show_scale: bool) -> go.Heatmap:
+def _heat(z: np.ndarray, srcs: list[int], tgts: list[int], zmax: float, show_scale: bool,
+          colorbar: dict | None = None) -> go.Heatmap:
     return go.Heatmap(z=z, x=tgts, y=srcs, zmid=0, zmin=-zmax, zmax=zmax, colorscale="RdBu",
-                      showscale=show_scale, colorbar={"title": "Δ margin"}, hovertemplate=_HOVER)
+                      showscale=show_scale, colorbar={"title": "Δ margin", **(colorbar or {})}, hovertemplate=_HOVER)
 
 
 def _zmax(*grids: np.ndarray) -> float:
@@ -49,13 +50,15 @@ def screen_heatmap(result: Any, item: str | None = None) -> go.Figure:
 
 
 def screen_beside_exact(panels: "ScreenPanels", title: str = "Gradient screen beside the exact grid") -> go.Figure:
-    """Mean estimated and mean exact change of the gold margin per cell, side by side, on one
-    colour scale (cells no item ran are blank)."""
+    """Mean estimated and mean exact change of the gold margin per cell, side by side, each on its
+    own colour scale centred on 0: the screen ranks cells, its sizes overshoot (cells no item ran
+    are blank)."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("screen estimate (first order)", "exact (sweep)"),
-                        horizontal_spacing=0.08)
-    zmax = _zmax(panels.estimate, panels.exact)
-    fig.add_trace(_heat(panels.estimate, panels.src_layers, panels.tgt_layers, zmax, False), 1, 1)
-    fig.add_trace(_heat(panels.exact, panels.src_layers, panels.tgt_layers, zmax, True), 1, 2)
+                        horizontal_spacing=0.14)
+    fig.add_trace(_heat(panels.estimate, panels.src_layers, panels.tgt_layers, _zmax(panels.estimate), True,
+                        {"x": 0.43, "len": 0.9}), 1, 1)
+    fig.add_trace(_heat(panels.exact, panels.src_layers, panels.tgt_layers, _zmax(panels.exact), True,
+                        {"x": 1.0, "len": 0.9}), 1, 2)
     fig.update_layout(title=f"{title} (Spearman ρ over the rows run: {panels.spearman:.2f})",
                       width=1100, height=560)
     for col in (1, 2):
