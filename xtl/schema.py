@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping, NamedTuple, Sequence
 
 __all__ = ["cross_configs", "Column", "COLUMNS", "SWEEP", "EVALUATION", "column_names", "SweepSettings",
-           "SELECTION", "RECORDED_ONLY", "Config", "VANILLA", "describe_columns"]
+           "SELECTION", "RECORDED_ONLY", "Config", "VANILLA", "describe_columns", "with_defaults"]
 
 
 class Column(NamedTuple):
@@ -24,6 +24,7 @@ class Column(NamedTuple):
     dtype: str  # pandas / numpy kind: "str", "int", "bool", "float", "list[int]", "list[float]"
     meaning: str
     writer: str  # the stage that writes it: "engine" or "evaluation"
+    default: Any = None  # the value of a store written before the column existed (None: always written)
 
 
 SWEEP: tuple[Column, ...] = (
@@ -47,6 +48,10 @@ SWEEP: tuple[Column, ...] = (
     Column("entropy", "float", "entropy of the first generated token's distribution (nats)", "engine"),
     Column("margin", "float", "top-1 minus top-2 logit of the first generated token", "engine"),
     Column("cand_logprobs", "list[float]", "first-token log-prob of each sweep candidate", "engine"),
+    Column("gold_margin", "float", "the gold option's first-token logit minus the best other option's, over the "
+           "candidates that are options of the item (NaN without such candidates)", "engine", float("nan")),
+    Column("screen_estimate", "float", "the gradient screen's estimated change of the gold first-token margin "
+           "(sweep(screen=K); NaN without a screen and on the vanilla row)", "engine", float("nan")),
 )
 EVALUATION: tuple[Column, ...] = (
     Column("correct", "bool", "the response (logits mode: the highest-scoring candidate) is right", "evaluation"),
@@ -60,6 +65,15 @@ EVALUATION: tuple[Column, ...] = (
     Column("ppl", "float", "response perplexity under the unpatched model (NaN without a model)", "evaluation"),
 )
 COLUMNS: tuple[Column, ...] = SWEEP + EVALUATION
+
+
+def with_defaults(df: Any) -> Any:
+    """``df`` (a results table read from a store) with every column written since the store was,
+    filled with its declared default (in place; returned for chaining)."""
+    for c in COLUMNS:
+        if c.default is not None and len(df.columns) and c.name not in df.columns:
+            df[c.name] = c.default
+    return df
 
 
 def column_names(stage: str | None = None) -> list[str]:
@@ -142,6 +156,7 @@ class SweepSettings:
     data_sha256: str | None = None  # a data file's content hash: an edited file does not resume the store
     model_identity: str | None = None  # a fingerprint of the model's files (None: built in memory, a hub name, older store)
     engine: str | None = None  # "shared-prefix" or "per-step": the path that computed the rows (None: an older store)
+    screen: int | None = None  # run only each item's K best cells of the gradient screen (None: every cell)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -160,8 +175,9 @@ class SweepSettings:
 
     @property
     def configs_per_item(self) -> int:
-        """Rows per item: every (source, target) configuration plus vanilla."""
-        return len(self.configs) + 1
+        """Rows per item: every (source, target) configuration (the ``screen`` best of them) plus vanilla."""
+        n = len(self.configs)
+        return (n if self.screen is None else min(n, self.screen)) + 1
 
     def to_dict(self) -> dict[str, Any]:
         """The manifest as JSON-ready data (``extra`` flattened into the top level)."""

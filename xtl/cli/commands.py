@@ -116,7 +116,7 @@ def cmd_sweep(args) -> None:
                        address=args.ray, workers=args.workers, site=args.site, src_layers=srcs,
                        tgt_layers=tgts, max_new_tokens=args.max_new_tokens, mode=args.mode,
                        batch_size=args.batch_size, candidates=args.candidates or (), chat=args.chat,
-                       settings=settings, grid=args.grid)
+                       settings=settings, grid=args.grid, screen=args.screen)
         print(f"{len(df)} rows in {args.out}")
         return
     model = _load(args)
@@ -125,7 +125,7 @@ def cmd_sweep(args) -> None:
     df = sweep(model, items, site=args.site, src_layers=srcs, tgt_layers=tgts,
                max_new_tokens=args.max_new_tokens, mode=args.mode, store=args.out,
                batch_size=args.batch_size, candidates=args.candidates or (), chat=args.chat,
-               settings=settings, grid=args.grid)
+               settings=settings, grid=args.grid, screen=args.screen)
     print(f"{len(df)} rows in {args.out}")
 
 
@@ -137,7 +137,7 @@ def _nothing_to_do(args, items, srcs, tgts, settings: dict) -> bool:
 
     request = SweepRequest(site=args.site, src_layers=srcs, tgt_layers=tgts, max_new_tokens=args.max_new_tokens,
                            mode=args.mode, candidates=tuple(args.candidates or ()), chat=args.chat,
-                           recorded=settings, grid=args.grid)
+                           recorded=settings, grid=args.grid, screen=args.screen)
     expected = known_settings(request, args.model, dtype=args.dtype, backend=getattr(args, "backend", None))
     return complete(args.out, expected, [it.key for it in items])
 
@@ -373,6 +373,34 @@ def cmd_sft(args) -> None:
           f"{res.wall_s:.0f} s); sweep it with: xtl sweep --model {res.folder} ...")
 
 
+def cmd_screen(args) -> None:
+    """The gradient screen of a task's items: every cell's estimated change of the gold margin."""
+    from xtl.engine.screening import screen
+    from xtl.tasks import load_task
+
+    check_site(args.site, args.model)
+    srcs, tgts = parse_layers(args.src_layers), parse_layers(args.tgt_layers)
+    check_layers(args.model, source_layers=srcs, target_layers=tgts)
+    if args.out and not str(args.out).endswith((".csv", ".parquet")):
+        raise XtlError(f"--out must name a .csv or .parquet file, not {args.out!r}")
+    items = load_task(args.data, langs=langs_arg(args.langs), limit=args.limit, root=args.data_root)
+    if not items:
+        raise XtlError(f"no items in {args.data} for languages {args.langs}; check --langs")
+    check_context(args.model, longest_prompts(items), 0, args.chat)
+    model = _load(args)
+    res = screen(model, items, site=args.site, candidates=args.candidates, src_layers=srcs, tgt_layers=tgts,
+                 chat=args.chat)
+    print(f"screened {len(items)} item(s) at site {res.site} in {res.seconds:.1f} s "
+          f"({res.seconds / len(items):.2f} s per item, {len(res.src_layers) * len(res.tgt_layers)} cells each)")
+    for key, configs in res.top(args.top).items():
+        print(f"{key}: " + ", ".join(f"{c.src}→{c.tgt}" for c in configs))
+    if args.out:
+        frame = res.to_frame()
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(args.out, index=False) if str(args.out).endswith(".csv") else frame.to_parquet(args.out, index=False)
+        print(f"estimates   : {args.out}")
+
+
 COMMANDS = {"demo": cmd_demo, "transplant": cmd_transplant,
             "sweep": cmd_sweep, "eval": cmd_eval, "report": cmd_report, "paper": cmd_paper,
-            "lens": cmd_lens, "sft": cmd_sft, "select": cmd_select}
+            "lens": cmd_lens, "sft": cmd_sft, "select": cmd_select, "screen": cmd_screen}

@@ -143,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(pip install 'xtl[ray]')")
     p.add_argument("--workers", type=_at_least(1), default=None,
                    help="Ray workers (default: one per GPU, else one per two CPUs)")
+    p.add_argument("--screen", type=_at_least(1), default=None, metavar="K",
+                   help="run only each item's K best cells of the gradient screen (see `xtl screen`), plus "
+                        "vanilla; needs --candidates (default: every cell)")
 
     p = sub.add_parser("eval", formatter_class=fmt,
                        help="accuracy per language and resource group, vanilla vs transplanted")
@@ -244,6 +247,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-steps", type=_at_least(1), default=SFT["save_steps"], help="checkpoint every this many steps")
     p.add_argument("--accelerate-configs", action="store_true",
                    help="list the shipped accelerate configs (1 GPU, 8 GPUs DDP, DeepSpeed ZeRO-3, FSDP) and exit")
+
+    p = sub.add_parser("screen", formatter_class=fmt,
+                       help="estimate every cell's change of the gold answer's margin from one backward pass per item")
+    _model_options(p, DEMO_MODEL)
+    p.add_argument("--site", default="mlp", help="attn | mlp | block | heads:0,3 | attn-authors")
+    p.add_argument("--chat", action=argparse.BooleanOptionalAction, default=None,
+                   help="apply the tokenizer's chat template (default: as an xtl sft model was trained, else no)")
+    _data(p)
+    p.add_argument("--candidates", nargs="+", default=None,
+                   help="answer strings whose first tokens compete, e.g. 1 2 3 (default: the task's)")
+    p.add_argument("--src-layers", nargs="+", default=None, help=f"source layers (default: all); {LAYERS_HELP}")
+    p.add_argument("--tgt-layers", nargs="+", default=None, help=f"target layers (default: all); {LAYERS_HELP}")
+    p.add_argument("--top", type=_at_least(1), default=5, metavar="K", help="best-estimated cells printed per item")
+    p.add_argument("--out", default=None, help="write every estimate to this .csv or .parquet file")
 
     p = sub.add_parser("lens", formatter_class=fmt, help="logit lens of one prompt, vanilla or transplanted")
     _common(p)

@@ -31,6 +31,8 @@ from xtl.models.backends import Model
 
 from xtl.engine import engines, schedule
 from xtl.engine.reference import run_item_reference
+from xtl.engine.screening import gold_choice, screen_item, top_configs
+from xtl.engine.screening import gold_margin as gold_margin_of
 from xtl.engine.settings import EngineOptions, SweepRequest, candidate_token_ids, resolve
 from xtl.engine.store import ResultsStore, read_store
 from xtl.errors import XtlError
@@ -112,12 +114,17 @@ def item_inputs(model: Model, item: Item, prep: Prepared) -> schedule.ItemInputs
 
 
 def result_rows(model: Model, item: Item, settings: SweepSettings,
-                results: dict[Config, schedule.ConfigResult]) -> list[dict[str, Any]]:
-    """The results table's rows of one item (columns: :data:`xtl.schema.SWEEP`), vanilla first."""
+                results: dict[Config, schedule.ConfigResult],
+                estimates: dict[Config, float] | None = None) -> list[dict[str, Any]]:
+    """The results table's rows of one item (columns: :data:`xtl.schema.SWEEP`), vanilla first;
+    ``estimates``: the gradient screen's estimate of each configuration (``screen_estimate``)."""
     decode = model.tokenizer.decode
+    choice = _choice(item, settings.candidates)
     rows = []
     for config in [VANILLA, *sorted(c for c in results if c != VANILLA)]:
         r = results[config]
+        gold_margin = float("nan") if choice is None or not r.cand_logprobs else float(
+            gold_margin_of(torch.tensor(r.cand_logprobs, dtype=torch.float64), *choice))
         rows.append({
             "item_key": item.key, "item_id": item.id, "dataset": item.dataset, "lang": item.lang,
             "gold": str(item.gold), "model": settings.model, "n_layers": settings.n_layers,
@@ -125,8 +132,20 @@ def result_rows(model: Model, item: Item, settings: SweepSettings,
             "is_vanilla": config == VANILLA,
             "response": decode(r.token_ids, skip_special_tokens=True) if r.token_ids else "",
             "token_ids": r.token_ids, "n_tokens": len(r.token_ids), "stopped": r.stopped,
-            "loglik": r.loglik, "entropy": r.entropy, "margin": r.margin, "cand_logprobs": r.cand_logprobs})
+            "loglik": r.loglik, "entropy": r.entropy, "margin": r.margin, "cand_logprobs": r.cand_logprobs,
+            "gold_margin": gold_margin, "screen_estimate": (estimates or {}).get(config, float("nan"))})
     return rows
+
+
+def _choice(item: Item, candidates: Sequence[str]) -> tuple[int, list[int]] | None:
+    """The gold candidate and its rivals (:func:`xtl.engine.screening.gold_choice`), or None
+    when the item's gold is not among the candidates."""
+    if not candidates:
+        return None
+    try:
+        return gold_choice(item, candidates)
+    except XtlError:
+        return None
 
 
 @torch.no_grad()
@@ -134,12 +153,26 @@ def sweep_item(model: Model, item: Item, prep: Prepared,
                done: Callable[[int], None] = lambda k: None) -> list[dict[str, Any]]:
     """Every configuration of one item (and vanilla) as rows of the results table."""
     inputs = item_inputs(model, item, prep)
-    configs = prep.configs
+    configs, estimates = prep.configs, None
+    if prep.settings.screen is not None and configs:
+        estimates = screened(model, item, prep, inputs)
+        configs = schedule.by_target(top_configs(estimates, prep.settings.screen))
     if prep.fast:
         results = schedule.run_item(inputs, configs, prep.batch_size, done)
     else:
         results = run_item_reference(model, inputs, configs, prep.batch_size, done)
-    return result_rows(model, item, prep.settings, results)
+    return result_rows(model, item, prep.settings, results, estimates)
+
+
+def screened(model: Model, item: Item, prep: Prepared, inputs: schedule.ItemInputs) -> dict[Config, float]:
+    """The gradient screen's estimate of each of the sweep's configurations of ``item``
+    (:mod:`xtl.engine.screening`; the source capture and the target's prefix are the sweep's own)."""
+    s = prep.settings
+    gold, others = gold_choice(item, s.candidates)
+    srcs, tgts = sorted({c.src for c in prep.configs}), sorted({c.tgt for c in prep.configs})
+    est, _ = screen_item(model, item, prep.site, prep.cand_ids, gold, others, srcs, tgts, s.chat,
+                         inputs.src_acts, inputs.prefix_cache)
+    return {c: float(est[srcs.index(c.src), tgts.index(c.tgt)]) for c in prep.configs}
 
 
 def _run_claimed(results: ResultsStore, todo: list[Item], run: Callable[[Item], None],
@@ -260,7 +293,8 @@ def sweep(model: Model, items: Iterable[Any], site: "str | Site" = "mlp",
           max_new_tokens: int = 20, mode: str = "generate", store: str | os.PathLike | None = None,
           batch_size: int | None = None, candidates: Sequence[str] = (), chat: bool | None = None,
           progress: bool = True, settings: dict[str, Any] | None = None,
-          fast: bool | None = None, claim_wait: float = 1.0, grid: str = "full") -> "pd.DataFrame":
+          fast: bool | None = None, claim_wait: float = 1.0, grid: str = "full",
+          screen: int | None = None) -> "pd.DataFrame":
     """Run every (source layer, target layer) transplant for every item.
 
     Args:
@@ -287,6 +321,9 @@ def sweep(model: Model, items: Iterable[Any], site: "str | Site" = "mlp",
         grid: ``"full"`` (every source × target) or ``"cross"``: the last source layer into
             every target and every source into target 0, the 2N − 1 configurations that the
             bounds SourceLast and TargetFirst need (63 instead of 1,024 for 32 layers).
+        screen: run only each item's ``screen`` best configurations by the gradient screen
+            (:func:`xtl.screen`: the estimated change of the gold option's first-token margin;
+            needs ``candidates``), plus vanilla; every row records its estimate (``screen_estimate``).
 
     Returns:
         A pandas DataFrame, one row per item x configuration plus one vanilla row per item
@@ -296,7 +333,7 @@ def sweep(model: Model, items: Iterable[Any], site: "str | Site" = "mlp",
     request = SweepRequest(site=site, src_layers=src_layers, tgt_layers=tgt_layers,
                            max_new_tokens=max_new_tokens, mode=mode, candidates=tuple(candidates)
                            if not isinstance(candidates, str) else candidates, chat=chat,
-                           recorded=settings or {}, grid=grid)
+                           recorded=settings or {}, grid=grid, screen=screen)
     items = as_items(items)
     records = {json.dumps(it.meta.get("task_record"), sort_keys=True) for it in items}
     if len(records) == 1 and items and items[0].meta.get("task_record") and "data" not in (settings or {}):

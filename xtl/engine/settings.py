@@ -49,8 +49,14 @@ class SweepRequest:
     chat: bool | None = None  # None: the model's own frame (an xtl sft folder records it), else raw
     recorded: Mapping[str, Any] = field(default_factory=dict)
     grid: str = "full"
+    screen: int | None = None  # run only each item's K best cells of the gradient screen
 
     def __post_init__(self) -> None:
+        if self.screen is not None:
+            check_count(self.screen, "screen")
+            if not self.candidates:
+                raise XtlError("screen=K ranks cells by the gold option's first-token margin, which needs the "
+                               "options: give candidates=[...] (e.g. the task's: '1', '2', '3' for xnli)")
         check_option("mode", self.mode, MODES)
         check_option("grid", self.grid, GRIDS)
         if self.grid == "cross" and (self.src_layers is not None or self.tgt_layers is not None):
@@ -91,7 +97,7 @@ def resolve(model: Model, request: SweepRequest) -> SweepSettings:
         model=model.cfg.model_name, n_layers=model.cfg.n_layers, site=str(site),
         src_layers=_layer_list(model, src, "source layer"), tgt_layers=_layer_list(model, tgt, "target layer"),
         max_new_tokens=request.max_new_tokens, mode=request.mode, candidates=tuple(request.candidates),
-        chat=resolve_chat(model, request.chat), grid=request.grid, dtype=str(model.cfg.dtype).removeprefix("torch."),
+        chat=resolve_chat(model, request.chat), grid=request.grid, screen=request.screen, dtype=str(model.cfg.dtype).removeprefix("torch."),
         device=torch.device(model.cfg.device).type, backend=backend_of(model), tl_version=tl_version(),
         xtl_version=_version(), model_identity=getattr(model, "xtl_identity", None), extra=recorded, **fields_)
 

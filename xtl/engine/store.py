@@ -22,7 +22,7 @@ import pandas as pd
 from xtl.engine import claims
 from xtl.errors import StoreError
 from xtl.hashing import digest
-from xtl.schema import SELECTION, SweepSettings
+from xtl.schema import SELECTION, SweepSettings, with_defaults
 
 __all__ = ["ResultsStore", "read_store", "read_manifest", "read_settings", "check_writable_dir", "MANIFEST",
            "shard_settings", "check_shards", "complete", "SELECTION"]
@@ -358,7 +358,7 @@ def read_store(path: str | os.PathLike) -> pd.DataFrame:
         return pd.DataFrame()
     df = pd.concat(frames, ignore_index=True)
     _refuse_repeats(path, df, [s for s, f in zip(shards, frames) for _ in range(len(f))])
-    return df
+    return with_defaults(df)
 
 
 def _refuse_repeats(path: Path, df: pd.DataFrame, files: list[Path]) -> None:

@@ -18,6 +18,7 @@ from xtl import analysis as an
 from xtl.evaluation.groups import describe_grouping
 from xtl.analysis.views import examples_grid, gain_panels, layer_gains
 from xtl.figures import plots
+from xtl.figures.extensions import extension_figures
 
 __all__ = ["build_report", "examples_grid"]
 
@@ -33,13 +34,15 @@ def _table(df: pd.DataFrame) -> str:
 
 
 def build_report(df: pd.DataFrame, out: str | os.PathLike, title: str = "xtl sweep report",
-                 average: str = "language", settings: dict | None = None, light: bool = False) -> Path:
+                 average: str = "language", settings: dict | None = None, light: bool = False,
+                 language_lens=None) -> Path:
     """Write the report of an evaluated results table (one site) to ``out``; returns the path.
 
     ``average``: group means over languages (the paper's) or ``"pooled"`` over items;
     ``settings``: the store's manifest, used for the paper tables' labels; ``light``: load
     plotly.js from a ``plotly.min.js`` written once beside the page instead of embedding it
-    (4.8 MB less per page).
+    (4.8 MB less per page); ``language_lens``: a :class:`xtl.LanguageLens` drawn on the page. A
+    screened sweep (``screen=K``) also shows the screen's estimate beside the exact grid.
     """
     from xtl.analysis.tables import paper_table
     from xtl.evaluation.evaluated import Run
@@ -105,6 +108,7 @@ def build_report(df: pd.DataFrame, out: str | os.PathLike, title: str = "xtl swe
     if len(set(g.langs)) > 1:
         figs += [("Mean gain by source layer", plots.lang_layer_heatmap(layer_gains(g, "source"))),
                  ("Mean gain by target layer", plots.lang_layer_heatmap(layer_gains(g, "target")))]
+    figs += extension_figures(df, language_lens)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if light:
