@@ -224,3 +224,38 @@ def test_extrapolation_is_allowed_when_asked(tiny_models):
         sweep(model, _items(), alpha=[0.5, 2.0], progress=False)
     with pytest.raises(XtlError, match="no source prompt in ko"):
         sweep(model, _items(), source_langs=["zh", "ko"], progress=False, max_new_tokens=2)
+
+
+def _one_line_exit_2(proc, message: str) -> None:
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    lines = [l for l in proc.stderr.strip().splitlines() if l.startswith("xtl: error")]
+    assert "Traceback" not in proc.stderr and len(lines) == 1 and message in lines[0], proc.stderr[-2000:]
+
+
+def test_cli_sweeps_a_variant_and_refuses_bad_ones(tmp_path, tiny_folder):
+    from helpers import run_cli, write_jsonl
+    from xtl.engine.store import read_store
+
+    task = write_jsonl(tmp_path / "task.jsonl", [{"id": "0", "lang": "de", "source": PROMPTS["zh"],
+                                                 "target": PROMPTS["en"], "gold": "B"}])
+    base = ["sweep", "--model", str(tiny_folder), "--data", str(task), "--max-new-tokens", "2"]
+    out = tmp_path / "store"
+    assert run_cli(*base, "--out", out, "--alpha", "0.5", "1", "--span", "2").returncode == 0
+    df = read_store(out)
+    assert sorted(set(df.alpha)) == [0.5, 1.0] and set(df.span) == {2} and len(df) == 2 * 3 * 3 + 1
+    _one_line_exit_2(run_cli(*base, "--out", out, "--alpha", "0.5"), "alpha")  # another spec: refused
+    new = tmp_path / "new"
+    _one_line_exit_2(run_cli(*base, "--out", new, "--alpha", "1.5"), "extrapolate")
+    _one_line_exit_2(run_cli(*base, "--out", new, "--span", "9"), "longer than the model")
+    _one_line_exit_2(run_cli(*base, "--out", new, "--positions", "999"), "beyond the target prompt")
+    _one_line_exit_2(run_cli(*base, "--out", new, "--source-langs", "zh"), "no parallel prompts")
+    _one_line_exit_2(run_cli(*base, "--out", new, "--source-langs", "zh", "ja", "--weights", "1"),
+                     "one weight per source")
+
+
+def test_source_langs_load_each_items_parallel_prompts(shared_data):
+    items = xtl.load_task("xnli", langs=["de"], limit=2, root=shared_data, source_langs=["zh", "es"])
+    zh = {it.key: it.source for it in xtl.load_task("xnli@zh", langs=["de"], limit=2, root=shared_data)}
+    assert [it.meta["sources"]["zh"] for it in items] == [zh[it.key] for it in items]
+    with pytest.raises(XtlError, match="xx"):
+        xtl.load_task("xnli", langs=["de"], limit=2, root=shared_data, source_langs=["xx"])
