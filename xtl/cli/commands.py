@@ -8,7 +8,7 @@ import re
 import sys
 from pathlib import Path
 
-from xtl.cli.checks import (absolute, check_context, check_layers, check_out_file, check_site, data_settings,
+from xtl.cli.checks import (absolute, check_context, check_layers, check_out_file, check_site, data_settings, depth,
                             langs_arg, longest_prompts, parse_layers, read_prompt)
 from xtl.errors import PromptError, XtlError
 from xtl.evaluation.groups import describe_grouping
@@ -53,12 +53,16 @@ def cmd_transplant(args) -> None:
         source, target = read_prompt(args.source_prompt), read_prompt(args.target_prompt)
     check_context(args.model, {"source prompt": source}, 0, args.chat)
     check_context(args.model, {"target prompt": target}, args.max_new_tokens, args.chat)
+    from xtl.patching.variants import check_alpha
+
+    check_alpha(args.alpha, args.extrapolate)
     model = _load(args)
     n = model.cfg.n_layers
     src = args.src_layer if args.src_layer is not None else n // 2
     tgt = args.tgt_layer if args.tgt_layer is not None else n // 6
     res = transplant(model, target, source, src, tgt, site=args.site,
-                     max_new_tokens=args.max_new_tokens, chat=args.chat)
+                     max_new_tokens=args.max_new_tokens, chat=args.chat, alpha=args.alpha, span=args.span,
+                     positions=args.positions, extrapolate=args.extrapolate)
     _print_result(res, args.json)
 
 
@@ -95,7 +99,8 @@ def cmd_sweep(args) -> None:
                        "target 0 (2N − 1 configurations); leave --src-layers and --tgt-layers out")
     check_layers(args.model, source_layers=srcs, target_layers=tgts)
     langs = langs_arg(args.langs)
-    items = load_task(args.data, langs=langs, limit=args.limit, root=args.data_root)
+    variant = _variant_kwargs(args)
+    items = load_task(args.data, langs=langs, limit=args.limit, root=args.data_root, source_langs=args.source_langs)
     if not items:
         raise XtlError(f"no items in {args.data} for languages {langs}; check --langs")
     if args.shard:
@@ -116,7 +121,7 @@ def cmd_sweep(args) -> None:
                        address=args.ray, workers=args.workers, site=args.site, src_layers=srcs,
                        tgt_layers=tgts, max_new_tokens=args.max_new_tokens, mode=args.mode,
                        batch_size=args.batch_size, candidates=args.candidates or (), chat=args.chat,
-                       settings=settings, grid=args.grid, screen=args.screen)
+                       settings=settings, grid=args.grid, screen=args.screen, **variant)
         print(f"{len(df)} rows in {args.out}")
         return
     model = _load(args)
@@ -125,8 +130,21 @@ def cmd_sweep(args) -> None:
     df = sweep(model, items, site=args.site, src_layers=srcs, tgt_layers=tgts,
                max_new_tokens=args.max_new_tokens, mode=args.mode, store=args.out,
                batch_size=args.batch_size, candidates=args.candidates or (), chat=args.chat,
-               settings=settings, grid=args.grid, screen=args.screen)
+               settings=settings, grid=args.grid, screen=args.screen, **variant)
     print(f"{len(df)} rows in {args.out}")
+
+
+def _variant_kwargs(args) -> dict:
+    """The sweep's transplant variant from its options, checked before anything loads."""
+    from xtl.engine.settings import SweepRequest
+
+    kw = dict(alpha=list(args.alpha), span=args.span, positions=args.positions,
+              source_langs=tuple(args.source_langs or ()), weights=args.weights, extrapolate=args.extrapolate)
+    SweepRequest(**kw)  # one clear line for bad values, before a model or the data loads
+    depth_ = depth(args.model)
+    if depth_ is not None and args.span > depth_:
+        raise XtlError(f"span {args.span} is longer than the model ({depth_} layers); use at most {depth_}")
+    return kw
 
 
 def _nothing_to_do(args, items, srcs, tgts, settings: dict) -> bool:
@@ -137,7 +155,7 @@ def _nothing_to_do(args, items, srcs, tgts, settings: dict) -> bool:
 
     request = SweepRequest(site=args.site, src_layers=srcs, tgt_layers=tgts, max_new_tokens=args.max_new_tokens,
                            mode=args.mode, candidates=tuple(args.candidates or ()), chat=args.chat,
-                           recorded=settings, grid=args.grid, screen=args.screen)
+                           recorded=settings, grid=args.grid, screen=args.screen, **_variant_kwargs(args))
     expected = known_settings(request, args.model, dtype=args.dtype, backend=getattr(args, "backend", None))
     return complete(args.out, expected, [it.key for it in items])
 

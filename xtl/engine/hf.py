@@ -30,6 +30,7 @@ from xtl.errors import XtlError
 from xtl.models.facts import facts_of
 from xtl.patching.ops import Next, write_site
 from xtl.patching.sites import Site
+from xtl.patching.variants import blend, span_writes
 
 __all__ = ["ATTENTION", "unsupported", "HFPrefix", "PrefixCache", "HFEngine"]
 
@@ -262,17 +263,14 @@ class HFEngine:
         return scan_logits(h, self.w_t, self.b_u, self.cap, cand_ids, divide=self.div, multiply=self.mul)
 
     def first_step(self, rows: Rows, tgt_layers: list[int], values: Tensor,
-                   cand_ids: list[int] | None = None) -> Next:
+                   cand_ids: list[int] | None = None, span: int = 1, alpha: float = 1.0) -> Next:
         """The last prompt token of rows transplanted at ``tgt_layers`` (sorted ascending), into
-        slot 0 of the first ``len(tgt_layers)`` rows."""
+        slot 0 of the first ``len(tgt_layers)`` rows (``span``, ``alpha``: see
+        :func:`xtl.engine.kernel.first_step`)."""
         site: Site = self.inp.site
         b = len(tgt_layers)
-        handles = []
-        start = 0
-        for layer in sorted(set(tgt_layers)):
-            stop = start + tgt_layers.count(layer)
-            handles.append(self._patch(layer, site, slice(start, stop), values[start:stop]))
-            start = stop
+        handles = [self._patch(layer, site, seg, vals, alpha)
+                   for layer, (seg, vals) in span_writes(tgt_layers, values, span).items()]
         try:
             tokens = self.inp.last_token.reshape(1).expand(b)
             h = self._hidden(tokens, rows, 0)
@@ -281,7 +279,7 @@ class HFEngine:
                 handle.remove()
         return self._scan(h, cand_ids if cand_ids is not None else [])
 
-    def _patch(self, layer: int, site: Site, seg: slice, vals: Tensor) -> Any:
+    def _patch(self, layer: int, site: Site, seg: slice, vals: Tensor, alpha: float = 1.0) -> Any:
         from xtl.models.bridge import hf_site
 
         path, side = hf_site(self.model, site.hook_name(layer))
@@ -290,13 +288,13 @@ class HFEngine:
             def pre(mod, args):  # noqa: ARG001
                 x = args[0]
                 shaped = x.reshape(*x.shape[:-1], -1, self.model.cfg.d_head)
-                out = write_site(shaped, vals, site.heads, seg).reshape(x.shape)
+                out = write_site(shaped, blend(shaped[seg, -1], vals, alpha), site.heads, seg).reshape(x.shape)
                 return (out, *args[1:])
             return module.register_forward_pre_hook(pre)
 
         def post(mod, args, out):  # noqa: ARG001
             t = out[0] if isinstance(out, tuple) else out
-            new = write_site(t, vals, None, seg)
+            new = write_site(t, blend(t[seg, -1], vals, alpha), None, seg)
             return (new, *out[1:]) if isinstance(out, tuple) else new
         return module.register_forward_hook(post)
 

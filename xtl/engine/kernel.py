@@ -30,6 +30,7 @@ from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
 from xtl.patching.decode import greedy_loop
 from xtl.patching.ops import Next, apply_softcap, decode_resid, write_site
+from xtl.patching.variants import blend, span_writes
 
 __all__ = ["unsupported", "Prefix", "Rows", "SitePatch", "prefix_from_cache", "decode_step", "decode_pick",
            "first_step", "vanilla_rows", "greedy", "greedy_rows", "Next", "scan_vocab", "scan_logits",
@@ -165,12 +166,16 @@ class SitePatch:
     rows: slice
     values: Tensor
     heads: tuple[int, ...] | None = None
+    alpha: float = 1.0  # blend: (1 - alpha) x + alpha values
 
     def apply(self, kind: str, x: Tensor, pos: int | None = -1) -> Tensor:
         """``x`` with the patch written when ``kind`` is this patch's site (else unchanged)."""
         if kind != self.kind or self.rows.start == self.rows.stop:
             return x
-        return write_site(x, self.values, self.heads if kind == "heads" else None, self.rows, pos)
+        values = self.values
+        if self.alpha != 1.0:
+            values = blend(x[self.rows] if pos is None else x[self.rows, pos], values, self.alpha)
+        return write_site(x, values, self.heads if kind == "heads" else None, self.rows, pos)
 
 
 def _block(model: Model, layer: int, x: Float[Tensor, "batch 1 d_model"], prefix: Prefix, rows: Rows,
@@ -311,25 +316,26 @@ def decode_pick(model: Model, prefix: Prefix, rows: Rows, tokens: Int[Tensor, "b
 
 def first_step(model: Model, prefix: Prefix, rows: Rows, resid_pre: list[Float[Tensor, "1 1 d_model"]],
                tgt_layers: list[int], kind: str, values: Tensor,
-               heads: tuple[int, ...] | None = None, cand_ids: list[int] | None = None) -> Next:
+               heads: tuple[int, ...] | None = None, cand_ids: list[int] | None = None,
+               span: int = 1, alpha: float = 1.0) -> Next:
     """Recompute the last prompt token of rows transplanted at ``tgt_layers`` (ascending).
 
     Row r joins at layer ``tgt_layers[r]`` with the vanilla ``resid_pre`` of that layer and has
-    its site replaced by ``values[r]`` there; below its layer its slot-0 K/V must already hold
-    the vanilla last token's (see :func:`vanilla_rows`).
+    its site replaced by ``values[r]`` there (with ``span`` > 1, ``values[r, m]`` at layer
+    ``tgt_layers[r] + m``; with ``alpha`` < 1, blended); below its layer its slot-0 K/V must
+    already hold the vanilla last token's (see :func:`vanilla_rows`).
     """
     if any(a > b for a, b in zip(tgt_layers, tgt_layers[1:])):
         raise ValueError("rows must be sorted by target layer")
+    writes = span_writes(tgt_layers, values, span)
     x = None
-    joined = 0
     for layer in range(tgt_layers[0], model.cfg.n_layers):
         new = sum(1 for j in tgt_layers if j == layer)
         if new:
             add = resid_pre[layer].expand(new, -1, -1)
             x = add if x is None else torch.cat([x, add], dim=0)
-        seg = slice(joined, joined + new)
-        x = _block(model, layer, x, prefix, rows, 0, SitePatch(kind, seg, values[seg], heads))
-        joined += new
+        seg, vals = writes.get(layer, (slice(0, 0), values[:0]))
+        x = _block(model, layer, x, prefix, rows, 0, SitePatch(kind, seg, vals, heads, alpha))
     return scan_vocab(model, x, cand_ids if cand_ids is not None else [])
 
 
@@ -394,11 +400,11 @@ class HookedEngine:
         return vanilla_rows(self.model, self.prefix, self.inp.vanilla, batch, capacity)
 
     def first_step(self, rows: Rows, tgt_layers: list[int], values: Tensor,
-                   cand_ids: list[int] | None = None) -> Next:
+                   cand_ids: list[int] | None = None, span: int = 1, alpha: float = 1.0) -> Next:
         """The last prompt token of rows transplanted at ``tgt_layers`` (see :func:`first_step`)."""
         inp = self.inp
         return first_step(self.model, self.prefix, rows, inp.resid_pre, tgt_layers, inp.site.target_kind,
-                          values, inp.site.heads, cand_ids)
+                          values, inp.site.heads, cand_ids, span, alpha)
 
     def greedy(self, rows: Rows, first: Next, max_new_tokens: int, stop_ids: set[int],
                steps: list[list[float]] | None = None, on_step: Callable[[int], None] | None = None

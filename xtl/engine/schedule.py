@@ -62,6 +62,26 @@ class ItemInputs:
     max_new_tokens: int
     generate: bool
     last_token: Tensor | None = None  # the target's last prompt token, for models that cannot start mid-model
+    span: int = 1  # layers i..i+span-1 into j..j+span-1
+    positions: int = 1  # src_acts is [layer, positions, ...] when > 1
+    tail: Any = None  # positions > 1: the cache of every target position before the patched ones
+    tail_tokens: Tensor | None = None  # positions > 1: the patched positions' tokens
+
+    def values(self, srcs: list[int]) -> Tensor:
+        """What the engines write for configurations from source layers ``srcs``: ``[rows, ...]``,
+        or ``[rows, span, ...]`` with a span (source layers ``i..i+span-1``)."""
+        if self.span == 1:
+            return self.src_acts[srcs]
+        idx = torch.tensor([[i + m for m in range(self.span)] for i in srcs], device=self.src_acts.device)
+        return self.src_acts[idx]
+
+    def hook_values(self, srcs: list[int]) -> Tensor:
+        """The same as ``[rows, span, positions, ...]``, what
+        :func:`xtl.patching.variants.variant_hooks` writes."""
+        v = self.values(srcs)
+        if self.span == 1:
+            v = v[:, None]
+        return v[:, :, None] if self.positions == 1 else v
 
     @property
     def engine(self) -> Any:
@@ -171,10 +191,10 @@ def decode_batches(own: list[Config], continuations: list[int], batch_size: int)
 
 
 def run_item(inp: ItemInputs, configs: list[Config], batch_size: int,
-             done: Callable[[int], None] = lambda k: None) -> dict[Config, ConfigResult]:
+             done: Callable[[int], None] = lambda k: None, alpha: float = 1.0) -> dict[Config, ConfigResult]:
     """Every configuration of one item, plus :data:`VANILLA`; ``done(k)`` reports progress in
     configurations (also within a batch, per decode step). ``configs`` must be sorted by
-    target layer (:func:`by_target`)."""
+    target layer (:func:`by_target`); ``alpha`` blends the source in (1: replace)."""
     model, eng, van = inp.model, inp.engine, inp.vanilla_first
     cap = max(1, inp.max_new_tokens) if inp.generate else 1
     stats: dict[Config, tuple[list[float], float, float]] = {
@@ -182,7 +202,11 @@ def run_item(inp: ItemInputs, configs: list[Config], batch_size: int,
     decoded: dict[Config, tuple[list[int], float, bool]] = {}
 
     def first_tokens(keys: list[Config], rows: fastpath.Rows) -> fastpath.Next:
-        nxt = eng.first_step(rows, [c.tgt for c in keys], inp.src_acts[[c.src for c in keys]], inp.cand_ids)
+        tgts, values = [c.tgt for c in keys], inp.values([c.src for c in keys])
+        if inp.span == 1 and alpha == 1.0:  # the paper's transplant
+            nxt = eng.first_step(rows, tgts, values, inp.cand_ids)
+        else:
+            nxt = eng.first_step(rows, tgts, values, inp.cand_ids, span=inp.span, alpha=alpha)
         for key, cand, ent, gap in zip(keys, nxt.cand_logprobs.tolist(), nxt.entropy.tolist(),
                                        nxt.margin.tolist()):
             stats[key] = (cand, ent, gap)

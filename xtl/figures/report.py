@@ -47,6 +47,9 @@ def build_report(df: pd.DataFrame, out: str | os.PathLike, title: str = "xtl swe
     from xtl.analysis.tables import paper_table
     from xtl.evaluation.evaluated import Run
 
+    variant_figs = _variant_figures(df, average)
+    if an.has_variants(df):  # the page's grid is one variant's: alpha 1 where swept (the paper's)
+        df = an.select_variant(df)
     g = an.grid(df, average=average)
     site = str(df["site"].iloc[0]) if "site" in df.columns else ""
     n_layers = g.n_layers or max(g.src_layers + g.tgt_layers) + 1
@@ -105,6 +108,7 @@ def build_report(df: pd.DataFrame, out: str | os.PathLike, title: str = "xtl swe
             *([("Upper bounds over layers", plots.upper_bound_curves(ub))]
               if np.isfinite(ub.source).any() or np.isfinite(ub.target).any() else []),
             ("Win / tie / lose", plots.wtl_bars({site or "site": wtl}))]
+    figs += variant_figs
     if len(set(g.langs)) > 1:
         figs += [("Mean gain by source layer", plots.lang_layer_heatmap(layer_gains(g, "source"))),
                  ("Mean gain by target layer", plots.lang_layer_heatmap(layer_gains(g, "target")))]
@@ -200,6 +204,25 @@ _EXPLORER_JS = """
   attach();
 })();
 """
+
+
+def _variant_figures(df: pd.DataFrame, average: str) -> list:
+    """Gain against alpha per site (a table with an alpha axis) and several sources against one
+    per language group (a table with several ``sources``), when the table has them."""
+    from xtl.analysis.variants import alpha_gains, source_gains
+    from xtl.figures.variants import alpha_curves, source_bars
+    from xtl.schema import with_defaults
+
+    df = with_defaults(df)
+    rest = df[~df["is_vanilla"]]
+    figs = []
+    if rest["alpha"].nunique() > 1:
+        figs.append(("Gain over vanilla against alpha", alpha_curves(alpha_gains(df, average))))
+    if rest["sources"].nunique() > 1 and "group" in df.columns:
+        alpha = 1.0 if (rest["alpha"] == 1.0).any() else float(rest["alpha"].max())
+        figs.append(("Several sources against one", source_bars(source_gains(
+            df[df["is_vanilla"] | (df["alpha"] == alpha)], average))))
+    return figs
 
 
 def _explorer_html(df: pd.DataFrame, div: str) -> str:
