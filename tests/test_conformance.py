@@ -43,31 +43,17 @@ HOOKED_CRASH = {"phi3.5-mini-instruct": "ValueError: model not found", "qwen3-8b
                 "bloomz-560m": "AttributeError: no intermediate_size", "pythia-160m": "AttributeError: no rms_norm_eps"}
 
 BUGS = {
-    "rope": "xtl bug: the hooked backend drops rope_scaling (llama3 factors here): log-probs off by ~5e-2",
-    "gemma4": "xtl bug: Gemma 4 does not load on the bridge: xtl.models.hfconfig.head_dim (from boot_bridge) reads "
-              "config.head_dim, which transformers refuses for per-layer head dims (AmbiguousGlobalPerLayerAttributeError); "
-              "behind it, K/V sharing (num_kv_shared_layers) in the fast engine",
-    "cohere": "bug (TransformerLens 3.9's bridge, not 4.3's; xtl serves it): Cohere on the bridge differs from "
-              "Hugging Face (first-token log-probs off by ~1e-1, tokens differ; xtl's plain view matches exactly)",
+    "cohere": "TransformerLens 3.9's bridge computes Cohere otherwise than Hugging Face (first-token log-probs "
+              "off by ~1e-1; 4.3's does not): xtl refuses it there in one line (xtl.models.bridge.BRIDGE_WRONG)",
     "stop": "xtl bug: stop tokens come from a hard-coded list, not generation_config.eos_token_id",
-    "lens-scale": "xtl bug: the lens ignores the logit scale (Granite logits_scaling, Cohere logit_scale)",
-    "mm-config": "xtl bug: a bridge sweep on Gemma3ForConditionalGeneration leaves "
-                 "text_config._attn_implementation = 'xtl_shared_prefix'",
-    "pad": "xtl bug: from_hf sets pad_token on the caller's tokenizer",
-    "cast": "xtl bug: from_hf(..., backend='bridge', dtype=...) casts the caller's model in place",
-    "bos": "xtl bug: the bridge sets bos_token (= eos) on the caller's tokenizer: xtl's _bridge_tokenizer is a "
-           "shallow copy that shares the special-token state",
     "olmo2-bf16": "bug (xtl on the bridge): OLMo 2 in bfloat16 fails in the bridge's attention: RuntimeError "
                   "'expected m1 and m2 to have the same dtype, float != BFloat16' (q/k norm output stays float32)",
     "alibi-cache": "TransformerLens 3's BLOOM attention keeps an ALiBi bias grown to the longest sequence seen, "
                    "so a prompt's logits move by ~1e-6 after longer ones (not bitwise; within the parity tolerance)",
-    "hooked-refusal": "xtl bug: backend='hooked' is accepted (TransformerLens 3 names the architecture) and then "
-                      "crashes instead of a one-line ModelSpecError",
 }
 
 #: (key, backend, check) -> bug; check "*" is every check of that model and backend.
 EXPECTED: dict[tuple[str, str, str], str] = {}
-EXPECTED[("gemma4", "bridge", "*")] = "gemma4"
 
 def _tl3() -> bool:
     from xtl.models.backends import hooked_available
@@ -75,8 +61,8 @@ def _tl3() -> bool:
     return hooked_available()
 
 
-for _c in ("transplant", "sweep") if _tl3() else ():
-    EXPECTED[("aya-expanse-8b", "bridge", _c)] = "cohere"
+if _tl3():
+    EXPECTED[("aya-expanse-8b", "bridge", "*")] = "cohere"
 EXPECTED[("olmo2-7b-instruct", "bridge", "bf16")] = "olmo2-bf16"
 EXPECTED[("bloomz-560m", "hooked", "unchanged")] = "alibi-cache"
 
@@ -392,3 +378,20 @@ def test_hooked_builds_or_refuses_in_one_line(key):
         xtl.from_hf(C.model(key), C.tokenizer(key), dtype="float32", device="cpu", backend="hooked")
     except XtlError:
         return
+
+
+def test_cohere_is_refused_where_the_bridge_computes_it_otherwise():
+    """TransformerLens 3.9's bridge gives other log-probs than Hugging Face on Cohere (4.3's does
+    not): refused there in one line that names the fix, loaded and exact on 4.x."""
+    import xtl
+    from xtl.errors import ModelSpecError
+
+    key = "aya-expanse-8b"
+    if _tl3():
+        with pytest.raises(ModelSpecError, match=r"transformer-lens>=4\.3"):
+            xtl.from_hf(C.model(key), C.tokenizer(key), dtype="float32", device="cpu", backend="bridge")
+    else:
+        model = xtl.from_hf(C.model(key), C.tokenizer(key), dtype="float32", device="cpu", backend="bridge")
+        ids = torch.tensor([_ids(key, TARGET)])
+        with torch.no_grad():
+            torch.testing.assert_close(model(ids)[0, -1], C.model(key)(ids).logits[0, -1], atol=1e-4, rtol=0)

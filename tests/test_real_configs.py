@@ -141,6 +141,10 @@ def test_the_lens_last_layer_is_the_models_output_with_its_logit_scale(arch):
         cfg.architectures = ["CohereForCausalLM"]
         torch.manual_seed(0)
         hf = tf.CohereForCausalLM(cfg).double().eval()
+        from xtl.models.bridge import bridge_refusal
+
+        if bridge_refusal("CohereForCausalLM"):
+            pytest.skip("TransformerLens 3.9's bridge refuses Cohere (test_conformance checks the refusal)")
     model = xtl.from_hf(hf, byte_tokenizer(), dtype="float64", device="cpu", backend="bridge")
     ids = torch.tensor([byte_tokenizer()(PROMPTS["en"])["input_ids"]])
     grab = {}

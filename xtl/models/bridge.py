@@ -292,6 +292,23 @@ def _no_processor() -> Iterator[None]:
             AutoProcessor.from_pretrained = original
 
 
+#: Architectures a TransformerLens major version's bridge computes otherwise than Hugging Face,
+#: with the version that fixes them (found by tests/test_conformance.py).
+BRIDGE_WRONG = {("CohereForCausalLM", 3): "4.3"}
+
+
+def bridge_refusal(arch: str) -> str | None:
+    """Why this TransformerLens' bridge must not wrap ``arch`` (it would compute other numbers), or None."""
+    import importlib.metadata
+
+    version = importlib.metadata.version("transformer-lens")
+    fixed = BRIDGE_WRONG.get((arch, int(version.split(".")[0])))
+    if fixed is None:
+        return None
+    return (f"TransformerLens {version}'s bridge computes {arch}'s attention otherwise than Hugging Face "
+            f"(its interleaved rotary embedding; fixed in {fixed}): pip install 'transformer-lens>={fixed},<5'")
+
+
 def boot_bridge(hf_model: Any, tokenizer: Any, dtype: torch.dtype, device: str, n_ctx: int, name: str) -> BridgeModel:
     """Wrap a loaded Hugging Face causal LM in TransformerLens' bridge as a :class:`BridgeModel`."""
     try:
@@ -300,6 +317,8 @@ def boot_bridge(hf_model: Any, tokenizer: Any, dtype: torch.dtype, device: str, 
         raise ModelSpecError("the bridge backend needs transformer-lens>=3.9: pip install 'transformer-lens>=3.9,<5'") from exc
     hf_config = _text_config(hf_model.config)
     arch = (getattr(hf_model.config, "architectures", None) or [type(hf_model).__name__])[0]
+    if (why := bridge_refusal(arch)):
+        raise ModelSpecError(why)
     from xtl.models.views import detached
 
     hf_model = detached(hf_model, dtype, device).eval()  # the bridge restructures this view, not the caller's model
