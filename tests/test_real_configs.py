@@ -18,6 +18,10 @@ from xtl.errors import ModelSpecError, XtlError
 PAIR = [xtl.Pair(PROMPTS["zh"], PROMPTS["en"], "p0")]
 
 
+from xtl.models.backends import hooked_available  # noqa: E402
+
+needs_hooked = pytest.mark.skipif(not hooked_available(), reason="TransformerLens 4: no HookedTransformer")
+
 def _gemma3_multimodal(seed: int = 0):
     """A tiny Gemma3ForConditionalGeneration (Gemma 3 4B/12B/27B's class): text and vision sub-configs."""
     text = dict(vocab_size=259, hidden_size=32, intermediate_size=64, num_hidden_layers=4, num_attention_heads=4,
@@ -56,6 +60,7 @@ def test_a_sweep_leaves_a_multimodal_bridge_model_as_it_was():
     assert first["token_ids"].tolist() == slow["token_ids"].tolist()
 
 
+@needs_hooked
 @pytest.mark.parametrize("rope", [
     {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
      "original_max_position_embeddings": 16, "rope_theta": 500000.0},
@@ -76,6 +81,7 @@ def test_hooked_llama_keeps_rope_scaling(rope):
     assert ((model(ids) - ref).abs().max() / ref.abs().max()) < 1e-6
 
 
+@needs_hooked
 def test_a_rope_scaling_hooked_does_not_compute_goes_to_the_bridge():
     cfg = tf.Phi3Config(vocab_size=259, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                         num_attention_heads=4, max_position_embeddings=256, original_max_position_embeddings=64,
@@ -174,7 +180,7 @@ def test_the_engine_refuses_by_config_not_by_source_text():
     assert "not in the engine's table" in _feature_refusal(SimpleNamespace(model_type="gemma4_text"))
 
 
-@pytest.mark.parametrize("backend", ["hooked", "bridge"])
+@pytest.mark.parametrize("backend", [pytest.param("hooked", marks=needs_hooked), "bridge"])
 def test_the_callers_model_and_tokenizer_are_left_as_they_were(backend):
     """A bfloat16 model asked for in float32, a tokenizer without a pad token: after loading and
     a sweep, the caller's weights, dtype, config, modules, hooks and tokenizer are unchanged."""
@@ -266,6 +272,7 @@ def _chained(cause: BaseException, exc: BaseException) -> BaseException:
     return exc
 
 
+@needs_hooked
 @pytest.mark.parametrize("name", ["neox", "phi3"])
 def test_hooked_builds_transformerlens_architectures_from_a_folder(tmp_path, name):
     """``--backend hooked`` on a GPT-NeoX or Phi-3 folder builds them (it used to end in

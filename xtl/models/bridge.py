@@ -124,6 +124,9 @@ class BridgeModel:
         self.tokenizer = tokenizer
         self.cfg = cfg
         self._cache_kw = _cache_keyword(self.hf)
+        # The bridge's hook points are module state: a pass in one thread would fire hooks another
+        # thread added. Hook contexts and passes hold this lock (re-entrant: a pass inside hooks).
+        self._lock = threading.RLock()
         self.ln_final = _final_norm(self.hf, bridge)
         text = getattr(self.hf.config, "get_text_config", lambda: self.hf.config)()
         # Gemma 4 drops every position but the kept logits' before its K/V-sharing layers when
@@ -144,7 +147,7 @@ class BridgeModel:
     @contextmanager
     def hooks(self, fwd_hooks: Sequence = ()) -> Iterator[None]:
         """Forward hooks ``[(hook_name, fn(act, hook))]`` for the duration of the block."""
-        with self.bridge.hooks(fwd_hooks=list(fwd_hooks)):
+        with self._lock, self.bridge.hooks(fwd_hooks=list(fwd_hooks)):
             yield
 
     def __call__(self, tokens: Int[Tensor, "batch pos"], past_kv_cache: Any = None,
@@ -157,16 +160,18 @@ class BridgeModel:
         kwargs: dict[str, Any] = {"use_cache": past_kv_cache is not None, "logits_to_keep": keep}
         if past_kv_cache is not None:
             kwargs[self._cache_kw] = past_kv_cache
-        if past_kv_cache is not None and self._cache_kw == "cache":
-            with _cache_to_bridge_attention(self.bridge):
+        with self._lock:
+            if past_kv_cache is not None and self._cache_kw == "cache":
+                with _cache_to_bridge_attention(self.bridge):
+                    out = self.hf(input_ids=tokens.to(self.cfg.device), **kwargs)
+            else:
                 out = self.hf(input_ids=tokens.to(self.cfg.device), **kwargs)
-        else:
-            out = self.hf(input_ids=tokens.to(self.cfg.device), **kwargs)
         return out.logits if return_type else None
 
     def run_with_cache(self, tokens: Int[Tensor, "batch pos"], **kwargs: Any) -> tuple[Tensor, Any]:
         """TransformerLens' ``run_with_cache`` on the bridge: (logits, activations by hook name)."""
-        return self.bridge.run_with_cache(tokens.to(self.cfg.device), **kwargs)
+        with self._lock:
+            return self.bridge.run_with_cache(tokens.to(self.cfg.device), **kwargs)
 
     def eval(self) -> "BridgeModel":
         self.hf.eval()
