@@ -39,7 +39,6 @@ def _print_result(res, as_json: bool) -> None:
 
 
 def cmd_transplant(args) -> None:
-    from xtl.patching.single import transplant
     from xtl.tasks.registry import builtin_pair
 
     check_site(args.site, args.model)
@@ -56,6 +55,8 @@ def cmd_transplant(args) -> None:
     from xtl.patching.variants import check_alpha
 
     check_alpha(args.alpha, args.extrapolate)
+    from xtl.patching.single import transplant  # torch and TransformerLens: only once the checks pass
+
     model = _load(args)
     n = model.cfg.n_layers
     src = args.src_layer if args.src_layer is not None else n // 2
