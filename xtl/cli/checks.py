@@ -106,7 +106,8 @@ def _cached_hub_config(name: str) -> Path | None:
 
 
 def depth(spec: str | None) -> int | None:
-    """The model's number of layers when it can be read without loading it (demo, local folder)."""
+    """The model's number of layers when it can be read without loading it (demo, local folder,
+    a hub model already in the Hugging Face cache)."""
     return _config_value(spec, "num_hidden_layers", DEMO_LAYERS)
 
 
