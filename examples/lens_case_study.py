@@ -1,4 +1,8 @@
-"""Logit lens of the built-in pair, vanilla vs transplanted, and which configurations answer right."""
+"""Logit lens of the built-in pair, vanilla vs transplanted, and which configurations answer right.
+
+The case study sweeps all 324 configurations of the demo model (6 new tokens each). Measured
+(model already converted, loading included): 266 s on a shared 2-core CPU with a load average of 4.5.
+"""
 
 import xtl
 from xtl.figures.plots import save

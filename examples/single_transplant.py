@@ -1,4 +1,8 @@
-"""Transplant the built-in Chinese prompt's MLP output into the English prompt, on the demo model."""
+"""Transplant the built-in Chinese prompt's MLP output into the English prompt, on the demo model.
+
+Measured (the demo model already converted, loading included): 66 s and 96 s in two runs on a shared
+2-core CPU with a load average of 3 and 5.5 (other jobs holding the cores).
+"""
 
 import xtl
 

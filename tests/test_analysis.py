@@ -100,6 +100,26 @@ def test_bounds_need_the_grid_they_are_defined_on(g):
     assert an.headline(an.grid(df[(df.src_layer == 2) | df.is_vanilla]), "attn")["bound_reasons"].keys() == {"target_first", "oracle"}
 
 
+def test_a_bound_that_cannot_be_computed_says_why_where_it_is_shown(g):
+    """Issue 38 §4: the README's ``print(upper_bounds(...).oracle)`` printed a bare ``nan``."""
+    import json
+    import pickle
+
+    df = table(C, VAN, LANGS)
+    last = an.upper_bounds(an.grid(df[(df.src_layer == 2) | df.is_vanilla]))
+    oracle = last.oracle
+    assert isinstance(oracle, float) and np.isnan(oracle) and np.isnan(oracle + 1)
+    assert str(oracle) == repr(oracle) == f"nan (not computable on this grid: {last.reasons['oracle']})"
+    assert "the N² oracle needs the full 3 × 3 grid" in f"{oracle}" and f"{oracle:.1f}" == "nan"
+    assert np.isnan(pickle.loads(pickle.dumps(oracle))) and json.dumps(oracle) == "NaN"
+    text = str(last)
+    assert "SourceLast (eq. 4)  : 50.0%" in text
+    assert "TargetFirst (eq. 5) : not computable on this grid: TargetFirst (eq. 5) needs target layer 0" in text
+    assert "N² oracle" in text and "nan" not in text
+    full = an.upper_bounds(g)
+    assert type(full.oracle) is float and "not computable" not in str(full)
+
+
 def test_the_cross_sweep_gives_both_end_point_bounds():
     """The 2N − 1 configurations of a cross sweep (last source × every target, every source ×
     target 0) give the same SourceLast and TargetFirst as the full grid; the oracle needs more."""

@@ -300,6 +300,40 @@ def test_layers_checked_against_the_config_before_loading(tmp_path, task):
     assert not (tmp_path / "o").exists()                  # nothing was written either
 
 
+_REFUSED_LIGHT = """
+import sys
+from xtl.cli import main
+code = main(sys.argv[1:])
+print(code, sorted(m for m in ("torch", "transformer_lens") if m in sys.modules))
+"""
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--src-layer", "99"], "source layer 99 out of range"),
+    (["--site", "foo"], "unknown site 'foo'"),
+])
+def test_transplant_refuses_bad_layers_and_sites_before_importing_the_model_stack(args, message):
+    """Issue 38 §4: ``xtl transplant --src-layer 99`` was refused only after torch, TransformerLens
+    and the model had loaded; now from the config alone, as ``xtl sweep`` does."""
+    proc = subprocess.run([sys.executable, "-c", _REFUSED_LIGHT, "transplant", "--model", "gemma-3-270m-q4km", *args],
+                          capture_output=True, text=True, timeout=120, env={**os.environ})
+    assert message in proc.stderr and proc.stdout.split() == ["2", "[]"], (proc.stdout, proc.stderr[-2000:])
+
+
+def test_layers_checked_against_a_cached_hub_config(tmp_path):
+    """A hub model already in the Hugging Face cache is checked from its cached config.json."""
+    snapshot = tmp_path / "hub" / "models--someone--tiny" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text(json.dumps({"num_hidden_layers": 3}))
+    (tmp_path / "hub" / "models--someone--tiny" / "refs").mkdir()
+    (tmp_path / "hub" / "models--someone--tiny" / "refs" / "main").write_text("0" * 40)
+    proc = subprocess.run([sys.executable, "-c", _REFUSED_LIGHT, "transplant", "--model", "someone/tiny",
+                           "--tgt-layer", "7"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"})
+    assert "target layer 7 out of range; someone/tiny has layers 0..2" in proc.stderr, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["2", "[]"]
+
+
 def test_messages_point_the_right_way(tmp_path, tiny_models, prompts):
     """A garbage .gguf is not blamed on a missing package; a too-long source prompt is named."""
     from xtl.errors import PromptError

@@ -67,6 +67,29 @@ def test_lens_cli(tmp_path, tiny_folder, capsys):
                  "--source", str(tmp_path / "s.txt")]) == 2
 
 
+def test_lens_cli_fits_the_terminal_and_names_its_run(tmp_path, tiny_folder, capsys, monkeypatch):
+    """Issue 38 §4: ``xtl lens`` printed ~380 columns and did not say which run was transplanted."""
+    (tmp_path / "s.txt").write_text(PROMPTS["zh"], encoding="utf-8")
+    (tmp_path / "t.txt").write_text(PROMPTS["en"], encoding="utf-8")
+    monkeypatch.setenv("COLUMNS", "60")
+    base = ["lens", "--model", str(tiny_folder), "--prompt", str(tmp_path / "t.txt"), "--positions", "generated",
+            "--max-new-tokens", "8"]
+    assert main([*base, "--source", str(tmp_path / "s.txt"), "--src-layer", "2", "--tgt-layer", "0"]) == 0
+    lines = [l for l in capsys.readouterr().out.splitlines() if not l.startswith("Moving model")]
+    assert "transplanted: mlp of" in lines[0] and "source layer 2 -> target layer 0" in lines[0]
+    table = [l for l in lines if l.lstrip().startswith("L") or l.startswith(" " * 9)]
+    assert table and max(map(len, table)) <= 60, lines
+    assert any(l.startswith("… ") and "more positions not shown" in l for l in lines)
+    assert any("every position: add --out" in l for l in lines)
+    assert any(l.startswith("response (transplanted): ") for l in lines)
+    out = tmp_path / "lens.html"
+    monkeypatch.setenv("COLUMNS", "1000")
+    assert main([*base, "--out", str(out)]) == 0
+    lines = [l for l in capsys.readouterr().out.splitlines() if not l.startswith("Moving model")]
+    assert lines[0].endswith("vanilla: no transplant") and not any(l.startswith("… ") for l in lines)
+    assert any(l.startswith("response (vanilla): ") for l in lines) and out.exists()
+
+
 def test_a_complete_store_answers_without_loading_the_model(tmp_path, tiny_folder, capsys, monkeypatch):
     """Issue 20, point 6: `xtl sweep` into a finished store says so at once."""
     import pytest

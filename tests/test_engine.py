@@ -28,6 +28,15 @@ def test_full_grid_token_identical_to_transplant(tiny_models, site):
     assert_sweep_equals_transplant(model, df, site, MAX_NEW)
 
 
+def test_the_progress_bar_counts_what_it_says(tiny_models, capsys):
+    """Issue 38 §4: the demo's bar counted 325 "cfg" for 324 configurations (vanilla is a run too)."""
+    _, model = tiny_models["gemma3"]
+    sweep(model, PAIRS, site="mlp", src_layers=[0, 1], tgt_layers=[0], max_new_tokens=1, progress=True)
+    final = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
+    assert "sweep mlp: 2 configurations + vanilla per item, 2/2 items done" in final, final
+    assert "6/6 [" in final and "run/s" in final, final
+
+
 @pytest.mark.parametrize("fast", FAST)
 def test_first_token_logprobs_equal_transplant(tiny_models, fast):
     """TransformerLens path at batch 1: bitwise; shared-prefix path (float64 statistics) to the
@@ -176,7 +185,7 @@ def test_progress_moves_within_an_item(tiny_models, monkeypatch):
     n = model.cfg.n_layers
     assert sum(updates) == 2 * (n * n + 1)
     assert len(updates) >= 2 * 4          # several updates per item, not one
-    assert descs == ["sweep mlp (0/2 items done)", "sweep mlp (1/2 items done)", "sweep mlp (2/2 items done)"]
+    assert descs == [f"sweep mlp: {n * n} configurations + vanilla per item, {k}/2 items done" for k in range(3)]
 
 
 def test_items_without_ids_never_share_a_key(tiny_models, tmp_path):

@@ -49,6 +49,32 @@ def test_committed_notebooks_show_their_figures_without_a_kernel(name):
     assert path.stat().st_size < 1_000_000
 
 
+def test_a_failed_static_image_keeps_the_figure_and_warns_once(monkeypatch):
+    """kaleido failing at display time (``JavascriptError: kaleido_scopes is not defined`` on a
+    busy machine) must not end a notebook: the figure keeps its HTML, one warning says why."""
+    import warnings
+
+    import plotly.graph_objects as go
+    import plotly.io as pio
+    import plotly.io._base_renderers as base
+
+    from xtl.figures import use_in_notebook
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("JavascriptError: kaleido_scopes is not defined")
+
+    monkeypatch.setattr(pio.renderers, "default", pio.renderers.default)
+    monkeypatch.setattr(base, "to_image", broken)
+    spec = use_in_notebook(static=True)
+    fig = go.Figure(go.Bar(y=[1, 2]))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bundles = [pio.renderers._build_mime_bundle(fig.to_dict(), renderers_string=spec) for _ in range(3)]
+    for bundle in bundles:
+        assert "Plotly.newPlot" in bundle["text/html"] and "image/png" not in bundle
+    assert len([w for w in caught if "without its static PNG" in str(w.message)]) == 1
+
+
 @pytest.mark.demo
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_executes(name, demo_model, tmp_path, monkeypatch):

@@ -16,6 +16,7 @@ _EXPORTS = {
     "layerwise_gain": "xtl.analysis.accuracy",
     "win_tie_lose": "xtl.analysis.accuracy",
     "Bounds": "xtl.analysis.bounds",
+    "NotComputable": "xtl.analysis.bounds",
     "bound_by_group": "xtl.analysis.bounds",
     "format_bound": "xtl.analysis.bounds",
     "group_order": "xtl.analysis.bounds",
@@ -49,6 +50,6 @@ _EXPORTS = {
     "screen_panels": "xtl.analysis.screened",
 }
 
-__all__ = ["AVERAGES", "Grid", "grid", "dense", "dense_array", "layers_text", "accuracy_table", "format_bound", "WinTieLose", "win_tie_lose", "gain_matrix", "layerwise_gain", "Bounds", "upper_bounds", "bound_by_group", "group_order", "coarse_config", "config_accuracy", "entropy_select", "HeldOut", "held_out", "bootstrap_ci", "mcnemar", "adjust_pvalues", "mcnemar_grid", "Headline", "headline", "margin_changes", "screen_quality", "screen_panels", "VariantKey", "variant_frames", "select_variant", "has_variants", "AlphaGains", "alpha_gains", "SourceGains", "source_gains"]
+__all__ = ["AVERAGES", "Grid", "grid", "dense", "dense_array", "layers_text", "accuracy_table", "format_bound", "WinTieLose", "win_tie_lose", "gain_matrix", "layerwise_gain", "Bounds", "NotComputable", "upper_bounds", "bound_by_group", "group_order", "coarse_config", "config_accuracy", "entropy_select", "HeldOut", "held_out", "bootstrap_ci", "mcnemar", "adjust_pvalues", "mcnemar_grid", "Headline", "headline", "margin_changes", "screen_quality", "screen_panels", "VariantKey", "variant_frames", "select_variant", "has_variants", "AlphaGains", "alpha_gains", "SourceGains", "source_gains"]
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

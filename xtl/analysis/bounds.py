@@ -12,7 +12,30 @@ from jaxtyping import Float
 from xtl.analysis.grids import Grid
 from xtl.analysis.records import _Record
 
-__all__ = ["Bounds", "upper_bounds", "format_bound", "bound_by_group", "group_order"]
+__all__ = ["Bounds", "NotComputable", "upper_bounds", "format_bound", "bound_by_group", "group_order"]
+
+
+class NotComputable(float):
+    """A bound this grid cannot give: NaN in every computation, and its reason where it is shown
+    (``print(upper_bounds(g).oracle)`` reads ``nan (not computable on this grid: ...)``)."""
+
+    reason: str
+
+    def __new__(cls, reason: str) -> NotComputable:
+        value = super().__new__(cls, math.nan)
+        value.reason = reason
+        return value
+
+    def __repr__(self) -> str:
+        return f"nan (not computable on this grid: {self.reason})"
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return format(float(self), spec) if spec else repr(self)
+
+    def __reduce__(self):
+        return (NotComputable, (self.reason,))
 
 
 def _bound_reasons(g: Grid) -> dict[str, str]:
@@ -59,6 +82,13 @@ class Bounds(_Record):
     reasons: dict[str, str]
     grid: str
 
+    def __str__(self) -> str:
+        lines = [f"upper bounds on {self.grid}: vanilla {self.vanilla:.1f}%"]
+        for label, name in (("SourceLast (eq. 4)", "source_last"), ("TargetFirst (eq. 5)", "target_first"),
+                            ("N² oracle", "oracle")):
+            lines.append(f"  {label:<20}: {format_bound(getattr(self, name), name, self)}")
+        return "\n".join(lines)
+
 
 def upper_bounds(g: Grid) -> Bounds:
     """Instance-aware upper bounds, equations (4) and (5), and the full N^2 oracle, in percent.
@@ -77,9 +107,11 @@ def upper_bounds(g: Grid) -> Bounds:
     full_src = n is not None and g.src_layers == list(range(n))
     source = np.where(full_tgt & ~missing.any(axis=1), 100 * g.mean(c.max(axis=2)), np.nan)
     target = np.where(full_src & ~missing.any(axis=0), 100 * g.mean(c.max(axis=1)), np.nan)
-    source_last = float(source[g.src_layers.index(n - 1)]) if "source_last" not in reasons else math.nan
-    target_first = float(target[g.tgt_layers.index(0)]) if "target_first" not in reasons else math.nan
-    oracle = 100 * float(g.mean(c.max(axis=(1, 2)))) if "oracle" not in reasons else math.nan
+    source_last = (float(source[g.src_layers.index(n - 1)]) if "source_last" not in reasons
+                   else NotComputable(reasons["source_last"]))
+    target_first = (float(target[g.tgt_layers.index(0)]) if "target_first" not in reasons
+                    else NotComputable(reasons["target_first"]))
+    oracle = 100 * float(g.mean(c.max(axis=(1, 2)))) if "oracle" not in reasons else NotComputable(reasons["oracle"])
     return Bounds(source, target, source_last, target_first, oracle, 100 * g.vanilla_accuracy,
                   g.src_layers, g.tgt_layers, reasons, g.describe())
 
@@ -87,7 +119,8 @@ def upper_bounds(g: Grid) -> Bounds:
 def format_bound(value: float, name: str, bounds: Bounds) -> str:
     """``61.2%``, or ``not computable on this grid: <reason>`` for a NaN bound."""
     if math.isnan(value):
-        return f"not computable on this grid: {bounds.reasons.get(name, 'no items')}"
+        reason = getattr(value, "reason", None) or bounds.reasons.get(name, "no items")
+        return f"not computable on this grid: {reason}"
     return f"{value:.1f}%"
 
 

@@ -82,6 +82,8 @@ def _config_value(spec: str | None, key: str, demo: int) -> int | None:
     if spec in (DEMO_MODEL, *DEMO_ALIASES):
         return demo
     config = Path(str(spec)).expanduser() / "config.json"
+    if not config.is_file():
+        config = _cached_hub_config(str(spec)) or config
     try:
         data = json.loads(config.read_text(encoding="utf-8"))
         data = data if key in data else data.get("text_config", {})
@@ -90,8 +92,22 @@ def _config_value(spec: str | None, key: str, demo: int) -> int | None:
         return None  # known only after loading; the library checks then
 
 
+def _cached_hub_config(name: str) -> Path | None:
+    """A hub model's ``config.json`` from the local Hugging Face cache (no download), if there."""
+    if name.count("/") != 1 or name.startswith((".", "/", "~")):
+        return None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(name, "config.json")
+    except Exception:  # noqa: BLE001 - not a repo id, no cache: known only after loading
+        return None
+    return Path(found) if isinstance(found, str) else None
+
+
 def depth(spec: str | None) -> int | None:
-    """The model's number of layers when it can be read without loading it (demo, local folder)."""
+    """The model's number of layers when it can be read without loading it (demo, local folder,
+    a hub model already in the Hugging Face cache)."""
     return _config_value(spec, "num_hidden_layers", DEMO_LAYERS)
 
 

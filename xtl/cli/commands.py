@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -39,7 +40,6 @@ def _print_result(res, as_json: bool) -> None:
 
 
 def cmd_transplant(args) -> None:
-    from xtl.patching.single import transplant
     from xtl.tasks.registry import builtin_pair
 
     check_site(args.site, args.model)
@@ -56,6 +56,8 @@ def cmd_transplant(args) -> None:
     from xtl.patching.variants import check_alpha
 
     check_alpha(args.alpha, args.extrapolate)
+    from xtl.patching.single import transplant  # torch and TransformerLens: only once the checks pass
+
     model = _load(args)
     n = model.cfg.n_layers
     src = args.src_layer if args.src_layer is not None else n // 2
@@ -310,12 +312,19 @@ def cmd_lens(args) -> None:
     patch = Patch(source, args.src_layer, args.tgt_layer, args.site) if source else None
     res = lens(model, prompt, patch, positions=args.positions, k=args.k, track=args.track or (),
                sublayers=args.sublayers, max_new_tokens=args.max_new_tokens, chat=args.chat)
-    res.title = "Logit lens" + (f" — transplanted {args.site} {args.src_layer}→{args.tgt_layer}" if patch else "")
-    print(res.table())
+    res.title = "Logit lens — " + (f"transplanted {args.site} {args.src_layer}→{args.tgt_layer}" if patch else "vanilla")
+    run = (f"transplanted: {args.site} of {args.source} at source layer {args.src_layer} -> target layer "
+           f"{args.tgt_layer}" if patch else "vanilla: no transplant")
+    print(f"logit lens of {args.prompt}, {run}")
+    table = res.table(max_width=shutil.get_terminal_size().columns)
+    print(table)
+    path = save(res.figure(args.track[0] if args.track else None), args.out) if args.out else None
+    if table.rsplit("\n", 1)[-1].startswith("… "):  # the terminal is too narrow for every position
+        print(f"  every position: {path}" if path else "  every position: add --out lens.html (the figure)")
     if res.response:
-        print(f"response: {res.response!r}")
-    if args.out:
-        print(f"figure written to {save(res.figure(args.track[0] if args.track else None), args.out)}")
+        print(f"response ({'transplanted' if patch else 'vanilla'}): {res.response!r}")
+    if path:
+        print(f"figure written to {path}")
 
 
 def cmd_select(args) -> None:

@@ -294,13 +294,18 @@ def run_sweep(model: Model, items: list[Item], settings: SweepSettings,
     per_item = settings.configs_per_item
     all_rows: list[dict] = []
     finished, computed = len(items) - len(todo), 0
-    bar = tqdm(total=len(todo) * per_item, unit="cfg", disable=not options.progress,
-               desc=f"sweep {settings.site} ({finished}/{len(items)} items done)")
+    # the bar counts runs: each item's configurations and its vanilla run, and says so
+    what = f"{per_item - 1} configuration{'s' * (per_item != 2)} + vanilla"
+
+    def label() -> str:
+        return f"sweep {settings.site}: {what} per item, {finished}/{len(items)} items done"
+
+    bar = tqdm(total=len(todo) * per_item, unit="run", disable=not options.progress, desc=label())
 
     def advance(step: int) -> None:
         nonlocal finished
         finished += step
-        bar.set_description(f"sweep {settings.site} ({finished}/{len(items)} items done)")
+        bar.set_description(label())
 
     def skip(it: Item) -> None:  # done by another process
         bar.update(per_item)

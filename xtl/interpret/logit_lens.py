@@ -73,14 +73,27 @@ class LensResult:
                                 "prob": float(self.top_probs[r, p, k])})
         return pd.DataFrame(out)
 
-    def table(self, width: int = 10) -> str:
-        """Compact terminal table: one line per stream, the top token and its probability per position."""
-        head = f"{'':>8} " + " ".join(f"{lab[:width]:>{width + 5}}" for lab in self.labels)
+    def table(self, width: int = 10, *, max_width: int | None = None) -> str:
+        """Compact terminal table: one line per stream, the top token and its probability per position.
+
+        Args:
+            width: characters kept of each token.
+            max_width: the widest line allowed (a terminal's columns): the positions that fit are
+                shown and a last line says how many were left out (``None``: all of them).
+        """
+        cell = width + 6  # the token, its probability and a space
+        shown = len(self.positions)
+        if max_width is not None:
+            shown = max(1, min(shown, (max_width - 9) // cell))
+        head = f"{'':>8} " + " ".join(f"{lab[:width]:>{width + 5}}" for lab in self.labels[:shown])
         lines = [head]
         for r, name in enumerate(self.rows):
             cells = [f"{self.top_text[r, p, 0][:width]:>{width}} {self.top_probs[r, p, 0]:.2f}"
-                     for p in range(len(self.positions))]
+                     for p in range(shown)]
             lines.append(f"{name:>8} " + " ".join(cells))
+        if shown < len(self.positions):
+            rest = len(self.positions) - shown
+            lines.append(f"… {rest} more position{'s' * (rest != 1)} not shown (first {shown} of {len(self.positions)})")
         return "\n".join(lines)
 
     def figure(self, track: str | None = None):
