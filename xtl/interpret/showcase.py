@@ -202,6 +202,13 @@ def demo(model: Model, pair: dict[str, Any] | None = None, site: str = "mlp", ma
     pair = pair or builtin_pair()
     labels = sorted(pair.get("options", {})) or None
     cands = pair.get("candidates") if labels and len(pair.get("candidates") or ()) == len(labels) else None
+    if cands is not None:
+        from xtl.engine.settings import candidate_token_ids
+
+        try:
+            candidate_token_ids(model, cands)
+        except XtlError:  # a tokenizer that splits " A" into " " + "A": the bare labels
+            cands = None
     case = case_study(model, pair["source"], pair["target"], pair["gold"], site=site, labels=labels,
                       max_new_tokens=max_new_tokens, chat=chat, progress=progress, mode=mode, candidates=cands)
     steps = min(max_new_tokens, LENS_STEPS)
