@@ -17,7 +17,8 @@ RANK = {"_lazy": 0, "errors": 0, "options": 0, "hashing": 0, "schema": 0,
         "models": 1, "patching": 2, "tasks": 2, "engine": 3, "evaluation": 4, "analysis": 5,
         "interpret": 5, "training": 5, "strategies": 5, "figures": 6, "cli": 7}
 #: Conveniences that draw a result on request: the only upward imports, inside the method.
-DRAW_ON_REQUEST = {("interpret.logit_lens", "figure"), ("interpret.case", "figure"), ("interpret.showcase", "figures")}
+DRAW_ON_REQUEST = {("interpret.logit_lens", "figure"), ("interpret.case", "figure"), ("interpret.showcase", "figures"),
+                   ("engine.screening", "figure"), ("interpret.languages", "figure")}
 
 
 def modules():

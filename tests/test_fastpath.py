@@ -205,3 +205,31 @@ def test_batches_of_an_item_plan():
     batches = schedule.decode_batches(own, [17, 5], batch_size=5)
     assert [b.size for b in batches] == [5, 5, 4]
     assert [c for b in batches for c in b.configs] == own and batches[-1].continuations == [17, 5]
+
+
+def test_the_gpu_budget_counts_the_key_value_buffers_the_engine_allocates(tiny_models, monkeypatch):
+    """:func:`schedule.row_bytes` counts each row's key/value suffix twice (a stopped row's
+    ``select`` copies every buffer before the old one is freed): measured on the engine's own
+    allocations during a sweep, the K/V term equals what it allocates per row."""
+    from xtl.engine import kernel, schedule
+
+    _, model = tiny_models["llama"]
+    seen: list[tuple[int, int]] = []
+    original = kernel.Rows.empty.__func__
+
+    def empty(cls, prefix, batch, capacity):
+        rows = original(cls, prefix, batch, capacity)
+        seen.append((batch, sum(t.nbytes for t in rows.keys + rows.values)))
+        return rows
+
+    monkeypatch.setattr(kernel.Rows, "empty", classmethod(empty))
+    max_new = 6
+    sweep(model, [Pair(PROMPTS["zh"], PROMPTS["en"], "p")], site="mlp", max_new_tokens=max_new, progress=False, fast=True)
+    assert seen
+    cfg = model.cfg
+    elt = torch.finfo(cfg.dtype).bits // 8
+    kv_per_row = cfg.n_layers * 2 * (cfg.n_key_value_heads or cfg.n_heads) * cfg.d_head * (max_new + 1) * elt
+    assert max(nbytes / batch for batch, nbytes in seen) <= kv_per_row
+    assert max(nbytes / batch for batch, nbytes in seen) >= kv_per_row * max_new / (max_new + 1)
+    gpu = schedule.row_bytes(cfg, max_new, on_gpu=True)
+    assert gpu >= 2 * kv_per_row + 14 * cfg.d_vocab

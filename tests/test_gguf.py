@@ -107,3 +107,30 @@ def test_an_architecture_the_quick_path_does_not_cover_is_left_to_transformers(t
     folder = gguf_to_folder(path)
     ref = _reference(path, tmp_path / "ref")
     assert json.loads((folder / "tokenizer.json").read_text()) == json.loads((ref / "tokenizer.json").read_text())
+
+
+def test_a_gguf_is_converted_to_the_precision_asked_and_rebuilt_under_its_lock(tmp_path, monkeypatch):
+    """bfloat16 asked: a bfloat16 conversion (half a float32 one), under a cache key of its own
+    that names the conversion's version; an unreadable conversion is rebuilt in place."""
+    from safetensors import safe_open
+
+    from xtl.models import gguf as g
+
+    monkeypatch.setenv("XTL_CACHE", str(tmp_path / "cache"))
+    path = write_tiny_gguf(tmp_path / "gemma.gguf", "gemma3")
+    wide = g.gguf_to_folder(path)
+    half = g.gguf_to_folder(path, dtype=torch.bfloat16)
+    assert wide != half and "bfloat16" in half.name and "float32" in wide.name
+    with safe_open(str(half / "model.safetensors"), "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.bfloat16}
+    monkeypatch.setattr(g, "CONVERSION_VERSION", g.CONVERSION_VERSION + 1)
+    assert g._conversion_path(path, torch.bfloat16) != half  # a new conversion version: a new key
+    monkeypatch.undo()
+    monkeypatch.setenv("XTL_CACHE", str(tmp_path / "cache"))
+    (wide / "model.safetensors").write_bytes(b"not safetensors")
+    from xtl.models import load_model
+
+    model = load_model(path, device="cpu")
+    assert model.cfg.n_layers > 0
+    with safe_open(str(wide / "model.safetensors"), "pt") as f:
+        assert len(list(f.keys())) > 0

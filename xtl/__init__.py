@@ -29,6 +29,8 @@ _EXPORTS = {
     "Patch": "xtl.interpret", "lens": "xtl.interpret", "compare": "xtl.interpret",
     "LensResult": "xtl.interpret", "CaseStudy": "xtl.interpret", "case_study": "xtl.interpret",
     "use_in_notebook": "xtl.figures", "sft": "xtl.training", "select": "xtl.strategies", "explore": "xtl.figures",
+    "screen": "xtl.engine", "ScreenResult": "xtl.engine",
+    "lens_languages": "xtl.interpret", "LanguageLens": "xtl.interpret",
 }
 
 __all__ = list(_EXPORTS)
@@ -59,10 +61,10 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from xtl.analysis import Grid, dense, grid
-    from xtl.engine import read_store, sweep
+    from xtl.engine import ScreenResult, read_store, screen, sweep
     from xtl.errors import XtlError
     from xtl.evaluation import Run, evaluate, open_run
-    from xtl.interpret import CaseStudy, LensResult, Patch, case_study, compare, lens
+    from xtl.interpret import CaseStudy, LanguageLens, LensResult, Patch, case_study, compare, lens, lens_languages
     from xtl.models import DEMO_MODEL, from_hf, load_model
     from xtl.patching import Capture, Site, TransplantResult, capture, transplant, vanilla
     from xtl.schema import SweepSettings

@@ -13,8 +13,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping, NamedTuple, Sequence
 
-__all__ = ["cross_configs", "Column", "COLUMNS", "SWEEP", "EVALUATION", "column_names", "SweepSettings",
-           "SELECTION", "RECORDED_ONLY", "Config", "VANILLA", "describe_columns"]
+__all__ = ["cross_configs", "Column", "COLUMNS", "SWEEP", "EVALUATION", "VARIANT", "column_names", "SweepSettings",
+           "SELECTION", "RECORDED_ONLY", "Config", "VANILLA", "describe_columns", "with_defaults", "sources_label"]
 
 
 class Column(NamedTuple):
@@ -24,6 +24,7 @@ class Column(NamedTuple):
     dtype: str  # pandas / numpy kind: "str", "int", "bool", "float", "list[int]", "list[float]"
     meaning: str
     writer: str  # the stage that writes it: "engine" or "evaluation"
+    default: Any = None  # the value of a store written before the column existed (None: always written)
 
 
 SWEEP: tuple[Column, ...] = (
@@ -38,6 +39,11 @@ SWEEP: tuple[Column, ...] = (
     Column("mode", "str", "generate (greedy responses) or logits (first-token statistics only)", "engine"),
     Column("src_layer", "int", "source layer i (-1 on the vanilla row)", "engine"),
     Column("tgt_layer", "int", "target layer j (-1 on the vanilla row)", "engine"),
+    Column("alpha", "float", "blend weight of the source: a_t <- (1 - alpha) a_t + alpha a_s (1: replace)", "engine", 1.0),
+    Column("span", "int", "layers transplanted: i..i+span-1 into j..j+span-1", "engine", 1),
+    Column("positions", "int", "last prompt positions transplanted, aligned from the end", "engine", 1),
+    Column("sources", "str", "several sources mixed: zh,ja (equal weights) or zh:0.7,ja:0.3 ('' one source)",
+           "engine", ""),
     Column("is_vanilla", "bool", "the unpatched run of the item", "engine"),
     Column("response", "str", "the greedy response ('' in logits mode)", "engine"),
     Column("token_ids", "list[int]", "the response's token ids, stop token excluded", "engine"),
@@ -47,6 +53,10 @@ SWEEP: tuple[Column, ...] = (
     Column("entropy", "float", "entropy of the first generated token's distribution (nats)", "engine"),
     Column("margin", "float", "top-1 minus top-2 logit of the first generated token", "engine"),
     Column("cand_logprobs", "list[float]", "first-token log-prob of each sweep candidate", "engine"),
+    Column("gold_margin", "float", "the gold option's first-token logit minus the best other option's, over the "
+           "candidates that are options of the item (NaN without such candidates)", "engine", float("nan")),
+    Column("screen_estimate", "float", "the gradient screen's estimated change of the gold first-token margin "
+           "(sweep(screen=K); NaN without a screen and on the vanilla row)", "engine", float("nan")),
 )
 EVALUATION: tuple[Column, ...] = (
     Column("correct", "bool", "the response (logits mode: the highest-scoring candidate) is right", "evaluation"),
@@ -60,6 +70,29 @@ EVALUATION: tuple[Column, ...] = (
     Column("ppl", "float", "response perplexity under the unpatched model (NaN without a model)", "evaluation"),
 )
 COLUMNS: tuple[Column, ...] = SWEEP + EVALUATION
+#: The transplant variant's columns (docs/extensions.md); a row of an older store has their defaults.
+VARIANT: tuple[Column, ...] = tuple(c for c in SWEEP if c.name in ("alpha", "span", "positions", "sources"))
+
+
+def sources_label(names: Sequence[str], weights: Sequence[float] | None = None) -> str:
+    """The results table's ``sources`` value: ``zh,ja`` (equal weights) or ``zh:0.7,ja:0.3``."""
+    import math
+
+    if not names:
+        return ""
+    if weights is None or all(math.isclose(w, weights[0]) for w in weights):
+        return ",".join(names)
+    return ",".join(f"{n}:{w:g}" for n, w in zip(names, weights))
+
+
+def with_defaults(df: Any) -> Any:
+    """``df`` (a results table) with every column that has a default and is missing filled in with
+    it (a store written before the column existed reads as the default's run); ``df`` itself is
+    not changed."""
+    missing = [c for c in COLUMNS if c.default is not None and c.name not in df.columns]
+    if not missing or df.empty:
+        return df
+    return df.assign(**{c.name: c.default for c in missing})
 
 
 def column_names(stage: str | None = None) -> list[str]:
@@ -129,6 +162,11 @@ class SweepSettings:
     candidates: tuple[str, ...] = ()
     chat: bool = False
     grid: str = "full"  # "full": src_layers × tgt_layers; "cross": the 2N − 1 the bounds need
+    alpha: tuple[float, ...] = (1.0,)  # the blend axis: one run of the grid per value
+    span: int = 1  # layers i..i+span-1 into j..j+span-1 (configurations it would leave the model by are not run)
+    positions: int = 1  # the last prompt positions transplanted
+    source_langs: tuple[str, ...] = ()  # several sources mixed (the items' parallel prompts); () one source
+    weights: tuple[float, ...] | None = None  # the sources' normalised weights (None: equal)
     data: str | None = None
     langs: tuple[str, ...] | None = None
     limit: int | None = None
@@ -141,10 +179,12 @@ class SweepSettings:
     xtl_version: str | None = None  # recorded, not checked
     data_sha256: str | None = None  # a data file's content hash: an edited file does not resume the store
     model_identity: str | None = None  # a fingerprint of the model's files (None: built in memory, a hub name, older store)
+    engine: str | None = None  # "shared-prefix" or "per-step": the path that computed the rows (None: an older store)
+    screen: int | None = None  # run only each item's K best cells of the gradient screen (None: every cell)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("src_layers", "tgt_layers", "candidates", "langs"):
+        for name in ("src_layers", "tgt_layers", "candidates", "langs", "alpha", "source_langs", "weights"):
             object.__setattr__(self, name, _tuple(getattr(self, name)))
         object.__setattr__(self, "extra", dict(self.extra))
 
@@ -152,15 +192,28 @@ class SweepSettings:
     def configs(self) -> list["Config"]:
         """The (source, target) configurations swept: every pair of ``src_layers`` ×
         ``tgt_layers``, or with ``grid="cross"`` the last source into every target and every
-        source into the first target (2N − 1)."""
+        source into the first target (2N − 1). With ``span`` > 1, configurations whose span
+        would leave the model (``i`` or ``j`` above ``N - span``) are not run."""
         if self.grid == "cross":
-            return cross_configs(self.src_layers, self.tgt_layers)
-        return [Config(i, j) for i in self.src_layers for j in self.tgt_layers]
+            configs = cross_configs(self.src_layers, self.tgt_layers)
+        else:
+            configs = [Config(i, j) for i in self.src_layers for j in self.tgt_layers]
+        if self.span > 1:
+            last = self.n_layers - self.span
+            configs = [c for c in configs if c.src <= last and c.tgt <= last]
+        return configs
 
     @property
     def configs_per_item(self) -> int:
-        """Rows per item: every (source, target) configuration plus vanilla."""
-        return len(self.configs) + 1
+        """Rows per item: every (source, target) configuration (the ``screen`` best of them) for
+        every alpha, plus vanilla."""
+        n = len(self.configs)
+        return (n if self.screen is None else min(n, self.screen)) * len(self.alpha) + 1
+
+    @property
+    def sources_label(self) -> str:
+        """The results table's ``sources`` value of this sweep ('' for one source)."""
+        return sources_label(self.source_langs, self.weights)
 
     def to_dict(self) -> dict[str, Any]:
         """The manifest as JSON-ready data (``extra`` flattened into the top level)."""
@@ -181,7 +234,7 @@ class SweepSettings:
         device, backend or model identity one side did not record (an older xtl, a model built in
         memory) differs from nothing."""
         a, b = self.to_dict(), other.to_dict()
-        unknown = {k for k in ("dtype", "device", "backend", "data", "data_sha256", "model_identity")
+        unknown = {k for k in ("dtype", "device", "backend", "data", "data_sha256", "model_identity", "engine")
                    if a.get(k) is None or b.get(k) is None}
         if _same_file(a.get("data"), b.get("data")):
             unknown.add("data")

@@ -26,6 +26,14 @@ _EXPORTS = {
     "dense_array": "xtl.analysis.grids",
     "grid": "xtl.analysis.grids",
     "layers_text": "xtl.analysis.grids",
+    "AlphaGains": "xtl.analysis.variants",
+    "SourceGains": "xtl.analysis.variants",
+    "VariantKey": "xtl.analysis.variants",
+    "alpha_gains": "xtl.analysis.variants",
+    "has_variants": "xtl.analysis.variants",
+    "select_variant": "xtl.analysis.variants",
+    "source_gains": "xtl.analysis.variants",
+    "variant_frames": "xtl.analysis.variants",
     "Headline": "xtl.analysis.summary",
     "headline": "xtl.analysis.summary",
     "HeldOut": "xtl.analysis.selection",
@@ -36,8 +44,11 @@ _EXPORTS = {
     "bootstrap_ci": "xtl.analysis.stats",
     "mcnemar": "xtl.analysis.stats",
     "mcnemar_grid": "xtl.analysis.stats",
+    "margin_changes": "xtl.analysis.screened",
+    "screen_quality": "xtl.analysis.screened",
+    "screen_panels": "xtl.analysis.screened",
 }
 
-__all__ = ["AVERAGES", "Grid", "grid", "dense", "dense_array", "layers_text", "accuracy_table", "format_bound", "WinTieLose", "win_tie_lose", "gain_matrix", "layerwise_gain", "Bounds", "upper_bounds", "bound_by_group", "group_order", "coarse_config", "config_accuracy", "entropy_select", "HeldOut", "held_out", "bootstrap_ci", "mcnemar", "adjust_pvalues", "mcnemar_grid", "Headline", "headline"]
+__all__ = ["AVERAGES", "Grid", "grid", "dense", "dense_array", "layers_text", "accuracy_table", "format_bound", "WinTieLose", "win_tie_lose", "gain_matrix", "layerwise_gain", "Bounds", "upper_bounds", "bound_by_group", "group_order", "coarse_config", "config_accuracy", "entropy_select", "HeldOut", "held_out", "bootstrap_ci", "mcnemar", "adjust_pvalues", "mcnemar_grid", "Headline", "headline", "margin_changes", "screen_quality", "screen_panels", "VariantKey", "variant_frames", "select_variant", "has_variants", "AlphaGains", "alpha_gains", "SourceGains", "source_gains"]
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

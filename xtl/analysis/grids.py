@@ -167,6 +167,10 @@ def grid(df: pd.DataFrame, value: str = "correct", n_layers: int | None = None,
     _need(df, ["item_key", "src_layer", "tgt_layer", "is_vanilla", value])
     if "site" in df.columns and df["site"].nunique() > 1:
         raise XtlError(f"the table mixes sites {sorted(df['site'].unique())}; select one site first")
+    variant = [c for c in ("alpha", "span", "positions", "sources") if c in df.columns]
+    if variant and len(df.loc[~df["is_vanilla"], variant].drop_duplicates()) > 1:
+        raise XtlError("the table holds several transplant variants (alpha, span, positions or sources); take "
+                       "one: xtl.analysis.select_variant(df, alpha=...) or xtl.analysis.variant_frames(df)")
     twice = df.duplicated(["item_key", "src_layer", "tgt_layer"]) & ~df["is_vanilla"]
     if twice.any():
         first = df[twice].iloc[0]

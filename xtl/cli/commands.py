@@ -8,7 +8,7 @@ import re
 import sys
 from pathlib import Path
 
-from xtl.cli.checks import (absolute, check_context, check_layers, check_out_file, check_site, data_settings,
+from xtl.cli.checks import (absolute, check_context, check_layers, check_out_file, check_site, data_settings, depth,
                             langs_arg, longest_prompts, parse_layers, read_prompt)
 from xtl.errors import PromptError, XtlError
 from xtl.evaluation.groups import describe_grouping
@@ -53,12 +53,16 @@ def cmd_transplant(args) -> None:
         source, target = read_prompt(args.source_prompt), read_prompt(args.target_prompt)
     check_context(args.model, {"source prompt": source}, 0, args.chat)
     check_context(args.model, {"target prompt": target}, args.max_new_tokens, args.chat)
+    from xtl.patching.variants import check_alpha
+
+    check_alpha(args.alpha, args.extrapolate)
     model = _load(args)
     n = model.cfg.n_layers
     src = args.src_layer if args.src_layer is not None else n // 2
     tgt = args.tgt_layer if args.tgt_layer is not None else n // 6
     res = transplant(model, target, source, src, tgt, site=args.site,
-                     max_new_tokens=args.max_new_tokens, chat=args.chat)
+                     max_new_tokens=args.max_new_tokens, chat=args.chat, alpha=args.alpha, span=args.span,
+                     positions=args.positions, extrapolate=args.extrapolate)
     _print_result(res, args.json)
 
 
@@ -95,7 +99,8 @@ def cmd_sweep(args) -> None:
                        "target 0 (2N − 1 configurations); leave --src-layers and --tgt-layers out")
     check_layers(args.model, source_layers=srcs, target_layers=tgts)
     langs = langs_arg(args.langs)
-    items = load_task(args.data, langs=langs, limit=args.limit, root=args.data_root)
+    variant = _variant_kwargs(args)
+    items = load_task(args.data, langs=langs, limit=args.limit, root=args.data_root, source_langs=args.source_langs)
     if not items:
         raise XtlError(f"no items in {args.data} for languages {langs}; check --langs")
     if args.shard:
@@ -116,7 +121,7 @@ def cmd_sweep(args) -> None:
                        address=args.ray, workers=args.workers, site=args.site, src_layers=srcs,
                        tgt_layers=tgts, max_new_tokens=args.max_new_tokens, mode=args.mode,
                        batch_size=args.batch_size, candidates=args.candidates or (), chat=args.chat,
-                       settings=settings, grid=args.grid)
+                       settings=settings, grid=args.grid, screen=args.screen, **variant)
         print(f"{len(df)} rows in {args.out}")
         return
     model = _load(args)
@@ -125,8 +130,21 @@ def cmd_sweep(args) -> None:
     df = sweep(model, items, site=args.site, src_layers=srcs, tgt_layers=tgts,
                max_new_tokens=args.max_new_tokens, mode=args.mode, store=args.out,
                batch_size=args.batch_size, candidates=args.candidates or (), chat=args.chat,
-               settings=settings, grid=args.grid)
+               settings=settings, grid=args.grid, screen=args.screen, **variant)
     print(f"{len(df)} rows in {args.out}")
+
+
+def _variant_kwargs(args) -> dict:
+    """The sweep's transplant variant from its options, checked before anything loads."""
+    from xtl.engine.settings import SweepRequest
+
+    kw = dict(alpha=list(args.alpha), span=args.span, positions=args.positions,
+              source_langs=tuple(args.source_langs or ()), weights=args.weights, extrapolate=args.extrapolate)
+    SweepRequest(**kw)  # one clear line for bad values, before a model or the data loads
+    depth_ = depth(args.model)
+    if depth_ is not None and args.span > depth_:
+        raise XtlError(f"span {args.span} is longer than the model ({depth_} layers); use at most {depth_}")
+    return kw
 
 
 def _nothing_to_do(args, items, srcs, tgts, settings: dict) -> bool:
@@ -137,7 +155,7 @@ def _nothing_to_do(args, items, srcs, tgts, settings: dict) -> bool:
 
     request = SweepRequest(site=args.site, src_layers=srcs, tgt_layers=tgts, max_new_tokens=args.max_new_tokens,
                            mode=args.mode, candidates=tuple(args.candidates or ()), chat=args.chat,
-                           recorded=settings, grid=args.grid)
+                           recorded=settings, grid=args.grid, screen=args.screen, **_variant_kwargs(args))
     expected = known_settings(request, args.model, dtype=args.dtype, backend=getattr(args, "backend", None))
     return complete(args.out, expected, [it.key for it in items])
 
@@ -373,6 +391,34 @@ def cmd_sft(args) -> None:
           f"{res.wall_s:.0f} s); sweep it with: xtl sweep --model {res.folder} ...")
 
 
+def cmd_screen(args) -> None:
+    """The gradient screen of a task's items: every cell's estimated change of the gold margin."""
+    from xtl.engine.screening import screen
+    from xtl.tasks import load_task
+
+    check_site(args.site, args.model)
+    srcs, tgts = parse_layers(args.src_layers), parse_layers(args.tgt_layers)
+    check_layers(args.model, source_layers=srcs, target_layers=tgts)
+    if args.out and not str(args.out).endswith((".csv", ".parquet")):
+        raise XtlError(f"--out must name a .csv or .parquet file, not {args.out!r}")
+    items = load_task(args.data, langs=langs_arg(args.langs), limit=args.limit, root=args.data_root)
+    if not items:
+        raise XtlError(f"no items in {args.data} for languages {args.langs}; check --langs")
+    check_context(args.model, longest_prompts(items), 0, args.chat)
+    model = _load(args)
+    res = screen(model, items, site=args.site, candidates=args.candidates, src_layers=srcs, tgt_layers=tgts,
+                 chat=args.chat)
+    print(f"screened {len(items)} item(s) at site {res.site} in {res.seconds:.1f} s "
+          f"({res.seconds / len(items):.2f} s per item, {len(res.src_layers) * len(res.tgt_layers)} cells each)")
+    for key, configs in res.top(args.top).items():
+        print(f"{key}: " + ", ".join(f"{c.src}→{c.tgt}" for c in configs))
+    if args.out:
+        frame = res.to_frame()
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(args.out, index=False) if str(args.out).endswith(".csv") else frame.to_parquet(args.out, index=False)
+        print(f"estimates   : {args.out}")
+
+
 COMMANDS = {"demo": cmd_demo, "transplant": cmd_transplant,
             "sweep": cmd_sweep, "eval": cmd_eval, "report": cmd_report, "paper": cmd_paper,
-            "lens": cmd_lens, "sft": cmd_sft, "select": cmd_select}
+            "lens": cmd_lens, "sft": cmd_sft, "select": cmd_select, "screen": cmd_screen}

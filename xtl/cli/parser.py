@@ -95,6 +95,17 @@ def _scoring(p: argparse.ArgumentParser) -> None:
                         "else the built-in lid.176.ftz)")
 
 
+def _variant(p: argparse.ArgumentParser, axis: bool) -> None:
+    """The transplant variant's options (docs/extensions.md)."""
+    p.add_argument("--alpha", type=float, nargs="+" if axis else None, default=[1.0] if axis else 1.0,
+                   help="blend a_t <- (1 - alpha) a_t + alpha a_s (1: replace)" + ("; several values sweep it as an axis"
+                                                                                    if axis else ""))
+    p.add_argument("--extrapolate", action="store_true", help="allow --alpha outside [0, 1] (not a blend)")
+    p.add_argument("--span", type=_at_least(1), default=1, help="layers i..i+span-1 into j..j+span-1")
+    p.add_argument("--positions", type=_at_least(1), default=1,
+                   help="the last prompt positions transplanted, aligned from the end")
+
+
 def _version() -> str:
     from xtl import __version__
 
@@ -118,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--src-layer", type=int, default=None, help="source layer (default: about half depth)")
     p.add_argument("--tgt-layer", type=int, default=None, help="target layer (default: about one sixth depth)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    _variant(p, axis=False)
 
     p = sub.add_parser("sweep", formatter_class=fmt, help="all (source, target) layer pairs over a dataset")
     _common(p)
@@ -143,6 +155,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "(pip install 'xtl[ray]')")
     p.add_argument("--workers", type=_at_least(1), default=None,
                    help="Ray workers (default: one per GPU, else one per two CPUs)")
+    p.add_argument("--screen", type=_at_least(1), default=None, metavar="K",
+                   help="run only each item's K best cells of the gradient screen (see `xtl screen`), plus "
+                        "vanilla; needs --candidates (default: every cell)")
+    _variant(p, axis=True)
+    p.add_argument("--source-langs", nargs="+", default=None, metavar="LANG",
+                   help="mix several sources: each item's parallel prompts in these languages (xnli, xquad), "
+                        "their weighted mean transplanted, e.g. zh ja")
+    p.add_argument("--weights", nargs="+", type=float, default=None,
+                   help="the --source-langs' weights in their order (default equal), normalised to sum 1")
 
     p = sub.add_parser("eval", formatter_class=fmt,
                        help="accuracy per language and resource group, vanilla vs transplanted")
@@ -244,6 +265,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-steps", type=_at_least(1), default=SFT["save_steps"], help="checkpoint every this many steps")
     p.add_argument("--accelerate-configs", action="store_true",
                    help="list the shipped accelerate configs (1 GPU, 8 GPUs DDP, DeepSpeed ZeRO-3, FSDP) and exit")
+
+    p = sub.add_parser("screen", formatter_class=fmt,
+                       help="estimate every cell's change of the gold answer's margin from one backward pass per item")
+    _model_options(p, DEMO_MODEL)
+    p.add_argument("--site", default="mlp", help="attn | mlp | block | heads:0,3 | attn-authors")
+    p.add_argument("--chat", action=argparse.BooleanOptionalAction, default=None,
+                   help="apply the tokenizer's chat template (default: as an xtl sft model was trained, else no)")
+    _data(p)
+    p.add_argument("--candidates", nargs="+", default=None,
+                   help="answer strings whose first tokens compete, e.g. 1 2 3 (default: the task's)")
+    p.add_argument("--src-layers", nargs="+", default=None, help=f"source layers (default: all); {LAYERS_HELP}")
+    p.add_argument("--tgt-layers", nargs="+", default=None, help=f"target layers (default: all); {LAYERS_HELP}")
+    p.add_argument("--top", type=_at_least(1), default=5, metavar="K", help="best-estimated cells printed per item")
+    p.add_argument("--out", default=None, help="write every estimate to this .csv or .parquet file")
 
     p = sub.add_parser("lens", formatter_class=fmt, help="logit lens of one prompt, vanilla or transplanted")
     _common(p)

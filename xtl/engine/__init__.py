@@ -17,10 +17,12 @@ _EXPORTS = {
     "read_manifest": "xtl.engine.store",
     "read_settings": "xtl.engine.store",
     "read_store": "xtl.engine.store",
+    "screen": "xtl.engine.screening",
+    "ScreenResult": "xtl.engine.screening",
     "Pair": "xtl.tasks.item",
     "as_items": "xtl.tasks.item",
 }
 
-__all__ = ["sweep", "run_sweep", "sweep_item", "prepare", "Prepared", "SweepRequest", "EngineOptions", "resolve", "candidate_token_ids", "ResultsStore", "read_store", "read_manifest", "read_settings", "Pair", "as_items"]
+__all__ = ["sweep", "screen", "ScreenResult", "run_sweep", "sweep_item", "prepare", "Prepared", "SweepRequest", "EngineOptions", "resolve", "candidate_token_ids", "ResultsStore", "read_store", "read_manifest", "read_settings", "Pair", "as_items"]
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

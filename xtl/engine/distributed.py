@@ -64,7 +64,8 @@ class _Worker:
 
 
 #: :func:`xtl.sweep` arguments that a Ray run takes (the rest are the driver's own).
-_REQUEST = ("site", "src_layers", "tgt_layers", "max_new_tokens", "mode", "candidates", "chat", "grid")
+_REQUEST = ("site", "src_layers", "tgt_layers", "max_new_tokens", "mode", "candidates", "chat", "grid", "screen",
+            "alpha", "span", "positions", "source_langs", "weights", "extrapolate")
 
 
 def sweep_ray(model: str, items: Iterable[Any], store: str | os.PathLike, *, dtype: str = "float32",

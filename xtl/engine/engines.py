@@ -7,20 +7,22 @@ from __future__ import annotations
 from typing import Any
 
 from xtl.engine import hf, kernel
-from xtl.models.backends import Model, backend_of
+from xtl.models.adapters import adapter_of
+from xtl.models.backends import Model
 
 __all__ = ["unsupported", "engine_for"]
+
+#: The engine module of each adapter's ``engine`` name (:mod:`xtl.models.adapters`).
+_ENGINES = {"kernel": kernel, "hf": hf}
 
 
 def unsupported(model: Model, site: Any = None) -> str | None:
     """Why no shared-prefix engine can sweep ``model`` (at ``site``, a
     :class:`~xtl.patching.sites.Site`, where that matters), or None when one can: then sweeps take
     it, otherwise each step runs through the model's own forward."""
-    if backend_of(model) == "bridge":
-        return hf.unsupported(model, site)
-    return kernel.unsupported(model)
+    return _ENGINES[adapter_of(model).engine].unsupported(model, site)
 
 
 def engine_for(inp: Any) -> Any:
     """The shared-prefix engine of an item's inputs (:class:`xtl.engine.schedule.ItemInputs`)."""
-    return hf.HFEngine(inp) if backend_of(inp.model) == "bridge" else kernel.HookedEngine(inp)
+    return _ENGINES[adapter_of(inp.model).engine].engine(inp)

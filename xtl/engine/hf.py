@@ -27,8 +27,10 @@ from torch import Tensor
 
 from xtl.engine.kernel import Rows, greedy_rows, prefix_suffix_mix, prefix_suffix_scores, scan_logits
 from xtl.errors import XtlError
+from xtl.models.facts import facts_of
 from xtl.patching.ops import Next, write_site
 from xtl.patching.sites import Site
+from xtl.patching.variants import blend, span_writes
 
 __all__ = ["ATTENTION", "unsupported", "HFPrefix", "PrefixCache", "HFEngine"]
 
@@ -128,12 +130,27 @@ class PrefixCache(_cache_base()):  # type: ignore[misc]
         return [False] * len(self.rows.keys)
 
 
-def _calls_interface(attn: Any) -> bool:
-    try:
-        src = inspect.getsource(type(attn).forward)
-    except (OSError, TypeError):
-        return False
-    return "_attn_implementation" in src and ".update(" in src
+#: Model types whose decoder layers run attention through transformers' ``AttentionInterface``
+#: with a cache ``update`` and a ``layer_idx``: what this engine needs of a model's own code
+#: (checked by the conformance suite, tests/test_conformance.py). Others take the per-step path.
+ENGINE_MODEL_TYPES = frozenset({
+    "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma", "gemma2",
+    "gemma3_text", "olmo2", "olmo3", "granite", "granitemoe", "cohere", "cohere2", "phi3", "smollm3",
+})
+
+
+def _feature_refusal(text: Any) -> str | None:
+    """What in a text config this engine does not compute: read from the config, not the code."""
+    if int(getattr(text, "num_kv_shared_layers", 0) or 0) > 0:
+        return "layers that reuse an earlier layer's keys and values (num_kv_shared_layers)"
+    if getattr(text, "attention_chunk_size", None):
+        return "chunked attention (attention_chunk_size)"
+    if getattr(text, "model_type", "") == "bloom" or getattr(text, "alibi", False) or \
+            getattr(text, "position_embedding_type", None) == "alibi":
+        return "ALiBi position biases"
+    if getattr(text, "model_type", "") not in ENGINE_MODEL_TYPES:
+        return f"model type {getattr(text, 'model_type', '?')!r} is not in the engine's table (xtl.engine.hf.ENGINE_MODEL_TYPES)"
+    return None
 
 
 def unsupported(model: Any, site: Site | None = None) -> str | None:
@@ -149,11 +166,13 @@ def unsupported(model: Any, site: Site | None = None) -> str | None:
     reasons = {
         "attention sinks": any("sinks" in n for n, _ in hf.named_parameters()),
         "parallel attention and MLP": cfg.parallel_attn_mlp,
-        "logit scaling this engine does not know": getattr(text, "logit_scale", None) not in (None, 1, 1.0),
     }
     for reason, hit in reasons.items():
         if hit:
             return reason
+    feature = _feature_refusal(text)
+    if feature:
+        return feature
     plain = model.plain()
     layers = getattr(plain.get_decoder(), "layers", None)
     if layers is None:
@@ -162,8 +181,6 @@ def unsupported(model: Any, site: Site | None = None) -> str | None:
         attn = getattr(layer, "self_attn", None)
         if attn is None or not hasattr(attn, "layer_idx"):
             return f"{type(layer).__name__} has no self_attn with a layer index"
-        if not _calls_interface(attn):
-            return f"{type(attn).__name__} does not go through transformers' attention interface"
         if not getattr(attn, "is_causal", True):
             return "non-causal attention"
     if site is not None:
@@ -199,7 +216,9 @@ class HFEngine:
         self.b_u = getattr(head, "bias", None)
         text = self.plain.config.get_text_config() if hasattr(self.plain.config, "get_text_config") else self.plain.config
         self.cap = float(getattr(text, "final_logit_softcapping", None) or -1.0)
-        self.div = getattr(text, "logits_scaling", None)
+        facts = facts_of(self.model)
+        self.div = facts.divide if facts.divide != 1.0 else None
+        self.mul = facts.multiply if facts.multiply != 1.0 else None
         params = inspect.signature(type(self.base).forward).parameters
         self.cache_kw = "cache" if "cache" in params else "past_key_values"
         self.prefix = self._prefix(inp.prefix_cache)
@@ -241,22 +260,17 @@ class HFEngine:
         return out.last_hidden_state[:, -1]
 
     def _scan(self, h: Tensor, cand_ids: list[int] | None = None) -> Next:
-        if self.div not in (None, 1, 1.0):
-            return scan_logits(h, self.w_t, self.b_u, self.cap, cand_ids, divide=float(self.div))
-        return scan_logits(h, self.w_t, self.b_u, self.cap, cand_ids)
+        return scan_logits(h, self.w_t, self.b_u, self.cap, cand_ids, divide=self.div, multiply=self.mul)
 
     def first_step(self, rows: Rows, tgt_layers: list[int], values: Tensor,
-                   cand_ids: list[int] | None = None) -> Next:
+                   cand_ids: list[int] | None = None, span: int = 1, alpha: float = 1.0) -> Next:
         """The last prompt token of rows transplanted at ``tgt_layers`` (sorted ascending), into
-        slot 0 of the first ``len(tgt_layers)`` rows."""
+        slot 0 of the first ``len(tgt_layers)`` rows (``span``, ``alpha``: see
+        :func:`xtl.engine.kernel.first_step`)."""
         site: Site = self.inp.site
         b = len(tgt_layers)
-        handles = []
-        start = 0
-        for layer in sorted(set(tgt_layers)):
-            stop = start + tgt_layers.count(layer)
-            handles.append(self._patch(layer, site, slice(start, stop), values[start:stop]))
-            start = stop
+        handles = [self._patch(layer, site, seg, vals, alpha)
+                   for layer, (seg, vals) in span_writes(tgt_layers, values, span).items()]
         try:
             tokens = self.inp.last_token.reshape(1).expand(b)
             h = self._hidden(tokens, rows, 0)
@@ -265,7 +279,7 @@ class HFEngine:
                 handle.remove()
         return self._scan(h, cand_ids if cand_ids is not None else [])
 
-    def _patch(self, layer: int, site: Site, seg: slice, vals: Tensor) -> Any:
+    def _patch(self, layer: int, site: Site, seg: slice, vals: Tensor, alpha: float = 1.0) -> Any:
         from xtl.models.bridge import hf_site
 
         path, side = hf_site(self.model, site.hook_name(layer))
@@ -274,13 +288,13 @@ class HFEngine:
             def pre(mod, args):  # noqa: ARG001
                 x = args[0]
                 shaped = x.reshape(*x.shape[:-1], -1, self.model.cfg.d_head)
-                out = write_site(shaped, vals, site.heads, seg).reshape(x.shape)
+                out = write_site(shaped, blend(shaped[seg, -1], vals, alpha), site.heads, seg).reshape(x.shape)
                 return (out, *args[1:])
             return module.register_forward_pre_hook(pre)
 
         def post(mod, args, out):  # noqa: ARG001
             t = out[0] if isinstance(out, tuple) else out
-            new = write_site(t, vals, None, seg)
+            new = write_site(t, blend(t[seg, -1], vals, alpha), None, seg)
             return (new, *out[1:]) if isinstance(out, tuple) else new
         return module.register_forward_hook(post)
 
@@ -293,3 +307,6 @@ class HFEngine:
             return self._scan(h)
 
         return greedy_rows(rows, first, max_new_tokens, stop_ids, pick, steps, on_step)
+
+
+engine = HFEngine  # what xtl.engine.engines builds for an item

@@ -18,17 +18,19 @@ Architectures outside what this covers (see :func:`unsupported`) use Transformer
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
-from xtl.models.backends import Model, backend_of
+from xtl.models.adapters import adapter_of
+from xtl.models.backends import Model
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
 from xtl.patching.decode import greedy_loop
 from xtl.patching.ops import Next, apply_softcap, decode_resid, write_site
+from xtl.patching.variants import blend, span_writes
 
 __all__ = ["unsupported", "Prefix", "Rows", "SitePatch", "prefix_from_cache", "decode_step", "decode_pick",
            "first_step", "vanilla_rows", "greedy", "greedy_rows", "Next", "scan_vocab", "scan_logits",
@@ -37,10 +39,10 @@ __all__ = ["unsupported", "Prefix", "Rows", "SitePatch", "prefix_from_cache", "d
 _POST_NORM = ("OlmoeForCausalLM", "Olmo2ForCausalLM", "Olmo3ForCausalLM")
 
 
-def unsupported(model: Model) -> str | None:
+def unsupported(model: Model, site: Any = None) -> str | None:  # noqa: ARG001 - every site is served
     """Why this kernel cannot run a HookedTransformer model (None when it can). Bridge models are
     served by :mod:`xtl.engine.hf`; :func:`xtl.engine.engines.unsupported` asks the right one."""
-    if backend_of(model) == "bridge":
+    if adapter_of(model).engine != "kernel":
         return "a bridge model: the engine on Hugging Face modules serves it (xtl.engine.engines.unsupported)"
     cfg = model.cfg
     reasons = {
@@ -164,12 +166,16 @@ class SitePatch:
     rows: slice
     values: Tensor
     heads: tuple[int, ...] | None = None
+    alpha: float = 1.0  # blend: (1 - alpha) x + alpha values
 
     def apply(self, kind: str, x: Tensor, pos: int | None = -1) -> Tensor:
         """``x`` with the patch written when ``kind`` is this patch's site (else unchanged)."""
         if kind != self.kind or self.rows.start == self.rows.stop:
             return x
-        return write_site(x, self.values, self.heads if kind == "heads" else None, self.rows, pos)
+        values = self.values
+        if self.alpha != 1.0:
+            values = blend(x[self.rows] if pos is None else x[self.rows, pos], values, self.alpha)
+        return write_site(x, values, self.heads if kind == "heads" else None, self.rows, pos)
 
 
 def _block(model: Model, layer: int, x: Float[Tensor, "batch 1 d_model"], prefix: Prefix, rows: Rows,
@@ -221,9 +227,9 @@ def scan_vocab(model: Model, x: Float[Tensor, "batch 1 d_model"], cand_ids: list
 
 def scan_logits(h: Float[Tensor, "batch d_model"], w_t: Float[Tensor, "vocab d_model"], b_u: Tensor | None,
                 cap: float, cand_ids: list[int] | None = None, chunk: int | None = None,
-                divide: float | None = None) -> Next:
+                divide: float | None = None, multiply: float | None = None) -> Next:
     """The greedy token, its log-prob (and with ``cand_ids`` the first-token statistics) of the
-    logits ``(h w_t^T + b_u) / divide``, soft-capped at ``cap``, taken chunk by chunk of the vocabulary.
+    logits ``(h w_t^T + b_u) * multiply / divide``, soft-capped at ``cap``, taken chunk by chunk of the vocabulary.
 
     Each chunk's logits stay in cache while its max, an online log-sum-exp and (when
     ``cand_ids`` is given) the entropy terms are taken, so [batch, vocab] logits never go through
@@ -244,6 +250,8 @@ def scan_logits(h: Float[Tensor, "batch d_model"], w_t: Float[Tensor, "vocab d_m
         logits = torch.mm(w_t[start:start + chunk], h_t)  # [chunk, batch]
         if bias:
             logits = logits + b_u[start:start + chunk, None]
+        if multiply is not None:  # the model's output scale, in its forward's order
+            logits = logits * multiply
         if divide is not None:
             logits = logits / divide
         logits = apply_softcap(logits, cap)
@@ -308,25 +316,26 @@ def decode_pick(model: Model, prefix: Prefix, rows: Rows, tokens: Int[Tensor, "b
 
 def first_step(model: Model, prefix: Prefix, rows: Rows, resid_pre: list[Float[Tensor, "1 1 d_model"]],
                tgt_layers: list[int], kind: str, values: Tensor,
-               heads: tuple[int, ...] | None = None, cand_ids: list[int] | None = None) -> Next:
+               heads: tuple[int, ...] | None = None, cand_ids: list[int] | None = None,
+               span: int = 1, alpha: float = 1.0) -> Next:
     """Recompute the last prompt token of rows transplanted at ``tgt_layers`` (ascending).
 
     Row r joins at layer ``tgt_layers[r]`` with the vanilla ``resid_pre`` of that layer and has
-    its site replaced by ``values[r]`` there; below its layer its slot-0 K/V must already hold
-    the vanilla last token's (see :func:`vanilla_rows`).
+    its site replaced by ``values[r]`` there (with ``span`` > 1, ``values[r, m]`` at layer
+    ``tgt_layers[r] + m``; with ``alpha`` < 1, blended); below its layer its slot-0 K/V must
+    already hold the vanilla last token's (see :func:`vanilla_rows`).
     """
     if any(a > b for a, b in zip(tgt_layers, tgt_layers[1:])):
         raise ValueError("rows must be sorted by target layer")
+    writes = span_writes(tgt_layers, values, span)
     x = None
-    joined = 0
     for layer in range(tgt_layers[0], model.cfg.n_layers):
         new = sum(1 for j in tgt_layers if j == layer)
         if new:
             add = resid_pre[layer].expand(new, -1, -1)
             x = add if x is None else torch.cat([x, add], dim=0)
-        seg = slice(joined, joined + new)
-        x = _block(model, layer, x, prefix, rows, 0, SitePatch(kind, seg, values[seg], heads))
-        joined += new
+        seg, vals = writes.get(layer, (slice(0, 0), values[:0]))
+        x = _block(model, layer, x, prefix, rows, 0, SitePatch(kind, seg, vals, heads, alpha))
     return scan_vocab(model, x, cand_ids if cand_ids is not None else [])
 
 
@@ -391,13 +400,16 @@ class HookedEngine:
         return vanilla_rows(self.model, self.prefix, self.inp.vanilla, batch, capacity)
 
     def first_step(self, rows: Rows, tgt_layers: list[int], values: Tensor,
-                   cand_ids: list[int] | None = None) -> Next:
+                   cand_ids: list[int] | None = None, span: int = 1, alpha: float = 1.0) -> Next:
         """The last prompt token of rows transplanted at ``tgt_layers`` (see :func:`first_step`)."""
         inp = self.inp
         return first_step(self.model, self.prefix, rows, inp.resid_pre, tgt_layers, inp.site.target_kind,
-                          values, inp.site.heads, cand_ids)
+                          values, inp.site.heads, cand_ids, span, alpha)
 
     def greedy(self, rows: Rows, first: Next, max_new_tokens: int, stop_ids: set[int],
                steps: list[list[float]] | None = None, on_step: Callable[[int], None] | None = None
                ) -> tuple[list[list[int]], list[float], list[bool]]:
         return greedy(self.model, self.prefix, rows, first, max_new_tokens, stop_ids, steps, on_step)
+
+
+engine = HookedEngine  # what xtl.engine.engines builds for an item

@@ -62,6 +62,26 @@ class ItemInputs:
     max_new_tokens: int
     generate: bool
     last_token: Tensor | None = None  # the target's last prompt token, for models that cannot start mid-model
+    span: int = 1  # layers i..i+span-1 into j..j+span-1
+    positions: int = 1  # src_acts is [layer, positions, ...] when > 1
+    tail: Any = None  # positions > 1: the cache of every target position before the patched ones
+    tail_tokens: Tensor | None = None  # positions > 1: the patched positions' tokens
+
+    def values(self, srcs: list[int]) -> Tensor:
+        """What the engines write for configurations from source layers ``srcs``: ``[rows, ...]``,
+        or ``[rows, span, ...]`` with a span (source layers ``i..i+span-1``)."""
+        if self.span == 1:
+            return self.src_acts[srcs]
+        idx = torch.tensor([[i + m for m in range(self.span)] for i in srcs], device=self.src_acts.device)
+        return self.src_acts[idx]
+
+    def hook_values(self, srcs: list[int]) -> Tensor:
+        """The same as ``[rows, span, positions, ...]``, what
+        :func:`xtl.patching.variants.variant_hooks` writes."""
+        v = self.values(srcs)
+        if self.span == 1:
+            v = v[:, None]
+        return v[:, :, None] if self.positions == 1 else v
 
     @property
     def engine(self) -> Any:
@@ -112,19 +132,37 @@ class ConfigResult(NamedTuple):
 CPU_BATCH = 512
 
 
+def row_bytes(cfg: Any, max_new_tokens: int, on_gpu: bool) -> int:
+    """Bytes one decoding row costs the shared-prefix engine at its peak (the budget of
+    :func:`default_batch_size`, checked against the engine's own buffers in tests):
+
+    * its key/value suffix, ``n_layers x 2 x kv_heads x d_head x (max_new_tokens + 1)`` in the
+      model's dtype, twice: when a row stops, ``Rows.select`` copies every buffer before the old
+      one is freed;
+    * the vocabulary scan: on a GPU one chunk is the whole vocabulary, whose logits in the model's
+      dtype, their float32 copy, the soft-cap/scale temporaries and the top-2 take about 14 bytes
+      per token per row (measured); on a CPU chunks of ``CPU_VOCAB_CHUNK`` tokens, in float32;
+    * the block's activations: residual, MLP hidden and gate, in the model's dtype, four times
+      (inputs, outputs and the attention's temporaries).
+    """
+    from xtl.engine.kernel import CPU_VOCAB_CHUNK
+
+    elt = torch.finfo(cfg.dtype).bits // 8
+    kv_heads = cfg.n_key_value_heads or cfg.n_heads
+    kv = cfg.n_layers * 2 * kv_heads * cfg.d_head * (max_new_tokens + 1) * elt
+    scan = 14 * cfg.d_vocab if on_gpu else 4 * 4 * min(cfg.d_vocab, CPU_VOCAB_CHUNK)
+    acts = 4 * (cfg.d_model + 2 * (cfg.d_mlp or 0)) * elt
+    return 2 * kv + scan + acts
+
+
 def default_batch_size(model: Model, rows: int, max_new_tokens: int) -> int:
     """Rows decoded together by default: :data:`CPU_BATCH` on a CPU; on a GPU as many as fit in
-    half of its free memory (the whole grid of an item when it fits), counting each row's
-    key/value suffix, its float32 logits and its MLP activations."""
+    half of its free memory (the whole grid of an item when it fits), at :func:`row_bytes` each."""
     cfg = model.cfg
     if not str(cfg.device).startswith("cuda") or not torch.cuda.is_available():
         return CPU_BATCH
     free, _ = torch.cuda.mem_get_info(torch.device(cfg.device))
-    elt = torch.finfo(cfg.dtype).bits // 8
-    kv_heads = cfg.n_key_value_heads or cfg.n_heads
-    per_row = (cfg.n_layers * 2 * kv_heads * cfg.d_head * (max_new_tokens + 1) * elt
-               + 4 * cfg.d_vocab * 2 + 4 * (cfg.d_model + 2 * (cfg.d_mlp or 0)) * elt)
-    return max(1, min(rows, int(free * 0.5) // max(per_row, 1)))
+    return max(1, min(rows, int(free * 0.5) // max(row_bytes(cfg, max_new_tokens, True), 1)))
 
 
 def balanced(n: int, batch_size: int) -> list[int]:
@@ -153,10 +191,10 @@ def decode_batches(own: list[Config], continuations: list[int], batch_size: int)
 
 
 def run_item(inp: ItemInputs, configs: list[Config], batch_size: int,
-             done: Callable[[int], None] = lambda k: None) -> dict[Config, ConfigResult]:
+             done: Callable[[int], None] = lambda k: None, alpha: float = 1.0) -> dict[Config, ConfigResult]:
     """Every configuration of one item, plus :data:`VANILLA`; ``done(k)`` reports progress in
     configurations (also within a batch, per decode step). ``configs`` must be sorted by
-    target layer (:func:`by_target`)."""
+    target layer (:func:`by_target`); ``alpha`` blends the source in (1: replace)."""
     model, eng, van = inp.model, inp.engine, inp.vanilla_first
     cap = max(1, inp.max_new_tokens) if inp.generate else 1
     stats: dict[Config, tuple[list[float], float, float]] = {
@@ -164,7 +202,11 @@ def run_item(inp: ItemInputs, configs: list[Config], batch_size: int,
     decoded: dict[Config, tuple[list[int], float, bool]] = {}
 
     def first_tokens(keys: list[Config], rows: fastpath.Rows) -> fastpath.Next:
-        nxt = eng.first_step(rows, [c.tgt for c in keys], inp.src_acts[[c.src for c in keys]], inp.cand_ids)
+        tgts, values = [c.tgt for c in keys], inp.values([c.src for c in keys])
+        if inp.span == 1 and alpha == 1.0:  # the paper's transplant
+            nxt = eng.first_step(rows, tgts, values, inp.cand_ids)
+        else:
+            nxt = eng.first_step(rows, tgts, values, inp.cand_ids, span=inp.span, alpha=alpha)
         for key, cand, ent, gap in zip(keys, nxt.cand_logprobs.tolist(), nxt.entropy.tolist(),
                                        nxt.margin.tolist()):
             stats[key] = (cand, ent, gap)

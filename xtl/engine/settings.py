@@ -49,9 +49,25 @@ class SweepRequest:
     chat: bool | None = None  # None: the model's own frame (an xtl sft folder records it), else raw
     recorded: Mapping[str, Any] = field(default_factory=dict)
     grid: str = "full"
+    screen: int | None = None  # run only each item's K best cells of the gradient screen
+    alpha: "float | Sequence[float]" = 1.0  # one value, or an axis of values
+    span: int = 1
+    positions: int = 1
+    source_langs: Sequence[str] = ()  # several sources: the items' parallel prompts in these languages
+    weights: "Sequence[float] | Mapping[str, float] | None" = None
+    extrapolate: bool = False  # allow alpha outside [0, 1]
 
     def __post_init__(self) -> None:
+        if self.screen is not None:
+            check_count(self.screen, "screen")
+            if not self.candidates:
+                raise XtlError("screen=K ranks cells by the gold option's first-token margin, which needs the "
+                               "options: give candidates=[...] (e.g. the task's: '1', '2', '3' for xnli)")
         check_option("mode", self.mode, MODES)
+        variant = variant_settings(self)  # the variant's own checks, before a model loads
+        if self.screen is not None and (variant["span"] != 1 or variant["positions"] != 1):
+            raise XtlError("screen=K estimates one layer's transplant at the last position; leave span and "
+                           "positions at 1 (screen the single-layer grid, then sweep its best cells with the variant)")
         check_option("grid", self.grid, GRIDS)
         if self.grid == "cross" and (self.src_layers is not None or self.tgt_layers is not None):
             raise XtlError("grid='cross' sweeps the last source layer into every target layer and every "
@@ -62,6 +78,28 @@ class SweepRequest:
             raise XtlError(f"candidates must be a list of strings, e.g. ['A', 'B'], not {self.candidates!r}")
         if self.recorded is not None and not isinstance(self.recorded, Mapping):
             raise XtlError(f"settings must be a dict of extra settings to record, not {self.recorded!r}")
+
+
+def variant_settings(request: SweepRequest) -> dict[str, Any]:
+    """The manifest fields of ``request``'s transplant variant, checked (alpha axis, span, positions,
+    sources and their weights, normalised; equal weights are recorded as None)."""
+    from xtl.patching.variants import check_alphas, source_weights
+
+    alphas = check_alphas(request.alpha, request.extrapolate)
+    for name in ("span", "positions"):
+        check_count(getattr(request, name), name)
+    langs = request.source_langs
+    if isinstance(langs, str) or not all(isinstance(x, str) and x for x in langs):
+        raise XtlError(f"source_langs must be a list of language codes, e.g. ['zh', 'ja'], not {langs!r}")
+    weights = None
+    if langs:
+        weights = source_weights(list(langs), request.weights)
+        if all(w == weights[0] for w in weights):
+            weights = None
+    elif request.weights is not None:
+        raise XtlError("weights apply to several sources; give source_langs (--source-langs) too")
+    return {"alpha": alphas, "span": request.span, "positions": request.positions,
+            "source_langs": tuple(langs), "weights": weights}
 
 
 def _layer_list(model: Model, value: Sequence[int] | None, what: str) -> list[int]:
@@ -87,11 +125,15 @@ def resolve(model: Model, request: SweepRequest) -> SweepSettings:
     clash = sorted(k for k in recorded if k in known)
     if clash:
         raise XtlError(f"settings may not override the sweep's own {clash}; pass them as arguments")
-    return SweepSettings(
+    from xtl.patching.variants import check_span
+
+    variant = variant_settings(request)
+    check_span(model.cfg.n_layers, request.span)
+    return SweepSettings(**variant,
         model=model.cfg.model_name, n_layers=model.cfg.n_layers, site=str(site),
         src_layers=_layer_list(model, src, "source layer"), tgt_layers=_layer_list(model, tgt, "target layer"),
         max_new_tokens=request.max_new_tokens, mode=request.mode, candidates=tuple(request.candidates),
-        chat=resolve_chat(model, request.chat), grid=request.grid, dtype=str(model.cfg.dtype).removeprefix("torch."),
+        chat=resolve_chat(model, request.chat), grid=request.grid, screen=request.screen, dtype=str(model.cfg.dtype).removeprefix("torch."),
         device=torch.device(model.cfg.device).type, backend=backend_of(model), tl_version=tl_version(),
         xtl_version=_version(), model_identity=getattr(model, "xtl_identity", None), extra=recorded, **fields_)
 
@@ -116,7 +158,7 @@ def known_settings(request: SweepRequest, model: str, dtype: "str | torch.dtype 
             "tgt_layers": _layers(request.tgt_layers, "tgt_layers"),
             "max_new_tokens": request.max_new_tokens, "mode": request.mode,
             "candidates": tuple(request.candidates), "chat": _chat_before_loading(model, request.chat),
-            "grid": request.grid,
+            "grid": request.grid, **variant_settings(request),
             "dtype": None if dtype is None else canonical_dtype(str(dtype).removeprefix("torch.")),
             "backend": _backend_before_loading(model, backend),
             **{k: recorded[k] for k in _RECORDED if k in recorded}}
@@ -154,7 +196,7 @@ def _backend_before_loading(spec: str, backend: str | None) -> str | None:
         return None
     try:
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-        return resolve_backend("auto", architecture(SimpleNamespace(**config)) or None)
+        return resolve_backend("auto", architecture(SimpleNamespace(**config)) or None, SimpleNamespace(**config))
     except (OSError, ValueError, TypeError, ModelSpecError):
         return None
 

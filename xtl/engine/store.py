@@ -22,7 +22,7 @@ import pandas as pd
 from xtl.engine import claims
 from xtl.errors import StoreError
 from xtl.hashing import digest
-from xtl.schema import SELECTION, SweepSettings
+from xtl.schema import SELECTION, SweepSettings, with_defaults
 
 __all__ = ["ResultsStore", "read_store", "read_manifest", "read_settings", "check_writable_dir", "MANIFEST",
            "shard_settings", "check_shards", "complete", "SELECTION"]
@@ -356,14 +356,14 @@ def read_store(path: str | os.PathLike) -> pd.DataFrame:
     judge.verdict()
     if not frames:
         return pd.DataFrame()
-    df = pd.concat(frames, ignore_index=True)
+    df = with_defaults(pd.concat(frames, ignore_index=True))
     _refuse_repeats(path, df, [s for s, f in zip(shards, frames) for _ in range(len(f))])
-    return df
+    return with_defaults(df)
 
 
 def _refuse_repeats(path: Path, df: pd.DataFrame, files: list[Path]) -> None:
     """One (item, source, target) in two rows of a store: name the shard(s) that hold them."""
-    twice = df.duplicated(["item_key", "src_layer", "tgt_layer"], keep=False)
+    twice = df.duplicated(["item_key", "src_layer", "tgt_layer", "alpha"], keep=False)
     if not twice.any():
         return
     rows = df[twice]

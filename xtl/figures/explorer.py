@@ -16,6 +16,7 @@ from xtl.analysis.cells import cell_items
 from xtl.analysis.views import examples_grid, gain_panels
 from xtl.errors import XtlError
 from xtl.figures import plots
+from xtl.figures.extensions import extension_figures
 
 if TYPE_CHECKING:
     from xtl.models.backends import Model
@@ -81,11 +82,13 @@ def _table_html(rows: pd.DataFrame, src: int, tgt: int, limit: int = 200) -> str
 
 def explore(run: "Run | pd.DataFrame", model: "Model | None" = None,
             items: "Sequence[Item] | None" = None, site: str | None = None, average: str = "language",
-            max_new_tokens: int = 8) -> Any:
+            max_new_tokens: int = 8, language_lens: Any = None) -> Any:
     """An interactive explorer of an evaluated sweep (an :class:`xtl.Run` from
     :func:`xtl.open_run`, or an evaluated results table) for Jupyter: gain heatmap → the items of
     the clicked configuration → the logit lens of a chosen item (with ``model``). Returns the
-    ipywidgets box to display; its handlers are an :class:`Explorer` (``box.explorer``)."""
+    ipywidgets box to display; its handlers are an :class:`Explorer` (``box.explorer``). Below it:
+    the gradient screen beside the exact grid (a sweep with ``screen=K``) and ``language_lens``
+    (a :class:`xtl.LanguageLens`), when there are."""
     try:
         import ipywidgets as w
         import plotly.graph_objects as go
@@ -139,6 +142,7 @@ def explore(run: "Run | pd.DataFrame", model: "Model | None" = None,
     for trace in fig.data:
         trace.on_click(on_click)
     button.on_click(on_lens)
-    box = w.VBox([w.HBox([fig, table]), w.HBox([pick, button]), out])
+    extra = [go.FigureWidget(f) for _, f in extension_figures(df, language_lens)]
+    box = w.VBox([w.HBox([fig, table]), w.HBox([pick, button]), out, *extra])
     box.explorer = ex
     return box

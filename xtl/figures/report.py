@@ -18,6 +18,7 @@ from xtl import analysis as an
 from xtl.evaluation.groups import describe_grouping
 from xtl.analysis.views import examples_grid, gain_panels, layer_gains
 from xtl.figures import plots
+from xtl.figures.extensions import extension_figures
 
 __all__ = ["build_report", "examples_grid"]
 
@@ -33,17 +34,22 @@ def _table(df: pd.DataFrame) -> str:
 
 
 def build_report(df: pd.DataFrame, out: str | os.PathLike, title: str = "xtl sweep report",
-                 average: str = "language", settings: dict | None = None, light: bool = False) -> Path:
+                 average: str = "language", settings: dict | None = None, light: bool = False,
+                 language_lens=None) -> Path:
     """Write the report of an evaluated results table (one site) to ``out``; returns the path.
 
     ``average``: group means over languages (the paper's) or ``"pooled"`` over items;
     ``settings``: the store's manifest, used for the paper tables' labels; ``light``: load
     plotly.js from a ``plotly.min.js`` written once beside the page instead of embedding it
-    (4.8 MB less per page).
+    (4.8 MB less per page); ``language_lens``: a :class:`xtl.LanguageLens` drawn on the page. A
+    screened sweep (``screen=K``) also shows the screen's estimate beside the exact grid.
     """
     from xtl.analysis.tables import paper_table
     from xtl.evaluation.evaluated import Run
 
+    variant_figs = _variant_figures(df, average)
+    if an.has_variants(df):  # the page's grid is one variant's: alpha 1 where swept (the paper's)
+        df = an.select_variant(df)
     g = an.grid(df, average=average)
     site = str(df["site"].iloc[0]) if "site" in df.columns else ""
     n_layers = g.n_layers or max(g.src_layers + g.tgt_layers) + 1
@@ -102,9 +108,11 @@ def build_report(df: pd.DataFrame, out: str | os.PathLike, title: str = "xtl swe
             *([("Upper bounds over layers", plots.upper_bound_curves(ub))]
               if np.isfinite(ub.source).any() or np.isfinite(ub.target).any() else []),
             ("Win / tie / lose", plots.wtl_bars({site or "site": wtl}))]
+    figs += variant_figs
     if len(set(g.langs)) > 1:
         figs += [("Mean gain by source layer", plots.lang_layer_heatmap(layer_gains(g, "source"))),
                  ("Mean gain by target layer", plots.lang_layer_heatmap(layer_gains(g, "target")))]
+    figs += extension_figures(df, language_lens)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if light:
@@ -196,6 +204,25 @@ _EXPLORER_JS = """
   attach();
 })();
 """
+
+
+def _variant_figures(df: pd.DataFrame, average: str) -> list:
+    """Gain against alpha per site (a table with an alpha axis) and several sources against one
+    per language group (a table with several ``sources``), when the table has them."""
+    from xtl.analysis.variants import alpha_gains, source_gains
+    from xtl.figures.variants import alpha_curves, source_bars
+    from xtl.schema import with_defaults
+
+    df = with_defaults(df)
+    rest = df[~df["is_vanilla"]]
+    figs = []
+    if rest["alpha"].nunique() > 1:
+        figs.append(("Gain over vanilla against alpha", alpha_curves(alpha_gains(df, average))))
+    if rest["sources"].nunique() > 1 and "group" in df.columns:
+        alpha = 1.0 if (rest["alpha"] == 1.0).any() else float(rest["alpha"].max())
+        figs.append(("Several sources against one", source_bars(source_gains(
+            df[df["is_vanilla"] | (df["alpha"] == alpha)], average))))
+    return figs
 
 
 def _explorer_html(df: pd.DataFrame, div: str) -> str:

@@ -12,9 +12,11 @@ _EXPORTS = {
     "compare": "xtl.interpret.logit_lens",
     "lens": "xtl.interpret.logit_lens",
     "merge_pieces": "xtl.interpret.tokens",
+    "LanguageLens": "xtl.interpret.languages",
+    "lens_languages": "xtl.interpret.languages",
     "token_text": "xtl.interpret.tokens",
 }
 
-__all__ = ["Patch", "LensResult", "lens", "compare", "CaseStudy", "case_study", "Demo", "demo", "token_text", "merge_pieces"]
+__all__ = ["Patch", "LensResult", "lens", "compare", "CaseStudy", "case_study", "Demo", "demo", "token_text", "merge_pieces", "LanguageLens", "lens_languages"]
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -136,6 +136,8 @@ def lens(model: Model, prompt: str, transplant: Patch | None = None,
     check_model(model)
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise XtlError(f"k must be an int of at least 1, not {k!r}")
+    if k > model.cfg.d_vocab:
+        raise XtlError(f"k={k} is more top tokens than the model's vocabulary of {model.cfg.d_vocab}; use a smaller k")
     if isinstance(positions, str) and positions not in ("last", "generated"):
         raise XtlError(f"positions must be 'last', 'generated' or a list of prompt positions, not {positions!r}")
     if not isinstance(positions, str) and not all(isinstance(p, int) and not isinstance(p, bool) for p in positions):

@@ -61,18 +61,27 @@ def check_backend(backend: object) -> str:
     return backend
 
 
-def resolve_backend(backend: str, architecture: str | None) -> str:
-    """The backend ``backend`` means for a model of ``architecture`` (None: not known yet)."""
+def resolve_backend(backend: str, architecture: str | None, hf_config: Any = None) -> str:
+    """The backend ``backend`` means for a model of ``architecture`` (None: not known yet); with
+    its ``hf_config``, a feature HookedTransformer would not compute as Hugging Face does (rope
+    scaling, logit scales...: :func:`xtl.models.hfconfig.hooked_refusal`) sends ``auto`` to the
+    bridge and refuses ``hooked`` in one line, before any weights load."""
+    from xtl.models.hfconfig import hooked_refusal
+
     backend = check_backend(backend)
+    refusal = hooked_refusal(hf_config) if hf_config is not None else None
     if backend != "auto":
         if backend == "hooked" and architecture and not _hooked_builds(architecture):
             raise ModelSpecError(f"architecture {architecture} is not one HookedTransformer builds; "
                                  "use backend='bridge' (or 'auto')")
+        if backend == "hooked" and refusal:
+            raise ModelSpecError(f"HookedTransformer does not compute {architecture}'s {refusal} as Hugging Face "
+                                 "does; use backend='bridge' (or 'auto')")
         if backend == "bridge" and architecture and not bridge_supports(architecture):
             raise ModelSpecError(f"architecture {architecture} is supported by neither backend: "
                                  "TransformerBridge has no adapter for it and HookedTransformer cannot build it")
         return backend
-    if hooked_available() and (architecture is None or architecture in HOOKED_ARCHITECTURES):
+    if hooked_available() and (architecture is None or architecture in HOOKED_ARCHITECTURES) and not refusal:
         return "hooked"  # xtl's own config reader: TransformerLens' name-based one misfires on folders
     if architecture and not bridge_supports(architecture):
         raise ModelSpecError(f"architecture {architecture} is supported by neither backend "

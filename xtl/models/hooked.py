@@ -14,7 +14,8 @@ import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from xtl.errors import ModelSpecError
-from xtl.models.hfconfig import architecture, default_n_ctx, head_dim, rope_theta
+from xtl.models.hfconfig import (HOOKED_ROPE_TYPES, architecture, default_n_ctx, head_dim, hooked_refusal,
+                                 rope_parameters, rope_theta)
 
 __all__ = ["tl_config_from_hf", "hooked_from_hf", "hooked_from_folder", "hooked_from_hub", "finish"]
 
@@ -26,6 +27,16 @@ def tl_config_from_hf(hf_config: Any, n_ctx: int | None = None) -> dict[str, Any
     folders and unofficial checkpoints; this reads everything from the config itself.
     """
     arch = architecture(hf_config)
+    refusal = hooked_refusal(hf_config)
+    if refusal:
+        raise ModelSpecError(f"HookedTransformer does not compute {arch}'s {refusal} as Hugging Face does; "
+                             "use backend='bridge' (or 'auto')")
+    if arch not in HOOKED_ROPE_TYPES:
+        # Any other architecture: TransformerLens' own converter through a neutral path, so that
+        # its name-based shortcuts cannot misfire on a local folder's name.
+        from transformer_lens.loading_from_pretrained import convert_hf_model_config
+
+        return convert_hf_model_config_via_tmp(hf_config, convert_hf_model_config)
     common = {
         "d_model": hf_config.hidden_size,
         "d_head": head_dim(hf_config),
@@ -47,6 +58,7 @@ def tl_config_from_hf(hf_config: Any, n_ctx: int | None = None) -> dict[str, Any
     if arch in ("LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"):
         cfg = dict(common, act_fn=hf_config.hidden_act, rotary_base=rope_theta(hf_config),
                    n_key_value_heads=n_kv if n_kv and n_kv != hf_config.num_attention_heads else None)
+        cfg.update(_rope_fields(rope_parameters(hf_config)))
         window = getattr(hf_config, "sliding_window", None)
         if arch == "MistralForCausalLM" and window:
             cfg.update(window_size=window, use_local_attn=True,
@@ -74,16 +86,25 @@ def tl_config_from_hf(hf_config: Any, n_ctx: int | None = None) -> dict[str, Any
             use_local_attn=True,
             attn_types=["global" if t == "full_attention" else "local" for t in layer_types],
         )
+        cfg.update(_rope_fields(rope_parameters(hf_config, "full_attention")))
         if getattr(hf_config, "final_logit_softcapping", None):
             cfg["output_logits_soft_cap"] = float(hf_config.final_logit_softcapping)
         if getattr(hf_config, "attn_logit_softcapping", None):
             cfg["attn_scores_soft_cap"] = float(hf_config.attn_logit_softcapping)
         return cfg
-    # Any other architecture: defer to TransformerLens' own converter through a neutral path,
-    # so that its name-based shortcuts cannot misfire on a local folder's name.
-    from transformer_lens.loading_from_pretrained import convert_hf_model_config
+    raise AssertionError(arch)  # pragma: no cover - HOOKED_ROPE_TYPES names the four above
 
-    return convert_hf_model_config_via_tmp(hf_config, convert_hf_model_config)
+
+def _rope_fields(rope: dict[str, Any]) -> dict[str, Any]:
+    """HookedTransformerConfig's fields for a rope scaling :func:`hooked_refusal` accepted."""
+    if rope["rope_type"] == "llama3":
+        return {"use_NTK_by_parts_rope": True, "NTK_by_parts_factor": float(rope["factor"]),
+                "NTK_by_parts_low_freq_factor": float(rope.get("low_freq_factor", 1.0)),
+                "NTK_by_parts_high_freq_factor": float(rope.get("high_freq_factor", 4.0)),
+                "NTK_original_ctx_len": int(rope["original_max_position_embeddings"])}
+    if rope["rope_type"] == "linear":  # global layers only (TransformerLens skips local ones)
+        return {"rotary_scaling_factor": float(rope["factor"])}
+    return {}
 
 
 def convert_hf_model_config_via_tmp(hf_config: Any, converter: Any) -> dict[str, Any]:
@@ -98,9 +119,10 @@ def convert_hf_model_config_via_tmp(hf_config: Any, converter: Any) -> dict[str,
             return converter(str(folder))
         except Exception as exc:  # noqa: BLE001 - any failure means: unsupported
             arch = (getattr(hf_config, "architectures", None) or ["?"])[0]
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
             raise ModelSpecError(
-                f"architecture {arch} is not supported by HookedTransformer ({exc}); "
-                "use a Llama, Mistral, Qwen2, Gemma 3 or another TransformerLens architecture"
+                f"TransformerLens' HookedTransformer converter cannot read this {arch} config ({first}); "
+                "use backend='bridge' (or 'auto')"
             ) from exc
 
 
@@ -116,9 +138,19 @@ def _convert_weights(hf_model: Any, cfg: HookedTransformerConfig) -> dict[str, t
     arch = cfg.original_architecture
     if arch in table:
         return table[arch](hf_model, cfg)
+    import tempfile
+
     from transformer_lens.loading_from_pretrained import get_pretrained_state_dict
 
-    return get_pretrained_state_dict("model", cfg, hf_model)
+    # TransformerLens looks a name up in its list of official models unless it is a path that
+    # exists; with ``hf_model`` given, the path is not read.
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            return get_pretrained_state_dict(tmp, cfg, hf_model)
+        except (ValueError, KeyError, AttributeError, NotImplementedError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise ModelSpecError(f"TransformerLens cannot convert the weights of {arch} for HookedTransformer "
+                                 f"({first}); use backend='bridge' (or 'auto')") from exc
 
 
 def hooked_from_hf(hf_model: Any, tokenizer: Any, dtype: torch.dtype, device: str,
@@ -130,7 +162,11 @@ def hooked_from_hf(hf_model: Any, tokenizer: Any, dtype: torch.dtype, device: st
     cfg_dict.pop("tokenizer_name", None)
     cfg_dict.pop("quantization_method", None)
     cfg = HookedTransformerConfig(**cfg_dict)
-    state_dict = _convert_weights(hf_model.float() if dtype == torch.float32 else hf_model, cfg)
+    if dtype == torch.float32 and any(p.dtype != torch.float32 for p in hf_model.parameters()):
+        from xtl.models.views import detached
+
+        hf_model = detached(hf_model, torch.float32)  # converted from float32 weights; the caller's model unchanged
+    state_dict = _convert_weights(hf_model, cfg)
     model = HookedTransformer(cfg, tokenizer=None, move_to_device=False)
     model.load_and_process_state_dict(
         {k: v.to(dtype) for k, v in state_dict.items()},
@@ -185,9 +221,10 @@ def finish(model: HookedTransformer, tokenizer: Any) -> HookedTransformer:
     """Weights in the layout TransformerLens' kernels read, the tokenizer, eval mode."""
     cfg = model.cfg
     _fast_weight_layout(model)
-    model.tokenizer = tokenizer
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    from xtl.models.views import own_tokenizer
+
+    # HookedTransformer reads a pad token when it builds masks: a copy gets one, the caller's is untouched
+    model.tokenizer = own_tokenizer(tokenizer, pad_to_eos=True)
     model.cfg.tokenizer_prepends_bos = len(tokenizer.encode("")) > 0
     model.cfg.default_prepend_bos = False  # xtl tokenises itself with the tokenizer's own rule
     model.to(cfg.device)

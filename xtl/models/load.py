@@ -78,7 +78,7 @@ def load_model(spec: str | os.PathLike = DEMO_MODEL, dtype: str | torch.dtype = 
         text = DEMO_MODEL
     if text == DEMO_MODEL:
         return _named(load_converted(demo_gguf_path(), torch_dtype, device, n_ctx, backend), DEMO_MODEL, DEMO_MODEL)
-    if text.lower().endswith(".gguf"):
+    if text.lower().endswith(".gguf") and not path.is_dir():
         if not path.is_file():
             raise ModelSpecError(f"GGUF file {path} does not exist; check the path")
         return _named(load_converted(path, torch_dtype, device, n_ctx, backend), path.name, path)
@@ -101,19 +101,54 @@ def _load_hub(name: str, dtype: torch.dtype, device: str, n_ctx: int | None, bac
         from xtl.models.hooked import hooked_from_hub
 
         return hooked_from_hub(name, dtype, device, n_ctx)  # an unknown name: a did-you-mean error
-    if "/" not in name:
-        raise ModelSpecError(f"{name!r} is neither a local folder, a .gguf file, {DEMO_MODEL!r} nor a hub name "
-                             "(organisation/model, e.g. Qwen/Qwen3-0.6B); check the spelling")
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+    step = "config"
     try:
+        config = AutoConfig.from_pretrained(name)
+        from xtl.models.backends import resolve_backend
+        from xtl.models.hfconfig import architecture
+
+        resolve_backend("bridge", architecture(config), config)  # refused before any download of weights
+        step = "tokenizer"
         tokenizer = AutoTokenizer.from_pretrained(name)
+        step = "weights"
         hf_model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, attn_implementation="eager")
-    except Exception as exc:  # noqa: BLE001 - offline, unknown name, gated: all mean the same
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise ModelSpecError(f"{name!r} is neither a local folder, a .gguf file, {DEMO_MODEL!r} nor a hub model "
-                             f"that could be loaded ({first}); check the name and your connection") from exc
+    except ModelSpecError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - classified below, one line each
+        raise ModelSpecError(hub_failure(name, step, exc)) from exc
     return from_hf(hf_model, tokenizer, dtype=dtype, device=device, n_ctx=n_ctx, backend="bridge")
+
+
+def hub_failure(name: str, step: str, exc: BaseException) -> str:
+    """One line saying what failed when loading the hub model ``name`` (its ``step``: config,
+    tokenizer or weights): no network, no such model, a gated one, bad JSON, an architecture this
+    transformers does not know, or the first line of anything else."""
+    chain, seen = [], exc
+    while seen is not None and len(chain) < 8:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    kinds = {type(e).__name__ for e in chain}
+    text = " ".join(str(e) for e in chain)
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    if kinds & {"GatedRepoError"} or "gated repo" in text.lower():
+        return (f"{name!r} is a gated model: accept its licence on huggingface.co and log in "
+                "(`hf auth login`), or give a local folder")
+    if kinds & {"RepositoryNotFoundError"} or "is not a local folder and is not a valid model identifier" in text:
+        return (f"{name!r} is neither a local folder, a .gguf file, {DEMO_MODEL!r} nor a model on the Hugging Face "
+                "Hub; check the spelling (organisation/model, e.g. Qwen/Qwen3-0.6B)")
+    if kinds & {"LocalEntryNotFoundError", "OfflineModeIsEnabled", "ConnectionError", "ConnectTimeout",
+                "ConnectError", "NameResolutionError", "MaxRetryError"} or "offline" in text.lower() or \
+            "couldn't connect" in text.lower():
+        return (f"cannot download {name!r}: the Hugging Face Hub is not reachable from here and the model is not "
+                "in the local cache; connect, or give a local folder (--model PATH)")
+    if kinds & {"JSONDecodeError"}:
+        return f"the {step} of {name!r} is not valid JSON ({first}); the download may be damaged: delete it from the cache"
+    if step == "config" and ("model_type" in text or "Unrecognized" in text or "does not recognize" in text):
+        return (f"{name!r} has an architecture this transformers does not know ({first}); "
+                "upgrade transformers or use another model")
+    return f"loading the {step} of {name!r} failed ({type(exc).__name__}: {first})"
 
 
 def _tl_official(name: str) -> bool:

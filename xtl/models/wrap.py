@@ -60,17 +60,32 @@ def from_hf(hf_model: Any, tokenizer: Any, dtype: str | torch.dtype = "float32",
         device: ``"cpu"``, ``"cuda"``...; default: CUDA when available.
         n_ctx: context length override.
         backend: ``"auto"``, ``"hooked"`` (weights copied into a HookedTransformer) or ``"bridge"``
-            (``hf_model`` itself is wrapped: the bridge inserts its hook points into it, in place).
+            (a view of ``hf_model`` is wrapped, sharing its weights where dtype and device match).
+
+    ``hf_model`` and ``tokenizer`` are left as they were: no dtype or device change, no hook,
+    no pad token (xtl works on views and copies of them).
     """
+    if not isinstance(hf_model, torch.nn.Module) or getattr(hf_model, "config", None) is None:
+        raise ModelSpecError(f"from_hf needs a loaded transformers causal LM (AutoModelForCausalLM.from_pretrained(...)), "
+                             f"not {type(hf_model).__name__}; for a folder or hub name use xtl.load_model")
+    if tokenizer is None or not callable(getattr(tokenizer, "encode", None)):
+        raise ModelSpecError(f"from_hf needs the model's tokenizer (AutoTokenizer.from_pretrained(...)), "
+                             f"not {type(tokenizer).__name__}")
     torch_dtype = resolve_dtype(dtype)
     device = default_device(device)
-    chosen = resolve_backend(backend, architecture(hf_model.config))
+    chosen = resolve_backend(backend, architecture(hf_model.config), hf_model.config)
     n_ctx = int(n_ctx or default_n_ctx(hf_model.config))
+    from xtl.models.facts import read_facts
+
+    facts = read_facts(hf_model.config, getattr(hf_model, "generation_config", None))
     if chosen == "hooked":
         from xtl.models.hooked import hooked_from_hf
 
-        return hooked_from_hf(hf_model, tokenizer, torch_dtype, device, n_ctx)
-    from xtl.models.bridge import boot_bridge
+        model = hooked_from_hf(hf_model, tokenizer, torch_dtype, device, n_ctx)
+    else:
+        from xtl.models.bridge import boot_bridge
 
-    name = getattr(hf_model.config, "_name_or_path", "") or "hf-model"
-    return boot_bridge(hf_model, tokenizer, torch_dtype, device, n_ctx, name)
+        name = getattr(hf_model.config, "_name_or_path", "") or "hf-model"
+        model = boot_bridge(hf_model, tokenizer, torch_dtype, device, n_ctx, name)
+    model.xtl_facts = facts
+    return model

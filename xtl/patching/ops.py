@@ -11,9 +11,10 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 from xtl.models.backends import Model
-from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 from transformer_lens.utilities.activation_functions import apply_softcap
 
+from xtl.models.adapters import adapter_of, cache_adapter
+from xtl.models.facts import scale_logits
 from xtl.patching.sites import Site
 
 __all__ = ["write_site", "patch_hook", "prefix_cache", "broadcast_cache", "select_rows", "decode_resid",
@@ -48,18 +49,12 @@ def patch_hook(site: Site, values: Tensor, pos: int = -1) -> Callable:
     return hook
 
 
-def _is_tl_cache(cache: Any) -> bool:
-    return isinstance(cache, TransformerLensKeyValueCache)
-
-
 def prefix_cache(model: Model, tokens: Int[Tensor, "pos"]) -> Any:
-    """KV cache of every prompt position but the last (vanilla, batch 1): TransformerLens' cache
-    on the hooked backend, transformers' ``DynamicCache`` on the bridge."""
-    device = model.cfg.device
-    new_cache = getattr(model, "new_cache", None)
-    cache = new_cache() if new_cache is not None else TransformerLensKeyValueCache.init_cache(model.cfg, device, 1)
+    """KV cache of every prompt position but the last (vanilla, batch 1), of the model's backend
+    (:mod:`xtl.models.adapters`)."""
+    cache = adapter_of(model).new_cache(model)
     if tokens.shape[0] > 1:
-        model(tokens[None, :-1].to(device), past_kv_cache=cache, return_type=None)
+        model(tokens[None, :-1].to(model.cfg.device), past_kv_cache=cache, return_type=None)
     return cache
 
 
@@ -71,35 +66,17 @@ def broadcast_cache(cache: Any, batch: int = 1, upper: Any = None, from_layer: i
     join at target layer j: vanilla below j, the prompt prefix from j up); the attention mask
     is ``cache``'s.
     """
-    if not _is_tl_cache(cache):
-        from xtl.models.bridge import expand_cache
-
-        return expand_cache(cache, batch, upper, from_layer)
-    entries = []
-    for layer, entry in enumerate(cache.entries):
-        src = upper.entries[layer] if upper is not None and layer >= (from_layer or 0) else entry
-        entries.append(type(src)(past_keys=src.past_keys.expand(batch, -1, -1, -1),
-                                 past_values=src.past_values.expand(batch, -1, -1, -1)))
-    mask = cache.previous_attention_mask.expand(batch, -1)
-    return TransformerLensKeyValueCache(entries=entries, previous_attention_mask=mask)
+    return cache_adapter(cache).expand_cache(cache, batch, upper, from_layer)
 
 
 def select_rows(cache: Any, idx: Tensor) -> None:
     """Keep only rows ``idx`` of ``cache``, in place (rows that stopped leave the batch)."""
-    if not _is_tl_cache(cache):
-        from xtl.models.bridge import select_cache
-
-        select_cache(cache, idx)
-        return
-    for e in cache.entries:
-        e.past_keys = e.past_keys.index_select(0, idx.to(e.past_keys.device))
-        e.past_values = e.past_values.index_select(0, idx.to(e.past_values.device))
-    cache.previous_attention_mask = cache.previous_attention_mask.index_select(
-        0, idx.to(cache.previous_attention_mask.device))
+    cache_adapter(cache).select_cache(cache, idx)
 
 
 def decode_resid(model: Model, resid: Float[Tensor, "batch d_model"]) -> Float[Tensor, "batch vocab"]:
-    """Final norm, unembedding and the model's logit soft-cap of residual vectors.
+    """Final norm, unembedding, the model's logit scale and soft-cap of residual vectors: for the
+    last layer's residual, the model's own output logits.
 
     ``W_U^T x^T`` is the faster GEMM shape on CPU for a few dozen rows against a large
     vocabulary (same products and sums as ``x W_U``).
@@ -107,7 +84,7 @@ def decode_resid(model: Model, resid: Float[Tensor, "batch d_model"]) -> Float[T
     h = model.ln_final(resid[:, None, :])[:, 0]
     w_u, b_u = model.unembed.W_U, model.unembed.b_U
     logits = (torch.mm(w_u.T, h.T.to(w_u.dtype)).T + b_u).contiguous()
-    return apply_softcap(logits, model.cfg.output_logits_soft_cap)
+    return apply_softcap(scale_logits(model, logits), model.cfg.output_logits_soft_cap)
 
 
 @dataclass

@@ -58,6 +58,8 @@ def resolve_chat(model: Model, chat: bool | None) -> bool:
     """Whether prompts go through the chat template: as asked, else the frame the model was
     fine-tuned in (an ``xtl sft`` folder records it), else raw. Overriding a fine-tuned model's
     frame is allowed and warned about."""
+    if chat is not None and type(chat).__name__ not in ("bool", "bool_"):
+        raise PromptError(f"chat must be True, False or None (the frame the model was fine-tuned in), not {chat!r}")
     trained = getattr(model, "xtl_sft", {}).get("sft_chat")
     if chat is None:
         if trained:
@@ -97,6 +99,10 @@ def tokenize(model: Model, prompt: str, max_new_tokens: int = 0,
         raise PromptError(f"the {what} holds a lone surrogate ({prompt[exc.start]!r} at character "
                           f"{exc.start + 1}), which is not text; fix the prompt") from None
     ids = encode(model.tokenizer, prompt)
+    beyond = [i for i in ids if i >= model.cfg.d_vocab]
+    if beyond:
+        raise PromptError(f"the {what} has token id {beyond[0]}, beyond the model's vocabulary of {model.cfg.d_vocab} "
+                          f"(its tokenizer has {len(model.tokenizer)} tokens); load the model with its own tokenizer")
     if len(ids) > model.cfg.n_ctx:
         raise PromptError(f"the {what} has {len(ids)} tokens, more than the model's context of "
                           f"{model.cfg.n_ctx}; shorten it")
@@ -108,14 +114,11 @@ def tokenize(model: Model, prompt: str, max_new_tokens: int = 0,
 
 
 def stop_token_ids(model: Model) -> set[int]:
-    """EOS plus the end-of-turn tokens of common chat formats present in the vocabulary."""
-    tok = model.tokenizer
-    ids = {tok.eos_token_id} if tok.eos_token_id is not None else set()
-    for name in ("<end_of_turn>", "<|im_end|>", "<|eot_id|>", "<|endoftext|>"):
-        tid = tok.convert_tokens_to_ids(name)  # a lookup; get_vocab() would build a 256k dict
-        if isinstance(tid, int) and tid != tok.unk_token_id:
-            ids.add(tid)
-    return ids
+    """Token ids that end a response (:func:`xtl.models.facts.stop_ids`): the tokenizer's EOS
+    and every eos id of the model's generation config and config."""
+    from xtl.models.facts import stop_ids
+
+    return stop_ids(model)
 
 
 def check_layer(model: Model, layer: int, what: str) -> int:
@@ -137,9 +140,10 @@ def check_site(model: Model, site: Site) -> None:
         bad = [h for h in site.heads if not 0 <= h < model.cfg.n_heads]
         if bad:
             raise SiteError(f"head(s) {bad} out of range; this model has heads 0..{model.cfg.n_heads - 1}")
-    has_hook = getattr(model, "has_hook", None)
-    if has_hook is not None:  # the bridge names only the hooks its adapter maps for the architecture
-        for name in sorted({site.hook_name(0), site.source_hook_name(0)}):
-            if not has_hook(name):
-                raise SiteError(f"site {site} needs hook {name}, which TransformerBridge does not provide for "
-                                f"{model.cfg.original_architecture}; use another site (attn, mlp or block)")
+    from xtl.models.adapters import adapter_of
+
+    adapter = adapter_of(model)
+    for name in sorted({site.hook_name(0), site.source_hook_name(0)}):
+        if not adapter.has_hook(model, name):
+            raise SiteError(f"site {site} needs hook {name}, which the {adapter.name} backend does not provide for "
+                            f"{model.cfg.original_architecture}; use another site (attn, mlp or block)")

@@ -128,13 +128,44 @@ def scoring_for(dataset: str, kind: str) -> Scoring:
 
 
 def load_task(spec: "str | os.PathLike", langs: list[str] | None = None, limit: int | None = None,
-              root: str | os.PathLike | None = None) -> list[Item]:
+              root: str | os.PathLike | None = None, *, source_langs: list[str] | None = None) -> list[Item]:
     """Items of a registered task (``xnli``, ``xnli:unseen``, ``xquad``, ``globalopinionqa``,
     ``xcopa``; ``mkqa`` from the hub) or of a parallel JSONL file.
 
     ``@LANG`` sets the source language of tasks with parallel prompts in every language
     (XNLI, XQuAD): ``xnli@zh`` transplants from the Chinese prompts, as the paper's Table 8
-    does; the default is the task's own (English)."""
+    does; the default is the task's own (English). ``source_langs`` adds each item's parallel
+    prompts in those languages (``item.meta["sources"]``), what a sweep with ``source_langs``
+    mixes."""
+    items = _load_task(spec, langs, limit, root)
+    if source_langs:
+        add_sources(items, spec, source_langs, limit, root)
+    return items
+
+
+def add_sources(items: list[Item], spec: str, source_langs: list[str], limit: int | None = None,
+                root: str | os.PathLike | None = None) -> None:
+    """Give each item its parallel prompts in ``source_langs`` (``meta["sources"]``): the same
+    item of the task loaded with each language as its source (``NAME@LANG``)."""
+    if isinstance(source_langs, str) or not all(isinstance(x, str) and x for x in source_langs):
+        raise DataError(f"source_langs must be a list of language codes, e.g. ['zh', 'ja'], not {source_langs!r}")
+    name, variant, _ = parse_spec(str(spec))
+    task = TASKS.get(name)
+    if task is None or not task.sources:
+        with_sources = ", ".join(t.name for t in TASKS.values() if t.sources)
+        raise DataError(f"{spec} has no parallel prompts in other source languages; --source-langs works with "
+                        f"{with_sources}")
+    base = f"{name}:{variant}" if variant else name
+    langs = sorted({it.lang for it in items})
+    for lang in source_langs:
+        by_key = {it.key: it.source for it in _load_task(f"{base}@{lang}", langs, limit, root)}
+        for it in items:
+            if it.key not in by_key:
+                raise DataError(f"{base}@{lang} has no item {it.id} of {it.lang}; a source language needs every item")
+            it.meta.setdefault("sources", {})[lang] = by_key[it.key]
+
+
+def _load_task(spec: "str | os.PathLike", langs, limit, root) -> list[Item]:
     from xtl.tasks.jsonl import load_jsonl_task
 
     if isinstance(spec, os.PathLike):

@@ -15,6 +15,8 @@ def load_xquad(root: Path, langs=None, limit=None, variant: str = "", source: st
     folder = split_folder(root, "XQuAD", unseen)
     languages_in(folder / "split", "xquad.{lang}.json", [source], role="source")
     en = read_jsonl(folder / "split" / f"xquad.{source}.json")
+    english = folder / "ans" / "xquad.en.json"  # the gold answers in English, for the language lens
+    en_golds = read_jsonl(english) if english.is_file() else []
     items = []
     for lang in languages_in(folder / "split", "xquad.{lang}.json", langs):
         files = {"split": folder / "split" / f"xquad.{lang}.json", "ans": folder / "ans" / f"xquad.{lang}.json"}
@@ -22,7 +24,10 @@ def load_xquad(root: Path, langs=None, limit=None, variant: str = "", source: st
         for k, (src, tgt, gold) in enumerate(zip(en, read_jsonl(files["split"]), read_jsonl(files["ans"]))):
             if limit is not None and k >= limit:
                 break
-            items.append(Item(f"{k}", "xquad", lang, src, tgt, str(gold), "qa", meta={"src_lang": source}))
+            meta = {"src_lang": source}
+            if k < len(en_golds):
+                meta["answers"] = {"en": str(en_golds[k]), lang: str(gold)}
+            items.append(Item(f"{k}", "xquad", lang, src, tgt, str(gold), "qa", meta=meta))
     return items
 
 
