@@ -25,7 +25,7 @@ from xtl.interpret.case import CaseStudy, case_study
 from xtl.interpret.logit_lens import LensResult, Patch, lens
 from xtl.models.backends import Model
 
-__all__ = ["Demo", "DemoSet", "demo", "demo_set", "INTRO", "LENS_STEPS"]
+__all__ = ["Demo", "DemoSet", "demo", "demo_set", "set_layers", "INTRO", "LENS_STEPS", "SET_STEP"]
 
 #: What a newcomer needs to read the page and the terminal.
 INTRO = ("A transplant takes a site's activation (here the MLP output: the site) at the last prompt token of the "
@@ -36,6 +36,17 @@ INTRO = ("A transplant takes a site's activation (here the MLP output: the site)
 
 #: Generated steps shown by the demo's logit lens (columns that stay readable at 900 px).
 LENS_STEPS = 6
+
+#: The demo set is swept on every SET_STEP-th layer (and the last): a coarse grid, fast on a CPU.
+SET_STEP = 3
+
+
+def set_layers(n_layers: int, step: int = SET_STEP) -> list[int]:
+    """The layers the demo set is swept on, as sources and as targets: every ``step``-th layer
+    from 0, and the last (``set_layers(18, 3)`` -> 0 3 6 9 12 15 17)."""
+    if step < 1:
+        raise XtlError(f"the demo set's layer step must be at least 1, not {step}")
+    return sorted(set(range(0, n_layers, step)) | {n_layers - 1})
 
 
 @dataclass
@@ -169,8 +180,9 @@ class Demo:
 
 def demo_set(model: Model, site: str = "mlp", limit: int | None = None, langs: Sequence[str] | None = None,
              mode: str = "logits", max_new_tokens: int = 20, chat: bool | None = None,
-             progress: bool = True) -> DemoSet:
-    """Sweep the demo set's full grid, evaluate it and work out the finding."""
+             progress: bool = True, *, step: int = SET_STEP) -> DemoSet:
+    """Sweep the demo set on every ``step``-th layer and the last (:func:`set_layers`; ``step=1``:
+    the full grid), evaluate it and work out the finding."""
     from xtl.analysis.finding import finding
     from xtl.analysis.grids import grid
     from xtl.analysis.margins import margin_panel
@@ -181,20 +193,22 @@ def demo_set(model: Model, site: str = "mlp", limit: int | None = None, langs: S
     from xtl.tasks.registry import load_task
 
     items = load_task("demo", langs=list(langs) if langs else None, limit=limit)
-    df = sweep(model, items, site=site, mode=mode, candidates=DEMO_LABELS, max_new_tokens=max_new_tokens,
-               chat=chat, progress=progress)
-    ev = evaluate(df, items, candidates=list(DEMO_LABELS))
-    g = grid(ev, n_layers=model.cfg.n_layers)
     if len(set(it.id for it in items)) < 2:
         raise XtlError("the demo set's held-out choice needs at least two questions; use --items 2 or more")
+    layers = set_layers(model.cfg.n_layers, step)
+    df = sweep(model, items, site=site, src_layers=layers, tgt_layers=layers, mode=mode, candidates=DEMO_LABELS,
+               max_new_tokens=max_new_tokens, chat=chat, progress=progress)
+    ev = evaluate(df, items, candidates=list(DEMO_LABELS))
+    g = grid(ev, n_layers=model.cfg.n_layers)
     return DemoSet(ev, finding(g), gain_panels(g), margin_panel(ev, DEMO_LABELS))
 
 
 def demo(model: Model, pair: dict[str, Any] | None = None, site: str = "mlp", max_new_tokens: int = 20,
          chat: bool | None = None, progress: bool = True, mode: str = "logits", with_set: bool = True,
-         limit: int | None = None, langs: Sequence[str] | None = None) -> Demo:
+         limit: int | None = None, langs: Sequence[str] | None = None, *, set_step: int = SET_STEP) -> Demo:
     """Sweep, score and explain one pair (default: xtl's built-in zh -> en question), then (with
-    ``with_set``) the demo set: ``limit`` questions per language, in ``langs``."""
+    ``with_set``) the demo set: ``limit`` questions per language, in ``langs``, on every
+    ``set_step``-th layer and the last."""
     from xtl.options import MODES, check_option
     from xtl.tasks.registry import builtin_pair
 
@@ -223,5 +237,6 @@ def demo(model: Model, pair: dict[str, Any] | None = None, site: str = "mlp", ma
                          max_new_tokens=steps, chat=chat, track=track)
         what = "best" if case.best is not None else "closest (still wrong)"
         best_lens.title = f"Logit lens — transplanted, {what} ({case.site}: source {i} → target {j})"
-    found = demo_set(model, site, limit, langs, mode, max_new_tokens, chat, progress) if with_set else None
+    found = (demo_set(model, site, limit, langs, mode, max_new_tokens, chat, progress, step=set_step)
+             if with_set else None)
     return Demo(pair, model.cfg.model_name, case, vanilla_lens, best_lens, mode, found)
