@@ -94,7 +94,8 @@ def cmd_demo(args) -> None:
     summary = result.summary()
     print(summary)
     path = save_page(result.figures(), args.out, f"xtl demo — {model.cfg.model_name}", summary)
-    print(f"page        : {path} (the grid as a heatmap; the logit lens of the configuration shown beside vanilla)")
+    print(f"page        : {path} (the margin-gain heatmap; the logit lens of the configuration shown beside "
+          f"vanilla{'' if args.no_set else '; the demo set: gain heatmaps and the bounds as bars'})")
 
 
 def cmd_sweep(args) -> None:

@@ -64,12 +64,14 @@ class DemoSet:
     def figures(self) -> list:
         """The accuracy gain over (source, target) (the paper's Figure 3 view) and the bounds as
         bars beside vanilla and the held-out pair (Table 4's rows)."""
-        from xtl.figures.plots import finding_bars, gain_heatmap
+        from xtl.figures.plots import finding_bars, gain_heatmap, margin_heatmap
 
         f1 = self.finding.cross.folds[0]
-        return [gain_heatmap(self.panels, "Demo set: accuracy gain over vanilla (points)",
-                             mark=(f1.src_layer, f1.tgt_layer), mark_label="held-out pick"),
-                finding_bars(self.finding)]
+        figs = [gain_heatmap(self.panels, "Demo set: accuracy gain over vanilla (points)",
+                             mark=(f1.src_layer, f1.tgt_layer), mark_label="held-out pick")]
+        if self.margins is not None:
+            figs.append(margin_heatmap(self.margins, "Demo set: gold first-token margin gain over vanilla (nats)"))
+        return figs + [finding_bars(self.finding)]
 
 
 @dataclass
