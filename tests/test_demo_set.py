@@ -130,7 +130,7 @@ def test_demo_command_sweeps_the_set(tiny_folder, tmp_path):
         assert text.count(label) >= 1, label
     assert "upper bound (right answers shuffled across items: " in text
     page = out.read_text(encoding="utf-8")
-    assert "Demo set" in page and "SourceLast" in page
+    assert "Demo set" in page and "SourceLast" in page and "the source layer down" in page
 
 
 @pytest.mark.parametrize("args, message", [(["--items", "11"], "10 questions per language"),

@@ -85,7 +85,7 @@ def cmd_demo(args) -> None:
         raise XtlError("--items, --langs and --set-step choose the demo set's sweep; leave them out with --no-set")
     model = _load(args)
     from xtl.figures.plots import save_page
-    from xtl.interpret.showcase import demo
+    from xtl.interpret.showcase import INTRO, demo
 
     print(f"xtl demo: the built-in {pair['source_lang']} -> {pair['target_lang']} question on "
           f"{model.cfg.model_name} ({model.cfg.n_layers} layers): every (source, target) layer pair", flush=True)
@@ -93,7 +93,7 @@ def cmd_demo(args) -> None:
                   with_set=not args.no_set, limit=args.items, langs=langs, set_step=args.set_step or SET_STEP)
     summary = result.summary()
     print(summary)
-    path = save_page(result.figures(), args.out, f"xtl demo — {model.cfg.model_name}", summary)
+    path = save_page(result.figures(), args.out, f"xtl demo — {model.cfg.model_name}", f"{INTRO}\n\n{summary}")
     print(f"page        : {path} (the margin-gain heatmap; the logit lens of the configuration shown beside "
           f"vanilla{'' if args.no_set else '; the demo set: gain heatmaps and the bounds as bars'})")
 

@@ -313,7 +313,7 @@ def save_page(figs: Sequence[go.Figure], path: str | os.PathLike, title: str, in
                          config={"responsive": True}) for k, fig in enumerate(figs)]
     body = "\n".join(f"<section>{part}</section>" for part in parts)
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            "<style>body{font-family:sans-serif;margin:1.5em}pre{background:#f5f5f5;padding:.8em}</style></head>"
+            "<style>body{font-family:sans-serif;margin:1.5em}pre{background:#f5f5f5;padding:.8em;white-space:pre-wrap}</style></head>"
             f"<body><h1>{html.escape(title)}</h1><pre>{html.escape(intro)}</pre>{body}</body></html>")
     path.write_text(page, encoding="utf-8")
     return path
