@@ -72,15 +72,16 @@ def cmd_demo(args) -> None:
 
     check_site(args.site, args.model)
     check_out_file(args.out)
-    from xtl.interpret.showcase import SET_STEP
+    from xtl.interpret.showcase import SET_ITEMS, SET_STEP
     from xtl.tasks.demo_set import load_demo_set
 
     pair = builtin_pair()
     check_context(args.model, {"source prompt": pair["source"], "target prompt": pair["target"]},
                   args.max_new_tokens, args.chat)
     langs = langs_arg(args.langs)
+    items = args.items if args.items is not None else SET_ITEMS
     if not args.no_set:
-        load_demo_set(langs, args.items)  # --items beyond the set, a language it lacks: one line, before the load
+        load_demo_set(langs, items)  # --items beyond the set, a language it lacks: one line, before the load
     elif args.items is not None or langs or args.set_step is not None:
         raise XtlError("--items, --langs and --set-step choose the demo set's sweep; leave them out with --no-set")
     model = _load(args)
@@ -90,7 +91,7 @@ def cmd_demo(args) -> None:
     print(f"xtl demo: the built-in {pair['source_lang']} -> {pair['target_lang']} question on "
           f"{model.cfg.model_name} ({model.cfg.n_layers} layers): every (source, target) layer pair", flush=True)
     result = demo(model, pair, site=args.site, max_new_tokens=args.max_new_tokens, chat=args.chat,
-                  with_set=not args.no_set, limit=args.items, langs=langs, set_step=args.set_step or SET_STEP)
+                  with_set=not args.no_set, limit=items, langs=langs, set_step=args.set_step or SET_STEP)
     summary = result.summary()
     print(summary)
     path = save_page(result.figures(), args.out, f"xtl demo — {model.cfg.model_name}", f"{INTRO}\n\n{summary}")

@@ -25,7 +25,7 @@ from xtl.interpret.case import CaseStudy, case_study
 from xtl.interpret.logit_lens import LensResult, Patch, lens
 from xtl.models.backends import Model
 
-__all__ = ["Demo", "DemoSet", "demo", "demo_set", "set_layers", "INTRO", "LENS_STEPS", "SET_STEP"]
+__all__ = ["Demo", "DemoSet", "demo", "demo_set", "set_layers", "INTRO", "LENS_STEPS", "SET_ITEMS", "SET_STEP"]
 
 #: What a newcomer needs to read the page and the terminal.
 INTRO = ("A transplant takes a site's activation (here the MLP output: the site) at the last prompt token of the "
@@ -36,6 +36,9 @@ INTRO = ("A transplant takes a site's activation (here the MLP output: the site)
 
 #: Generated steps shown by the demo's logit lens (columns that stay readable at 900 px).
 LENS_STEPS = 6
+
+#: Questions per language `xtl demo` sweeps by default (6 of 10 in 4 languages: 24 items).
+SET_ITEMS = 6
 
 #: The demo set is swept on every SET_STEP-th layer (and the last): a coarse grid, fast on a CPU.
 SET_STEP = 3
