@@ -37,24 +37,28 @@ def test_text_grid_marks_right_wrong_and_best():
 
 def test_demo_command_sweeps_scores_and_writes_the_page(tiny_folder, tmp_path):
     out = tmp_path / "page" / "demo.html"
-    res = run_cli("demo", "--model", str(tiny_folder), "--device", "cpu", "--max-new-tokens", "3", "--out", str(out))
+    res = run_cli("demo", "--model", str(tiny_folder), "--device", "cpu", "--max-new-tokens", "3", "--out", str(out),
+                  "--no-set")
     assert res.returncode == 0, res.stderr
     text = res.stdout
-    assert "vanilla     : " in text and " of 16 configurations" in text
+    assert "vanilla     : " in text and " of 16 configurations" in text and "the demo set" not in text
     import re
 
-    grid = [m.group(2) for m in (re.match(r"^\s*(\d+)\s+([#.@]+)$", line) for line in text.splitlines()) if m]
-    assert len(grid) == 4 and all(len(cells) == 4 for cells in grid)
+    # the margin-gain grid: two characters a cell, a shade then the shade again, ✓ (right) or @ (best/closest)
+    grid = [m.group(2) for m in (re.match(r"^\s*(\d+)\s+([=\-.+#✓@]+)$", line) for line in text.splitlines()) if m]
+    assert len(grid) == 4 and all(len(cells) == 8 for cells in grid), grid
+    marks = "".join(cells[1::2] for cells in grid)
+    assert all(cells[0::2].strip("=-.+#") == "" for cells in grid)
     right = int(text.split("right       : ")[1].split()[0])
-    marked = "".join(grid).count("@")
-    assert marked == 1 and right == "".join(grid).count("#") + (marked if "best        : source" in text else 0)
+    assert marks.count("@") == 1 and right == marks.count("✓") + (1 if "best        : source" in text else 0)
     if right == 0:
         assert "no configuration answers this question right" in text and "closest     : source layer" in text
         assert "(still wrong)" in text
     else:
         assert "best        : source layer" in text
+    assert "large gain (largest |gain|" in text
     page = out.read_text(encoding="utf-8")
-    assert "plotly" in page and "Logit lens" in page and "Which configurations answer right" in page
+    assert "plotly" in page and "Logit lens" in page and "how far each configuration moves the gold option" in page
 
 
 def test_demo_on_hand_picked_results_says_what_was_fixed(tiny_folder):

@@ -12,7 +12,8 @@ from jaxtyping import Float
 from xtl.analysis.grids import Grid
 from xtl.analysis.records import _Record
 
-__all__ = ["Bounds", "NotComputable", "upper_bounds", "format_bound", "bound_by_group", "group_order"]
+__all__ = ["Bounds", "NotComputable", "upper_bounds", "shuffled_bounds", "format_bound", "bound_by_group",
+           "group_order"]
 
 
 class NotComputable(float):
@@ -21,7 +22,7 @@ class NotComputable(float):
 
     reason: str
 
-    def __new__(cls, reason: str) -> NotComputable:
+    def __new__(cls, reason: str) -> "NotComputable":
         value = super().__new__(cls, math.nan)
         value.reason = reason
         return value
@@ -107,13 +108,51 @@ def upper_bounds(g: Grid) -> Bounds:
     full_src = n is not None and g.src_layers == list(range(n))
     source = np.where(full_tgt & ~missing.any(axis=1), 100 * g.mean(c.max(axis=2)), np.nan)
     target = np.where(full_src & ~missing.any(axis=0), 100 * g.mean(c.max(axis=1)), np.nan)
-    source_last = (float(source[g.src_layers.index(n - 1)]) if "source_last" not in reasons
-                   else NotComputable(reasons["source_last"]))
-    target_first = (float(target[g.tgt_layers.index(0)]) if "target_first" not in reasons
-                    else NotComputable(reasons["target_first"]))
-    oracle = 100 * float(g.mean(c.max(axis=(1, 2)))) if "oracle" not in reasons else NotComputable(reasons["oracle"])
-    return Bounds(source, target, source_last, target_first, oracle, 100 * g.vanilla_accuracy,
-                  g.src_layers, g.tgt_layers, reasons, g.describe())
+    source_last = float(source[g.src_layers.index(n - 1)]) if "source_last" not in reasons else math.nan
+    target_first = float(target[g.tgt_layers.index(0)]) if "target_first" not in reasons else math.nan
+    oracle = 100 * float(g.mean(c.max(axis=(1, 2)))) if "oracle" not in reasons else math.nan
+    return _bounds(g, source, target, source_last, target_first, oracle, reasons, g.describe())
+
+
+def _bounds(g: Grid, source, target, source_last, target_first, oracle, reasons, grid_text) -> Bounds:
+    def value(x: float, name: str) -> float:
+        return NotComputable(reasons[name]) if name in reasons else x
+
+    return Bounds(source, target, value(source_last, "source_last"), value(target_first, "target_first"),
+                  value(oracle, "oracle"), 100 * g.vanilla_accuracy, g.src_layers, g.tgt_layers, reasons, grid_text)
+
+
+def shuffled_bounds(g: Grid) -> Bounds:
+    """The same bounds had every configuration's right answers fallen on random items: each
+    configuration keeps how many items of each language it answers right, the items are drawn at
+    random (the exact expectation, no sampling). Beside :func:`upper_bounds` it tells whether
+    the right answers gather on particular items or spread like noise over many chances: an
+    item is left out by a configuration right on ``k`` of a language's ``n`` items with
+    probability ``1 - k/n``, independently across configurations."""
+    reasons = _bound_reasons(g)
+    n = g.n_layers
+    c = np.nan_to_num(g.correct, nan=0.0)
+    missing = np.isnan(g.correct).any(axis=0)
+    langs = sorted(set(g.langs))
+    weight = {l: float(sum(w for w, x in zip(g.weights, g.langs) if x == l)) for l in langs}
+    # per language, the share of its items each configuration leaves out: [lang, src, tgt]
+    out = np.stack([1.0 - c[[x == l for x in g.langs]].mean(axis=0) for l in langs]) if langs else np.ones((0,) + c.shape[1:])
+    w = np.array([weight[l] for l in langs])
+
+    def covered(left_out: np.ndarray) -> float:  # left_out: [lang, configurations]
+        return 100 * float((w * (1.0 - left_out.prod(axis=1))).sum())
+
+    full_tgt = n is not None and g.tgt_layers == list(range(n))
+    full_src = n is not None and g.src_layers == list(range(n))
+    source = np.array([covered(out[:, a, :]) if full_tgt and not missing[a].any() else np.nan
+                       for a in range(len(g.src_layers))])
+    target = np.array([covered(out[:, :, b]) if full_src and not missing[:, b].any() else np.nan
+                       for b in range(len(g.tgt_layers))])
+    source_last = float(source[g.src_layers.index(n - 1)]) if "source_last" not in reasons else math.nan
+    target_first = float(target[g.tgt_layers.index(0)]) if "target_first" not in reasons else math.nan
+    oracle = covered(out.reshape(len(langs), -1)) if "oracle" not in reasons else math.nan
+    return _bounds(g, source, target, source_last, target_first, oracle, reasons,
+                   f"{g.describe()}; right answers shuffled across items")
 
 
 def format_bound(value: float, name: str, bounds: Bounds) -> str:

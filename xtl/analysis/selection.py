@@ -13,7 +13,8 @@ from xtl.analysis.grids import Grid, _need
 from xtl.analysis.records import _Record
 from xtl.errors import XtlError
 
-__all__ = ["coarse_config", "best_per_item", "entropy_select", "best_configuration", "HeldOut", "held_out"]
+__all__ = ["coarse_config", "best_per_item", "entropy_select", "best_configuration", "HeldOut", "held_out", "CrossFit",
+           "cross_fit"]
 
 
 def coarse_config(site: str, n_layers: int) -> tuple[int, int]:
@@ -82,3 +83,41 @@ def held_out(pilot: Grid, unseen: Grid) -> HeldOut:
     score = config_accuracy(unseen, src, tgt)
     return HeldOut(src, tgt, pilot_acc, 100 * pilot.vanilla_accuracy, score,
                    100 * unseen.vanilla_accuracy, score - 100 * unseen.vanilla_accuracy)
+
+
+@dataclass(frozen=True)
+class CrossFit(_Record):
+    """The best single configuration scored out of sample: chosen on one half of the items and
+    scored on the other, both ways round; ``accuracy`` scores every item by the configuration
+    chosen on the half it is not in (%)."""
+
+    folds: tuple[HeldOut, HeldOut]
+    accuracy: float
+    vanilla: float
+
+    @property
+    def gain(self) -> float:
+        return self.accuracy - self.vanilla
+
+
+def question_id(item_key: str) -> str:
+    """The question an item key asks (``demo/de/capital`` -> ``capital``): parallel items of one
+    question in several languages share it."""
+    return str(item_key).rsplit("/", 1)[-1]
+
+
+def cross_fit(g: Grid) -> CrossFit:
+    """The best configuration's accuracy without the in-sample maximum: split the questions in
+    two halves (every other question id, so one question's translations stay together), choose
+    the best configuration on each half (:func:`held_out`) and score it on the other."""
+    ids = [question_id(k) for k in g.items]
+    first = set(sorted(set(ids))[::2])
+    mask = np.array([i in first for i in ids])
+    if mask.all() or not mask.any():
+        raise XtlError("a held-out choice needs at least two different questions")
+    a, b = g.subset(mask), g.subset(~mask)
+    folds = (held_out(a, b), held_out(b, a))
+    chosen = np.empty(len(g.items))
+    for fold, on in zip(folds, (~mask, mask)):  # the pair chosen on one half scores the other
+        chosen[on] = g.correct[on, g.src_layers.index(fold.src_layer), g.tgt_layers.index(fold.tgt_layer)]
+    return CrossFit(folds, 100 * float(g.mean(chosen)), 100 * g.vanilla_accuracy)

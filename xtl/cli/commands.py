@@ -74,20 +74,31 @@ def cmd_demo(args) -> None:
 
     check_site(args.site, args.model)
     check_out_file(args.out)
+    from xtl.interpret.showcase import SET_ITEMS, SET_STEP
+    from xtl.tasks.demo_set import load_demo_set
+
     pair = builtin_pair()
     check_context(args.model, {"source prompt": pair["source"], "target prompt": pair["target"]},
                   args.max_new_tokens, args.chat)
+    langs = langs_arg(args.langs)
+    items = args.items if args.items is not None else SET_ITEMS
+    if not args.no_set:
+        load_demo_set(langs, items)  # --items beyond the set, a language it lacks: one line, before the load
+    elif args.items is not None or langs or args.set_step is not None:
+        raise XtlError("--items, --langs and --set-step choose the demo set's sweep; leave them out with --no-set")
     model = _load(args)
     from xtl.figures.plots import save_page
-    from xtl.interpret.showcase import demo
+    from xtl.interpret.showcase import INTRO, demo
 
     print(f"xtl demo: the built-in {pair['source_lang']} -> {pair['target_lang']} question on "
           f"{model.cfg.model_name} ({model.cfg.n_layers} layers): every (source, target) layer pair", flush=True)
-    result = demo(model, pair, site=args.site, max_new_tokens=args.max_new_tokens, chat=args.chat)
+    result = demo(model, pair, site=args.site, max_new_tokens=args.max_new_tokens, chat=args.chat,
+                  with_set=not args.no_set, limit=items, langs=langs, set_step=args.set_step or SET_STEP)
     summary = result.summary()
     print(summary)
-    path = save_page(result.figures(), args.out, f"xtl demo — {model.cfg.model_name}", summary)
-    print(f"page        : {path} (the grid as a heatmap; the logit lens of the configuration shown beside vanilla)")
+    path = save_page(result.figures(), args.out, f"xtl demo — {model.cfg.model_name}", f"{INTRO}\n\n{summary}")
+    print(f"page        : {path} (the margin-gain heatmap; the logit lens of the configuration shown beside "
+          f"vanilla{'' if args.no_set else '; the demo set: gain heatmaps and the bounds as bars'})")
 
 
 def cmd_sweep(args) -> None:

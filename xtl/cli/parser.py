@@ -121,6 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the built-in zh->en question: every layer pair, which ones answer right, the best one")
     _common(p, DEMO_MODEL)
     p.add_argument("--out", default="xtl-demo.html", help="the HTML page written (gain heatmap + logit lens)")
+    p.add_argument("--items", "--limit", dest="items", type=_at_least(2), default=None,
+                   help="the demo set's questions per language (default: 6 of its 10, 24 items: the demo in about a "
+                        "minute on a 2-core CPU)")
+    p.add_argument("--langs", nargs="*", default=None, help="the demo set's languages, e.g. de zh (default: de es zh sw)")
+    p.add_argument("--set-step", type=_at_least(1), default=None,
+                   help="sweep the demo set on every K-th layer and the last (default: 3; 1: every layer)")
+    p.add_argument("--no-set", action="store_true", help="the single question only (no demo set)")
     p = sub.add_parser("transplant", formatter_class=fmt,
                        help="transplant one prompt pair (the built-in zh->en pair without prompt files)")
     _common(p, DEMO_MODEL)

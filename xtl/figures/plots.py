@@ -15,9 +15,11 @@ import plotly.graph_objects as go
 
 from xtl.analysis.accuracy import WinTieLose
 from xtl.analysis.bounds import Bounds
+from xtl.analysis.finding import Finding
+from xtl.analysis.margins import MarginPanel
 from xtl.analysis.views import CaseGrid, GainPanel, LayerGains
 
-__all__ = ["gain_heatmap", "lang_layer_heatmap", "wtl_bars", "upper_bound_curves",
+__all__ = ["gain_heatmap", "margin_heatmap", "finding_bars", "lang_layer_heatmap", "wtl_bars", "upper_bound_curves",
            "case_grid", "lens_heatmap", "chosen_layers", "save", "save_page"]
 
 DIVERGING = "RdBu"
@@ -33,25 +35,88 @@ def _gain_trace(p: GainPanel, visible: bool, zmax: float) -> go.Heatmap:
                        "<br>gain %{z:+.1f} pts<br>n = %{customdata[1]}<br>e.g. %{customdata[2]}<extra></extra>"))
 
 
-def gain_heatmap(panels: Sequence[GainPanel], title: str = "Accuracy gain over vanilla") -> go.Figure:
+def _mark(fig: go.Figure, at: tuple[int, int] | None, label: str) -> None:
+    """Point out one (source, target) cell: a ring and its label."""
+    if at is None:
+        return
+    fig.add_trace(go.Scatter(x=[at[1]], y=[at[0]], mode="markers+text", text=[label], textposition="top center",
+                             marker={"symbol": "circle-open", "size": 18, "color": "black", "line": {"width": 3}},
+                             textfont={"color": "black"}, showlegend=False, hoverinfo="skip", name=label))
+
+
+def _titled(title: str, sub: str) -> dict:
+    """A title whose second line carries the details, so that it fits the figure's width."""
+    return {"text": f"{title}<br><sup>{sub}</sup>" if sub else title, "x": 0.0, "xanchor": "left"}
+
+
+def gain_heatmap(panels: Sequence[GainPanel], title: str = "Accuracy gain over vanilla",
+                 mark: tuple[int, int] | None = None, mark_label: str = "best") -> go.Figure:
     """N x N heatmap of gain (source x target), diverging colours centred on 0, a dropdown per
-    panel (``all`` and each language: :func:`xtl.analysis.views.gain_panels`)."""
+    panel (``all`` and each language: :func:`xtl.analysis.views.gain_panels`); ``mark`` rings
+    one (source, target) cell."""
     panels = list(panels)
     zmax = max(float(np.nanmax(np.abs(p.gain))) if np.isfinite(p.gain).any() else 0.0 for p in panels) or 1.0
     fig = go.Figure()
     for k, p in enumerate(panels):
         fig.add_trace(_gain_trace(p, k == 0, zmax))
     if len(panels) > 1:
+        marked = [True] if mark is not None else []
         buttons = [{"label": p.name, "method": "update",
-                    "args": [{"visible": [m == k for m in range(len(panels))]},
-                             {"title": f"{title} — {p.name} (vanilla {p.vanilla:.1f}%)"}]}
+                    "args": [{"visible": [m == k for m in range(len(panels))] + marked},
+                             {"title": _titled(title, f"{p.name}: vanilla {p.vanilla:.1f}%")}]}
                    for k, p in enumerate(panels)]
         fig.update_layout(updatemenus=[{"buttons": buttons, "x": 1.0, "y": 1.15, "xanchor": "right"}])
-    fig.update_layout(title=f"{title} — {panels[0].name} (vanilla {panels[0].vanilla:.1f}%)",
+    _mark(fig, mark, mark_label)
+    fig.update_layout(title=_titled(title, f"{panels[0].name}: vanilla {panels[0].vanilla:.1f}%"),
                       xaxis_title="target layer j", yaxis_title="source layer i",
-                      width=720, height=640)
+                      height=640, autosize=True, margin={"t": 110})
     fig.update_xaxes(type="category")     # swept layers may skip some: one cell per swept layer
     fig.update_yaxes(type="category")
+    return fig
+
+
+def margin_heatmap(panel: MarginPanel, title: str = "Gold margin gain over vanilla") -> go.Figure:
+    """N x N heatmap of the gold option's first-token margin gain (source x target), diverging
+    colours centred on 0; cells that answer right carry a tick, the panel's mark a ring."""
+    zmax = float(np.nanmax(np.abs(panel.gain))) if np.isfinite(panel.gain).any() else 1.0
+    acc = panel.accuracy if panel.accuracy is not None else np.full(panel.gain.shape, np.nan)
+    single = panel.accuracy is not None and np.isin(panel.accuracy[np.isfinite(panel.accuracy)], (0, 100)).all()
+    text = np.where(acc >= 100, "✓", "") if single else np.full(panel.gain.shape, "", dtype=object)
+    fig = go.Figure(go.Heatmap(
+        z=panel.gain, x=panel.tgt_layers, y=panel.src_layers, zmid=0, zmin=-(zmax or 1), zmax=zmax or 1,
+        colorscale=DIVERGING, text=text, texttemplate="%{text}", customdata=np.dstack([panel.margin, acc]),
+        colorbar={"title": "margin gain"},
+        hovertemplate=("source %{y} → target %{x}<br>gold margin %{customdata[0]:+.2f}<br>gain %{z:+.2f}"
+                       + ("<br>right: %{customdata[1]:.0f}%" if panel.accuracy is not None else "")
+                       + "<extra></extra>")))
+    _mark(fig, panel.mark, panel.mark_label)
+    sub = (f"{panel.name}: first-token log-prob of the gold option minus the best other's, minus vanilla's "
+           f"({panel.vanilla:+.2f})" + ("; ✓ answers right" if single else ""))
+    fig.update_layout(title=_titled(title, sub), xaxis_title="target layer j", yaxis_title="source layer i",
+                      height=640, autosize=True, margin={"t": 110})
+    fig.update_xaxes(type="category")
+    fig.update_yaxes(type="category")
+    return fig
+
+
+def finding_bars(f: Finding, title: str = "Vanilla, the held-out pair and the upper bounds") -> go.Figure:
+    """Table 4's rows as bars: vanilla, the best pair held out, SourceLast, TargetFirst and the
+    full-grid bound, each bound beside the same bound with right answers shuffled across items."""
+    rows = f.rows()
+    names = [name for name, _, _ in rows]
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=names, y=[v for _, v, _ in rows], name="observed",
+                         text=[f"{v:.1f}%" for _, v, _ in rows], textposition="outside"))
+    fig.add_trace(go.Bar(x=names, y=[s if s is not None else np.nan for _, _, s in rows],
+                         name="right answers shuffled across items", marker_color="lightgray",
+                         text=[f"{s:.1f}%" if s is not None and s == s else "" for _, _, s in rows],
+                         textposition="outside"))
+    missing = [f"{name}: {v}" for name, v, _ in rows if v != v]
+    if missing:
+        fig.add_annotation(text="<br>".join(missing), showarrow=False, xref="paper", yref="paper", x=0.5, y=0.9)
+    fig.update_layout(title=_titled(title, f"{f.n_items} items, {' '.join(f.langs)}"), barmode="group",
+                      yaxis={"title": "accuracy (%)", "range": [0, 110]}, autosize=True, height=460,
+                      legend={"orientation": "h", "y": -0.2})
     return fig
 
 
@@ -248,7 +313,7 @@ def save_page(figs: Sequence[go.Figure], path: str | os.PathLike, title: str, in
                          config={"responsive": True}) for k, fig in enumerate(figs)]
     body = "\n".join(f"<section>{part}</section>" for part in parts)
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            "<style>body{font-family:sans-serif;margin:1.5em}pre{background:#f5f5f5;padding:.8em}</style></head>"
+            "<style>body{font-family:sans-serif;margin:1.5em}pre{background:#f5f5f5;padding:.8em;white-space:pre-wrap}</style></head>"
             f"<body><h1>{html.escape(title)}</h1><pre>{html.escape(intro)}</pre>{body}</body></html>")
     path.write_text(page, encoding="utf-8")
     return path

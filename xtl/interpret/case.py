@@ -110,24 +110,39 @@ def _default_scorer(gold: str, labels: Sequence[str] | None):
 def case_study(model: Model, source_prompt: str, target_prompt: str, gold: str,
                site: str = "mlp", labels: Sequence[str] | None = None, max_new_tokens: int = 20,
                batch_size: int | None = None, chat: bool | None = None, progress: bool = False,
-               scorer: "Callable[[str], bool] | None" = None) -> CaseStudy:
+               scorer: "Callable[[str], bool] | None" = None, mode: str = "generate",
+               candidates: Sequence[str] | None = None) -> CaseStudy:
     """Run every (source, target) layer pair for one prompt pair through the sweep engine and
     score each response: multiple choice when ``gold`` is an option label (``labels``, default
     A-D... or 1-9), otherwise gold-substring QA; or with ``scorer`` (e.g. a dataset's own rule,
     ``lambda r: xtl.evaluation.score(item, r)``). With option labels, each configuration's gold
-    margin (first-token log-prob of the gold label minus the best other label's) is kept too."""
+    margin (first-token log-prob of the gold label minus the best other label's) is kept too.
+
+    ``mode="logits"`` generates nothing: each configuration answers the label whose first token
+    (of ``candidates``, one string per label, default the labels themselves, e.g. ``" A"`` after a
+    prompt ending in ``:``) is the most likely, and ``responses`` hold that label."""
     from xtl.engine.run import sweep
     from xtl.engine.settings import candidate_token_ids
 
     if not gold:
         raise XtlError("give the gold answer, e.g. gold='A'")
     choices = list(labels) if labels is not None else _labels(gold)
+    strings = list(candidates) if candidates is not None else choices
+    if candidates is not None and (choices is None or len(strings) != len(choices)):
+        raise XtlError(f"give one candidate string per label {choices}, not {list(candidates)}")
     try:
-        candidate_token_ids(model, choices or [])
+        candidate_token_ids(model, strings or [])
     except XtlError:  # labels whose first tokens coincide: no margins
-        choices = []
+        if mode == "logits":
+            raise
+        choices = strings = []
+    if mode == "logits" and not choices:
+        raise XtlError("mode='logits' needs option labels (labels=['A', 'B', 'C'] or a gold such as 'B')")
     df = sweep(model, [(source_prompt, target_prompt, "case")], site=site, max_new_tokens=max_new_tokens,
-               batch_size=batch_size, chat=chat, progress=progress, candidates=choices or ())
+               batch_size=batch_size, chat=chat, progress=progress, candidates=strings or (), mode=mode)
+    if mode == "logits":  # the answer is the most likely label
+        df["response"] = [choices[int(np.argmax(lp))] for lp in df["cand_logprobs"]]
+        scorer = scorer or (lambda r: r == gold)
     scorer = scorer or _default_scorer(gold, labels)
     van = df[df["is_vanilla"]].iloc[0]
     rest = df[~df["is_vanilla"]]

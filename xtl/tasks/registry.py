@@ -249,6 +249,7 @@ def builtin_pair() -> dict:
 # ---------------------------------------------------------------- the registry
 def _paper() -> None:
     from xtl.tasks.culturalbench import load_culturalbench_task
+    from xtl.tasks.demo_set import DEMO_LABELS, DEMO_LANGS, load_demo_set
     from xtl.tasks.globalopinionqa import load_globalopinionqa
     from xtl.tasks.mkqa import MKQA_LANGS, load_mkqa
     from xtl.tasks.xcopa import XCOPA_LANGS, load_xcopa
@@ -280,6 +281,9 @@ def _paper() -> None:
                   template="globalopinionqa", out_lang="en", candidates=("A", "B", "C", "D"),
                   data_folder="culturalbench",
                   paper_groups="high: ar de en es fr ja zh | mid: hi ko ru tr vi | low: he ms pl tl"))
+    # not the paper's: the small parallel set shipped with xtl, what `xtl demo` sweeps
+    register(Task("demo", "xtl demo set", load_demo_set, CHOICE, "Multilingual Understanding", src_lang="en",
+                  langs=DEMO_LANGS, candidates=DEMO_LABELS, paper_groups="high: de es zh | low: sw"))
 
 
 _paper()

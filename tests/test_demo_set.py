@@ -1,0 +1,142 @@
+"""The demo set's pieces on hand-built tables (the cross-fitted pair, shuffled bounds, margin
+gains, the finding on a coarse grid) and `xtl demo` with its set on the tiny model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from xtl.analysis.bounds import shuffled_bounds, upper_bounds
+from xtl.analysis.finding import finding
+from xtl.analysis.grids import Grid
+from xtl.analysis.margins import gold_margins, margin_panel
+from xtl.analysis.selection import cross_fit
+from xtl.interpret.showcase import set_layers
+from xtl.tasks.demo_set import load_demo_set
+from helpers import run_cli
+
+
+def _grid(correct, vanilla, items, langs, layers=(0, 1), n_layers=2) -> Grid:
+    c = np.array(correct, float)
+    return Grid(c, np.array(vanilla, float), list(items), list(langs), [""] * len(items), list(layers), list(layers),
+                n_layers)
+
+
+def test_cross_fit_chooses_on_one_half_and_scores_on_the_other():
+    # questions q1, q3 form one half, q2, q4 the other; cells [src][tgt]
+    cells = {"q1": [[1, 0], [0, 0]], "q3": [[1, 0], [0, 1]], "q2": [[0, 0], [0, 1]], "q4": [[1, 0], [0, 1]]}
+    keys = [f"demo/de/{q}" for q in cells]
+    g = _grid(list(cells.values()), [1, 0, 0, 0], keys, ["de"] * 4)
+    cf = cross_fit(g)
+    a, b = cf.folds
+    assert (a.src_layer, a.tgt_layer) == (0, 0) and a.pilot_accuracy == 100.0  # best on q1, q3
+    assert (b.src_layer, b.tgt_layer) == (1, 1) and b.pilot_accuracy == 100.0  # best on q2, q4
+    # q1, q3 scored by (1, 1): 0 and 1; q2, q4 by (0, 0): 0 and 1; the in-sample best would say 75
+    assert cf.accuracy == 50.0 and cf.vanilla == 25.0 and cf.gain == 25.0
+
+
+def test_cross_fit_keeps_a_questions_translations_together():
+    keys = ["demo/de/q1", "demo/es/q1", "demo/de/q2", "demo/es/q2"]
+    cells = [[[1, 0], [0, 0]], [[1, 0], [0, 0]], [[0, 0], [0, 1]], [[0, 0], [0, 1]]]
+    cf = cross_fit(_grid(cells, [0, 0, 0, 0], keys, ["de", "es", "de", "es"]))
+    assert {(f.src_layer, f.tgt_layer) for f in cf.folds} == {(0, 0), (1, 1)}
+    assert cf.accuracy == 0.0  # each question's pick never helps the other question
+    with pytest.raises(Exception, match="two different questions"):
+        cross_fit(_grid(cells[:2], [0, 0], keys[:2], ["de", "es"]))
+
+
+def test_shuffled_bounds_keep_each_configurations_count_of_fixes():
+    # two de items: (0, 0) and (0, 1) each fix item 0 only; nothing else is right
+    de = [[[1, 1], [0, 0]], [[0, 0], [0, 0]]]
+    g = _grid(de, [0, 0], ["demo/de/q1", "demo/de/q2"], ["de", "de"])
+    real, shuffled = upper_bounds(g), shuffled_bounds(g)
+    assert real.oracle == 50.0 and shuffled.oracle == pytest.approx(75.0)  # 1 - (1/2)(1/2)
+    assert real.target_first == 50.0 and shuffled.target_first == pytest.approx(50.0)
+    assert real.source_last == 0.0 and shuffled.source_last == 0.0
+    # the same counts on other items: the real bound moves, the shuffled one does not
+    moved = _grid([[[1, 0], [0, 0]], [[0, 1], [0, 0]]], [0, 0], ["demo/de/q1", "demo/de/q2"], ["de", "de"])
+    assert upper_bounds(moved).oracle == 100.0 and shuffled_bounds(moved).oracle == pytest.approx(75.0)
+
+
+def test_shuffled_bounds_shuffle_within_each_language():
+    de = [[[1, 1], [0, 0]], [[0, 0], [0, 0]]]
+    es = [[[0, 0], [0, 1]], [[0, 0], [0, 1]]]  # (1, 1) fixes both es items: nothing left to chance
+    g = _grid(de + es, [0] * 4, ["demo/de/q1", "demo/de/q2", "demo/es/q1", "demo/es/q2"], ["de", "de", "es", "es"])
+    s = shuffled_bounds(g)
+    assert s.oracle == pytest.approx((75.0 + 100.0) / 2)  # the mean over languages, as the paper's
+    assert s.source_last == pytest.approx((0.0 + 100.0) / 2)
+    assert s.source == pytest.approx([(75.0 + 0.0) / 2, 50.0])
+    assert "shuffled" in s.grid
+
+
+def test_finding_on_a_coarse_grid_bounds_the_swept_layers():
+    c = np.zeros((2, 3, 3))
+    c[0, 2, 1] = 1  # source 3 (the last) -> target 2 fixes q1
+    c[1, 0, 0] = 1  # source 0 -> target 0 fixes q2
+    g = Grid(c, np.zeros(2), ["demo/de/q1", "demo/de/q2"], ["de", "de"], ["", ""], [0, 2, 3], [0, 2, 3], 4)
+    assert np.isnan(upper_bounds(g).oracle)  # not the full 4 x 4
+    f = finding(g)
+    assert f.coarse == (0, 2, 3)
+    assert f.bounds.oracle == 100.0 and f.bounds.source_last == 50.0 and f.bounds.target_first == 50.0
+    assert f.bounds.src_layers == [0, 2, 3] and "of 4 layers" in f.bounds.grid
+    assert f.shuffled.oracle == pytest.approx(75.0)
+    text = f.summary()
+    assert "swept layers 0, 2, 3" in text and "SourceLast  : 50.0% upper bound" in text
+    full = finding(_grid([[[1, 0], [0, 0]], [[0, 0], [0, 1]]], [0, 0], ["demo/de/q1", "demo/de/q2"], ["de", "de"]))
+    assert full.coarse is None and full.bounds.oracle == 100.0
+
+
+def _table(rows):
+    return pd.DataFrame(rows, columns=["item_key", "lang", "src_layer", "tgt_layer", "is_vanilla", "gold",
+                                       "cand_logprobs", "correct"])
+
+
+def test_margin_gain_is_the_gold_margin_minus_vanillas():
+    rows = [("demo/de/q1", "de", -1, -1, True, "B", [-1.0, -2.0, -3.0], False),   # margin -1
+            ("demo/de/q1", "de", 0, 0, False, "B", [-2.0, -0.5, -4.0], True),    # +1.5
+            ("demo/de/q1", "de", 0, 1, False, "B", [-1.0, -3.0, -2.0], False),   # -2
+            ("demo/de/q2", "de", -1, -1, True, "A", [-1.0, -1.5, -9.0], True),   # +0.5
+            ("demo/de/q2", "de", 0, 0, False, "A", [-1.0, -1.0, -9.0], False),   # 0
+            ("demo/de/q2", "de", 0, 1, False, "A", [-0.5, -3.0, -2.5], True)]    # +2
+    df = _table(rows)
+    assert gold_margins(df, [" (A", " (B", " (C"]) == pytest.approx([-1.0, 1.5, -2.0, 0.5, 0.0, 2.0])
+    p = margin_panel(df, ["A", "B", "C"])
+    assert p.src_layers == [0] and p.tgt_layers == [0, 1]
+    assert p.gain == pytest.approx(np.array([[(2.5 + -0.5) / 2, (-1.0 + 1.5) / 2]]))
+    assert p.vanilla == pytest.approx(-0.25) and p.at(0, 1) == pytest.approx(0.25)
+    assert p.accuracy == pytest.approx(np.array([[50.0, 50.0]]))
+    assert margin_panel(df.assign(gold="D"), ["A", "B", "C"]) is None  # no gold among the candidates
+
+
+def test_set_layers_and_the_sets_bad_input():
+    assert set_layers(18) == [0, 3, 6, 9, 12, 15, 17] and set_layers(4, 1) == [0, 1, 2, 3]
+    assert set_layers(4, 3) == [0, 3]
+    assert len(load_demo_set(["de", "zh"], 3)) == 6
+    with pytest.raises(Exception, match="no language 'fr'"):
+        load_demo_set(["fr"])
+    with pytest.raises(Exception, match="10 questions per language, not 11"):
+        load_demo_set(None, 11)
+
+
+def test_demo_command_sweeps_the_set(tiny_folder, tmp_path):
+    out = tmp_path / "demo.html"
+    res = run_cli("demo", "--model", str(tiny_folder), "--device", "cpu", "--max-new-tokens", "2", "--out", str(out),
+                  "--items", "2", "--langs", "de", "zh")
+    assert res.returncode == 0, res.stderr
+    text = res.stdout
+    assert "4 items, de zh" in text
+    for label in ("vanilla     : ", "best pair   : ", "SourceLast  : ", "TargetFirst : ", "full grid   : "):
+        assert text.count(label) >= 1, label
+    assert "upper bound (right answers shuffled across items: " in text
+    page = out.read_text(encoding="utf-8")
+    assert "Demo set" in page and "SourceLast" in page and "the source layer down" in page
+
+
+@pytest.mark.parametrize("args, message", [(["--items", "11"], "10 questions per language"),
+                                           (["--langs", "fr"], "no language 'fr'"),
+                                           (["--no-set", "--items", "3"], "leave them out with --no-set")])
+def test_demo_set_bad_input_is_one_line(tiny_folder, args, message):
+    res = run_cli("demo", "--model", str(tiny_folder), "--device", "cpu", *args)
+    assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
