@@ -9,6 +9,7 @@ from typing import Callable, Sequence
 import numpy as np
 from xtl.models.backends import Model
 
+from xtl._calls import keyword_call
 from xtl.errors import XtlError
 from xtl.patching.sites import Site
 
@@ -107,7 +108,11 @@ def _default_scorer(gold: str, labels: Sequence[str] | None):
     return lambda r: score_choice(r, gold, list(labels))
 
 
-def case_study(model: Model, source_prompt: str, target_prompt: str, gold: str,
+@keyword_call("xtl.case_study", "xtl.case_study(model, source=..., target=..., gold=..., site=...)",
+              legacy=("source", "target", "gold", "site", "labels", "max_new_tokens", "batch_size", "chat",
+                      "progress", "scorer"),
+              renamed={"source_prompt": "source", "target_prompt": "target"})
+def case_study(model: Model, *, source: str, target: str, gold: str,
                site: str = "mlp", labels: Sequence[str] | None = None, max_new_tokens: int = 20,
                batch_size: int | None = None, chat: bool | None = None, progress: bool = False,
                scorer: "Callable[[str], bool] | None" = None) -> CaseStudy:
@@ -115,7 +120,10 @@ def case_study(model: Model, source_prompt: str, target_prompt: str, gold: str,
     score each response: multiple choice when ``gold`` is an option label (``labels``, default
     A-D... or 1-9), otherwise gold-substring QA; or with ``scorer`` (e.g. a dataset's own rule,
     ``lambda r: xtl.evaluation.score(item, r)``). With option labels, each configuration's gold
-    margin (first-token log-prob of the gold label minus the best other label's) is kept too."""
+    margin (first-token log-prob of the gold label minus the best other label's) is kept too.
+
+    Everything after the model is keyword-only:
+    ``xtl.case_study(model, source=src, target=tgt, gold="B", site="mlp")``."""
     from xtl.engine.run import sweep
     from xtl.engine.settings import candidate_token_ids
 
@@ -126,7 +134,7 @@ def case_study(model: Model, source_prompt: str, target_prompt: str, gold: str,
         candidate_token_ids(model, choices or [])
     except XtlError:  # labels whose first tokens coincide: no margins
         choices = []
-    df = sweep(model, [(source_prompt, target_prompt, "case")], site=site, max_new_tokens=max_new_tokens,
+    df = sweep(model, [(source, target, "case")], site=site, max_new_tokens=max_new_tokens,
                batch_size=batch_size, chat=chat, progress=progress, candidates=choices or ())
     scorer = scorer or _default_scorer(gold, labels)
     van = df[df["is_vanilla"]].iloc[0]

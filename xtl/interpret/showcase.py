@@ -91,7 +91,7 @@ def demo(model: Model, pair: dict[str, Any] | None = None, site: str = "mlp", ma
 
     pair = pair or builtin_pair()
     labels = sorted(pair.get("options", {})) or None
-    case = case_study(model, pair["source"], pair["target"], pair["gold"], site=site, labels=labels,
+    case = case_study(model, source=pair["source"], target=pair["target"], gold=pair["gold"], site=site, labels=labels,
                       max_new_tokens=max_new_tokens, chat=chat, progress=progress)
     vanilla_lens = lens(model, pair["target"], positions="generated", max_new_tokens=max_new_tokens, chat=chat)
     vanilla_lens.title = "Logit lens — vanilla"
@@ -99,7 +99,7 @@ def demo(model: Model, pair: dict[str, Any] | None = None, site: str = "mlp", ma
     shown = case.best or case.closest
     if shown is not None:
         i, j = shown
-        best_lens = lens(model, pair["target"], Patch(pair["source"], i, j, site), positions="generated",
+        best_lens = lens(model, pair["target"], transplant=Patch(pair["source"], i, j, site), positions="generated",
                          max_new_tokens=max_new_tokens, chat=chat)
         what = "best" if case.best is not None else "closest (still wrong)"
         best_lens.title = f"Logit lens — transplanted, {what} ({case.site}: source {i} → target {j})"
