@@ -11,9 +11,8 @@ import pytest
 import torch
 
 import xtl
-from xtl._calls import CallError
 from xtl.cli.parser import build_parser
-from xtl.errors import XtlError
+from xtl.errors import CallError, XtlError
 
 from helpers import PROMPTS
 

@@ -14,15 +14,11 @@ import functools
 import warnings
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 
-from xtl.errors import XtlError
+from xtl.errors import CallError
 
-__all__ = ["CallError", "keyword_call", "deprecated"]
+__all__ = ["keyword_call", "deprecated"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class CallError(XtlError, TypeError):
-    """A public function called in a form it no longer takes; the message shows the new call."""
 
 
 def deprecated(message: str, stacklevel: int = 3) -> None:

@@ -47,7 +47,7 @@ def evaluate(results: "pd.DataFrame | str | os.PathLike", task: "str | Sequence[
         task: the items the results came from: a list of :class:`xtl.tasks.Item` or a task
             spec for :func:`xtl.tasks.load_task` (``"xnli"``, ``"data.jsonl"``, ...).
         model: the unpatched model that scores response perplexity; without it ``ppl`` is NaN.
-        data_root: the data folder for a task spec (default: ``$XTL_DATA``; ``root=`` before 0.4).
+        data_root: the data folder for a task spec (default: ``$XTL_DATA``; ``root=`` in xtl 0.3).
         chat: whether the prompts were run through the chat template (perplexity context).
         batch_size: responses scored together for perplexity.
         rules: scoring profile, ``"authors"`` (the paper's scripts) or ``"lenient"``; recorded
@@ -317,7 +317,7 @@ def open_run(store: "str | os.PathLike", *, task: str | None = None, data_root: 
 
     Args:
         store: the store folder.
-        task: a task spec overriding the one the store recorded (``data=`` before 0.4).
+        task: a task spec overriding the one the store recorded (``data=`` in xtl 0.3).
         data_root: the data folder (default: the one the store recorded).
         src_layers: keep only configurations from these source layers (vanilla rows always stay).
         tgt_layers: keep only configurations into these target layers.

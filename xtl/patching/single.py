@@ -207,7 +207,7 @@ def transplant(model: Model, *, source: "str | Capture | None" = None, target: s
         model: a Model from :func:`xtl.load_model`.
         source: the source prompt, or a :class:`Capture` of it (reused across calls); None
             with ``sources``.
-        target: the prompt that is answered (``target_prompt=`` before 0.4).
+        target: the prompt that is answered (``target_prompt=`` in xtl 0.3).
         src_layer: source layer ``i`` (negative counts from the end).
         tgt_layer: target layer ``j``, independent of ``i``.
         site: ``"attn"``, ``"mlp"``, ``"block"`` or ``"heads:0,3"``.
