@@ -47,8 +47,9 @@ def keyword_call(name: str, example: str, *, positional: int = 1, legacy: Sequen
             if len(args) > positional:
                 extra = args[positional:]
                 if legacy is None or len(extra) > len(legacy):
-                    raise CallError(f"{name} takes {_count(positional)} by position and the rest by keyword "
-                                    f"(prompts as source=..., target=...): {example}")
+                    prompts = " (prompts as source=..., target=...)" if "target=" in example else ""
+                    raise CallError(f"{name} takes {_count(positional)} by position and the rest by keyword"
+                                    f"{prompts}: {example}")
                 names = list(legacy[:len(extra)])
                 clash = [n for n in names if n in kwargs]
                 if clash:
@@ -64,7 +65,6 @@ def keyword_call(name: str, example: str, *, positional: int = 1, legacy: Sequen
                     kwargs[new] = kwargs.pop(old)
             return fn(*args, **kwargs)
 
-        call.__xtl_renamed__ = renamed  # type: ignore[attr-defined]  # for tests/test_api_order.py
         return call  # type: ignore[return-value]
 
     return wrap
