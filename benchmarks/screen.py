@@ -58,7 +58,7 @@ def main() -> None:
         " | full ÷ screen |")
     rows = []
     for task in args.tasks:
-        items = xtl.load_task(task, limit=args.limit, root=args.data_root)[:args.items]
+        items = xtl.load_task(task, limit=args.limit, data_root=args.data_root)[:args.items]
         cands = list(get_task(task).candidates)
         for site in args.sites:  # one item of each first, so that no timing pays a first call's costs
             xtl.screen(model, items[:1], site=site, candidates=cands, progress=False)

@@ -40,7 +40,7 @@ def main() -> None:
     load_s = time.perf_counter() - t0
     sections, timings = [], []
     for data, site in SETTINGS:
-        items = xtl.load_task(data, limit=args.limit, root=args.data_root)
+        items = xtl.load_task(data, limit=args.limit, data_root=args.data_root)
         store = Path(args.stores) / f"{data}-{site}-cross-{args.max_new_tokens}tok-{args.limit or 'all'}"
         t = time.perf_counter()
         xtl.sweep(model, items, site=site, grid="cross", max_new_tokens=args.max_new_tokens, store=store,

@@ -10,15 +10,15 @@ from xtl.figures.plots import save
 model = xtl.load_model("gemma-3-270m-q4km")
 n = model.cfg.n_layers
 pair = xtl.builtin_pair()
-panels = xtl.compare(model, pair["source"], pair["target"], n // 2, n // 6, "mlp", max_new_tokens=6,
-                     track=["A", "B"])
+panels = xtl.compare(model, source=pair["source"], target=pair["target"], src_layer=n // 2, tgt_layer=n // 6,
+                     site="mlp", max_new_tokens=6, track=["A", "B"])
 for name, res in panels.items():
     print(f"{name:15s} -> {res.response!r}")
 print(panels["transplanted"].table(width=6))
 save(panels["transplanted"].figure(track="B"), "lens-transplanted.html")
 
-cs = xtl.case_study(  # the full N x N grid through the sweep engine
-    model, pair["source"], pair["target"], gold=pair["gold"], site="mlp", max_new_tokens=6)
+cs = xtl.case_study(model, source=pair["source"], target=pair["target"], gold=pair["gold"], site="mlp",
+                    max_new_tokens=6)
 print(f"vanilla {'right' if cs.vanilla_correct else 'wrong'}; {len(cs.right)}/{cs.correct.size} configurations "
       f"answer {pair['gold']}; over-guidance cells: {len(cs.over_guidance)}")
 save(cs.figure(), "case-study-grid.html")

@@ -18,7 +18,7 @@ root = Path(os.environ.get("XTL_DATA", Path(__file__).resolve().parents[2] / "sh
 model = xtl.load_model("gemma-3-270m-q4km")
 n = model.cfg.n_layers
 layers = list(range(0, n, 3)) + [n - 1]
-items = xtl.load_task("xnli", langs=["en", "sw"], limit=2, root=root)
+items = xtl.load_task("xnli", langs=["en", "sw"], limit=2, data_root=root)
 df = xtl.sweep(model, items, site="attn", src_layers=layers, tgt_layers=layers, max_new_tokens=8,
                store="xnli-attn-store")          # resumable: run again and nothing is recomputed
 ev = xtl.evaluate(df, items)

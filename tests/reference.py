@@ -87,12 +87,13 @@ def assert_sweep_equals_transplant(model, df, site, max_new: int, n_items: int =
     and the full grid is there."""
     n = model.cfg.n_layers
     assert len(df) == n_items * (n * n + 1)
-    vanilla = xtl.vanilla(model, PROMPTS["en"], max_new)[1]
+    vanilla = xtl.vanilla(model, PROMPTS["en"], max_new_tokens=max_new).tokens
     for row in df.itertuples():
         if row.is_vanilla:
             assert list(row.token_ids) == vanilla
         elif (row.src_layer + row.tgt_layer) % every == 0:
-            res = xtl.transplant(model, PROMPTS["en"], PROMPTS["zh"], row.src_layer, row.tgt_layer, site, max_new)
+            res = xtl.transplant(model, source=PROMPTS["zh"], target=PROMPTS["en"], src_layer=row.src_layer,
+                                 tgt_layer=row.tgt_layer, site=site, max_new_tokens=max_new)
             assert list(row.token_ids) == res.tokens, (site, row.src_layer, row.tgt_layer)
 
 

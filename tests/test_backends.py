@@ -25,7 +25,8 @@ def test_bridge_parity_with_hugging_face_hooks(bridged, tokenizer, arch, site):
     hf, model = bridged[arch]
     assert model.backend == "bridge"
     for i, j in [(3, 1), (1, 3), (2, 2), (3, 0)]:
-        got = xtl.transplant(model, PROMPTS["en"], PROMPTS["zh"], i, j, site, MAX_NEW)
+        got = xtl.transplant(model, source=PROMPTS["zh"], target=PROMPTS["en"], src_layer=i, tgt_layer=j, site=site,
+                             max_new_tokens=MAX_NEW)
         expected = hf_reference(hf, tokenizer, PROMPTS["zh"], PROMPTS["en"], i, j, site, MAX_NEW)
         assert got.tokens == expected, (arch, site, i, j)
 
@@ -35,7 +36,8 @@ def test_bridge_identity_reproduces_vanilla(bridged, arch):
     _, model = bridged[arch]
     for site in SITES[:-1]:  # attn-authors adds the residual twice by design
         for layer in range(model.cfg.n_layers):
-            res = xtl.transplant(model, PROMPTS["en"], PROMPTS["en"], layer, layer, site, MAX_NEW)
+            res = xtl.transplant(model, source=PROMPTS["en"], target=PROMPTS["en"], src_layer=layer, tgt_layer=layer,
+                                 site=site, max_new_tokens=MAX_NEW)
             assert res.tokens == res.vanilla_tokens, (arch, site, layer)
             assert torch.equal(res.first_logprobs, res.vanilla_first_logprobs), (arch, site, layer)
 
@@ -48,7 +50,7 @@ def test_vanilla_on_the_bridge_is_hugging_face_greedy(bridged, tokenizer):
             out = hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=MAX_NEW, do_sample=False,
                               eos_token_id=2, pad_token_id=0)[0, ids.shape[1]:].tolist()
         expected = out[:out.index(2)] if 2 in out else out
-        assert xtl.vanilla(model, PROMPTS["en"], MAX_NEW)[1] == expected, arch
+        assert xtl.vanilla(model, PROMPTS["en"], max_new_tokens=MAX_NEW).tokens == expected, arch
 
 
 @needs_hooked
@@ -58,8 +60,10 @@ def test_bridge_agrees_with_hooked(bridged, tiny_models, arch):
     _, hooked = tiny_models[arch]
     for site in SITES:
         for i, j in [(3, 0), (1, 2)]:
-            a = xtl.transplant(hooked, PROMPTS["zh"], PROMPTS["en"], i, j, site, MAX_NEW)
-            b = xtl.transplant(bridge, PROMPTS["zh"], PROMPTS["en"], i, j, site, MAX_NEW)
+            a = xtl.transplant(hooked, source=PROMPTS["en"], target=PROMPTS["zh"], src_layer=i, tgt_layer=j,
+                               site=site, max_new_tokens=MAX_NEW)
+            b = xtl.transplant(bridge, source=PROMPTS["en"], target=PROMPTS["zh"], src_layer=i, tgt_layer=j,
+                               site=site, max_new_tokens=MAX_NEW)
             assert a.tokens == b.tokens and a.vanilla_tokens == b.vanilla_tokens, (arch, site, i, j)
             # the bridge, like Hugging Face's eager attention, takes its softmax in float32
             torch.testing.assert_close(a.first_logprobs, b.first_logprobs, atol=1e-6, rtol=0)
@@ -81,10 +85,11 @@ def test_bridge_logits_mode_and_lens(bridged):
     df = sweep(model, PAIRS, site="attn", mode="logits", candidates=["A", "B"], batch_size=4, progress=False)
     cand = [model.tokenizer(c, add_special_tokens=False)["input_ids"][0] for c in ("A", "B")]
     row = df[(df.src_layer == 1) & (df.tgt_layer == 2)].iloc[0]
-    res = xtl.transplant(model, PROMPTS["en"], PROMPTS["zh"], 1, 2, "attn", 1)
+    res = xtl.transplant(model, source=PROMPTS["zh"], target=PROMPTS["en"], src_layer=1, tgt_layer=2, site="attn",
+                         max_new_tokens=1)
     torch.testing.assert_close(torch.tensor(list(row.cand_logprobs), dtype=torch.float64),
                                res.first_logprobs[cand].double(), atol=1e-6, rtol=0)
-    lens = xtl.lens(model, PROMPTS["en"], xtl.Patch(PROMPTS["zh"], 1, 2, "attn"))
+    lens = xtl.lens(model, PROMPTS["en"], transplant=xtl.Patch(PROMPTS["zh"], 1, 2, "attn"))
     # the lens' last layer decodes the final residual stream: the transplanted greedy token
     assert int(lens.top_ids[-1, 0, 0]) == int(res.first_logprobs.argmax())
 
@@ -143,16 +148,17 @@ def test_an_unsupported_architecture_is_refused_before_its_weights_load(tmp_path
 def test_a_folder_loads_on_the_bridge_and_the_cli_takes_backend(tiny_folder, tmp_path):
     model = xtl.load_model(tiny_folder, dtype="float64", device="cpu", backend="bridge")
     assert model.backend == "bridge" and model.cfg.model_name == "model"
-    res = xtl.transplant(model, PROMPTS["en"], PROMPTS["zh"], 3, 0, "mlp", 4)
+    res = xtl.transplant(model, source=PROMPTS["zh"], target=PROMPTS["en"], src_layer=3, tgt_layer=0, site="mlp",
+                         max_new_tokens=4)
     assert len(res.tokens) >= 1
     (tmp_path / "s.txt").write_text(PROMPTS["zh"], encoding="utf-8")
     (tmp_path / "t.txt").write_text(PROMPTS["en"], encoding="utf-8")
     ok = run_cli("transplant", "--model", str(tiny_folder), "--backend", "bridge", "--device", "cpu",
-                 "--source-prompt", str(tmp_path / "s.txt"), "--target-prompt", str(tmp_path / "t.txt"),
+                 "--source", str(tmp_path / "s.txt"), "--target", str(tmp_path / "t.txt"),
                  "--src-layer", "3", "--tgt-layer", "0", "--max-new-tokens", "4", "--json")
     assert ok.returncode == 0, ok.stderr
     bad = run_cli("transplant", "--model", str(tiny_folder), "--backend", "bridg",
-                  "--source-prompt", str(tmp_path / "s.txt"), "--target-prompt", str(tmp_path / "t.txt"),
+                  "--source", str(tmp_path / "s.txt"), "--target", str(tmp_path / "t.txt"),
                   "--src-layer", "3", "--tgt-layer", "0")
     assert bad.returncode == 2 and "Did you mean 'bridge'" in bad.stderr and "Traceback" not in bad.stderr
 
@@ -163,7 +169,8 @@ def test_a_site_the_bridge_lacks_names_the_site_and_architecture(bridged):
     model.has_hook = lambda name: "hook_resid_mid" not in name and real(name)
     try:
         with pytest.raises(SiteError, match="attn-authors.*hook_resid_mid.*LlamaForCausalLM"):
-            xtl.transplant(model, PROMPTS["en"], PROMPTS["zh"], 1, 1, "attn-authors", 2)
+            xtl.transplant(model, source=PROMPTS["zh"], target=PROMPTS["en"], src_layer=1, tgt_layer=1,
+                           site="attn-authors", max_new_tokens=2)
     finally:
         del model.has_hook
 
@@ -178,7 +185,8 @@ def test_a_gguf_file_loads_on_the_bridge(tmp_path, monkeypatch):
     path = write_tiny_gguf(tmp_path / "tiny.gguf", "gemma3")
     model = xtl.load_model(path, dtype="float64", device="cpu", backend="bridge")
     assert model.backend == "bridge" and model.cfg.model_name == "tiny.gguf"
-    got = xtl.transplant(model, PROMPTS["en"], PROMPTS["zh"], 1, 0, "mlp", 6).tokens
+    got = xtl.transplant(model, source=PROMPTS["zh"], target=PROMPTS["en"], src_layer=1, tgt_layer=0, site="mlp",
+                         max_new_tokens=6).tokens
     import transformers as tf
 
     hf = tf.AutoModelForCausalLM.from_pretrained(local_folder(str(path)), dtype=torch.float64,
@@ -186,4 +194,5 @@ def test_a_gguf_file_loads_on_the_bridge(tmp_path, monkeypatch):
     assert got == hf_reference(hf, model.tokenizer, PROMPTS["zh"], PROMPTS["en"], 1, 0, "mlp", 6)
     if hooked_available():
         hooked = xtl.load_model(path, dtype="float64", device="cpu", backend="hooked")
-        assert xtl.transplant(hooked, PROMPTS["en"], PROMPTS["zh"], 1, 0, "mlp", 6).tokens == got
+        assert xtl.transplant(hooked, source=PROMPTS["zh"], target=PROMPTS["en"], src_layer=1, tgt_layer=0,
+                              site="mlp", max_new_tokens=6).tokens == got

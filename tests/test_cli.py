@@ -14,11 +14,11 @@ def run(args):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["transplant", "--model", "nonexistent-model-xyz", "--source-prompt", "a", "--target-prompt", "b"],
+    (["transplant", "--model", "nonexistent-model-xyz", "--source", "a", "--target", "b"],
      "cannot read prompt file"),
     (["transplant", "--model", "/no/such.gguf"], "does not exist"),
-    (["transplant", "--model", "/no/such.gguf", "--source-prompt", "a"], "give both --source-prompt FILE and --target-prompt FILE"),
-    (["sweep", "--model", "x", "--data", "xnlii", "--out", "o"], "Did you mean 'xnli'"),
+    (["transplant", "--model", "/no/such.gguf", "--source", "a"], "give both --source FILE and --target FILE"),
+    (["sweep", "--model", "x", "--task", "xnlii", "--out", "o"], "Did you mean 'xnli'"),
 ])
 def test_cli_errors_are_one_line_exit_2(args, message):
     proc = run(args)
@@ -32,15 +32,15 @@ def test_cli_errors_are_one_line_exit_2(args, message):
 
 def test_cli_bad_model_spec(tmp_path):
     (tmp_path / "s.txt").write_text("hello")
-    proc = run(["transplant", "--model", "nonexistent-model-xyz", "--source-prompt",
-                str(tmp_path / "s.txt"), "--target-prompt", str(tmp_path / "s.txt")])
+    proc = run(["transplant", "--model", "nonexistent-model-xyz", "--source",
+                str(tmp_path / "s.txt"), "--target", str(tmp_path / "s.txt")])
     assert proc.returncode == 2 and "neither a TransformerLens model name" in proc.stderr
 
 
 def test_cli_empty_prompt_file(tmp_path):
     (tmp_path / "e.txt").write_text("  \n")
-    assert main(["transplant", "--model", "x", "--source-prompt", str(tmp_path / "e.txt"),
-                 "--target-prompt", str(tmp_path / "e.txt")]) == 2
+    assert main(["transplant", "--model", "x", "--source", str(tmp_path / "e.txt"),
+                 "--target", str(tmp_path / "e.txt")]) == 2
 
 
 def test_cli_transplant_on_local_folder(tmp_path, tokenizer, capsys):
@@ -51,11 +51,11 @@ def test_cli_transplant_on_local_folder(tmp_path, tokenizer, capsys):
     tokenizer.save_pretrained(folder)
     (tmp_path / "s.txt").write_text(PROMPTS["zh"], encoding="utf-8")
     (tmp_path / "t.txt").write_text(PROMPTS["en"], encoding="utf-8")
-    code = main(["transplant", "--model", str(folder), "--source-prompt", str(tmp_path / "s.txt"),
-                 "--target-prompt", str(tmp_path / "t.txt"), "--site", "attn", "--src-layer", "3",
+    code = main(["transplant", "--model", str(folder), "--source", str(tmp_path / "s.txt"),
+                 "--target", str(tmp_path / "t.txt"), "--site", "attn", "--src-layer", "3",
                  "--tgt-layer", "1", "--max-new-tokens", "5", "--json", "--dtype", "float64"])
     assert code == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["src_layer"] == 3 and out["tgt_layer"] == 1 and len(out["tokens"]) <= 5
-    assert main(["transplant", "--model", str(folder), "--source-prompt", str(tmp_path / "s.txt"),
-                 "--target-prompt", str(tmp_path / "t.txt"), "--src-layer", "40"]) == 2
+    assert main(["transplant", "--model", str(folder), "--source", str(tmp_path / "s.txt"),
+                 "--target", str(tmp_path / "t.txt"), "--src-layer", "40"]) == 2

@@ -55,15 +55,15 @@ def test_unusable_config_json(tmp_path, prompts, config, message):
     folder = tmp_path / "bad-model"
     folder.mkdir()
     (folder / "config.json").write_text(config if isinstance(config, str) else json.dumps(config))
-    one_line_exit_2(xtl("transplant", "--model", str(folder), "--source-prompt", prompts[0],
-                        "--target-prompt", prompts[1]), message)
+    one_line_exit_2(xtl("transplant", "--model", str(folder), "--source", prompts[0],
+                        "--target", prompts[1]), message)
 
 
 @pytest.mark.parametrize("device, message", [("nonsense", "unknown device 'nonsense'"),
                                              ("tpu", "unknown device 'tpu'")])
 def test_unknown_device(tiny_folder, prompts, device, message):
     one_line_exit_2(xtl("transplant", "--model", str(tiny_folder), "--device", device,
-                        "--source-prompt", prompts[0], "--target-prompt", prompts[1]), message)
+                        "--source", prompts[0], "--target", prompts[1]), message)
 
 
 def test_unavailable_cuda(tiny_folder, prompts):
@@ -72,14 +72,14 @@ def test_unavailable_cuda(tiny_folder, prompts):
     if torch.cuda.is_available():
         pytest.skip("this machine has a CUDA device")
     one_line_exit_2(xtl("transplant", "--model", str(tiny_folder), "--device", "cuda",
-                        "--source-prompt", prompts[0], "--target-prompt", prompts[1]),
+                        "--source", prompts[0], "--target", prompts[1]),
                     "torch sees no CUDA GPU")
 
 
 def test_sweep_out_that_cannot_be_a_store(tmp_path, tiny_folder, task):
     afile = tmp_path / "afile"
     afile.write_text("x")
-    base = ["sweep", "--model", str(tiny_folder), "--data", str(task)]
+    base = ["sweep", "--model", str(tiny_folder), "--task", str(task)]
     one_line_exit_2(xtl(*base, "--out", str(afile)), "is a file, not a folder")
     one_line_exit_2(xtl(*base, "--out", str(afile / "store")), "cannot create the folder")
 
@@ -87,9 +87,9 @@ def test_sweep_out_that_cannot_be_a_store(tmp_path, tiny_folder, task):
 def test_lens_and_report_out_that_cannot_be_written(tmp_path, tiny_folder, prompts):
     afile = tmp_path / "afile"
     afile.write_text("x")
-    one_line_exit_2(xtl("lens", "--model", str(tiny_folder), "--prompt", prompts[1],
+    one_line_exit_2(xtl("lens", "--model", str(tiny_folder), "--target", prompts[1],
                         "--out", str(afile / "lens.html")), "cannot write")
-    one_line_exit_2(xtl("lens", "--model", str(tiny_folder), "--prompt", prompts[1],
+    one_line_exit_2(xtl("lens", "--model", str(tiny_folder), "--target", prompts[1],
                         "--out", str(tmp_path)), "is a folder")
 
 
@@ -104,7 +104,7 @@ def test_lens_and_report_out_that_cannot_be_written(tmp_path, tiny_folder, promp
 def test_jsonl_lines_of_the_wrong_shape(tmp_path, line, message):
     path = tmp_path / "bad.jsonl"
     path.write_text(line + "\n", encoding="utf-8")
-    one_line_exit_2(xtl("sweep", "--model", "gemma-3-270m", "--data", str(path), "--out", str(tmp_path / "o")),
+    one_line_exit_2(xtl("sweep", "--model", "gemma-3-270m", "--task", str(path), "--out", str(tmp_path / "o")),
                     f"bad.jsonl{message}")
 
 
@@ -114,23 +114,23 @@ def test_duplicate_ids_name_both_lines(tmp_path):
             {"id": "b", "source": "s2", "target": "t2", "gold": "A"},
             {"id": "a", "source": "s3", "target": "t3", "gold": "B"}]
     write_jsonl(path, rows)
-    one_line_exit_2(xtl("sweep", "--model", "gemma-3-270m", "--data", str(path), "--out", str(tmp_path / "o")),
+    one_line_exit_2(xtl("sweep", "--model", "gemma-3-270m", "--task", str(path), "--out", str(tmp_path / "o")),
                     "lines 1 and 3 have the same id 'a'")
 
 
 def test_missing_task_file_is_not_an_unknown_task(tmp_path):
-    one_line_exit_2(xtl("sweep", "--model", "gemma-3-270m", "--data", str(tmp_path / "nosuch.jsonl"),
+    one_line_exit_2(xtl("sweep", "--model", "gemma-3-270m", "--task", str(tmp_path / "nosuch.jsonl"),
                         "--out", str(tmp_path / "o")), "nosuch.jsonl does not exist")
 
 
 @pytest.mark.parametrize("command", [
-    ["transplant", "--model", "m", "--source-prompt", "s", "--target-prompt", "t", "--max-new-tokens", "0"],
-    ["sweep", "--model", "m", "--data", "xnli", "--out", "o", "--max-new-tokens", "0"],
-    ["eval", "--model", "m", "--data", "xnli", "--max-new-tokens", "-3"],
-    ["lens", "--model", "m", "--prompt", "p", "--max-new-tokens", "0"],
-    ["sweep", "--model", "m", "--data", "xnli", "--out", "o", "--limit", "0"],
-    ["eval", "--model", "m", "--data", "xnli", "--limit", "0"],
-    ["sweep", "--model", "m", "--data", "xnli", "--out", "o", "--batch-size", "0"],
+    ["transplant", "--model", "m", "--source", "s", "--target", "t", "--max-new-tokens", "0"],
+    ["sweep", "--model", "m", "--task", "xnli", "--out", "o", "--max-new-tokens", "0"],
+    ["eval", "--model", "m", "--task", "xnli", "--max-new-tokens", "-3"],
+    ["lens", "--model", "m", "--target", "p", "--max-new-tokens", "0"],
+    ["sweep", "--model", "m", "--task", "xnli", "--out", "o", "--limit", "0"],
+    ["eval", "--model", "m", "--task", "xnli", "--limit", "0"],
+    ["sweep", "--model", "m", "--task", "xnli", "--out", "o", "--batch-size", "0"],
 ])
 def test_counts_below_one_are_refused(command):
     one_line_exit_2(xtl(*command), "must be at least 1")
@@ -144,7 +144,7 @@ def test_paper_table_without_numbers_is_refused(tmp_path):
 
 
 def test_bad_layer_selection_and_site_before_loading(tmp_path, task):
-    base = ["sweep", "--model", "no-such-model-is-loaded", "--data", str(task), "--out", str(tmp_path / "o")]
+    base = ["sweep", "--model", "no-such-model-is-loaded", "--task", str(task), "--out", str(tmp_path / "o")]
     one_line_exit_2(xtl(*base, "--src-layers", "5-2"), "bad layer range '5-2'")
     one_line_exit_2(xtl(*base, "--tgt-layers", "a-b"), "bad layer selection 'a-b'")
     one_line_exit_2(xtl(*base, "--site", "atn"), "Did you mean 'attn'")
@@ -165,7 +165,7 @@ def test_layer_selections_and_candidates_on_the_cli(tmp_path, tiny_folder, task)
     from xtl.engine.store import read_manifest, read_store
 
     out = tmp_path / "store"
-    proc = xtl("sweep", "--model", str(tiny_folder), "--dtype", "float64", "--data", str(task), "--out", str(out),
+    proc = xtl("sweep", "--model", str(tiny_folder), "--dtype", "float64", "--task", str(task), "--out", str(out),
                "--src-layers", "0-3:2", "--tgt-layers", "1", "3", "--candidates", "A", "B",
                "--max-new-tokens", "2")
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -181,7 +181,7 @@ def test_layer_selections_and_candidates_on_the_cli(tmp_path, tiny_folder, task)
     page = report.read_text(encoding="utf-8")
     assert f"xtl report: {tiny_folder.name}" in page and "sources 2 × targets 1 of 4 layers" in page
     ev = tmp_path / "ev"
-    proc = xtl("eval", "--model", str(tiny_folder), "--dtype", "float64", "--data", str(task), "--out", str(ev),
+    proc = xtl("eval", "--model", str(tiny_folder), "--dtype", "float64", "--task", str(task), "--out", str(ev),
                "--src-layer", "1", "3", "--tgt-layer", "0", "--max-new-tokens", "2", "--no-ppl")
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = pd.read_parquet(ev / "evaluated.parquet")
@@ -197,7 +197,7 @@ def test_sigkill_mid_sweep_then_resume_equals_an_uninterrupted_run(tmp_path, tin
              "gold": "B"} for k in range(8)]
     write_jsonl(path, rows)
     cmd = console_script()
-    args = ["sweep", "--model", str(tiny_folder), "--dtype", "float64", "--data", str(path),
+    args = ["sweep", "--model", str(tiny_folder), "--dtype", "float64", "--task", str(path),
             "--max-new-tokens", "6", "--batch-size", "3"]
     killed = tmp_path / "killed"
     proc = subprocess.Popen([*cmd, *args, "--out", str(killed)], stdout=subprocess.DEVNULL,
@@ -232,8 +232,8 @@ def gguf_conversion(tmp_path_factory):
     model = write_tiny_gguf(root / "tiny-gemma3.gguf", "gemma3")
     (root / "src.txt").write_text("日本 the cat", encoding="utf-8")
     (root / "tgt.txt").write_text("the cat", encoding="utf-8")
-    args = ["transplant", "--model", str(model), "--source-prompt", str(root / "src.txt"),
-            "--target-prompt", str(root / "tgt.txt"), "--src-layer", "1", "--tgt-layer", "0", "--max-new-tokens", "3"]
+    args = ["transplant", "--model", str(model), "--source", str(root / "src.txt"),
+            "--target", str(root / "tgt.txt"), "--src-layer", "1", "--tgt-layer", "0", "--max-new-tokens", "3"]
     cache = root / "cache"
     env = {**os.environ, "XTL_CACHE": str(cache)}
     procs = [subprocess.Popen([*console_script(), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -277,7 +277,7 @@ def test_two_processes_share_one_store(tmp_path, tiny_folder):
     write_jsonl(path, rows)
     script = Path(sys.executable).parent / "xtl"
     cmd = [str(script)] if script.exists() else [sys.executable, "-m", "xtl.cli"]
-    args = [*cmd, "sweep", "--model", str(tiny_folder), "--dtype", "float64", "--data", str(path),
+    args = [*cmd, "sweep", "--model", str(tiny_folder), "--dtype", "float64", "--task", str(path),
             "--max-new-tokens", "24", "--out", str(tmp_path / "shared")]
     procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=600) for p in procs]
@@ -293,9 +293,9 @@ def test_layers_checked_against_the_config_before_loading(tmp_path, task):
     folder = tmp_path / "unloadable"
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps({"num_hidden_layers": 4}))   # no weights at all
-    one_line_exit_2(xtl("sweep", "--model", str(folder), "--data", str(task), "--out", str(tmp_path / "o"),
+    one_line_exit_2(xtl("sweep", "--model", str(folder), "--task", str(task), "--out", str(tmp_path / "o"),
                         "--src-layers", "0-5"), "source layers 4, 5 out of range")
-    one_line_exit_2(xtl("transplant", "--model", "gemma-3-270m-q4km", "--source-prompt", "s", "--target-prompt", "t",
+    one_line_exit_2(xtl("transplant", "--model", "gemma-3-270m-q4km", "--source", "s", "--target", "t",
                         "--tgt-layer", "18"), "target layer 18 out of range; gemma-3-270m-q4km has layers 0..17")
     assert not (tmp_path / "o").exists()                  # nothing was written either
 
@@ -340,7 +340,7 @@ def test_messages_point_the_right_way(tmp_path, tiny_models, prompts):
 
     garbage = tmp_path / "model.gguf"
     garbage.write_bytes(b"this is not a gguf file" * 100)
-    proc = xtl("transplant", "--model", str(garbage), "--source-prompt", prompts[0], "--target-prompt", prompts[1],
+    proc = xtl("transplant", "--model", str(garbage), "--source", prompts[0], "--target", prompts[1],
                env={"XTL_CACHE": str(tmp_path / "cache")})
     one_line_exit_2(proc, "is not a GGUF checkpoint transformers can read")
     assert "pip install gguf" not in proc.stderr
@@ -348,4 +348,5 @@ def test_messages_point_the_right_way(tmp_path, tiny_models, prompts):
     import xtl as lib
 
     with pytest.raises(PromptError, match="the source prompt has 601 tokens, more than the model's context of 512"):
-        lib.transplant(model, PROMPTS["en"], "x" * 600, 1, 0, "mlp", 3)
+        lib.transplant(model, source="x" * 600, target=PROMPTS["en"], src_layer=1, tgt_layer=0, site="mlp",
+                       max_new_tokens=3)

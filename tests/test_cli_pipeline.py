@@ -22,7 +22,7 @@ def _task(tmp_path):
 def test_sweep_then_report(tmp_path, tiny_folder, capsys):
     task = _task(tmp_path)
     store = tmp_path / "store"
-    args = ["sweep", "--model", str(tiny_folder), "--dtype", "float64", "--data", str(task), "--site", "attn",
+    args = ["sweep", "--model", str(tiny_folder), "--dtype", "float64", "--task", str(task), "--site", "attn",
             "--out", str(store), "--max-new-tokens", "3"]
     assert main(args) == 0
     assert main(args) == 0                                    # re-run: nothing to do, same store
@@ -43,7 +43,7 @@ def test_sweep_then_report(tmp_path, tiny_folder, capsys):
 def test_eval_vanilla_and_transplanted(tmp_path, tiny_folder, capsys):
     task = _task(tmp_path)
     out = tmp_path / "ev"
-    assert main(["eval", "--model", str(tiny_folder), "--dtype", "float64", "--data", str(task),
+    assert main(["eval", "--model", str(tiny_folder), "--dtype", "float64", "--task", str(task),
                  "--src-layer", "1", "--tgt-layer", "0", "--out", str(out), "--max-new-tokens", "3"]) == 0
     printed = capsys.readouterr().out
     assert "accuracy by lang" in printed and "transplanted" in printed
@@ -52,18 +52,18 @@ def test_eval_vanilla_and_transplanted(tmp_path, tiny_folder, capsys):
     df = pd.read_parquet(out / "evaluated.parquet")
     assert {"correct", "lang_ok", "ppl", "group"} <= set(df.columns)
     assert df["ppl"].notna().any()
-    assert main(["eval", "--model", str(tiny_folder), "--data", str(task), "--src-layer", "1"]) == 2
+    assert main(["eval", "--model", str(tiny_folder), "--task", str(task), "--src-layer", "1"]) == 2
 
 
 def test_lens_cli(tmp_path, tiny_folder, capsys):
     (tmp_path / "s.txt").write_text(PROMPTS["zh"], encoding="utf-8")
     (tmp_path / "t.txt").write_text(PROMPTS["en"], encoding="utf-8")
-    assert main(["lens", "--model", str(tiny_folder), "--dtype", "float64", "--prompt", str(tmp_path / "t.txt"),
+    assert main(["lens", "--model", str(tiny_folder), "--dtype", "float64", "--target", str(tmp_path / "t.txt"),
                  "--source", str(tmp_path / "s.txt"), "--src-layer", "2", "--tgt-layer", "0",
                  "--max-new-tokens", "3", "--track", "A", "--out", str(tmp_path / "lens.html")]) == 0
     printed = capsys.readouterr().out
     assert "L3" in printed and (tmp_path / "lens.html").exists()
-    assert main(["lens", "--model", str(tiny_folder), "--prompt", str(tmp_path / "t.txt"),
+    assert main(["lens", "--model", str(tiny_folder), "--target", str(tmp_path / "t.txt"),
                  "--source", str(tmp_path / "s.txt")]) == 2
 
 
@@ -98,7 +98,7 @@ def test_a_complete_store_answers_without_loading_the_model(tmp_path, tiny_folde
 
     task = _task(tmp_path)
     store = tmp_path / "store"
-    args = ["sweep", "--model", str(tiny_folder), "--dtype", "float64", "--data", str(task), "--site", "mlp",
+    args = ["sweep", "--model", str(tiny_folder), "--dtype", "float64", "--task", str(task), "--site", "mlp",
             "--out", str(store), "--max-new-tokens", "2", "--src-layers", "0", "-1", "--tgt-layers", "1"]
     assert main(args) == 0
     capsys.readouterr()
@@ -133,7 +133,7 @@ def test_a_complete_store_and_an_incomplete_one_give_one_answer(tmp_path, tiny_f
     config["chat_template"] = "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}<assistant>"
     (folder / "tokenizer_config.json").write_text(json.dumps(config))
     task = _task(tmp_path)
-    common = ["--model", str(folder), "--dtype", "float64", "--data", str(task), "--site", "mlp",
+    common = ["--model", str(folder), "--dtype", "float64", "--task", str(task), "--site", "mlp",
               "--max-new-tokens", "2", "--src-layers", "1", "--tgt-layers", "0"]
     for flag, message in ((["--chat"], "(chat: store true, now false); resume it with the store's settings (--chat)"),
                           (["--backend", "bridge"], '(backend: store "bridge", now "hooked"); resume it with the '
@@ -165,17 +165,17 @@ def test_a_jsonl_store_resumes_from_another_folder_or_an_absolute_path(tmp_path,
     monkeypatch.chdir(tmp_path)
     common = ["--model", str(tiny_folder), "--dtype", "float64", "--site", "mlp", "--out", str(store),
               "--max-new-tokens", "2", "--src-layers", "1", "--tgt-layers", "0"]
-    assert main(["sweep", "--data", "task.jsonl", *common]) == 0
+    assert main(["sweep", "--task", "task.jsonl", *common]) == 0
     settings = read_settings(store)
     assert settings.data == str(task.resolve())
     assert settings.data_sha256 == hashlib.sha256(task.read_bytes()).hexdigest()
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")
     capsys.readouterr()
-    assert main(["sweep", "--data", "../task.jsonl", *common]) == 0
-    assert main(["sweep", "--data", str(task), *common]) == 0
+    assert main(["sweep", "--task", "../task.jsonl", *common]) == 0
+    assert main(["sweep", "--task", str(task), *common]) == 0
     assert "nothing to do" in capsys.readouterr().out
-    assert main(["sweep", "--data", "../task.jsonl", *common[:-4], "--src-layers", "2", "--tgt-layers", "0"]) == 2
+    assert main(["sweep", "--task", "../task.jsonl", *common[:-4], "--src-layers", "2", "--tgt-layers", "0"]) == 2
     assert "src_layers: store [1], now [2]" in capsys.readouterr().err
 
 
@@ -185,7 +185,7 @@ def test_cross_sweep_then_select(tmp_path, tiny_folder, capsys):
     pytest.importorskip("sklearn")
     task = _task(tmp_path)
     store = tmp_path / "cross"
-    assert main(["sweep", "--model", str(tiny_folder), "--dtype", "float64", "--data", str(task), "--site", "attn",
+    assert main(["sweep", "--model", str(tiny_folder), "--dtype", "float64", "--task", str(task), "--site", "attn",
                  "--grid", "cross", "--out", str(store), "--max-new-tokens", "3"]) == 0
     capsys.readouterr()
     assert main(["select", str(store), "--cv", "2", "--out", str(tmp_path / "sel")]) == 0

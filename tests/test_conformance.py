@@ -216,10 +216,12 @@ def test_transplant(key, backend, site, wrapped):
     assert tokenize(model, TARGET).tolist() == _ids(key, TARGET)  # the machinery's tokens are xtl's
     for i, j in PAIRS:
         ref = _reference(key, i, j, site)
-        res = xtl.transplant(model, TARGET, SOURCE, i, j, site, MAX_NEW)
+        res = xtl.transplant(model, source=SOURCE, target=TARGET, src_layer=i, tgt_layer=j, site=site,
+                             max_new_tokens=MAX_NEW)
         assert res.tokens == ref.tokens, (i, j)
         torch.testing.assert_close(res.first_logprobs, torch.log_softmax(ref.first_logits, -1), atol=ATOL, rtol=0)
-    same = xtl.transplant(model, TARGET, TARGET, 2, 2, site, MAX_NEW)  # identity: bitwise vanilla
+    same = xtl.transplant(model, source=TARGET, target=TARGET, src_layer=2, tgt_layer=2, site=site,
+                          max_new_tokens=MAX_NEW)  # identity: bitwise vanilla
     assert same.tokens == same.vanilla_tokens
     assert torch.equal(same.first_logprobs, same.vanilla_first_logprobs)
 
@@ -284,7 +286,7 @@ def test_stops_at_every_eos_id(key, backend, eos):
     ref = hfref.generate(hf, _ids(key, TARGET), MAX_NEW, C.eos_ids(key))
     assert len(ref.tokens) == 1, "the forced model must stop after one token"
     model = xtl.from_hf(copy.deepcopy(hf), C.tokenizer(key), dtype="float32", device="cpu", backend=backend)
-    assert xtl.vanilla(model, TARGET, MAX_NEW)[1] == ref.tokens
+    assert xtl.vanilla(model, TARGET, max_new_tokens=MAX_NEW).tokens == ref.tokens
     df = sweep(model, [Pair(TARGET, TARGET, "p0")], site="block", src_layers=[2], tgt_layers=[2],
                max_new_tokens=MAX_NEW, progress=False)
     assert all(list(t) == ref.tokens for t in df.token_ids)
@@ -359,8 +361,10 @@ def test_bfloat16_transplant_is_close_to_float32(key, backend, wrapped):
     s, t, eos = _ids(key, SOURCE), _ids(key, TARGET), C.eos_ids(key)
     ref_hi = torch.log_softmax(hfref.transplant(C.model(key), s, t, 1, 2, "block", 1, eos).first_logits, -1)
     ref_lo = torch.log_softmax(hfref.transplant(C.model(key, torch.bfloat16), s, t, 1, 2, "block", 1, eos).first_logits, -1)
-    lo = xtl.transplant(wrapped(key, backend, "bfloat16"), TARGET, SOURCE, 1, 2, "block", 1)
-    hi = xtl.transplant(wrapped(key, backend), TARGET, SOURCE, 1, 2, "block", 1)
+    lo = xtl.transplant(wrapped(key, backend, "bfloat16"), source=SOURCE, target=TARGET, src_layer=1, tgt_layer=2,
+                        site="block", max_new_tokens=1)
+    hi = xtl.transplant(wrapped(key, backend), source=SOURCE, target=TARGET, src_layer=1, tgt_layer=2, site="block",
+                        max_new_tokens=1)
     noise = (ref_lo - ref_hi).abs().max().item()
     diff = (lo.first_logprobs.float() - hi.first_logprobs.float()).abs().max().item()
     assert diff <= bf16_bound(noise), (diff, noise)

@@ -69,7 +69,8 @@ def test_demo_on_hand_picked_results_says_what_was_fixed(tiny_folder):
     assert result.case.margin is not None and np.isfinite(result.case.margin).all()
     # the margins are the sweep's own first-token log-probs: recompute one from a transplant
     cand = [model.tokenizer(c, add_special_tokens=False)["input_ids"][0] for c in ("A", "B", "C")]
-    res = xtl.transplant(model, result.pair["target"], result.pair["source"], 2, 1, "mlp", 1)
+    res = xtl.transplant(model, source=result.pair["source"], target=result.pair["target"], src_layer=2, tgt_layer=1,
+                         site="mlp", max_new_tokens=1)
     lp = res.first_logprobs[cand].double()
     assert result.case.margin[2, 1] == pytest.approx(float(lp[1] - max(lp[0], lp[2])), abs=1e-5)
 

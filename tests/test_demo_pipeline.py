@@ -15,7 +15,7 @@ pytestmark = pytest.mark.demo
 def test_vanilla_evaluation_of_each_pilotset(demo_model, shared_data):
     items = []
     for task, langs in (("xnli", ["en", "sw"]), ("xquad", ["en", "de"]), ("globalopinionqa", ["de", "ur"])):
-        items += xtl.load_task(task, langs=langs, limit=1, root=shared_data)
+        items += xtl.load_task(task, langs=langs, limit=1, data_root=shared_data)
     df = xtl.sweep(demo_model, items, src_layers=[], tgt_layers=[], max_new_tokens=12, progress=False)
     ev = xtl.evaluate(df, items, model=demo_model)
     assert len(ev) == len(items) == 6 and ev["is_vanilla"].all()
@@ -30,7 +30,7 @@ def test_vanilla_evaluation_of_each_pilotset(demo_model, shared_data):
 
 
 def test_small_sweep_analyses_and_report(demo_model, shared_data, tmp_path):
-    items = xtl.load_task("xnli", langs=["en", "sw"], limit=2, root=shared_data)
+    items = xtl.load_task("xnli", langs=["en", "sw"], limit=2, data_root=shared_data)
     n = demo_model.cfg.n_layers
     layers = [0, n // 2, n - 1]
     df = xtl.sweep(demo_model, items, site="attn", src_layers=layers, tgt_layers=layers, max_new_tokens=8,

@@ -98,7 +98,7 @@ def test_shards_of_a_job_array_fill_one_store(tiny_folder, tmp_path):
     path.write_text("\n".join(json.dumps({"id": f"i{k}", "source": PROMPTS["zh"] + " " * k,
                                           "target": PROMPTS["en"] + "." * k, "gold": "B"}, ensure_ascii=False)
                               for k in range(9)), encoding="utf-8")
-    common = ["sweep", "--model", str(tiny_folder), "--dtype", "float64", "--data", str(path),
+    common = ["sweep", "--model", str(tiny_folder), "--dtype", "float64", "--task", str(path),
               "--src-layers", "1", "--tgt-layers", "0", "--max-new-tokens", "3", "--out", str(tmp_path / "s")]
     sizes = []
     for k in (1, 2, 3):
@@ -123,7 +123,7 @@ def test_cli_ray_sweep(tiny_folder, tmp_path):
                                           "gold": "B"}, ensure_ascii=False) for k in range(3)), encoding="utf-8")
     out = tmp_path / "s"
     proc = subprocess.run([sys.executable, "-m", "xtl.cli", "sweep", "--model", str(tiny_folder), "--dtype", "float64",
-                           "--data", str(path), "--src-layers", "1", "--tgt-layers", "0", "--max-new-tokens", "3",
+                           "--task", str(path), "--src-layers", "1", "--tgt-layers", "0", "--max-new-tokens", "3",
                            "--out", str(out), "--ray", "--workers", "1"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert read_store(out)["item_key"].nunique() == 3

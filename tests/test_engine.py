@@ -46,7 +46,8 @@ def test_first_token_logprobs_equal_transplant(tiny_models, fast):
                candidates=["A", "B"], fast=fast)
     cand = model.tokenizer(["A", "B"], add_special_tokens=False)["input_ids"]
     for row in df[~df.is_vanilla].itertuples():
-        res = xtl.transplant(model, PROMPTS["en"], PROMPTS["zh"], row.src_layer, row.tgt_layer, "mlp", 1)
+        res = xtl.transplant(model, source=PROMPTS["zh"], target=PROMPTS["en"], src_layer=row.src_layer,
+                             tgt_layer=row.tgt_layer, site="mlp", max_new_tokens=1)
         for k in range(2):
             expected = float(res.first_logprobs[cand[k][0]])
             assert row.cand_logprobs[k] == (pytest.approx(expected, abs=2e-6) if fast else expected)
@@ -57,7 +58,8 @@ def test_logits_mode_entropy_and_candidates(tiny_models):
     df = sweep(model, PAIRS, site="attn", mode="logits", candidates=["A", "B"], progress=False)
     assert (df["response"] == "").all()
     row = df[(df.src_layer == 1) & (df.tgt_layer == 2) & (df.item_id == "p0")].iloc[0]
-    res = xtl.transplant(model, PROMPTS["en"], PROMPTS["zh"], 1, 2, "attn", 1)
+    res = xtl.transplant(model, source=PROMPTS["zh"], target=PROMPTS["en"], src_layer=1, tgt_layer=2, site="attn",
+                         max_new_tokens=1)
     lp = res.first_logprobs.double()
     assert row.entropy == pytest.approx(float(-(lp.exp() * lp).sum()), rel=1e-5)
     with pytest.raises(XtlError, match="first tokens differ"):
@@ -156,7 +158,8 @@ def test_demo_sample_token_identical(demo_model):
                max_new_tokens=8, progress=False)
     for i, j in configs:
         row = df[(df.src_layer == i) & (df.tgt_layer == j)].iloc[0]
-        res = xtl.transplant(demo_model, pair["target"], pair["source"], i, j, "mlp", 8)
+        res = xtl.transplant(demo_model, source=pair["source"], target=pair["target"], src_layer=i, tgt_layer=j,
+                             site="mlp", max_new_tokens=8)
         assert list(row.token_ids) == res.tokens, (i, j)
 
 

@@ -42,7 +42,7 @@ def test_the_lens_gets_the_items_prompts_layers_and_site(monkeypatch):
     items = [Item(str(k), "t", l, f"source {k}", f"target {k}", "A", "choice", {"A": "A"}) for k, l in enumerate(LANGS)]
     ex = Explorer(_df(), "mlp", 3, model=object(), items={it.key: it for it in items})
     assert ex.lens("t/sw/2", 1, 2) == {"ok": True}
-    assert seen == {"source_prompt": "source 2", "target_prompt": "target 2", "src_layer": 1, "tgt_layer": 2,
+    assert seen == {"source": "source 2", "target": "target 2", "src_layer": 1, "tgt_layer": 2,
                     "site": "mlp", "max_new_tokens": 8, "chat": False}
     with pytest.raises(XtlError, match="needs the model"):
         Explorer(_df(), "mlp", 3).lens("t/sw/2", 1, 2)

@@ -95,7 +95,8 @@ def test_what_the_engine_cannot_serve_falls_back_with_the_reason(bridged):
         sweep(model, PAIRS, site="mlp", max_new_tokens=2, progress=False, fast=True)
     df = sweep(model, PAIRS, site="mlp", max_new_tokens=MAX_NEW, progress=False)  # per-step path
     row = df[(df.src_layer == 2) & (df.tgt_layer == 1)].iloc[0]
-    assert list(row.token_ids) == xtl.transplant(model, PROMPTS["en"], PROMPTS["zh"], 2, 1, "mlp", MAX_NEW).tokens
+    assert list(row.token_ids) == xtl.transplant(model, source=PROMPTS["zh"], target=PROMPTS["en"], src_layer=2,
+                                                 tgt_layer=1, site="mlp", max_new_tokens=MAX_NEW).tokens
     _, llama = bridged["llama"]
     with llama.hooks([("blocks.0.hook_mlp_out", lambda act, hook: act)]):
         assert engines.unsupported(llama) == "hooks are attached to the model"

@@ -10,7 +10,7 @@ from xtl.errors import DataError, XtlError
 
 
 def test_a_model_name_instead_of_a_model(tiny_models):
-    for call in (lambda: xtl.transplant("gemma-3-270m-q4km", "t", "s", 1, 0),
+    for call in (lambda: xtl.transplant("gemma-3-270m-q4km", source="s", target="t", src_layer=1, tgt_layer=0),
                  lambda: xtl.sweep("gemma-3-270m-q4km", [("s", "t")]),
                  lambda: xtl.capture("gemma-3-270m-q4km", "s", "mlp")):
         with pytest.raises(XtlError, match="must be a loaded model, not the string 'gemma-3-270m-q4km'"):
@@ -27,7 +27,7 @@ def test_transplant_argument_types(tiny_models, kwargs, message):
     _, model = tiny_models["llama"]
     args = {"src_layer": 1, "tgt_layer": 0, **kwargs}
     with pytest.raises(XtlError, match=message):
-        xtl.transplant(model, PROMPTS["en"], PROMPTS["zh"], **args)
+        xtl.transplant(model, source=PROMPTS["zh"], target=PROMPTS["en"], **args)
 
 
 @pytest.mark.parametrize("positions, message", [("middle", "positions must be 'last', 'generated'"),
@@ -47,7 +47,7 @@ def test_lens_positions(tiny_models, positions, message):
 ])
 def test_load_task_arguments(spec, kwargs, message, tmp_path):
     with pytest.raises(DataError, match=message):
-        xtl.load_task(spec, root=tmp_path, **kwargs)
+        xtl.load_task(spec, data_root=tmp_path, **kwargs)
 
 
 @pytest.mark.parametrize("row, message", [
@@ -87,11 +87,11 @@ def test_files_that_are_not_what_they_should_be(tmp_path, write_task):
     empty.write_text("\n\n")
     with pytest.raises(DataError, match="empty.jsonl is empty"):
         xtl.load_task(str(empty))
-    proc = run_cli("transplant", "--model", "m", "--source-prompt", str(tmp_path), "--target-prompt", str(tmp_path))
+    proc = run_cli("transplant", "--model", "m", "--source", str(tmp_path), "--target", str(tmp_path))
     assert proc.returncode == 2 and "is a folder; give the prompt as a text file" in proc.stderr
     proc = run_cli("report", str(tmp_path / "no-such-store"))
     assert proc.returncode == 2 and "does not exist" in proc.stderr
-    proc = run_cli("sweep", "--model", "m", "--data", str(bom), "--out", str(tmp_path / "o"), "--site", "ATTN")
+    proc = run_cli("sweep", "--model", "m", "--task", str(bom), "--out", str(tmp_path / "o"), "--site", "ATTN")
     assert proc.returncode == 2 and "Did you mean 'attn'" in proc.stderr
 
 
@@ -127,8 +127,8 @@ def test_heads_out_of_range_before_loading(tiny_folder, tmp_path, monkeypatch):
     monkeypatch.setattr(xtl.models, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
     (tmp_path / "p.txt").write_text(PROMPTS["en"], encoding="utf-8")
     for model, heads in ((str(tiny_folder), "0..3"), ("gemma-3-270m-q4km", "0..3")):
-        proc = run_cli("transplant", "--model", model, "--site", "heads:1,9", "--source-prompt",
-                       str(tmp_path / "p.txt"), "--target-prompt", str(tmp_path / "p.txt"))
+        proc = run_cli("transplant", "--model", model, "--site", "heads:1,9", "--source",
+                       str(tmp_path / "p.txt"), "--target", str(tmp_path / "p.txt"))
         assert proc.returncode == 2 and f"head(s) [9] out of range; {model} has heads {heads}" in proc.stderr
 
 
@@ -137,7 +137,7 @@ def test_a_lone_surrogate_and_a_full_disk(tiny_models, tmp_path, monkeypatch):
 
     _, model = tiny_models["llama"]
     with pytest.raises(PromptError, match="lone surrogate"):
-        xtl.transplant(model, PROMPTS["en"] + "\udc80", PROMPTS["zh"], 1, 0)
+        xtl.transplant(model, source=PROMPTS["zh"], target=PROMPTS["en"] + "\udc80", src_layer=1, tgt_layer=0)
     import pyarrow.parquet as pq
 
     def full(*args, **kwargs):
@@ -165,19 +165,19 @@ def test_prompt_beyond_the_context_before_loading(tiny_folder, tmp_path, monkeyp
     long.write_text("a" * 500, encoding="utf-8")
     short.write_text(PROMPTS["en"], encoding="utf-8")
     model = str(tiny_folder)
-    proc = run_cli("transplant", "--model", model, "--source-prompt", short, "--target-prompt", long)
+    proc = run_cli("transplant", "--model", model, "--source", short, "--target", long)
     assert proc.returncode == 2
     assert "the target prompt has 501 tokens; with 20 new tokens that is more than the model's context of 512" \
         in proc.stderr
-    proc = run_cli("lens", "--model", model, "--prompt", long, "--max-new-tokens", "12")
+    proc = run_cli("lens", "--model", model, "--target", long, "--max-new-tokens", "12")
     assert proc.returncode == 2 and "the prompt has 501 tokens; with 12 new tokens" in proc.stderr
     task = write_task([{"id": "a", "lang": "de", "source": "x", "target": "y" * 600, "gold": "y"},
                        {"id": "b", "lang": "de", "source": "x", "target": "short", "gold": "y"}])
-    proc = run_cli("sweep", "--model", model, "--data", task, "--out", tmp_path / "store",
+    proc = run_cli("sweep", "--model", model, "--task", task, "--out", tmp_path / "store",
                    "--src-layers", "0", "--tgt-layers", "0")
     assert proc.returncode == 2 and "the target prompt of item 'a' has 601 tokens" in proc.stderr
     # the source prompt is only read, never extended: its 501 tokens fit; the target's do not
-    proc = run_cli("transplant", "--model", model, "--source-prompt", long, "--target-prompt", long,
+    proc = run_cli("transplant", "--model", model, "--source", long, "--target", long,
                    "--max-new-tokens", "12")
     assert proc.returncode == 2 and "the target prompt has 501 tokens; with 12 new tokens" in proc.stderr
 
@@ -212,7 +212,7 @@ def test_library_calls_with_the_wrong_kind_of_argument_say_what_to_pass(tiny_mod
     with pytest.raises(XtlError, match="select needs an evaluated results table"):
         xtl.select(None)
     with pytest.raises(DataError, match="langs is empty"):
-        xtl.load_task("xnli", langs=[], root=tmp_path)
+        xtl.load_task("xnli", langs=[], data_root=tmp_path)
 
 
 def test_options_are_never_abbreviated():

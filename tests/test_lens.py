@@ -33,8 +33,9 @@ def test_final_layer_lens_equals_model_output(tiny_models, arch_name):
 def test_generated_grid_follows_the_transplanted_generation(tiny_models):
     _, model = tiny_models["qwen2"]
     patch = Patch(PROMPTS["zh"], 2, 1, "mlp")
-    res = lens(model, PROMPTS["en"], patch, positions="generated", max_new_tokens=6, k=2)
-    ref = xtl.transplant(model, PROMPTS["en"], PROMPTS["zh"], 2, 1, "mlp", max_new_tokens=6)
+    res = lens(model, PROMPTS["en"], transplant=patch, positions="generated", k=2, max_new_tokens=6)
+    ref = xtl.transplant(model, source=PROMPTS["zh"], target=PROMPTS["en"], src_layer=2, tgt_layer=1, site="mlp",
+                         max_new_tokens=6)
     assert res.generated == ref.tokens and res.response == ref.text
     # The final layer's top token at each step is the next generated token.
     assert res.top_ids[-1, :, 0].tolist() == ref.tokens[:len(res.positions)]
@@ -47,7 +48,7 @@ def test_sublayers_and_identity_patch(tiny_models):
     _, model = tiny_models["llama"]
     van = lens(model, PROMPTS["en"], sublayers=True)
     assert van.rows[:4] == ["L0.attn", "L0.mid", "L0.mlp", "L0"]
-    same = lens(model, PROMPTS["en"], Patch(PROMPTS["en"], 2, 2, "attn"), sublayers=True)
+    same = lens(model, PROMPTS["en"], transplant=Patch(PROMPTS["en"], 2, 2, "attn"), sublayers=True)
     np.testing.assert_array_equal(van.top_ids, same.top_ids)
     np.testing.assert_allclose(van.top_probs, same.top_probs)
     assert "L3" in van.table() and len(van.to_frame()) == len(van.rows) * 5
@@ -63,7 +64,8 @@ def test_readable_multibyte_tokens(tokenizer):
 
 def test_compare_panels_and_figure(tiny_models):
     _, model = tiny_models["llama"]
-    panels = compare(model, PROMPTS["zh"], PROMPTS["en"], 3, 0, "mlp", max_new_tokens=3)
+    panels = compare(model, source=PROMPTS["zh"], target=PROMPTS["en"], src_layer=3, tgt_layer=0, site="mlp",
+                     max_new_tokens=3)
     assert list(panels) == ["source vanilla", "target vanilla", "transplanted"]
     fig = panels["transplanted"].figure()
     assert fig.data[0].z.shape == (model.cfg.n_layers, len(panels["transplanted"].positions))
@@ -71,12 +73,13 @@ def test_compare_panels_and_figure(tiny_models):
 
 def test_case_study_grid(tiny_models):
     _, model = tiny_models["gemma3"]
-    cs = case_study(model, PROMPTS["zh"], PROMPTS["en"], gold="A", site="attn", max_new_tokens=4)
+    cs = case_study(model, source=PROMPTS["zh"], target=PROMPTS["en"], gold="A", site="attn", max_new_tokens=4)
     n = model.cfg.n_layers
     assert cs.correct.shape == (n, n)
     for i in range(n):
         for j in range(n):
-            r = xtl.transplant(model, PROMPTS["en"], PROMPTS["zh"], i, j, "attn", max_new_tokens=4)
+            r = xtl.transplant(model, source=PROMPTS["zh"], target=PROMPTS["en"], src_layer=i, tgt_layer=j,
+                               site="attn", max_new_tokens=4)
             assert cs.responses[i, j] == r.text
     np.testing.assert_array_equal(cs.source_wise, cs.correct.any(1))
     np.testing.assert_array_equal(cs.target_wise, cs.correct.any(0))
@@ -94,7 +97,7 @@ def test_lens_errors(tiny_models):
     with pytest.raises(XtlError):
         lens(model, PROMPTS["en"], positions=[10_000])
     with pytest.raises(XtlError):
-        case_study(model, "a", "b", gold="")
+        case_study(model, source="a", target="b", gold="")
 
 
 def test_lens_figure_colours_every_tracked_token(tiny_models):

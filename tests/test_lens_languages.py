@@ -50,7 +50,8 @@ def test_the_transplanted_last_layer_is_the_transplant(tiny_models):
     items = _items()
     res = xtl.lens_languages(model, items, transplant={items[1].key: (3, 1)}, site="attn", progress=False)
     assert res.configs == [None, (3, 1)]
-    first = xtl.transplant(model, items[1].target, items[1].source, 3, 1, "attn", max_new_tokens=1)
+    first = xtl.transplant(model, source=items[1].source, target=items[1].target, src_layer=3, tgt_layer=1,
+                           site="attn", max_new_tokens=1)
     p = first.first_logprobs.double().exp()
     assert res.p_en[1, 1, -1] == pytest.approx(float(p[_ids(model, "entailment")].sum()), rel=1e-9)
     assert np.isnan(res.p_en[1, 0]).all()  # no transplant for the first item
@@ -90,14 +91,14 @@ def test_items_without_answer_words_are_refused_in_one_line(tiny_models):
 
 
 def test_the_pilot_sets_give_answers_in_english(shared_data):
-    xnli = xtl.load_task("xnli", langs=["sw", "en"], limit=2, root=shared_data)
+    xnli = xtl.load_task("xnli", langs=["sw", "en"], limit=2, data_root=shared_data)
     sw = [it for it in xnli if it.lang == "sw"][0]
     en, lang, word = answer_words(sw)
     english = {"Entail", "Neutral", "Contradict"}  # ans_lang/en.json
     assert lang == "sw" and en in english and word not in english
     with pytest.raises(XtlError, match="English on both sides|does not give"):
         answer_words([it for it in xnli if it.lang == "en"][0])
-    xquad = xtl.load_task("xquad", langs=["de"], limit=1, root=shared_data)
+    xquad = xtl.load_task("xquad", langs=["de"], limit=1, data_root=shared_data)
     assert set(xquad[0].meta["answers"]) == {"en", "de"} and xquad[0].meta["answers"]["de"] == xquad[0].gold
 
 

@@ -187,7 +187,7 @@ def test_the_result_as_a_table_and_a_figure(tiny_models):
 
 
 def test_cli_screen_zero_is_one_line_and_exit_2():
-    res = run_cli("sweep", "--data", "xnli", "--out", "x", "--screen", "0")
+    res = run_cli("sweep", "--task", "xnli", "--out", "x", "--screen", "0")
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "--screen" in res.stderr
 
 
@@ -222,13 +222,13 @@ def test_cli_screen_prints_each_items_best_cells_and_writes_the_estimates(tmp_pa
              "kind": "choice", "options": {"A": "Osaka", "B": "Tokyo"}}]
     task = write_task(rows)
     out = tmp_path / "est.csv"
-    res = run_cli("screen", "--model", tiny_folder, "--data", task, "--candidates", "A", "B", "--site", "attn",
+    res = run_cli("screen", "--model", tiny_folder, "--task", task, "--candidates", "A", "B", "--site", "attn",
                   "--top", "2", "--out", out)
     assert res.returncode == 0, res.stderr
     assert "screened 1 item(s) at site attn" in res.stdout and "→" in res.stdout
     frame = pd.read_csv(out)
     assert len(frame) == 16 and {"screen_estimate", "estimated_margin"} <= set(frame.columns)
-    bad = run_cli("screen", "--model", tiny_folder, "--data", task, "--out", tmp_path / "est.txt")
+    bad = run_cli("screen", "--model", tiny_folder, "--task", task, "--out", tmp_path / "est.txt")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and ".csv or .parquet" in bad.stderr
 
 

@@ -99,7 +99,8 @@ def test_sft_learns_saves_a_loadable_model_and_records_the_run(tiny_folder, tmp_
     assert len(json.loads((out / "selection.json").read_text())) == 18
     model = xtl.load_model(out)
     assert model.xtl_sft["sft_base"] == str(tiny_folder)
-    tr = xtl.transplant(model, PROMPTS["en"], PROMPTS["zh"], 1, 0, "mlp", max_new_tokens=3)
+    tr = xtl.transplant(model, source=PROMPTS["zh"], target=PROMPTS["en"], src_layer=1, tgt_layer=0, site="mlp",
+                        max_new_tokens=3)
     assert len(tr.tokens) >= 1
     df = xtl.sweep(model, [(PROMPTS["zh"], PROMPTS["en"])], src_layers=[], tgt_layers=[], store=tmp_path / "st",
                    progress=False)
@@ -319,17 +320,18 @@ def test_a_model_trained_with_the_chat_template_is_evaluated_with_it(tmp_path, c
                        max_new_tokens=3, progress=False)
     assert "fine-tuned with it" in caplog.text
     assert xtl.engine.read_settings(tmp_path / "st").chat is True
-    assert list(df["token_ids"].iloc[0]) == xtl.vanilla(model, PROMPTS["en"], 3, chat=True)[1]
+    assert list(df["token_ids"].iloc[0]) == xtl.vanilla(model, PROMPTS["en"], max_new_tokens=3, chat=True).tokens
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        xtl.vanilla(model, PROMPTS["en"], 3, chat=False)
+        xtl.vanilla(model, PROMPTS["en"], max_new_tokens=3, chat=False)
     assert any("fine-tuned with the chat template, but chat=False" in str(w.message) for w in seen)
     # the same folder on the bridge: the manifest travels, the frame is the training one, tokens as on hooked
     bridged = xtl.load_model(out, dtype="float64", device="cpu", backend="bridge")
     hooked = xtl.load_model(out, dtype="float64", device="cpu", backend="hooked")
     assert bridged.xtl_sft["sft_chat"] is True
-    assert xtl.vanilla(bridged, PROMPTS["en"], 4)[1] == xtl.vanilla(bridged, PROMPTS["en"], 4, chat=True)[1] \
-        == xtl.vanilla(hooked, PROMPTS["en"], 4)[1]
+    assert xtl.vanilla(bridged, PROMPTS["en"], max_new_tokens=4).tokens \
+        == xtl.vanilla(bridged, PROMPTS["en"], max_new_tokens=4, chat=True).tokens \
+        == xtl.vanilla(hooked, PROMPTS["en"], max_new_tokens=4).tokens
 
 
 def test_a_failed_start_never_blocks_the_corrected_command_and_max_steps_extends_a_run(tiny_folder, tmp_path):

@@ -43,12 +43,12 @@ def test_a_shard_of_another_run_is_refused_wherever_the_store_is_read(tiny_model
     stray = next(p for p in other.glob("item-*.parquet") if not (mine / p.name).exists())
     shutil.copy(stray, mine / stray.name)
     message = f'{stray.name} in {mine} holds rows of another run (site: manifest "mlp", shard "attn")'
-    for read in (lambda: read_store(mine), lambda: xtl.open_run(mine, data="x.jsonl"),
+    for read in (lambda: read_store(mine), lambda: xtl.open_run(mine, task="x.jsonl"),
                  lambda: ResultsStore(mine, settings), lambda: sweep(model, PAIRS, site="mlp", store=mine, **KW),
                  lambda: complete(mine, {"src_layers": [1], "tgt_layers": [0]}, ["toy/en/p0"])):  # "nothing to do"
         with pytest.raises(StoreError, match=message.replace("(", r"\(").replace(")", r"\)")):
             read()
-    _one_line_exit_2(run_cli("report", str(mine), "--data", "x.jsonl"), "holds rows of another run")
+    _one_line_exit_2(run_cli("report", str(mine), "--task", "x.jsonl"), "holds rows of another run")
 
 
 def test_a_hand_edited_manifest_does_not_outrank_its_shards(tiny_models, tmp_path):
@@ -72,7 +72,7 @@ def test_a_parquet_file_that_is_not_a_shard_is_named(tiny_models, tmp_path):
     pd.DataFrame({"a": [1], "b": ["x"]}).to_parquet(store / "item-zzz.parquet")
     with pytest.raises(StoreError, match=r"item-zzz.parquet is not a shard of an xtl results store \(it lacks"):
         read_store(store)
-    _one_line_exit_2(run_cli("report", str(store), "--data", "x.jsonl"), "item-zzz.parquet is not a shard")
+    _one_line_exit_2(run_cli("report", str(store), "--task", "x.jsonl"), "item-zzz.parquet is not a shard")
 
 
 def test_the_library_refuses_an_item_twice(tiny_models, tmp_path):
@@ -84,7 +84,7 @@ def test_the_library_refuses_an_item_twice(tiny_models, tmp_path):
     shutil.copy(shard, store / "item-copy.parquet")
     first, second = sorted([shard.name, "item-copy.parquet"])
     with pytest.raises(StoreError, match=rf"holds item toy/\w+/p\d \(-1, -1\) in {first} and {second}"):
-        xtl.open_run(store, data="x.jsonl")
+        xtl.open_run(store, task="x.jsonl")
 
 
 CREATE = textwrap.dedent("""
@@ -146,7 +146,7 @@ def test_two_models_of_one_name_fill_no_store(tmp_path, tokenizer, capsys):
     task = tmp_path / "task.jsonl"
     task.write_text("\n".join(json.dumps({"id": it.id, "lang": it.lang, "source": it.source, "target": it.target,
                                           "gold": "B"}) for it in PAIRS))
-    cli = ["sweep", "--data", str(task), "--dtype", "float64", "--site", "mlp", "--max-new-tokens", "2",
+    cli = ["sweep", "--task", str(task), "--dtype", "float64", "--site", "mlp", "--max-new-tokens", "2",
            "--src-layers", "1", "--tgt-layers", "0", "--out", str(tmp_path / "cli")]
     assert main([*cli, "--model", str(folders[0])]) == 0
     capsys.readouterr()

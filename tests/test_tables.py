@@ -138,7 +138,7 @@ def test_every_table_from_a_small_real_sweep(demo_model, shared_data, tmp_path, 
     """The demo model swept on real XNLI items through the CLI, then `xtl paper`."""
     from xtl.cli import main
 
-    common = ["--model", "gemma-3-270m", "--data", "xnli", "--data-root", str(shared_data),
+    common = ["--model", "gemma-3-270m", "--task", "xnli", "--data-root", str(shared_data),
               "--langs", "de", "sw", "--limit", "1"]
     assert main(["sweep", *common, "--site", "attn", "--max-new-tokens", "5", "--out", str(tmp_path / "s")]) == 0
     assert main(["eval", *common, "--cot", "--max-new-tokens", "6", "--no-ppl", "--out", str(tmp_path / "cot")]) == 0
@@ -154,7 +154,7 @@ def test_every_table_from_a_small_real_sweep(demo_model, shared_data, tmp_path, 
     from xtl.evaluation import evaluate
     from xtl.engine.store import read_store
 
-    ev = evaluate(read_store(tmp_path / "s"), "xnli", root=shared_data)
+    ev = evaluate(read_store(tmp_path / "s"), "xnli", data_root=shared_data)
     n = int(ev["n_layers"].iloc[0])
     t3 = pd.read_csv(out / "table3.csv").set_index("row")
     t4 = pd.read_csv(out / "table4.csv").set_index("row")

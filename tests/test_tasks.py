@@ -7,16 +7,16 @@ from xtl.tasks import load_task
 
 
 def test_pilotsets_load_with_direction(shared_data):
-    xnli = load_task("xnli", root=shared_data, langs=["sw", "zh"], limit=3)
+    xnli = load_task("xnli", langs=["sw", "zh"], limit=3, data_root=shared_data)
     assert len(xnli) == 6 and {i.lang for i in xnli} == {"sw", "zh"}
     assert xnli[0].source.startswith("Human: What do you think")  # English is the source
     assert xnli[0].gold in {"1", "2", "3"} and xnli[-1].options == {"1": "蕴涵", "2": "中立", "3": "矛盾"}
-    goqa = load_task("globalopinionqa", root=shared_data, langs=["ja"], limit=2)
+    goqa = load_task("globalopinionqa", langs=["ja"], limit=2, data_root=shared_data)
     assert goqa[0].target.startswith("Human: How would someone from Japan")  # English is the target
     assert goqa[0].gold == "A"  # label [0.8, 0.2]
-    xquad = load_task("xquad:unseen", root=shared_data, langs=["de"], limit=1)
+    xquad = load_task("xquad:unseen", langs=["de"], limit=1, data_root=shared_data)
     assert xquad[0].kind == "qa" and xquad[0].gold
-    xcopa = load_task("xcopa", root=shared_data, langs=["sw"], limit=2)
+    xcopa = load_task("xcopa", langs=["sw"], limit=2, data_root=shared_data)
     assert xcopa[0].source != xcopa[0].target and xcopa[0].meta["pivot"] == "en"
 
 
@@ -25,7 +25,7 @@ def _jsonl(path):
 
 
 def test_xcopa_from_english_into_the_papers_languages(shared_data):
-    items = load_task("xcopa", root=shared_data)
+    items = load_task("xcopa", data_root=shared_data)
     assert sorted({i.lang for i in items}) == ["en", "ht", "id", "it", "sw", "ta", "tr", "vi", "zh"]
     assert len(items) == 9 * 500
     en = {r["idx"]: r for r in _jsonl(shared_data / "xcopa" / "data" / "en" / "test.en.jsonl")}
@@ -34,16 +34,16 @@ def test_xcopa_from_english_into_the_papers_languages(shared_data):
         assert item.source.startswith("You are assigned") and src["premise"] in item.source
         assert item.meta["src_lang"] == "en" and (item.source == item.target) == (item.lang == "en")
         assert item.gold == str(src["label"] + 1)
-    on_request = load_task("xcopa", root=shared_data, langs=["et", "qu", "th"], limit=3)
+    on_request = load_task("xcopa", langs=["et", "qu", "th"], limit=3, data_root=shared_data)
     assert [i.lang for i in on_request] == ["et"] * 3 + ["qu"] * 3 + ["th"] * 3
-    (self_item,) = load_task("xcopa", root=shared_data, langs=["en"], limit=1)  # English -> English
+    (self_item,) = load_task("xcopa", langs=["en"], limit=1, data_root=shared_data)  # English -> English
     assert self_item.source == self_item.target
 
 
 def test_xcopa_prompts_ask_the_english_question(shared_data):
     folder = shared_data / "xcopa" / "data"
     en = {r["idx"]: r["question"] for r in _jsonl(folder / "en" / "test.en.jsonl")}
-    items = load_task("xcopa", root=shared_data, langs=["th", "tr", "sw", "id", "it", "zh"])
+    items = load_task("xcopa", langs=["th", "tr", "sw", "id", "it", "zh"], data_root=shared_data)
     wrong_in_file = 0
     for item in items:
         question = en[int(item.id)]
@@ -63,12 +63,12 @@ def test_xcopa_without_its_english_source_is_an_error(shared_data, tmp_path):
     for lang in ("sw", "zh"):
         shutil.copytree(shared_data / "xcopa" / "data" / lang, copy / lang)
     with pytest.raises(DataError, match=r"missing XCOPA source-language file .*en/test\.en\.jsonl"):
-        load_task("xcopa", root=tmp_path, langs=["zh"])
+        load_task("xcopa", langs=["zh"], data_root=tmp_path)
 
 
 def test_missing_language_is_named(shared_data):
     with pytest.raises(DataError, match="missing"):
-        load_task("xnli", root=shared_data, langs=["xx"])
+        load_task("xnli", langs=["xx"], data_root=shared_data)
 
 
 def test_jsonl_task_and_errors(tmp_path):
@@ -97,7 +97,7 @@ def test_cli_sweep_on_jsonl(tmp_path, tokenizer):
     data = tmp_path / "d.jsonl"
     data.write_text(json.dumps({"source": PROMPTS["zh"], "target": PROMPTS["en"], "gold": "B"}),
                     encoding="utf-8")
-    args = ["sweep", "--model", str(folder), "--data", str(data), "--out", str(tmp_path / "o"),
+    args = ["sweep", "--model", str(folder), "--task", str(data), "--out", str(tmp_path / "o"),
             "--max-new-tokens", "3", "--dtype", "float64"]
     assert main(args) == 0
     assert len(read_store(tmp_path / "o")) == 4 * 4 + 1
@@ -107,8 +107,8 @@ def test_cli_sweep_on_jsonl(tmp_path, tokenizer):
 def test_source_language_is_a_setting_of_xnli_and_xquad(shared_data):
     """``xnli@zh`` transplants from the Chinese prompts (the paper's Table 8); the Chinese item
     is then a self-transplant, and a task without parallel prompts refuses the setting."""
-    en = load_task("xnli", root=shared_data, langs=["de", "zh"], limit=2)
-    zh = load_task("xnli@zh", root=shared_data, langs=["de", "zh"], limit=2)
+    en = load_task("xnli", langs=["de", "zh"], limit=2, data_root=shared_data)
+    zh = load_task("xnli@zh", langs=["de", "zh"], limit=2, data_root=shared_data)
     assert [i.key for i in zh] == [i.key for i in en]
     by_key = {i.key: i for i in en}
     for item in zh:
@@ -116,12 +116,12 @@ def test_source_language_is_a_setting_of_xnli_and_xquad(shared_data):
         chinese = next(i for i in en if i.lang == "zh" and i.id == item.id)
         assert item.source == chinese.target
     assert all(i.source == i.target for i in zh if i.lang == "zh")
-    (q,) = load_task("xquad@de", root=shared_data, langs=["en"], limit=1)
+    (q,) = load_task("xquad@de", langs=["en"], limit=1, data_root=shared_data)
     assert q.src_lang == "de" and q.source != q.target
     with pytest.raises(DataError, match="only xnli, xquad have parallel prompts"):
-        load_task("globalopinionqa@zh", root=shared_data)
+        load_task("globalopinionqa@zh", data_root=shared_data)
     with pytest.raises(DataError, match=r"source language 'xx'"):
-        load_task("xnli@xx", root=shared_data)
+        load_task("xnli@xx", data_root=shared_data)
 
 
 def test_culturalbench_task_from_a_folder_with_translated_prompts(tmp_path):
@@ -133,20 +133,20 @@ def test_culturalbench_task_from_a_folder_with_translated_prompts(tmp_path):
             {**question, "data_idx": "3", "country": "Peru"}]
     (folder / "questions.jsonl").write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
     with pytest.raises(DataError, match='put prompts.jsonl in .*"id": "<CulturalBench data_idx>"'):
-        load_task("culturalbench", root=tmp_path)
+        load_task("culturalbench", data_root=tmp_path)
     (folder / "prompts.jsonl").write_text(
         "\n".join(json.dumps(r, ensure_ascii=False) for r in [{"id": "1", "prompt": "人々は何を食べますか？"},
                                                              {"id": "2", "prompt": "Co jedzą ludzie?"},
                                                              {"id": "3", "prompt": "¿Qué come la gente?"}]),
         encoding="utf-8")
-    items = load_task("culturalbench", root=tmp_path)
+    items = load_task("culturalbench", data_root=tmp_path)
     assert [(i.lang, i.source, i.gold) for i in items] == [("ja", "人々は何を食べますか？", "A"), ("pl", "Co jedzą ludzie?", "A")]
     assert items[0].out_lang == "en" and "(A) Sushi" in items[0].target   # Peru is not one of the 16
     from xtl.evaluation import resource_group
     assert resource_group("pl", "culturalbench") == "low"
     (folder / "prompts.jsonl").write_text('{"id": "1"}\n', encoding="utf-8")
     with pytest.raises(DataError, match="prompts.jsonl:1: expected one JSON object per line"):
-        load_task("culturalbench", root=tmp_path)
+        load_task("culturalbench", data_root=tmp_path)
 
 
 def test_an_unknown_source_language_is_named_as_the_source(shared_data):
@@ -155,7 +155,7 @@ def test_an_unknown_source_language_is_named_as_the_source(shared_data):
     from xtl.tasks import load_task
 
     with pytest.raises(DataError, match=r"source language 'xx' \(the '@xx' of the task\).*give one of: .*sw"):
-        load_task("xnli@xx", langs=["sw"], limit=1, root=shared_data)
+        load_task("xnli@xx", langs=["sw"], limit=1, data_root=shared_data)
 
 
 def test_an_unreachable_hub_is_said_at_once(monkeypatch):

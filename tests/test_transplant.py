@@ -42,7 +42,8 @@ def slow_reference(model, source, target, i, j, site, max_new):
 def test_identity_reproduces_vanilla(tiny_models, arch, site):
     _, model = tiny_models[arch]
     for layer in range(model.cfg.n_layers):
-        res = xtl.transplant(model, PROMPTS["en"], PROMPTS["en"], layer, layer, site, MAX_NEW)
+        res = xtl.transplant(model, source=PROMPTS["en"], target=PROMPTS["en"], src_layer=layer, tgt_layer=layer,
+                             site=site, max_new_tokens=MAX_NEW)
         assert res.tokens == res.vanilla_tokens
         assert torch.equal(res.first_logprobs, res.vanilla_first_logprobs)
 
@@ -52,7 +53,8 @@ def test_identity_reproduces_vanilla(tiny_models, arch, site):
 def test_parity_with_hugging_face_hooks(tiny_models, tokenizer, arch, site):
     hf, model = tiny_models[arch]
     for i, j in [(0, 0), (3, 1), (1, 3), (2, 2), (3, 0)]:
-        got = xtl.transplant(model, PROMPTS["en"], PROMPTS["zh"], i, j, site, MAX_NEW)
+        got = xtl.transplant(model, source=PROMPTS["zh"], target=PROMPTS["en"], src_layer=i, tgt_layer=j, site=site,
+                             max_new_tokens=MAX_NEW)
         expected = hf_reference(hf, tokenizer, PROMPTS["zh"], PROMPTS["en"], i, j, site, MAX_NEW)
         assert got.tokens == expected, (i, j, site)
 
@@ -62,13 +64,15 @@ def test_parity_with_hugging_face_hooks(tiny_models, tokenizer, arch, site):
 def test_equals_slow_full_recompute(tiny_models, arch, site):
     _, model = tiny_models[arch]
     for i, j in [(3, 0), (0, 2), (1, 1)]:
-        got = xtl.transplant(model, PROMPTS["zh"], PROMPTS["en"], i, j, site, MAX_NEW)
+        got = xtl.transplant(model, source=PROMPTS["en"], target=PROMPTS["zh"], src_layer=i, tgt_layer=j, site=site,
+                             max_new_tokens=MAX_NEW)
         assert got.tokens == slow_reference(model, PROMPTS["en"], PROMPTS["zh"], i, j, site, MAX_NEW)
 
 
 def test_transplant_changes_something(tiny_models):
     _, model = tiny_models["llama"]
-    results = [xtl.transplant(model, PROMPTS["en"], PROMPTS["zh"], i, 0, "block", MAX_NEW)
+    results = [xtl.transplant(model, source=PROMPTS["zh"], target=PROMPTS["en"], src_layer=i, tgt_layer=0,
+                              site="block", max_new_tokens=MAX_NEW)
                for i in range(model.cfg.n_layers)]
     assert any(not torch.equal(r.first_logprobs, r.vanilla_first_logprobs) for r in results)
 
@@ -80,8 +84,10 @@ def test_all_heads_equal_attn(tiny_models, arch):
     _, model = tiny_models[arch]
     all_heads = "heads:" + ",".join(str(h) for h in range(model.cfg.n_heads))
     for i, j in [(0, 0), (2, 2), (3, 3)]:
-        a = xtl.transplant(model, PROMPTS["en"], PROMPTS["zh"], i, j, "attn", MAX_NEW)
-        h = xtl.transplant(model, PROMPTS["en"], PROMPTS["zh"], i, j, all_heads, MAX_NEW)
+        a = xtl.transplant(model, source=PROMPTS["zh"], target=PROMPTS["en"], src_layer=i, tgt_layer=j, site="attn",
+                           max_new_tokens=MAX_NEW)
+        h = xtl.transplant(model, source=PROMPTS["zh"], target=PROMPTS["en"], src_layer=i, tgt_layer=j,
+                           site=all_heads, max_new_tokens=MAX_NEW)
         assert a.tokens == h.tokens
         torch.testing.assert_close(a.first_logprobs, h.first_logprobs, atol=1e-10, rtol=0)
 
@@ -90,8 +96,10 @@ def test_capture_is_reusable(tiny_models):
     _, model = tiny_models["llama"]
     cap = xtl.capture(model, PROMPTS["zh"], "mlp")
     assert cap.acts.shape == (model.cfg.n_layers, model.cfg.d_model)
-    a = xtl.transplant(model, PROMPTS["en"], cap, 2, 1, "mlp", MAX_NEW)
-    b = xtl.transplant(model, PROMPTS["en"], PROMPTS["zh"], 2, 1, "mlp", MAX_NEW)
+    a = xtl.transplant(model, source=cap, target=PROMPTS["en"], src_layer=2, tgt_layer=1, site="mlp",
+                       max_new_tokens=MAX_NEW)
+    b = xtl.transplant(model, source=PROMPTS["zh"], target=PROMPTS["en"], src_layer=2, tgt_layer=1, site="mlp",
+                       max_new_tokens=MAX_NEW)
     assert a.tokens == b.tokens
 
 
@@ -104,15 +112,15 @@ def test_no_double_bos(tiny_models, tokenizer):
 def test_bad_input_errors(tiny_models):
     _, model = tiny_models["llama"]
     with pytest.raises(SiteError, match="out of range"):
-        xtl.transplant(model, "a", "b", 99, 0)
+        xtl.transplant(model, source="b", target="a", src_layer=99, tgt_layer=0)
     with pytest.raises(SiteError, match="Did you mean 'mlp'"):
-        xtl.transplant(model, "a", "b", 0, 0, site="mpl")
+        xtl.transplant(model, source="b", target="a", src_layer=0, tgt_layer=0, site="mpl")
     with pytest.raises(SiteError, match="head"):
-        xtl.transplant(model, "a", "b", 0, 0, site="heads:9")
+        xtl.transplant(model, source="b", target="a", src_layer=0, tgt_layer=0, site="heads:9")
     with pytest.raises(PromptError, match="empty"):
-        xtl.transplant(model, "  ", "b", 0, 0)
+        xtl.transplant(model, source="b", target="  ", src_layer=0, tgt_layer=0)
     with pytest.raises(PromptError, match="context"):
-        xtl.transplant(model, "x" * 600, "b", 0, 0)
+        xtl.transplant(model, source="b", target="x" * 600, src_layer=0, tgt_layer=0)
 
 
 def test_attn_authors_writes_source_resid_mid_into_attn_out(tiny_models):
@@ -138,6 +146,8 @@ def test_attn_authors_writes_source_resid_mid_into_attn_out(tiny_models):
     expected = tgt_cache[f"blocks.{j}.hook_resid_pre"][0, -1] + h_s + a_s
     torch.testing.assert_close(seen["m"], expected, rtol=tol, atol=tol)
     # and it differs from the paper's attn site, which writes a_s alone
-    plain = xtl.transplant(model, PROMPTS["en"], PROMPTS["zh"], i, j, "attn", MAX_NEW)
-    authors = xtl.transplant(model, PROMPTS["en"], PROMPTS["zh"], i, j, "attn-authors", MAX_NEW)
+    plain = xtl.transplant(model, source=PROMPTS["zh"], target=PROMPTS["en"], src_layer=i, tgt_layer=j, site="attn",
+                           max_new_tokens=MAX_NEW)
+    authors = xtl.transplant(model, source=PROMPTS["zh"], target=PROMPTS["en"], src_layer=i, tgt_layer=j,
+                             site="attn-authors", max_new_tokens=MAX_NEW)
     assert not torch.equal(plain.first_logprobs, authors.first_logprobs)

@@ -36,10 +36,11 @@ CANDIDATES = list("abcdefghijklmnopqrst")
 def _transplant(model, i, j, site, kw, langs):
     kw = dict(kw)
     if len(langs) > 1:
-        return xtl.transplant(model, PROMPTS["en"], None, i, j, site, MAX_NEW,
-                              sources={lang: SOURCES[lang] for lang in langs}, **kw)
+        return xtl.transplant(model, target=PROMPTS["en"], src_layer=i, tgt_layer=j, site=site,
+                              max_new_tokens=MAX_NEW, sources={lang: SOURCES[lang] for lang in langs}, **kw)
     kw.pop("weights", None)
-    return xtl.transplant(model, PROMPTS["en"], SOURCES[langs[0]], i, j, site, MAX_NEW, **kw)
+    return xtl.transplant(model, source=SOURCES[langs[0]], target=PROMPTS["en"], src_layer=i, tgt_layer=j, site=site,
+                          max_new_tokens=MAX_NEW, **kw)
 
 
 def _today(model, i, j, site):
@@ -56,9 +57,11 @@ def test_defaults_are_todays_transplant_bitwise(tiny_models, arch):
     _, model = tiny_models[arch]
     for site in SITES:
         for i, j in CONFIGS:
-            plain = xtl.transplant(model, PROMPTS["en"], PROMPTS["zh"], i, j, site, MAX_NEW)
-            spelled = xtl.transplant(model, PROMPTS["en"], None, i, j, site, MAX_NEW, alpha=1.0, span=1,
-                                     positions=1, sources={"zh": PROMPTS["zh"]})
+            plain = xtl.transplant(model, source=PROMPTS["zh"], target=PROMPTS["en"], src_layer=i, tgt_layer=j,
+                                   site=site, max_new_tokens=MAX_NEW)
+            spelled = xtl.transplant(model, target=PROMPTS["en"], src_layer=i, tgt_layer=j, site=site,
+                                     max_new_tokens=MAX_NEW, alpha=1.0, span=1, positions=1,
+                                     sources={"zh": PROMPTS["zh"]})
             assert torch.equal(plain.first_logprobs, _today(model, i, j, site))
             assert torch.equal(spelled.first_logprobs, plain.first_logprobs)
             assert spelled.tokens == plain.tokens
@@ -69,16 +72,19 @@ def test_alpha_zero_and_sources_that_are_the_target_reproduce_vanilla_bitwise(ti
     _, model = tiny_models[arch]
     for site in SITES:
         for i, j in CONFIGS:
-            res = xtl.transplant(model, PROMPTS["en"], PROMPTS["zh"], i, j, site, MAX_NEW, alpha=0.0, span=2)
+            res = xtl.transplant(model, source=PROMPTS["zh"], target=PROMPTS["en"], src_layer=i, tgt_layer=j,
+                                 site=site, max_new_tokens=MAX_NEW, alpha=0.0, span=2)
             assert torch.equal(res.first_logprobs, res.vanilla_first_logprobs), (site, i, j)
         for layer in range(model.cfg.n_layers - 1):
-            res = xtl.transplant(model, PROMPTS["en"], None, layer, layer, site, MAX_NEW, span=2, alpha=0.5,
+            res = xtl.transplant(model, target=PROMPTS["en"], src_layer=layer, tgt_layer=layer,
+                                 site=site, max_new_tokens=MAX_NEW, span=2, alpha=0.5,
                                  sources={"a": PROMPTS["en"], "b": PROMPTS["en"], "c": PROMPTS["en"]},
                                  weights=[0.2, 0.3, 0.5])
             assert torch.equal(res.first_logprobs, res.vanilla_first_logprobs), (site, layer)
             assert res.tokens == res.vanilla_tokens
         # positions > 1 recompute the patched positions in one pass: the same tokens as vanilla
-        res = xtl.transplant(model, PROMPTS["en"], PROMPTS["en"], 1, 1, site, MAX_NEW, positions=4)
+        res = xtl.transplant(model, source=PROMPTS["en"], target=PROMPTS["en"], src_layer=1, tgt_layer=1, site=site,
+                             max_new_tokens=MAX_NEW, positions=4)
         assert res.tokens == res.vanilla_tokens
 
 
@@ -213,12 +219,14 @@ def test_bad_variants_are_one_clear_error(tiny_models, call, match):
     src = call.pop("src", 0)
     source = None if "sources" in call else PROMPTS["zh"]
     with pytest.raises(XtlError, match=match):
-        xtl.transplant(model, PROMPTS["en"], source, src, 0, "mlp", 4, **call)
+        xtl.transplant(model, source=source, target=PROMPTS["en"], src_layer=src, tgt_layer=0, site="mlp",
+                       max_new_tokens=4, **call)
 
 
 def test_extrapolation_is_allowed_when_asked(tiny_models):
     _, model = tiny_models["llama"]
-    res = xtl.transplant(model, PROMPTS["en"], PROMPTS["zh"], 1, 1, "mlp", 4, alpha=1.5, extrapolate=True)
+    res = xtl.transplant(model, source=PROMPTS["zh"], target=PROMPTS["en"], src_layer=1, tgt_layer=1, site="mlp",
+                         max_new_tokens=4, alpha=1.5, extrapolate=True)
     assert res.variant.alpha == 1.5
     with pytest.raises(XtlError, match="extrapolate"):
         sweep(model, _items(), alpha=[0.5, 2.0], progress=False)
@@ -238,7 +246,7 @@ def test_cli_sweeps_a_variant_and_refuses_bad_ones(tmp_path, tiny_folder):
 
     task = write_jsonl(tmp_path / "task.jsonl", [{"id": "0", "lang": "de", "source": PROMPTS["zh"],
                                                  "target": PROMPTS["en"], "gold": "B"}])
-    base = ["sweep", "--model", str(tiny_folder), "--data", str(task), "--max-new-tokens", "2"]
+    base = ["sweep", "--model", str(tiny_folder), "--task", str(task), "--max-new-tokens", "2"]
     out = tmp_path / "store"
     assert run_cli(*base, "--out", out, "--alpha", "0.5", "1", "--span", "2").returncode == 0
     df = read_store(out)
@@ -254,8 +262,8 @@ def test_cli_sweeps_a_variant_and_refuses_bad_ones(tmp_path, tiny_folder):
 
 
 def test_source_langs_load_each_items_parallel_prompts(shared_data):
-    items = xtl.load_task("xnli", langs=["de"], limit=2, root=shared_data, source_langs=["zh", "es"])
-    zh = {it.key: it.source for it in xtl.load_task("xnli@zh", langs=["de"], limit=2, root=shared_data)}
+    items = xtl.load_task("xnli", langs=["de"], limit=2, data_root=shared_data, source_langs=["zh", "es"])
+    zh = {it.key: it.source for it in xtl.load_task("xnli@zh", langs=["de"], limit=2, data_root=shared_data)}
     assert [it.meta["sources"]["zh"] for it in items] == [zh[it.key] for it in items]
     with pytest.raises(XtlError, match="xx"):
-        xtl.load_task("xnli", langs=["de"], limit=2, root=shared_data, source_langs=["xx"])
+        xtl.load_task("xnli", langs=["de"], limit=2, data_root=shared_data, source_langs=["xx"])

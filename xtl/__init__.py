@@ -20,6 +20,7 @@ _EXPORTS = {
     "DEMO_MODEL": "xtl.models", "load_model": "xtl.models", "from_hf": "xtl.models",
     "XtlError": "xtl.errors",
     "Site": "xtl.patching", "Capture": "xtl.patching", "TransplantResult": "xtl.patching",
+    "VanillaResult": "xtl.patching",
     "capture": "xtl.patching", "transplant": "xtl.patching", "vanilla": "xtl.patching",
     "sweep": "xtl.engine", "Pair": "xtl.tasks", "SweepSettings": "xtl.schema",
     "read_store": "xtl.engine", "dense": "xtl.analysis",
@@ -66,6 +67,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from xtl.evaluation import Run, evaluate, open_run
     from xtl.interpret import CaseStudy, LanguageLens, LensResult, Patch, case_study, compare, lens, lens_languages
     from xtl.models import DEMO_MODEL, from_hf, load_model
-    from xtl.patching import Capture, Site, TransplantResult, capture, transplant, vanilla
+    from xtl.patching import Capture, Site, TransplantResult, VanillaResult, capture, transplant, vanilla
     from xtl.schema import SweepSettings
     from xtl.tasks import Item, Pair, builtin_pair, load_task

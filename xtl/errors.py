@@ -31,6 +31,11 @@ class StoreError(XtlError):
     """A results store that cannot be read or does not match the requested settings."""
 
 
+class CallError(XtlError, TypeError):
+    """A public function called in a form it no longer takes (``xtl.transplant``'s prompts by
+    position); the message shows the call to write instead."""
+
+
 class TrainingError(XtlError):
     """A fine-tuning run that cannot go on: its loss became NaN or inf, or its model does not
     support what was asked (gradient checkpointing)."""

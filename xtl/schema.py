@@ -167,7 +167,7 @@ class SweepSettings:
     positions: int = 1  # the last prompt positions transplanted
     source_langs: tuple[str, ...] = ()  # several sources mixed (the items' parallel prompts); () one source
     weights: tuple[float, ...] | None = None  # the sources' normalised weights (None: equal)
-    data: str | None = None
+    data: str | None = None  # the task spec (the manifest's key since 0.1; read it as .task)
     langs: tuple[str, ...] | None = None
     limit: int | None = None
     data_root: str | None = None
@@ -187,6 +187,11 @@ class SweepSettings:
         for name in ("src_layers", "tgt_layers", "candidates", "langs", "alpha", "source_langs", "weights"):
             object.__setattr__(self, name, _tuple(getattr(self, name)))
         object.__setattr__(self, "extra", dict(self.extra))
+
+    @property
+    def task(self) -> str | None:
+        """The task spec the sweep ran (``xnli``, ``my_task.jsonl``), stored under the key ``data``."""
+        return self.data
 
     @property
     def configs(self) -> list["Config"]:

@@ -291,7 +291,7 @@ LANGUAGE_NAMES = {"en": "English", "zh": "Chinese", "de": "German", "fr": "Frenc
 
 def table8(runs: Sequence[Run], average: str = "language") -> PaperTable:
     """Entropy-based layer selection per language, for runs transplanting from different
-    source languages (``xtl sweep --data xnli@zh``) and models, side by side (Table 8)."""
+    source languages (``xtl sweep --task xnli@zh``) and models, side by side (Table 8)."""
     blocks, notes = [], []
     by_dataset: dict[str, list[Run]] = {}
     for run in _order(runs):
@@ -323,7 +323,7 @@ def table8(runs: Sequence[Run], average: str = "language") -> PaperTable:
             blocks.append((dataset, frame[first + ["Avg."]]))
     notes.append("Per language: accuracy (%) of the entropy-based choice (target layer 0, source layer 0 or N−1 "
                  "by the lower first-token entropy); Avg.: mean over languages. Sources: the language whose "
-                 "activations are transplanted (xtl sweep --data xnli@zh for Chinese).")
+                 "activations are transplanted (xtl sweep --task xnli@zh for Chinese).")
     return PaperTable(8, "Entropy-based layer selection by source language and model", blocks, notes)
 
 

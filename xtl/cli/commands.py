@@ -44,13 +44,13 @@ def cmd_transplant(args) -> None:
 
     check_site(args.site, args.model)
     check_layers(args.model, source_layer=args.src_layer, target_layer=args.tgt_layer)
-    if not (args.source_prompt or args.target_prompt):  # the built-in zh -> en pair
+    if not (args.source or args.target):  # the built-in zh -> en pair
         pair = builtin_pair()
         source, target = pair["source"], pair["target"]
     else:
-        if not (args.source_prompt and args.target_prompt):
-            raise PromptError("give both --source-prompt FILE and --target-prompt FILE")
-        source, target = read_prompt(args.source_prompt), read_prompt(args.target_prompt)
+        if not (args.source and args.target):
+            raise PromptError("give both --source FILE and --target FILE")
+        source, target = read_prompt(args.source), read_prompt(args.target)
     check_context(args.model, {"source prompt": source}, 0, args.chat)
     check_context(args.model, {"target prompt": target}, args.max_new_tokens, args.chat)
     from xtl.patching.variants import check_alpha
@@ -62,7 +62,7 @@ def cmd_transplant(args) -> None:
     n = model.cfg.n_layers
     src = args.src_layer if args.src_layer is not None else n // 2
     tgt = args.tgt_layer if args.tgt_layer is not None else n // 6
-    res = transplant(model, target, source, src, tgt, site=args.site,
+    res = transplant(model, source=source, target=target, src_layer=src, tgt_layer=tgt, site=args.site,
                      max_new_tokens=args.max_new_tokens, chat=args.chat, alpha=args.alpha, span=args.span,
                      positions=args.positions, extrapolate=args.extrapolate)
     _print_result(res, args.json)
@@ -113,15 +113,15 @@ def cmd_sweep(args) -> None:
     check_layers(args.model, source_layers=srcs, target_layers=tgts)
     langs = langs_arg(args.langs)
     variant = _variant_kwargs(args)
-    items = load_task(args.data, langs=langs, limit=args.limit, root=args.data_root, source_langs=args.source_langs)
+    items = load_task(args.task, langs=langs, limit=args.limit, data_root=args.data_root, source_langs=args.source_langs)
     if not items:
-        raise XtlError(f"no items in {args.data} for languages {langs}; check --langs")
+        raise XtlError(f"no items in {args.task} for languages {langs}; check --langs")
     if args.shard:
         from xtl.tasks import shard
 
         items = shard(items, args.shard)
     check_writable_dir(args.out)
-    settings = {**data_settings(args.data), "langs": langs, "limit": args.limit,
+    settings = {**data_settings(args.task), "langs": langs, "limit": args.limit,
                 "data_root": absolute(args.data_root)}
     if _nothing_to_do(args, items, srcs, tgts, settings):
         print(f"nothing to do: all {len(items)} item(s) are already in {args.out} with these settings")
@@ -177,7 +177,7 @@ def _eval_folder(args, srcs, tgts, max_new: int) -> Path:
     """Default output folder of `xtl eval`, named by the settings that change its results."""
     def part(xs):
         return "all" if xs is None else "-".join(map(str, xs))
-    name = re.sub(r"[^\w.-]+", "_", Path(args.data).stem if args.data.endswith((".json", ".jsonl")) else args.data)
+    name = re.sub(r"[^\w.-]+", "_", Path(args.task).stem if args.task.endswith((".json", ".jsonl")) else args.task)
     what = "vanilla" if not srcs else f"{args.site}-s{part(srcs)}-t{part(tgts)}"
     return Path("xtl-eval") / f"{name}-{what}{'-cot' if args.cot else ''}-{max_new}tok"
 
@@ -193,9 +193,9 @@ def cmd_eval(args) -> None:
         raise XtlError("--cot is the vanilla chain-of-thought baseline; leave out the layers")
     check_layers(args.model, source_layers=srcs, target_layers=tgts)
     lid = lid_model(args.lid_model)
-    items = load_task(args.data, langs=langs_arg(args.langs), limit=args.limit, root=args.data_root)
+    items = load_task(args.task, langs=langs_arg(args.langs), limit=args.limit, data_root=args.data_root)
     if not items:
-        raise XtlError(f"no items in {args.data} for languages {args.langs}; check --langs")
+        raise XtlError(f"no items in {args.task} for languages {args.langs}; check --langs")
     max_new = args.max_new_tokens
     if args.cot:
         items = cot_items(items)
@@ -213,7 +213,7 @@ def cmd_eval(args) -> None:
 
     df = sweep(model, items, site=args.site, src_layers=srcs or [], tgt_layers=tgts or [],
                max_new_tokens=max_new, store=out / "rows", batch_size=args.batch_size, chat=args.chat,
-               settings={**data_settings(args.data), "langs": langs_arg(args.langs), "limit": args.limit,
+               settings={**data_settings(args.task), "langs": langs_arg(args.langs), "limit": args.limit,
                          "cot": args.cot, "data_root": absolute(args.data_root)})
     df = evaluate(df, items, model=None if args.no_ppl else model, chat=args.chat, rules=args.rules,
                   groups=args.groups, lid_model=lid)
@@ -253,7 +253,7 @@ def _open_run(path: str, args, model=None):
     """A store evaluated with its recorded task (the library's :func:`xtl.evaluation.open_run`)."""
     from xtl.evaluation import open_run
 
-    return open_run(path, data=getattr(args, "data", None), data_root=args.data_root,
+    return open_run(path, task=getattr(args, "task", None), data_root=args.data_root,
                     src_layers=parse_layers(getattr(args, "src_layers", None)),
                     tgt_layers=parse_layers(getattr(args, "tgt_layers", None)), rules=args.rules, model=model,
                     groups=args.groups, lid_model=args.lid_model)
@@ -308,7 +308,7 @@ def cmd_lens(args) -> None:
     check_site(args.site, args.model)
     check_layers(args.model, source_layer=args.src_layer, target_layer=args.tgt_layer)
     check_out_file(args.out)
-    prompt = read_prompt(args.prompt)
+    prompt = read_prompt(args.target)
     source = None
     if args.source or args.src_layer is not None or args.tgt_layer is not None:
         if not (args.source and args.src_layer is not None and args.tgt_layer is not None):
@@ -321,7 +321,7 @@ def cmd_lens(args) -> None:
     from xtl.interpret.logit_lens import Patch, lens
 
     patch = Patch(source, args.src_layer, args.tgt_layer, args.site) if source else None
-    res = lens(model, prompt, patch, positions=args.positions, k=args.k, track=args.track or (),
+    res = lens(model, prompt, transplant=patch, positions=args.positions, k=args.k, track=args.track or (),
                sublayers=args.sublayers, max_new_tokens=args.max_new_tokens, chat=args.chat)
     res.title = "Logit lens — " + (f"transplanted {args.site} {args.src_layer}→{args.tgt_layer}" if patch else "vanilla")
     run = (f"transplanted: {args.site} of {args.source} at source layer {args.src_layer} -> target layer "
@@ -421,9 +421,9 @@ def cmd_screen(args) -> None:
     check_layers(args.model, source_layers=srcs, target_layers=tgts)
     if args.out and not str(args.out).endswith((".csv", ".parquet")):
         raise XtlError(f"--out must name a .csv or .parquet file, not {args.out!r}")
-    items = load_task(args.data, langs=langs_arg(args.langs), limit=args.limit, root=args.data_root)
+    items = load_task(args.task, langs=langs_arg(args.langs), limit=args.limit, data_root=args.data_root)
     if not items:
-        raise XtlError(f"no items in {args.data} for languages {args.langs}; check --langs")
+        raise XtlError(f"no items in {args.task} for languages {args.langs}; check --langs")
     check_context(args.model, longest_prompts(items), 0, args.chat)
     model = _load(args)
     res = screen(model, items, site=args.site, candidates=args.candidates, src_layers=srcs, tgt_layers=tgts,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import fields
 
 from xtl.cli.checks import LAYERS_HELP
@@ -12,7 +13,7 @@ from xtl.training.settings import SFT_DTYPES, WEIGHT_DTYPES, SftSettings
 
 __all__ = ["build_parser"]
 
-DATA_HELP = ("task: xnli, xquad, globalopinionqa (add :unseen for the unseen sets), xcopa, mkqa "
+TASK_HELP = ("task: xnli, xquad, globalopinionqa (add :unseen for the unseen sets), xcopa, mkqa "
              "(hub), culturalbench (with translated prompts, see docs/reproduce.md), or a JSON Lines file, e.g. xnli:unseen or my_task.jsonl; @LANG sets XNLI's and XQuAD's "
              "source language, e.g. xnli@zh (default English)")
 #: ``xtl sft``'s defaults: the library's (the paper's recipe), one home.
@@ -40,6 +41,21 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):  # noqa: D401
         self.exit(2, f"xtl: error: {message} (see `{self.prog} --help`)\n")
+
+
+class _Spelled(argparse.Action):
+    """An option with old spellings (``--data`` for ``--task``): they still work for one release,
+    and say so on stderr."""
+
+    def __init__(self, option_strings, dest, old=(), **kwargs):
+        self.old = tuple(old)
+        super().__init__(list(option_strings) + list(self.old), dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if option_string in self.old:
+            print(f"xtl: {option_string} is now {self.option_strings[0]} (the old spelling goes in the next release)",
+                  file=sys.stderr)
+        setattr(namespace, self.dest, values)
 
 
 def _at_least(low: int):
@@ -75,7 +91,7 @@ def _common(p: argparse.ArgumentParser, model_default: str | None = None, max_ne
 
 
 def _data(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, help=DATA_HELP)
+    p.add_argument("--task", required=True, action=_Spelled, old=("--data",), help=TASK_HELP)
     p.add_argument("--data-root", default=None,
                    help="folder of the paper's data (default: $XTL_DATA), e.g. XTransplant/data")
     p.add_argument("--langs", nargs="*", default=None, help="languages to run, e.g. sw ur (default: all)")
@@ -131,8 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("transplant", formatter_class=fmt,
                        help="transplant one prompt pair (the built-in zh->en pair without prompt files)")
     _common(p, DEMO_MODEL)
-    p.add_argument("--source-prompt", default=None, help="text file of the source prompt (default: the built-in pair)")
-    p.add_argument("--target-prompt", default=None, help="text file of the target prompt (default: the built-in pair)")
+    p.add_argument("--source", default=None, action=_Spelled, old=("--source-prompt",),
+                   help="text file of the source prompt (default: the built-in pair)")
+    p.add_argument("--target", default=None, action=_Spelled, old=("--target-prompt",),
+                   help="text file of the target prompt (default: the built-in pair)")
     p.add_argument("--src-layer", type=int, default=None, help="source layer (default: about half depth)")
     p.add_argument("--tgt-layer", type=int, default=None, help="target layer (default: about one sixth depth)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -191,7 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", formatter_class=fmt, help="one self-contained HTML page of a sweep store")
     p.add_argument("store", help=STORE_HELP)
     p.add_argument("--out", default="report.html", help="HTML file to write")
-    p.add_argument("--data", default=None, help=f"override the task the store recorded; {DATA_HELP}")
+    p.add_argument("--task", default=None, action=_Spelled, old=("--data",),
+                   help=f"override the task the store recorded; {TASK_HELP}")
     p.add_argument("--data-root", default=None, help="data folder (default: the one the store recorded)")
     p.add_argument("--src-layers", nargs="+", default=None, help=f"report these source layers only; {LAYERS_HELP}")
     p.add_argument("--tgt-layers", nargs="+", default=None, help="report these target layers only")
@@ -289,8 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("lens", formatter_class=fmt, help="logit lens of one prompt, vanilla or transplanted")
     _common(p)
-    p.add_argument("--prompt", required=True, help="text file of the (target) prompt")
-    p.add_argument("--source", default=None, help="source prompt file, for a transplanted lens")
+    p.add_argument("--source", default=None, help="text file of the source prompt, for a transplanted lens")
+    p.add_argument("--target", required=True, action=_Spelled, old=("--prompt",),
+                   help="text file of the prompt whose lens is shown (the target, when transplanted)")
     p.add_argument("--src-layer", type=int, default=None, help="source layer of the transplant")
     p.add_argument("--tgt-layer", type=int, default=None, help="target layer of the transplant")
     p.add_argument("--positions", default="generated", choices=POSITIONS,

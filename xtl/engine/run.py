@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
+from xtl._calls import keyword_call
 from xtl.models.backends import Model
 
 from xtl.engine import engines, schedule
@@ -343,13 +344,16 @@ def with_settings(df: "pd.DataFrame", settings: SweepSettings) -> "pd.DataFrame"
     return df
 
 
-def sweep(model: Model, items: Iterable[Any], site: "str | Site" = "mlp",
+@keyword_call("xtl.sweep", "xtl.sweep(model, items, site=..., store=..., ...)", positional=2,
+              legacy=("site", "src_layers", "tgt_layers", "max_new_tokens", "mode", "store", "batch_size",
+                      "candidates", "chat", "progress", "settings", "fast", "claim_wait", "grid", "screen"))
+def sweep(model: Model, items: Iterable[Any], *, site: "str | Site" = "mlp",
           src_layers: Sequence[int] | None = None, tgt_layers: Sequence[int] | None = None,
           max_new_tokens: int = 20, mode: str = "generate", store: str | os.PathLike | None = None,
           batch_size: int | None = None, candidates: Sequence[str] = (), chat: bool | None = None,
           progress: bool = True, settings: dict[str, Any] | None = None,
           fast: bool | None = None, claim_wait: float = 1.0, grid: str = "full",
-          screen: int | None = None, *,
+          screen: int | None = None,
           alpha: "float | Sequence[float]" = 1.0, span: int = 1, positions: int = 1,
           source_langs: Sequence[str] = (), weights: "Sequence[float] | dict[str, float] | None" = None,
           extrapolate: bool = False) -> "pd.DataFrame":

@@ -25,6 +25,7 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from xtl._calls import keyword_call
 from xtl.errors import XtlError
 from xtl.models.backends import Model
 from xtl.patching.ops import broadcast_cache, prefix_cache
@@ -196,7 +197,9 @@ def _layers(model: Model, value: Sequence[int] | None, what: str) -> list[int]:
     return sorted({check_layer(model, layer, what) for layer in (range(n) if value is None else value)})
 
 
-def screen(model: Model, items: Iterable[Any], site: "str | Site" = "mlp", candidates: Sequence[str] | None = None,
+@keyword_call("xtl.screen", "xtl.screen(model, items, site=..., candidates=...)", positional=2,
+              legacy=("site", "candidates", "src_layers", "tgt_layers", "chat", "progress"))
+def screen(model: Model, items: Iterable[Any], *, site: "str | Site" = "mlp", candidates: Sequence[str] | None = None,
            src_layers: Sequence[int] | None = None, tgt_layers: Sequence[int] | None = None,
            chat: bool | None = None, progress: bool = True) -> ScreenResult:
     """Estimate every (source, target) cell's change of the gold first-token margin, per item.

@@ -237,7 +237,7 @@ def _flag(name: str, value: Any) -> str | None:
         return "--chat" if value else "--no-chat"
     flags = {"site": "--site", "max_new_tokens": "--max-new-tokens", "mode": "--mode", "dtype": "--dtype",
              "backend": "--backend", "grid": "--grid", "src_layers": "--src-layers", "tgt_layers": "--tgt-layers",
-             "candidates": "--candidates", "data": "--data"}
+             "candidates": "--candidates", "data": "--task"}
     if name not in flags or value is None:
         return None
     values = value if isinstance(value, (list, tuple)) else [value]

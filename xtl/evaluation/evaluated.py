@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from xtl._calls import keyword_call
 from xtl.evaluation.groups import resource_group
 from xtl.evaluation.lid import identify_languages, lid_label
 from xtl.evaluation.lid import lid_model as resolve_lid_model
@@ -25,8 +26,11 @@ if TYPE_CHECKING:
 __all__ = ["evaluate", "Run", "open_run", "check_task_file"]
 
 
-def evaluate(results: "pd.DataFrame | str | os.PathLike", task: "str | Sequence[Item]",
-             model: "Model | None" = None, root: "str | os.PathLike | None" = None,
+@keyword_call("xtl.evaluate", "xtl.evaluate(results, task, model=..., data_root=...)", positional=2,
+              legacy=("model", "data_root", "chat", "batch_size", "rules", "candidates", "groups", "lid_model"),
+              renamed={"root": "data_root"})
+def evaluate(results: "pd.DataFrame | str | os.PathLike", task: "str | Sequence[Item]", *,
+             model: "Model | None" = None, data_root: "str | os.PathLike | None" = None,
              chat: bool | None = None, batch_size: int = 32, rules: str = "authors",
              candidates: Sequence[str] | None = None, groups: str = "paper",
              lid_model: "str | os.PathLike | None" = None) -> "pd.DataFrame":
@@ -43,7 +47,7 @@ def evaluate(results: "pd.DataFrame | str | os.PathLike", task: "str | Sequence[
         task: the items the results came from: a list of :class:`xtl.tasks.Item` or a task
             spec for :func:`xtl.tasks.load_task` (``"xnli"``, ``"data.jsonl"``, ...).
         model: the unpatched model that scores response perplexity; without it ``ppl`` is NaN.
-        root: data root for a task spec.
+        data_root: the data folder for a task spec (default: ``$XTL_DATA``; ``root=`` in xtl 0.3).
         chat: whether the prompts were run through the chat template (perplexity context).
         batch_size: responses scored together for perplexity.
         rules: scoring profile, ``"authors"`` (the paper's scripts) or ``"lenient"``; recorded
@@ -90,7 +94,7 @@ def evaluate(results: "pd.DataFrame | str | os.PathLike", task: "str | Sequence[
             raise DataError(f"results lack a {col!r} column; pass a table from xtl.sweep or read_store")
     if isinstance(task, str):
         langs = sorted(str(l) for l in df["lang"].unique() if str(l)) if "lang" in df.columns else None
-        task = load_task(task, langs=langs or None, root=root)
+        task = load_task(task, langs=langs or None, data_root=data_root)
     items = {it.key: it for it in task}
     missing = sorted(set(df["item_key"]) - set(items))
     if missing:
@@ -302,7 +306,10 @@ class Run:
         return bool((~self.df["is_vanilla"]).any())
 
 
-def open_run(store: "str | os.PathLike", data: str | None = None, data_root: "str | os.PathLike | None" = None,
+@keyword_call("xtl.open_run", "xtl.open_run(store, task=..., data_root=...)",
+              legacy=("task", "data_root", "src_layers", "tgt_layers", "rules", "model", "groups", "lid_model"),
+              renamed={"data": "task", "root": "data_root"})
+def open_run(store: "str | os.PathLike", *, task: str | None = None, data_root: "str | os.PathLike | None" = None,
              src_layers: Sequence[int] | None = None, tgt_layers: Sequence[int] | None = None,
              rules: str = "authors", model: "Model | None" = None, groups: str = "paper",
              lid_model: "str | os.PathLike | None" = None) -> Run:
@@ -310,7 +317,7 @@ def open_run(store: "str | os.PathLike", data: str | None = None, data_root: "st
 
     Args:
         store: the store folder.
-        data: a task spec overriding the one the store recorded.
+        task: a task spec overriding the one the store recorded (``data=`` in xtl 0.3).
         data_root: the data folder (default: the one the store recorded).
         src_layers: keep only configurations from these source layers (vanilla rows always stay).
         tgt_layers: keep only configurations into these target layers.
@@ -333,10 +340,10 @@ def open_run(store: "str | os.PathLike", data: str | None = None, data_root: "st
     df = read_store(path)
     if df.empty:
         raise XtlError(f"{path} holds no finished items yet; let the sweep run first")
-    data = data or settings.get("data")
-    if not data:
-        raise XtlError(f"{path} does not record its task; give it: data=SPEC (the CLI's --data SPEC)")
-    check_task_file(path, settings, data)
+    task = task or settings.get("data")  # the manifest's key for the task
+    if not task:
+        raise XtlError(f"{path} does not record its task; give it: task=SPEC (the CLI's --task SPEC)")
+    check_task_file(path, settings, task)
     rest = df[~df["is_vanilla"]]
     for what, asked, have in (("source", src_layers, rest["src_layer"]), ("target", tgt_layers, rest["tgt_layer"])):
         missing = sorted(set(asked or []) - set(int(x) for x in have.unique()))
@@ -347,7 +354,7 @@ def open_run(store: "str | os.PathLike", data: str | None = None, data_root: "st
         keep = df["is_vanilla"] | ((src_layers is None) | df["src_layer"].isin(src_layers or [])) & (
             (tgt_layers is None) | df["tgt_layer"].isin(tgt_layers or []))
         df = df[keep].reset_index(drop=True)
-    df = evaluate(df, data, model=model, root=data_root or settings.get("data_root"),
+    df = evaluate(df, task, model=model, data_root=data_root or settings.get("data_root"),
                   chat=bool(settings.get("chat")), rules=rules, candidates=settings.get("candidates"),
                   groups=groups, lid_model=lid_model)
-    return Run(df, {**settings, "data": data, "store": str(Path(store))})
+    return Run(df, {**settings, "data": task, "store": str(Path(store))})

@@ -51,7 +51,7 @@ class Explorer:
             from xtl.tasks import load_task
 
             langs = sorted(self.df["lang"].astype(str).unique()) if "lang" in self.df else None
-            self.items.update({it.key: it for it in load_task(self.data, langs=langs, root=self.data_root)})
+            self.items.update({it.key: it for it in load_task(self.data, langs=langs, data_root=self.data_root)})
         if key not in self.items:
             raise XtlError(f"the prompts of item {key!r} are unknown; pass items=[...] (the sweep's items)")
         return self.items[key]
@@ -59,7 +59,7 @@ class Explorer:
     def lens_args(self, key: str, src: int, tgt: int) -> dict[str, Any]:
         """The arguments of :func:`xtl.compare` for ``key`` transplanted at (``src``, ``tgt``)."""
         it = self.item(key)
-        return {"source_prompt": it.source, "target_prompt": it.target, "src_layer": int(src),
+        return {"source": it.source, "target": it.target, "src_layer": int(src),
                 "tgt_layer": int(tgt), "site": self.site, "max_new_tokens": self.max_new_tokens, "chat": self.chat}
 
     def lens(self, key: str, src: int, tgt: int) -> dict[str, Any]:

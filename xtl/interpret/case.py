@@ -9,6 +9,7 @@ from typing import Callable, Sequence
 import numpy as np
 from xtl.models.backends import Model
 
+from xtl._calls import keyword_call
 from xtl.errors import XtlError
 from xtl.patching.sites import Site
 
@@ -107,7 +108,11 @@ def _default_scorer(gold: str, labels: Sequence[str] | None):
     return lambda r: score_choice(r, gold, list(labels))
 
 
-def case_study(model: Model, source_prompt: str, target_prompt: str, gold: str,
+@keyword_call("xtl.case_study", "xtl.case_study(model, source=..., target=..., gold=..., site=...)",
+              legacy=("source", "target", "gold", "site", "labels", "max_new_tokens", "batch_size", "chat",
+                      "progress", "scorer"),
+              renamed={"source_prompt": "source", "target_prompt": "target"})
+def case_study(model: Model, *, source: str, target: str, gold: str,
                site: str = "mlp", labels: Sequence[str] | None = None, max_new_tokens: int = 20,
                batch_size: int | None = None, chat: bool | None = None, progress: bool = False,
                scorer: "Callable[[str], bool] | None" = None, mode: str = "generate",
@@ -120,7 +125,10 @@ def case_study(model: Model, source_prompt: str, target_prompt: str, gold: str,
 
     ``mode="logits"`` generates nothing: each configuration answers the label whose first token
     (of ``candidates``, one string per label, default the labels themselves, e.g. ``" A"`` after a
-    prompt ending in ``:``) is the most likely, and ``responses`` hold that label."""
+    prompt ending in ``:``) is the most likely, and ``responses`` hold that label.
+
+    Everything after the model is keyword-only:
+    ``xtl.case_study(model, source=src, target=tgt, gold="B", site="mlp")``."""
     from xtl.engine.run import sweep
     from xtl.engine.settings import candidate_token_ids
 
@@ -138,7 +146,7 @@ def case_study(model: Model, source_prompt: str, target_prompt: str, gold: str,
         choices = strings = []
     if mode == "logits" and not choices:
         raise XtlError("mode='logits' needs option labels (labels=['A', 'B', 'C'] or a gold such as 'B')")
-    df = sweep(model, [(source_prompt, target_prompt, "case")], site=site, max_new_tokens=max_new_tokens,
+    df = sweep(model, [(source, target, "case")], site=site, max_new_tokens=max_new_tokens,
                batch_size=batch_size, chat=chat, progress=progress, candidates=strings or (), mode=mode)
     if mode == "logits":  # the answer is the most likely label
         df["response"] = [choices[int(np.argmax(lp))] for lp in df["cand_logprobs"]]

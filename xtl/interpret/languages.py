@@ -24,6 +24,7 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from xtl._calls import keyword_call
 from xtl.errors import XtlError
 from xtl.models.backends import Model
 from xtl.patching.ops import broadcast_cache, decode_resid, patch_hook, prefix_cache
@@ -166,8 +167,10 @@ def _run(model: Model, tokens: Tensor, hooks: list) -> Float[Tensor, "layer voca
     return torch.softmax(decode_resid(model, resid).double(), dim=-1)
 
 
+@keyword_call("xtl.lens_languages", "xtl.lens_languages(model, items, transplant=..., site=...)", positional=2,
+              legacy=("transplant", "site", "chat", "lid_model", "progress"))
 @torch.no_grad()
-def lens_languages(model: Model, items: Iterable[Any], transplant: Any = None, site: "str | Site" = "mlp",
+def lens_languages(model: Model, items: Iterable[Any], *, transplant: Any = None, site: "str | Site" = "mlp",
                    chat: bool | None = None, lid_model: str | None = None, progress: bool = True) -> LanguageLens:
     """The latent-language lens of a task's items, vanilla and transplanted.
 

@@ -18,6 +18,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from xtl.models.backends import Model
 
+from xtl._calls import keyword_call
 from xtl.errors import PromptError, XtlError
 from xtl.interpret.tokens import token_text
 from xtl.options import Positions
@@ -128,8 +129,10 @@ def _track_ids(model: Model, track: Sequence[str]) -> dict[str, int]:
     return out
 
 
+@keyword_call("xtl.lens", "xtl.lens(model, prompt, transplant=xtl.Patch(...), positions=..., k=...)", positional=2,
+              legacy=("transplant", "positions", "k", "track", "sublayers", "max_new_tokens", "chat"))
 @torch.no_grad()
-def lens(model: Model, prompt: str, transplant: Patch | None = None,
+def lens(model: Model, prompt: str, *, transplant: Patch | None = None,
          positions: "Positions | Sequence[int]" = "last", k: int = 5, track: Sequence[str] = (),
          sublayers: bool = False, max_new_tokens: int = 20, chat: bool | None = None) -> LensResult:
     """Decode every layer's residual stream at the chosen positions.
@@ -165,16 +168,18 @@ def lens(model: Model, prompt: str, transplant: Patch | None = None,
         i = check_layer(model, transplant.src_layer, "source layer")
         j = check_layer(model, transplant.tgt_layer, "target layer")
         src = transplant.source if isinstance(transplant.source, Capture) else capture(
-            model, transplant.source, site if site.kind == "heads" else Site(site.kind), chat)
+            model, transplant.source, site if site.kind == "heads" else Site(site.kind), chat=chat)
         patch_hooks = [(site.hook_name(j), patch_hook(site, src.acts[i][None], pos=last))]
 
     generated: list[int] = []
     response = ""
     if positions == "generated":
         if transplant is None:
-            response, generated, _ = run_vanilla(model, prompt, max_new_tokens, chat)
+            van = run_vanilla(model, prompt, max_new_tokens=max_new_tokens, chat=chat)
+            response, generated = van.text, van.tokens
         else:
-            res = run_transplant(model, prompt, src, i, j, site, max_new_tokens, chat)
+            res = run_transplant(model, source=src, target=prompt, src_layer=i, tgt_layer=j, site=site,
+                                 max_new_tokens=max_new_tokens, chat=chat)
             response, generated = res.text, res.tokens
         pos = list(range(last, last + max(1, len(generated))))
         full = torch.cat([tokens, torch.tensor(generated[:-1] if generated else [], dtype=torch.long)])
@@ -234,13 +239,20 @@ def lens(model: Model, prompt: str, transplant: Patch | None = None,
                       tracked, generated, response)
 
 
-def compare(model: Model, source_prompt: str, target_prompt: str, src_layer: int,
+@keyword_call("xtl.compare", "xtl.compare(model, source=..., target=..., src_layer=..., tgt_layer=..., site=...)",
+              legacy=("source", "target", "src_layer", "tgt_layer", "site"),
+              renamed={"source_prompt": "source", "target_prompt": "target"})
+def compare(model: Model, *, source: str, target: str, src_layer: int,
             tgt_layer: int, site: str = "mlp", **kwargs) -> dict[str, LensResult]:
-    """Figure 8's three panels: source vanilla, target vanilla, transplanted target."""
+    """Figure 8's three panels: source vanilla, target vanilla, transplanted target.
+
+    Everything after the model is keyword-only; ``kwargs`` go to :func:`lens` (``positions``
+    defaults to ``"generated"``):
+    ``xtl.compare(model, source=src, target=tgt, src_layer=9, tgt_layer=3, site="mlp")``."""
     kwargs.setdefault("positions", "generated")
-    out = {"source vanilla": lens(model, source_prompt, **kwargs),
-           "target vanilla": lens(model, target_prompt, **kwargs),
-           "transplanted": lens(model, target_prompt, Patch(source_prompt, src_layer, tgt_layer, site), **kwargs)}
+    out = {"source vanilla": lens(model, source, **kwargs),
+           "target vanilla": lens(model, target, **kwargs),
+           "transplanted": lens(model, target, transplant=Patch(source, src_layer, tgt_layer, site), **kwargs)}
     for name, res in out.items():
         res.title = f"{name}" + (f" ({site}: source {src_layer} → target {tgt_layer})" if name == "transplanted" else "")
     return out

@@ -228,7 +228,7 @@ def demo(model: Model, pair: dict[str, Any] | None = None, site: str = "mlp", ma
             candidate_token_ids(model, cands)
         except XtlError:  # a tokenizer that splits " A" into " " + "A": the bare labels
             cands = None
-    case = case_study(model, pair["source"], pair["target"], pair["gold"], site=site, labels=labels,
+    case = case_study(model, source=pair["source"], target=pair["target"], gold=pair["gold"], site=site, labels=labels,
                       max_new_tokens=max_new_tokens, chat=chat, progress=progress, mode=mode, candidates=cands)
     steps = min(max_new_tokens, LENS_STEPS)
     track = list(cands or labels or [])
@@ -238,7 +238,7 @@ def demo(model: Model, pair: dict[str, Any] | None = None, site: str = "mlp", ma
     shown = case.best or case.closest
     if shown is not None:
         i, j = shown
-        best_lens = lens(model, pair["target"], Patch(pair["source"], i, j, site), positions="generated",
+        best_lens = lens(model, pair["target"], transplant=Patch(pair["source"], i, j, site), positions="generated",
                          max_new_tokens=steps, chat=chat, track=track)
         what = "best" if case.best is not None else "closest (still wrong)"
         best_lens.title = f"Logit lens — transplanted, {what} ({case.site}: source {i} → target {j})"

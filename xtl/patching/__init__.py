@@ -20,6 +20,7 @@ _EXPORTS = {
     "tokenize": "xtl.patching.prompts",
     "Capture": "xtl.patching.single",
     "TransplantResult": "xtl.patching.single",
+    "VanillaResult": "xtl.patching.single",
     "capture": "xtl.patching.single",
     "capture_tokens": "xtl.patching.single",
     "last_token_logits": "xtl.patching.single",
@@ -30,6 +31,6 @@ _EXPORTS = {
     "Site": "xtl.patching.sites",
 }
 
-__all__ = ["Site", "SITES", "SOURCE_HOOKS", "Capture", "TransplantResult", "capture", "capture_tokens", "transplant", "vanilla", "last_token_logits", "format_prompt", "tokenize", "stop_token_ids", "check_layer", "check_site", "write_site", "patch_hook", "prefix_cache", "broadcast_cache", "decode_resid", "Next", "first_token_stats", "greedy_loop", "greedy_decode"]
+__all__ = ["Site", "SITES", "SOURCE_HOOKS", "Capture", "TransplantResult", "VanillaResult", "capture", "capture_tokens", "transplant", "vanilla", "last_token_logits", "format_prompt", "tokenize", "stop_token_ids", "check_layer", "check_site", "write_site", "patch_hook", "prefix_cache", "broadcast_cache", "decode_resid", "Next", "first_token_stats", "greedy_loop", "greedy_decode"]
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

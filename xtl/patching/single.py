@@ -20,6 +20,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from xtl.models.backends import Model
 
+from xtl._calls import deprecated, keyword_call
 from xtl.errors import PromptError, SiteError
 from xtl.patching.decode import greedy_decode
 from xtl.patching.ops import broadcast_cache, log_probs, prefix_cache
@@ -29,7 +30,7 @@ from xtl.patching.sites import Site
 from xtl.patching.variants import (Variant, check_positions, check_span, mix, source_weights, sources_label,
                                    variant_hooks)
 
-__all__ = ["Capture", "TransplantResult", "capture", "capture_tokens", "capture_positions", "tail_cache",
+__all__ = ["Capture", "TransplantResult", "VanillaResult", "capture", "capture_tokens", "capture_positions", "tail_cache",
            "transplant", "vanilla", "last_token_logits"]
 
 
@@ -50,7 +51,8 @@ class Capture:
 class TransplantResult:
     """Vanilla and transplanted responses of one target prompt, plus first-token log-probs."""
 
-    target_prompt: str
+    source: str  # the source prompt (a Capture's prompt; empty with several sources)
+    target: str
     site: Site
     src_layer: int
     tgt_layer: int
@@ -63,6 +65,35 @@ class TransplantResult:
     variant: Variant = Variant()
     sources: str = ""  # several sources: their names (and weights), as the results table's column
 
+    @property
+    def target_prompt(self) -> str:
+        """Deprecated: ``target``."""
+        deprecated("TransplantResult.target_prompt is now .target")
+        return self.target
+
+
+@dataclass(frozen=True)
+class VanillaResult:
+    """Greedy response of the unpatched model to one prompt, plus its first-token log-probs."""
+
+    prompt: str
+    text: str
+    tokens: list[int]
+    first_logprobs: Float[Tensor, "vocab"] = field(repr=False)
+
+    def _old(self) -> tuple[str, list[int], Tensor]:
+        deprecated("xtl.vanilla returns a VanillaResult; read .text, .tokens and .first_logprobs "
+                   "instead of unpacking (text, tokens, logprobs)", stacklevel=4)
+        return self.text, self.tokens, self.first_logprobs
+
+    def __iter__(self):
+        """Deprecated: ``text, tokens, logprobs = xtl.vanilla(...)`` (the old tuple)."""
+        return iter(self._old())
+
+    def __getitem__(self, index: int) -> Any:
+        """Deprecated: ``xtl.vanilla(...)[1]`` (the old tuple)."""
+        return self._old()[index]
+
 
 def last_token_logits(model: Model, cache: Any,
                       last_token: Tensor, hooks: Sequence = ()) -> Float[Tensor, "batch vocab"]:
@@ -72,8 +103,9 @@ def last_token_logits(model: Model, cache: Any,
     return logits[:, -1]
 
 
+@keyword_call("xtl.capture", "xtl.capture(model, prompt, site, chat=...)", positional=3, legacy=("chat",))
 @torch.no_grad()
-def capture(model: Model, prompt: str, site: "str | Site", chat: bool | None = None) -> Capture:
+def capture(model: Model, prompt: str, site: "str | Site", *, chat: bool | None = None) -> Capture:
     """The site's activation at the prompt's last token, for every layer.
 
     Args:
@@ -133,10 +165,18 @@ def capture_positions(model: Model, tokens: Int[Tensor, "pos"], site: Site,
     return torch.stack([stored[l] for l in range(model.cfg.n_layers)])
 
 
+@keyword_call("xtl.vanilla", "xtl.vanilla(model, prompt, max_new_tokens=..., chat=...)", positional=2,
+              legacy=("max_new_tokens", "chat"))
 @torch.no_grad()
-def vanilla(model: Model, prompt: str, max_new_tokens: int = 20,
-            chat: bool | None = None) -> tuple[str, list[int], Tensor]:
-    """Greedy response of the unpatched model: (text, token ids, first-token log-probs)."""
+def vanilla(model: Model, prompt: str, *, max_new_tokens: int = 20, chat: bool | None = None) -> VanillaResult:
+    """Greedy response of the unpatched model (text, token ids, first-token log-probs).
+
+    Args:
+        model: a Model from :func:`xtl.load_model`.
+        prompt: the prompt (raw by default).
+        max_new_tokens: greedy tokens to generate.
+        chat: apply the tokenizer's chat template.
+    """
     check_model(model)
     check_count(max_new_tokens, "max_new_tokens")
     tokens = tokenize(model, format_prompt(model, prompt, chat), max_new_tokens)
@@ -144,23 +184,30 @@ def vanilla(model: Model, prompt: str, max_new_tokens: int = 20,
     logits = last_token_logits(model, cache, tokens[-1])
     ids, _, _ = greedy_decode(model, cache, logits, max_new_tokens, stop_token_ids(model))
     text = model.tokenizer.decode(ids[0], skip_special_tokens=True)
-    return text, ids[0], log_probs(logits)[0].cpu()
+    return VanillaResult(prompt, text, ids[0], log_probs(logits)[0].cpu())
 
 
+TRANSPLANT_CALL = "xtl.transplant(model, source=..., target=..., src_layer=..., tgt_layer=..., site=...)"
+
+
+@keyword_call("xtl.transplant", TRANSPLANT_CALL, renamed={"target_prompt": "target"})
 @torch.no_grad()
-def transplant(model: Model, target_prompt: str, source: "str | Capture | None",
+def transplant(model: Model, *, source: "str | Capture | None" = None, target: str,
                src_layer: int, tgt_layer: int, site: "str | Site" = "mlp",
-               max_new_tokens: int = 20, chat: bool | None = None, *, alpha: float = 1.0, span: int = 1,
+               max_new_tokens: int = 20, chat: bool | None = None, alpha: float = 1.0, span: int = 1,
                positions: int = 1, sources: "Mapping[str, str | Capture] | None" = None,
                weights: "Sequence[float] | Mapping[str, float] | None" = None,
                extrapolate: bool = False) -> TransplantResult:
-    """Transplant ``site`` from layer ``src_layer`` of ``source`` into ``tgt_layer`` of the target.
+    """Transplant ``site`` from layer ``src_layer`` of ``source`` into ``tgt_layer`` of ``target``.
+
+    Everything after the model is keyword-only:
+    ``xtl.transplant(model, source=src, target=tgt, src_layer=9, tgt_layer=3, site="mlp")``.
 
     Args:
         model: a Model from :func:`xtl.load_model`.
-        target_prompt: the prompt that is answered.
         source: the source prompt, or a :class:`Capture` of it (reused across calls); None
             with ``sources``.
+        target: the prompt that is answered (``target_prompt=`` in xtl 0.3).
         src_layer: source layer ``i`` (negative counts from the end).
         tgt_layer: target layer ``j``, independent of ``i``.
         site: ``"attn"``, ``"mlp"``, ``"block"`` or ``"heads:0,3"``.
@@ -185,7 +232,7 @@ def transplant(model: Model, target_prompt: str, source: "str | Capture | None",
     check_span(model.cfg.n_layers, span, i, j)
     named = _sources(source, sources, weights)
     w = source_weights(list(named), weights) if sources is not None else None
-    tokens = tokenize(model, format_prompt(model, target_prompt, chat), max_new_tokens, "target prompt")
+    tokens = tokenize(model, format_prompt(model, target, chat), max_new_tokens, "target prompt")
     check_positions(positions, ("target prompt", tokens.shape[0]))
     acts = [_source_acts(model, src, site, positions, chat, what) for what, src in named.items()]
     values = mix(acts, w)  # [layer, positions, ...]
@@ -207,7 +254,8 @@ def transplant(model: Model, target_prompt: str, source: "str | Capture | None",
     ids, _, _ = greedy_decode(model, cache, logits, max_new_tokens, stop)
     decode = model.tokenizer.decode
     return TransplantResult(
-        target_prompt=target_prompt, site=site, src_layer=i, tgt_layer=j,
+        source="" if sources is not None else source.prompt if isinstance(source, Capture) else source,
+        target=target, site=site, src_layer=i, tgt_layer=j,
         vanilla_text=decode(van_ids[0], skip_special_tokens=True), vanilla_tokens=van_ids[0],
         text=decode(ids[0], skip_special_tokens=True), tokens=ids[0],
         first_logprobs=log_probs(logits)[0].cpu(),

@@ -16,7 +16,7 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
     """The data folder: ``root``, else ``$XTL_DATA``; must hold XNLI/, XQuAD/, ... folders."""
     value = root or os.environ.get("XTL_DATA")
     if not value:
-        raise DataError("no data root; pass root=DIR (--data-root DIR) or set XTL_DATA to the authors' data/ "
+        raise DataError("no data root; pass data_root=DIR (--data-root DIR) or set XTL_DATA to the authors' data/ "
                         "folder (git clone https://github.com/YYF-Tommy/XTransplant)")
     path = Path(value).expanduser()
     if not path.is_dir():

@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable
 
+from xtl._calls import keyword_call
 from xtl.errors import DataError
 from xtl.tasks.files import data_root
 from xtl.tasks.item import Item
@@ -127,8 +128,10 @@ def scoring_for(dataset: str, kind: str) -> Scoring:
     return QA if kind == "qa" else CHOICE
 
 
-def load_task(spec: "str | os.PathLike", langs: list[str] | None = None, limit: int | None = None,
-              root: str | os.PathLike | None = None, *, source_langs: list[str] | None = None) -> list[Item]:
+@keyword_call("xtl.load_task", "xtl.load_task(task, langs=..., limit=..., data_root=...)",
+              legacy=("langs", "limit", "data_root"), renamed={"spec": "task", "root": "data_root"})
+def load_task(task: "str | os.PathLike", *, langs: list[str] | None = None, limit: int | None = None,
+              data_root: str | os.PathLike | None = None, source_langs: list[str] | None = None) -> list[Item]:
     """Items of a registered task (``xnli``, ``xnli:unseen``, ``xquad``, ``globalopinionqa``,
     ``xcopa``; ``mkqa`` from the hub) or of a parallel JSONL file.
 
@@ -137,9 +140,9 @@ def load_task(spec: "str | os.PathLike", langs: list[str] | None = None, limit: 
     does; the default is the task's own (English). ``source_langs`` adds each item's parallel
     prompts in those languages (``item.meta["sources"]``), what a sweep with ``source_langs``
     mixes."""
-    items = _load_task(spec, langs, limit, root)
+    items = _load_task(task, langs, limit, data_root)
     if source_langs:
-        add_sources(items, spec, source_langs, limit, root)
+        add_sources(items, task, source_langs, limit, data_root)
     return items
 
 
