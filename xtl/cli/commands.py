@@ -326,7 +326,7 @@ def cmd_lens(args) -> None:
     res.title = "Logit lens — " + (f"transplanted {args.site} {args.src_layer}→{args.tgt_layer}" if patch else "vanilla")
     run = (f"transplanted: {args.site} of {args.source} at source layer {args.src_layer} -> target layer "
            f"{args.tgt_layer}" if patch else "vanilla: no transplant")
-    print(f"logit lens of {args.prompt}, {run}")
+    print(f"logit lens of {args.target}, {run}")
     table = res.table(max_width=shutil.get_terminal_size().columns)
     print(table)
     path = save(res.figure(args.track[0] if args.track else None), args.out) if args.out else None
