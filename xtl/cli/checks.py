@@ -151,6 +151,7 @@ def check_context(model: str, prompts: dict[str, str], max_new_tokens: int | Non
     """Each prompt (+ its new tokens) against the model's context, from its config and tokenizer
     alone, before the weights load. Silent when the model is not on disk yet (a hub name, a demo
     model not yet converted): the library checks after loading then."""
+    from xtl.models.hfconfig import text_config
     from xtl.models.load import default_n_ctx, local_folder
 
     folder = local_folder(model)
@@ -167,7 +168,7 @@ def check_context(model: str, prompts: dict[str, str], max_new_tokens: int | Non
 
     if chat and not getattr(tokenizer, "chat_template", None):
         raise PromptError(f"the tokenizer of {model} has no chat template, which --chat needs; run without --chat")
-    limit = n_ctx or default_n_ctx(getattr(config, "get_text_config", lambda: config)())
+    limit = n_ctx or default_n_ctx(text_config(config))
     for what, text in prompts.items():
         if chat and getattr(tokenizer, "chat_template", None):
             text = chat_prompt(tokenizer, text)

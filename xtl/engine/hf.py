@@ -28,6 +28,7 @@ from torch import Tensor
 from xtl.engine.kernel import Rows, greedy_rows, prefix_suffix_mix, prefix_suffix_scores, scan_logits
 from xtl.errors import XtlError
 from xtl.models.facts import facts_of
+from xtl.models.hfconfig import text_config
 from xtl.patching.ops import Next, write_site
 from xtl.patching.sites import Site
 from xtl.patching.variants import blend, span_writes
@@ -158,7 +159,7 @@ def unsupported(model: Any, site: Site | None = None) -> str | None:
     when it can)."""
     hf = model.hf
     cfg = model.cfg
-    text = hf.config.get_text_config() if hasattr(hf.config, "get_text_config") else hf.config
+    text = text_config(hf.config)
     if cfg.n_devices > 1 or len({p.device for p in hf.parameters()}) > 1:
         return "model split over several devices"
     if any(getattr(hp, "has_hooks", lambda: False)() for hp in model.hook_dict.values()):
@@ -214,7 +215,7 @@ class HFEngine:
         head = self.plain.get_output_embeddings()
         self.w_t = head.weight  # [vocab, d_model]
         self.b_u = getattr(head, "bias", None)
-        text = self.plain.config.get_text_config() if hasattr(self.plain.config, "get_text_config") else self.plain.config
+        text = text_config(self.plain.config)
         self.cap = float(getattr(text, "final_logit_softcapping", None) or -1.0)
         facts = facts_of(self.model)
         self.div = facts.divide if facts.divide != 1.0 else None

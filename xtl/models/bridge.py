@@ -31,7 +31,7 @@ from jaxtyping import Int
 from torch import Tensor
 
 from xtl.errors import ModelSpecError
-from xtl.models.hfconfig import head_dim
+from xtl.models.hfconfig import head_dim, text_config
 
 __all__ = ["BridgeModel", "BridgeConfig", "boot_bridge", "expand_cache", "select_cache", "unbridged", "hf_site"]
 
@@ -128,7 +128,7 @@ class BridgeModel:
         # thread added. Hook contexts and passes hold this lock (re-entrant: a pass inside hooks).
         self._lock = threading.RLock()
         self.ln_final = _final_norm(self.hf, bridge)
-        text = getattr(self.hf.config, "get_text_config", lambda: self.hf.config)()
+        text = text_config(self.hf.config)
         # Gemma 4 drops every position but the kept logits' before its K/V-sharing layers when
         # logits_to_keep is an int; a tensor of indices keeps every position's activations.
         self._slices_positions = int(getattr(text, "num_kv_shared_layers", 0) or 0) > 0
@@ -261,11 +261,6 @@ def select_cache(cache: Any, idx: Tensor) -> None:
             layer.values = layer.values.index_select(0, idx.to(layer.values.device))
 
 
-def _text_config(hf_config: Any) -> Any:
-    getter = getattr(hf_config, "get_text_config", None)
-    return getter() if callable(getter) else hf_config
-
-
 def _bridge_tokenizer(tokenizer: Any) -> Any:
     """A copy of ``tokenizer`` the bridge accepts as it is (it otherwise reloads the tokenizer
     from its hub name to force BOS, which fails offline and for tokenizers built in memory)."""
@@ -320,7 +315,7 @@ def boot_bridge(hf_model: Any, tokenizer: Any, dtype: torch.dtype, device: str, 
         from transformer_lens.model_bridge import TransformerBridge
     except ImportError as exc:  # pragma: no cover - every supported TransformerLens has it
         raise ModelSpecError("the bridge backend needs transformer-lens>=3.9: pip install 'transformer-lens>=3.9,<5'") from exc
-    hf_config = _text_config(hf_model.config)
+    hf_config = text_config(hf_model.config)
     arch = (getattr(hf_model.config, "architectures", None) or [type(hf_model).__name__])[0]
     if (why := bridge_refusal(arch)):
         raise ModelSpecError(why)

@@ -45,7 +45,9 @@ def _ids(value: Any) -> set[int]:
 
 def read_facts(hf_config: Any, generation_config: Any = None) -> ModelFacts:
     """The facts of a model from its config (text sub-config where there is one) and generation config."""
-    text = hf_config.get_text_config() if hasattr(hf_config, "get_text_config") else hf_config
+    from xtl.models.hfconfig import text_config
+
+    text = text_config(hf_config)
     eos = _ids(getattr(generation_config, "eos_token_id", None)) | _ids(getattr(text, "eos_token_id", None))
     if text is not hf_config:
         eos |= _ids(getattr(hf_config, "eos_token_id", None))

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["architecture", "head_dim", "rope_theta", "default_n_ctx"]
+__all__ = ["architecture", "text_config", "head_dim", "rope_theta", "default_n_ctx"]
 
 _MODEL_TYPES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM",
                 "qwen2": "Qwen2ForCausalLM", "gemma3_text": "Gemma3ForCausalLM"}
+
+
+def text_config(hf_config: Any) -> Any:
+    """The language model's config: the ``text_config`` of a multimodal config, else the config."""
+    getter = getattr(hf_config, "get_text_config", None)
+    return getter() if callable(getter) else hf_config
 
 
 def architecture(hf_config: Any) -> str:
