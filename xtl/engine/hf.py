@@ -28,7 +28,7 @@ from torch import Tensor
 from xtl.engine.kernel import Rows, greedy_rows, prefix_suffix_mix, prefix_suffix_scores, scan_logits
 from xtl.errors import XtlError
 from xtl.models.facts import facts_of
-from xtl.models.hfconfig import text_config
+from xtl.models.hfconfig import shares_kv, text_config
 from xtl.patching.ops import Next, write_site
 from xtl.patching.sites import Site
 from xtl.patching.variants import blend, span_writes
@@ -142,7 +142,7 @@ ENGINE_MODEL_TYPES = frozenset({
 
 def _feature_refusal(text: Any) -> str | None:
     """What in a text config this engine does not compute: read from the config, not the code."""
-    if int(getattr(text, "num_kv_shared_layers", 0) or 0) > 0:
+    if shares_kv(text):
         return "layers that reuse an earlier layer's keys and values (num_kv_shared_layers)"
     if getattr(text, "attention_chunk_size", None):
         return "chunked attention (attention_chunk_size)"

@@ -31,7 +31,7 @@ from jaxtyping import Int
 from torch import Tensor
 
 from xtl.errors import ModelSpecError
-from xtl.models.hfconfig import head_dim, text_config
+from xtl.models.hfconfig import head_dim, shares_kv, text_config
 
 __all__ = ["BridgeModel", "BridgeConfig", "boot_bridge", "expand_cache", "select_cache", "unbridged", "hf_site"]
 
@@ -128,10 +128,9 @@ class BridgeModel:
         # thread added. Hook contexts and passes hold this lock (re-entrant: a pass inside hooks).
         self._lock = threading.RLock()
         self.ln_final = _final_norm(self.hf, bridge)
-        text = text_config(self.hf.config)
         # Gemma 4 drops every position but the kept logits' before its K/V-sharing layers when
         # logits_to_keep is an int; a tensor of indices keeps every position's activations.
-        self._slices_positions = int(getattr(text, "num_kv_shared_layers", 0) or 0) > 0
+        self._slices_positions = shares_kv(text_config(self.hf.config))
         self.unembed = _Unembed(self.hf.get_output_embeddings(), cfg.dtype)
 
     def __repr__(self) -> str:

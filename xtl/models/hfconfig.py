@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["architecture", "text_config", "head_dim", "rope_theta", "default_n_ctx"]
+__all__ = ["architecture", "text_config", "shares_kv", "head_dim", "rope_theta", "default_n_ctx"]
 
 _MODEL_TYPES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM",
                 "qwen2": "Qwen2ForCausalLM", "gemma3_text": "Gemma3ForCausalLM"}
@@ -14,6 +14,11 @@ def text_config(hf_config: Any) -> Any:
     """The language model's config: the ``text_config`` of a multimodal config, else the config."""
     getter = getattr(hf_config, "get_text_config", None)
     return getter() if callable(getter) else hf_config
+
+
+def shares_kv(text: Any) -> bool:
+    """Whether some layers reuse an earlier layer's keys and values (Gemma 4's ``num_kv_shared_layers``)."""
+    return int(getattr(text, "num_kv_shared_layers", 0) or 0) > 0
 
 
 def architecture(hf_config: Any) -> str:
