@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from xtl.analysis.bounds import shuffled_bounds, upper_bounds
-from xtl.analysis.finding import finding
+from xtl.analysis.finding import finding_of, reading
 from xtl.analysis.grids import Grid
 from xtl.analysis.margins import gold_margins, margin_panel
 from xtl.analysis.selection import cross_fit
@@ -76,15 +76,52 @@ def test_finding_on_a_coarse_grid_bounds_the_swept_layers():
     c[1, 0, 0] = 1  # source 0 -> target 0 fixes q2
     g = Grid(c, np.zeros(2), ["demo/de/q1", "demo/de/q2"], ["de", "de"], ["", ""], [0, 2, 3], [0, 2, 3], 4)
     assert np.isnan(upper_bounds(g).oracle)  # not the full 4 x 4
-    f = finding(g)
+    f = finding_of(g)
     assert f.coarse == (0, 2, 3)
     assert f.bounds.oracle == 100.0 and f.bounds.source_last == 50.0 and f.bounds.target_first == 50.0
     assert f.bounds.src_layers == [0, 2, 3] and "of 4 layers" in f.bounds.grid
     assert f.shuffled.oracle == pytest.approx(75.0)
     text = f.summary()
     assert "swept layers 0, 2, 3" in text and "SourceLast  : 50.0% upper bound" in text
-    full = finding(_grid([[[1, 0], [0, 0]], [[0, 0], [0, 1]]], [0, 0], ["demo/de/q1", "demo/de/q2"], ["de", "de"]))
+    assert "swept grid  : 100.0% upper bound" in text and "full grid" not in text
+    assert f.rows()[-1][0] == "swept grid (any of 3²)"
+    full = finding_of(_grid([[[1, 0], [0, 0]], [[0, 0], [0, 1]]], [0, 0], ["demo/de/q1", "demo/de/q2"], ["de", "de"]))
     assert full.coarse is None and full.bounds.oracle == 100.0
+    assert full.rows()[-1][0] == "full grid (any of N²)" and "full grid   : 100.0%" in full.summary()
+
+
+def test_the_reading_says_which_side_of_the_shuffled_bound_it_is():
+    assert "lies 12.0 points above its shuffled twin: different configurations fix different items" in reading(62.0, 50.0)
+    assert "lies 20.0 points below its shuffled twin: the configurations keep fixing the same items" in reading(30.0, 50.0)
+    assert "near its shuffled twin: the right answers spread like noise" in reading(52.0, 50.0)
+    assert "near its shuffled twin" in reading(45.0, 50.0)             # within 5 points either side
+    assert "not computable" in reading(float("nan"), 50.0)
+
+
+def test_a_saturated_bound_hands_the_reading_to_the_next_one():
+    """The any-configuration bound at 100 % beside 100 % shuffled says nothing; SourceLast speaks."""
+    c = np.zeros((2, 3, 3))
+    c[:, :, 0] = 1      # target 0: every source fixes both items (TargetFirst 100, shuffled 100)
+    c[0, 2, 1] = 1      # the last source fixes q1 into target 1 as well
+    g = Grid(c, np.zeros(2), ["demo/de/q1", "demo/de/q2"], ["de", "de"], ["", ""], [0, 1, 2], [0, 1, 2], 3)
+    f = finding_of(g)
+    assert f.bounds.oracle == 100.0 and f.shuffled.oracle == pytest.approx(100.0)
+    assert f.bounds.source_last == 100.0 and f.shuffled.source_last == pytest.approx(100.0)
+    assert "every bound and its shuffled twin reach 100%" in f.summary()
+    c2 = np.zeros((4, 3, 3))
+    c2[:, 2, 0] = 1     # source 2 -> target 0 fixes every item; nothing else fixes any
+    c2[0, 2, 1] = c2[0, 2, 2] = 1                     # the last source fixes q1 three times over
+    g2 = Grid(c2, np.zeros(4), [f"demo/de/q{k}" for k in range(4)], ["de"] * 4, [""] * 4, [0, 1, 2], [0, 1, 2], 3)
+    f2 = finding_of(g2)
+    assert f2.bounds.source_last == 100.0 and f2.reading().startswith("every bound")  # all saturated at 100
+    c3 = np.zeros((4, 3, 3))
+    c3[:2, 2, :] = 1    # the last source fixes q0 and q1 into every target: the same two items, 3 times
+    c3[:2, 0, 0] = 1
+    g3 = Grid(c3, np.zeros(4), [f"demo/de/q{k}" for k in range(4)], ["de"] * 4, [""] * 4, [0, 1, 2], [0, 1, 2], 3)
+    f3 = finding_of(g3)
+    # any-configuration bound: 4 configurations right on 2 of 4 items; shuffled 1 - (1/2)^4 = 93.75 %
+    assert f3.bounds.oracle == 50.0 and f3.shuffled.oracle == pytest.approx(93.75)
+    assert "the full grid bound lies 43.8 points below its shuffled twin" in f3.reading()
 
 
 def _table(rows):
@@ -126,9 +163,11 @@ def test_demo_command_sweeps_the_set(tiny_folder, tmp_path):
     assert res.returncode == 0, res.stderr
     text = res.stdout
     assert "4 items, de zh" in text
-    for label in ("vanilla     : ", "best pair   : ", "SourceLast  : ", "TargetFirst : ", "full grid   : "):
+    for label in ("vanilla     : ", "best pair   : ", "SourceLast  : ", "TargetFirst : ", "swept grid  : "):
         assert text.count(label) >= 1, label
     assert "upper bound (right answers shuffled across items: " in text
+    assert "layers      : every bound over the swept layers 0, 3" in text   # 4 layers, every 3rd + the last
+    assert "\033[" not in text                                         # a pipe gets no colour codes
     page = out.read_text(encoding="utf-8")
     assert "Demo set" in page and "SourceLast" in page and "the source layer down" in page
 
@@ -140,3 +179,23 @@ def test_demo_set_bad_input_is_one_line(tiny_folder, args, message):
     res = run_cli("demo", "--model", str(tiny_folder), "--device", "cpu", *args)
     assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr, res.stderr
     assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+def test_the_grid_is_coloured_where_asked_and_never_in_a_pipe(tiny_folder, tmp_path, monkeypatch):
+    from xtl.cli.commands import use_color
+
+    res = run_cli("demo", "--model", str(tiny_folder), "--device", "cpu", "--max-new-tokens", "2", "--no-set",
+                  "--out", str(tmp_path / "d.html"), "--color", "always")
+    assert res.returncode == 0, res.stderr
+    grid = [line for line in res.stdout.splitlines() if "\033[48;5;" in line]
+    assert len(grid) == 4 and all(line.count("\033[0m") == 4 for line in grid)   # 4 x 4 cells, each reset
+    assert "colour: red loss, grey about none, blue gain" in res.stdout
+    page = (tmp_path / "d.html").read_text(encoding="utf-8")
+    assert "\033[48;5;" not in page and "= large loss  - loss  . about none" in page  # the page: the plain grid
+    assert use_color("never") is False and use_color("always") is True
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert use_color("auto") is True
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert use_color("auto") is False

@@ -54,7 +54,8 @@ def test_the_widget_builds_and_its_click_fills_the_table():
     import xtl
 
     box = xtl.explore(_df(), site="attn")
-    fig, table_widget = box.children[0].children
+    (fig,) = box.children[0].children                     # no options, no margin: the accuracy heatmap alone
+    table_widget = box.children[1]
     assert len(fig.data) == 3                             # all + de + sw, as the report's heatmap
     trace = fig.data[0]
 
@@ -63,8 +64,29 @@ def test_the_widget_builds_and_its_click_fills_the_table():
 
     trace._click_callbacks[0](trace, Points(), None)
     assert "source 0 → target 0" in table_widget.value and "1 fixed, 1 broken" in table_widget.value
-    pick = box.children[1].children[0]
+    pick = box.children[2].children[0]
     assert [v for _, v in pick.options] == ["t/de/1", "t/sw/2", "t/de/0", "t/sw/3"]
+
+
+def test_the_widget_shows_the_margin_gain_beside_the_accuracy_heatmap_and_both_click():
+    pytest.importorskip("ipywidgets")
+    pytest.importorskip("anywidget")
+    import xtl
+
+    df = _df()
+    vanilla_margin = {k: 0.25 * n for n, k in enumerate(df["item_key"].unique())}
+    df["gold_margin"] = [vanilla_margin[k] + (0.0 if v else s - t) for k, v, s, t in
+                         zip(df["item_key"], df["is_vanilla"], df["src_layer"], df["tgt_layer"])]
+    box = xtl.explore(df, site="attn")
+    accuracy, margin = box.children[0].children
+    np.testing.assert_allclose(np.asarray(margin.data[0].z, float), np.subtract.outer([0, 1, 2], [0, 1, 2]))
+    heat = margin.data[0]
+
+    class Points:
+        point_inds, xs, ys = [0], [0], [1]
+
+    heat._click_callbacks[0](heat, Points(), None)
+    assert "source 1 → target 0" in box.children[1].value
 
 
 def test_explore_refuses_what_is_not_a_sweep_and_an_unknown_site():

@@ -74,7 +74,7 @@ def _chromium():
     return None
 
 
-def _driver(tmp_path, height: int = 900):
+def _driver(tmp_path, height: int = 900, width: int = 1200):
     """Headless Debian Chromium through selenium, with the browser's console log kept."""
     webdriver = pytest.importorskip("selenium.webdriver")
     from selenium.webdriver.chrome.service import Service
@@ -83,7 +83,7 @@ def _driver(tmp_path, height: int = 900):
     opts.binary_location = _chromium()
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path / 'profile'}", f"--window-size=1200,{height}"):
+                 f"--user-data-dir={tmp_path / 'profile'}", f"--window-size={width},{height}"):
         opts.add_argument(flag)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
@@ -105,6 +105,28 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
         assert (tmp_path / "report.png").stat().st_size > 10_000
     finally:
         driver.quit()
+
+
+def test_the_margin_gain_heatmap_stands_beside_the_accuracy_one_with_exact_values(tmp_path):
+    """gold margin = item k's vanilla margin k/4 plus (source - target): the gain of cell (i, j) is
+    exactly i - j in every language; the accuracy heatmap's best cell is marked on it."""
+    df = table(C, VAN, LANGS, ["high", "high", "low", "low"])
+    k = df["item_key"].str.rsplit("/", n=1).str[-1].astype(int)
+    df["gold_margin"] = k / 4 + np.where(df["is_vanilla"], 0, df["src_layer"] - df["tgt_layer"])
+    path = build_report(df, tmp_path / "m.html")
+    page = path.read_text(encoding="utf-8")
+    assert page.count("Plotly.newPlot") == 6
+    assert page.index("Gain over vanilla, source × target") < page.index("Gold-margin gain over vanilla") \
+        < page.index("Upper bounds over layers")
+    from xtl.analysis.margins import margin_panel
+
+    panel = margin_panel(df)
+    np.testing.assert_allclose(panel.gain, np.subtract.outer([0, 1, 2], [0, 1, 2]))
+    assert panel.vanilla == pytest.approx(np.mean([np.mean([0, .25]), np.mean([.5, .75])]))
+    fig = plots.margin_heatmap(panel)
+    assert fig.layout.title.text.startswith("Gold margin gain over vanilla")
+    without = build_report(table(C, VAN, LANGS), tmp_path / "n.html").read_text(encoding="utf-8")
+    assert "Gold-margin gain" not in without                      # no options recorded: no margin figure
 
 
 def test_light_report_loads_plotly_once_beside_the_page(tmp_path):

@@ -209,12 +209,22 @@ def test_the_report_and_the_explorer_show_the_screen_beside_the_exact_grid(tiny_
     assert "Gradient screen beside the exact grid" in page and "screen estimate (first order)" in page
     full = xtl.evaluate(xtl.sweep(model, items, site="mlp", mode="logits", candidates=CANDS, progress=False), items)
     assert screen_panels(full) is None
-    assert "Gradient screen" not in build_report(full, tmp_path / "f.html").read_text(encoding="utf-8")
+    full_page = build_report(full, tmp_path / "f.html").read_text(encoding="utf-8")
+    assert "Gradient screen" not in full_page and "Gold-margin gain over vanilla" in full_page
+    # the engine's gold_margin column is the margin the analysis computes from the candidates' log-probs
+    from xtl.analysis.margins import gold_margins, margin_panel
+
+    np.testing.assert_allclose(full["gold_margin"], gold_margins(full.drop(columns="gold_margin"), CANDS), atol=1e-9)
+    panel = margin_panel(full)
+    assert panel is not None and np.isfinite(panel.gain).all()
     pytest.importorskip("ipywidgets")
     pytest.importorskip("anywidget")
     box = xtl.explore(df, site="mlp")
-    assert len(box.children) == 4 and "Gradient screen" in box.children[-1].layout.title.text
-    assert len(xtl.explore(full, site="mlp").children) == 3
+    assert len(box.children) == 5 and "Gradient screen" in box.children[-1].layout.title.text
+    whole = xtl.explore(full, site="mlp")
+    accuracy, margin = whole.children[0].children        # the margin-gain heatmap beside the accuracy one
+    assert len(whole.children) == 4 and "margin gain" in margin.layout.title.text
+    np.testing.assert_allclose(np.asarray(margin.data[0].z, float), panel.gain)
 
 
 def test_cli_screen_prints_each_items_best_cells_and_writes_the_estimates(tmp_path, tiny_folder, write_task):

@@ -13,7 +13,7 @@ from xtl.analysis.grids import Grid
 from xtl.analysis.records import _Record
 from xtl.analysis.selection import CrossFit, cross_fit
 
-__all__ = ["Finding", "finding"]
+__all__ = ["Finding", "finding_of"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,27 @@ class Finding(_Record):
                 ("best pair, held out", self.cross.accuracy, None),
                 ("SourceLast (eq. 4)", b.source_last, s.source_last),
                 ("TargetFirst (eq. 5)", b.target_first, s.target_first),
-                ("full grid (any of N²)", b.oracle, s.oracle)]
+                (self.grid_name, b.oracle, s.oracle)]
+
+    @property
+    def grid_name(self) -> str:
+        """The any-configuration bound's name: over the full N² grid, or over the swept layers."""
+        return "full grid (any of N²)" if self.coarse is None else f"swept grid (any of {len(self.coarse)}²)"
+
+    def reading(self) -> str:
+        """The reading of the first bound that its shuffled twin does not saturate (the any-
+        configuration one, else SourceLast, else TargetFirst): at 100 % both, they tell nothing."""
+        b, s = self.bounds, self.shuffled
+        pairs = [(f"the {self.grid_name.split(' (')[0]} bound", b.oracle, s.oracle),
+                 ("SourceLast", b.source_last, s.source_last), ("TargetFirst", b.target_first, s.target_first)]
+        known = [p for p in pairs if p[1] == p[1] and p[2] == p[2]]
+        for name, observed, shuffled in known:
+            if shuffled < SATURATED:
+                return reading(observed, shuffled, name)
+        if known:
+            return ("every bound and its shuffled twin reach 100%: with this many configurations some answers each "
+                    "item right whatever the items, so the bounds tell nothing here; see the held-out pair")
+        return reading(b.oracle, s.oracle, f"the {self.grid_name.split(' (')[0]} bound")
 
     def summary(self) -> str:
         """The finding in a few terminal lines."""
@@ -48,18 +68,42 @@ class Finding(_Record):
         if self.coarse is not None:
             lines.append(f"layers      : every bound over the swept layers {', '.join(map(str, self.coarse))} "
                          "(a coarse grid: a lower estimate of the bound over every layer)")
-        for name, (_, value, shuffled) in zip(("SourceLast", "TargetFirst", "full grid"), self.rows()[2:]):
+        names = ("SourceLast", "TargetFirst", "full grid" if self.coarse is None else "swept grid")
+        for name, (_, value, shuffled) in zip(names, self.rows()[2:]):
             if value != value:  # NaN: its reason
                 lines.append(f"{name:<12}: {value}")
                 continue
             lines.append(f"{name:<12}: {value:.1f}% upper bound (right answers shuffled across items: "
                          f"{shuffled:.1f}%)")
-        gap = self.bounds.oracle - self.shuffled.oracle
-        lines.append("reading     : an upper bound counts an item when any of its configurations answers it right; "
-                     + ("far above the shuffled one, the right answers gather on particular items"
-                        if gap > 5 else "near the shuffled one, the right answers spread like noise over many "
-                        "chances, so the bound says little about what one layer pair can do"))
+        lines.append("reading     : " + self.reading())
         return "\n".join(lines)
+
+
+#: Points between a bound and its shuffled twin below which the two read as the same.
+NEAR = 5.0
+#: A shuffled bound at or above this (percent) is saturated: no room to tell the two apart.
+SATURATED = 99.5
+
+
+def reading(observed: float, shuffled: float, name: str = "the bound") -> str:
+    """What an any-configuration bound says beside the same bound with the right answers
+    shuffled across items (each configuration keeping its count): near it, the right answers
+    fall like noise; below it, the configurations fix the same items again and again; above it,
+    different configurations fix different items, more than chance would."""
+    head = "an upper bound counts an item when any of its configurations answers it right; "
+    if observed != observed or shuffled != shuffled:
+        return head + f"{name} or its shuffled twin is not computable here, so there is nothing to compare"
+    gap = observed - shuffled
+    if gap > NEAR:
+        return head + (f"{name} lies {gap:.1f} points above its shuffled twin: different configurations fix "
+                       "different items, more than chance would (the instance-aware structure the paper's bound "
+                       "points to)")
+    if gap < -NEAR:
+        return head + (f"{name} lies {-gap:.1f} points below its shuffled twin: the configurations keep fixing "
+                       "the same items (those the model nearly knows) instead of spreading like chance, so many "
+                       "chances do not inflate it; the items none fixes stay out of reach")
+    return head + (f"{name} lies near its shuffled twin: the right answers spread like noise over many chances, "
+                   "so it says little about what one layer pair can do")
 
 
 def _swept(g: Grid) -> Grid | None:
@@ -83,7 +127,7 @@ def _swept_text(b: Bounds) -> str:
     return b.grid.split("; right answers")[0]
 
 
-def finding(g: Grid) -> Finding:
+def finding_of(g: Grid) -> Finding:
     """The finding of an evaluated grid: the full N x N, or a coarse grid whose sources and
     targets are the same layers, the first and the last among them (the bounds then run over
     the swept layers: a lower estimate of the bounds over every layer)."""

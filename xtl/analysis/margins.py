@@ -27,8 +27,14 @@ def candidate_labels(candidates: Sequence[str]) -> list[str]:
 
 def gold_margins(df: pd.DataFrame, candidates: Sequence[str] | None = None) -> Float[np.ndarray, "row"]:
     """Per row, the gold candidate's first-token log-prob minus the best other candidate's
-    (NaN where the gold is not among the candidates, or the sweep recorded none). ``candidates``:
-    the sweep's (default: ``df.attrs["candidates"]``, which sweeps and stores attach)."""
+    (NaN where the gold is not among the candidates, or the sweep recorded none). A table with the
+    engine's ``gold_margin`` column (the same quantity, computed as it swept) gives that column;
+    otherwise from ``cand_logprobs`` and ``candidates``: the sweep's (default:
+    ``df.attrs["candidates"]``, which sweeps and stores attach; older stores: the manifest's)."""
+    if isinstance(df, pd.DataFrame) and "gold_margin" in df.columns:
+        recorded = pd.to_numeric(df["gold_margin"], errors="coerce").to_numpy(float)
+        if np.isfinite(recorded).any():
+            return recorded
     _need(df, ["gold", "cand_logprobs"])
     labels = candidate_labels(candidates if candidates is not None else df.attrs.get("candidates") or [])
     out = np.full(len(df), np.nan)
@@ -67,7 +73,11 @@ def margin_panel(df: pd.DataFrame, candidates: Sequence[str] | None = None, name
                  average: str = "language", mark: tuple[int, int] | None = None,
                  mark_label: str = "") -> MarginPanel | None:
     """The margin-gain panel of a results table (one site), or None when the sweep recorded no
-    candidates among which the gold is (a QA task, a sweep without ``candidates``)."""
+    candidates among which the gold is (a QA task, a sweep without ``candidates``, a table
+    without ``cand_logprobs`` or ``gold_margin``)."""
+    _need(df, ["is_vanilla"])
+    if "gold_margin" not in df.columns and not {"gold", "cand_logprobs"} <= set(df.columns):
+        return None
     margins = gold_margins(df, candidates)
     if not np.isfinite(margins).any():
         return None

@@ -4,6 +4,7 @@ report|paper|lens``). Everything that can be checked without a model is checked 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import sys
@@ -68,6 +69,14 @@ def cmd_transplant(args) -> None:
     _print_result(res, args.json)
 
 
+def use_color(choice: str = "auto") -> bool:
+    """Whether to write ANSI colours: ``always``/``never`` as said; ``auto`` on a terminal
+    (standard output a TTY, ``TERM`` not ``dumb``) unless ``NO_COLOR`` is set (no-color.org)."""
+    if choice != "auto":
+        return choice == "always"
+    return sys.stdout.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM", "") != "dumb"
+
+
 def cmd_demo(args) -> None:
     """The built-in pair's whole grid, scored, with the best configuration's logit lens."""
     from xtl.tasks.registry import builtin_pair
@@ -95,7 +104,7 @@ def cmd_demo(args) -> None:
     result = demo(model, pair, site=args.site, max_new_tokens=args.max_new_tokens, chat=args.chat,
                   with_set=not args.no_set, limit=items, langs=langs, set_step=args.set_step or SET_STEP)
     summary = result.summary()
-    print(summary)
+    print(result.summary(color=True) if use_color(args.color) else summary)
     path = save_page(result.figures(), args.out, f"xtl demo — {model.cfg.model_name}", f"{INTRO}\n\n{summary}")
     print(f"page        : {path} (the margin-gain heatmap; the logit lens of the configuration shown beside "
           f"vanilla{'' if args.no_set else '; the demo set: gain heatmaps and the bounds as bars'})")

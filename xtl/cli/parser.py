@@ -144,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set-step", type=_at_least(1), default=None,
                    help="sweep the demo set on every K-th layer and the last (default: 3; 1: every layer)")
     p.add_argument("--no-set", action="store_true", help="the single question only (no demo set)")
+    p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                   help="colour the margin-gain grid (auto: on a terminal that shows colour, off in a pipe or "
+                        "with NO_COLOR set)")
     p = sub.add_parser("transplant", formatter_class=fmt,
                        help="transplant one prompt pair (the built-in zh->en pair without prompt files)")
     _common(p, DEMO_MODEL)

@@ -13,6 +13,7 @@ import pandas as pd
 
 from xtl import analysis as an
 from xtl.analysis.cells import cell_items
+from xtl.analysis.margins import margin_panel
 from xtl.analysis.views import examples_grid, gain_panels
 from xtl.errors import XtlError
 from xtl.figures import plots
@@ -114,7 +115,10 @@ def explore(run: "Run | pd.DataFrame", model: "Model | None" = None,
         fig = go.FigureWidget(plots.gain_heatmap(gain_panels(g, examples_grid(df, g))))
     except ImportError as exc:
         raise XtlError("xtl.explore needs anywidget for plotly's FigureWidget: pip install 'xtl[notebook]'") from exc
-    table = w.HTML("<i>Click a cell of the heatmap to list its items.</i>")
+    panel = margin_panel(df, candidates=settings.get("candidates"), average=average)
+    margin_fig = go.FigureWidget(plots.margin_heatmap(panel, "Gold first-token margin gain over vanilla (nats)")) \
+        if panel is not None else None
+    table = w.HTML("<i>Click a cell of a heatmap to list its items.</i>")
     pick = w.Dropdown(description="item", options=[], layout=w.Layout(width="420px"))
     button = w.Button(description="logit lens", disabled=model is None,
                       tooltip="needs the model: xtl.explore(run, model=model)" if model is None else "")
@@ -139,10 +143,12 @@ def explore(run: "Run | pd.DataFrame", model: "Model | None" = None,
             for name in ("target vanilla", "transplanted"):
                 panels[name].figure().show()
 
-    for trace in fig.data:
-        trace.on_click(on_click)
+    for widget in (fig, margin_fig):
+        for trace in widget.data if widget is not None else ():
+            trace.on_click(on_click)
     button.on_click(on_lens)
     extra = [go.FigureWidget(f) for _, f in extension_figures(df, language_lens)]
-    box = w.VBox([w.HBox([fig, table]), w.HBox([pick, button]), out, *extra])
+    heatmaps = [fig, margin_fig] if margin_fig is not None else [fig]  # accuracy and margin gain side by side
+    box = w.VBox([w.HBox(heatmaps), table, w.HBox([pick, button]), out, *extra])
     box.explorer = ex
     return box

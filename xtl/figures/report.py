@@ -16,6 +16,7 @@ import pandas as pd
 
 from xtl import analysis as an
 from xtl.evaluation.groups import describe_grouping
+from xtl.analysis.margins import margin_panel
 from xtl.analysis.views import examples_grid, gain_panels, layer_gains
 from xtl.figures import plots
 from xtl.figures.extensions import extension_figures
@@ -105,6 +106,7 @@ def build_report(df: pd.DataFrame, out: str | os.PathLike, title: str = "xtl swe
     headline = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
 
     figs = [("Gain over vanilla, source × target", plots.gain_heatmap(gain_panels(g, examples_grid(df, g)))),
+            *_margin_figure(df, average, head, settings),
             *([("Upper bounds over layers", plots.upper_bound_curves(ub))]
               if np.isfinite(ub.source).any() or np.isfinite(ub.target).any() else []),
             ("Win / tie / lose", plots.wtl_bars({site or "site": wtl}))]
@@ -204,6 +206,19 @@ _EXPLORER_JS = """
   attach();
 })();
 """
+
+
+def _margin_figure(df: pd.DataFrame, average: str, head, settings: dict | None) -> list:
+    """The gold margin's gain over vanilla per (source, target), beside the accuracy heatmap: it
+    moves where accuracy does not (a transplant that shifts the model toward the gold option
+    without flipping the answer); none for tasks without options (QA)."""
+    panel = margin_panel(df, candidates=(settings or {}).get("candidates"),
+                         average=average, mark=head.best_config if head.best > head.vanilla else None,
+                         mark_label="best accuracy")
+    if panel is None:
+        return []
+    return [("Gold-margin gain over vanilla, source × target",
+             plots.margin_heatmap(panel, "Gold first-token margin gain over vanilla (nats)"))]
 
 
 def _variant_figures(df: pd.DataFrame, average: str) -> list:

@@ -188,7 +188,7 @@ def demo_set(model: Model, site: str = "mlp", limit: int | None = None, langs: S
              progress: bool = True, *, step: int = SET_STEP) -> DemoSet:
     """Sweep the demo set on every ``step``-th layer and the last (:func:`set_layers`; ``step=1``:
     the full grid), evaluate it and work out the finding."""
-    from xtl.analysis.finding import finding
+    from xtl.analysis.finding import finding_of
     from xtl.analysis.grids import grid
     from xtl.analysis.margins import margin_panel
     from xtl.analysis.views import gain_panels
@@ -205,7 +205,7 @@ def demo_set(model: Model, site: str = "mlp", limit: int | None = None, langs: S
                max_new_tokens=max_new_tokens, chat=chat, progress=progress)
     ev = evaluate(df, items, candidates=list(DEMO_LABELS))
     g = grid(ev, n_layers=model.cfg.n_layers)
-    return DemoSet(ev, finding(g), gain_panels(g), margin_panel(ev, DEMO_LABELS))
+    return DemoSet(ev, finding_of(g), gain_panels(g), margin_panel(ev, DEMO_LABELS))
 
 
 def demo(model: Model, pair: dict[str, Any] | None = None, site: str = "mlp", max_new_tokens: int = 20,
