@@ -12,6 +12,7 @@ from xtl.analysis.finding import finding_of, reading
 from xtl.analysis.grids import Grid
 from xtl.analysis.margins import gold_margins, margin_panel
 from xtl.analysis.selection import cross_fit
+from xtl.errors import XtlError
 from xtl.interpret.showcase import set_layers
 from xtl.tasks.demo_set import load_demo_set
 from helpers import run_cli
@@ -199,3 +200,59 @@ def test_the_grid_is_coloured_where_asked_and_never_in_a_pipe(tiny_folder, tmp_p
     assert use_color("auto") is True
     monkeypatch.setenv("NO_COLOR", "1")
     assert use_color("auto") is False
+
+
+def test_the_set_is_scored_by_the_authors_rule_where_asked(tiny_folder, tmp_path):
+    res = run_cli("demo", "--model", str(tiny_folder), "--device", "cpu", "--max-new-tokens", "2", "--mode", "generate",
+                  "--items", "2", "--langs", "de", "--out", str(tmp_path / "g.html"))
+    assert res.returncode == 0, res.stderr
+    assert "2 items, de; the authors' rule on the greedy response)" in res.stdout
+    assert "(the authors' rule on the greedy response); gold margin" in res.stdout
+    bad = run_cli("demo", "--model", str(tiny_folder), "--mode", "sample")
+    assert bad.returncode == 2 and "--mode" in bad.stderr
+
+
+def test_auto_mode_generates_where_prompts_go_through_the_chat_template(tiny_models):
+    from xtl.interpret.showcase import demo_mode
+
+    _, model = tiny_models["llama"]
+    assert demo_mode(model, "auto", None) == "logits" and demo_mode(model, "auto", False) == "logits"
+    assert demo_mode(model, "auto", True) == "generate"
+    assert demo_mode(model, "generate", None) == "generate" and demo_mode(model, "logits", True) == "logits"
+    with pytest.raises(Exception, match="mode"):
+        demo_mode(model, "sample", None)
+
+
+def test_a_vocabulary_without_the_option_letters_is_refused_before_any_sweep(tiny_models, monkeypatch):
+    import xtl.interpret.showcase as showcase
+    from xtl.interpret.showcase import check_option_letters, demo
+
+    _, model = tiny_models["llama"]
+    check_option_letters(model, ("A", "B", "C"))                    # the tiny tokenizer has them
+
+    class Unk:                                                       # maps every letter but A to <unk>
+        unk_token_id = 0
+
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": [5 if text == "A" else 0]}
+
+        def decode(self, ids):
+            return "<unk>" if ids == [0] else "A"
+
+    class OneUnk(Unk):                                               # maps only C to <unk>
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": [{"A": 5, "B": 6}.get(text, 0)]}
+
+    class Stub:
+        cfg = model.cfg
+
+    for tok, message in ((Unk(), "distinct first tokens"), (OneUnk(), r"lacks the demo set's option letter\(s\) C")):
+        stub = Stub()
+        stub.tokenizer = tok
+        with pytest.raises(XtlError, match=message) as err:
+            check_option_letters(stub, ("A", "B", "C"))
+        assert "--no-set" in str(err.value) and "\n" not in str(err.value)
+    monkeypatch.setattr(showcase, "check_option_letters", lambda m, labels: (_ for _ in ()).throw(XtlError("no letters")))
+    monkeypatch.setattr(showcase, "case_study", lambda *a, **k: pytest.fail("swept before the check"))
+    with pytest.raises(XtlError, match="no letters"):
+        demo(model, progress=False)

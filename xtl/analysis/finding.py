@@ -57,11 +57,10 @@ class Finding(_Record):
                     "item right whatever the items, so the bounds tell nothing here; see the held-out pair")
         return reading(b.oracle, s.oracle, f"the {self.grid_name.split(' (')[0]} bound")
 
-    def summary(self) -> str:
-        """The finding in a few terminal lines."""
+    def summary(self, rule: str = "the option with the most likely first token") -> str:
+        """The finding in a few terminal lines; ``rule``: how an answer was chosen, in words."""
         f1, f2 = self.cross.folds
-        lines = [f"vanilla     : {self.vanilla:.1f}% right ({self.n_items} items, {' '.join(self.langs)}; "
-                 "the option with the most likely first token)",
+        lines = [f"vanilla     : {self.vanilla:.1f}% right ({self.n_items} items, {' '.join(self.langs)}; {rule})",
                  f"best pair   : {self.cross.accuracy:.1f}% held out ({self.cross.gain:+.1f} points): the best "
                  f"(source, target) on half the questions, scored on the other half and the other way round "
                  f"(chosen: {f1.src_layer} -> {f1.tgt_layer} and {f2.src_layer} -> {f2.tgt_layer})"]
@@ -100,7 +99,7 @@ def reading(observed: float, shuffled: float, name: str = "the bound") -> str:
                        "points to)")
     if gap < -NEAR:
         return head + (f"{name} lies {-gap:.1f} points below its shuffled twin: the configurations keep fixing "
-                       "the same items (those the model nearly knows) instead of spreading like chance, so many "
+                       "the same items right (those the model already or nearly knows) instead of spreading like chance, so many "
                        "chances do not inflate it; the items none fixes stay out of reach")
     return head + (f"{name} lies near its shuffled twin: the right answers spread like noise over many chances, "
                    "so it says little about what one layer pair can do")

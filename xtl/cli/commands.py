@@ -101,7 +101,7 @@ def cmd_demo(args) -> None:
 
     print(f"xtl demo: the built-in {pair['source_lang']} -> {pair['target_lang']} question on "
           f"{model.cfg.model_name} ({model.cfg.n_layers} layers): every (source, target) layer pair", flush=True)
-    result = demo(model, pair, site=args.site, max_new_tokens=args.max_new_tokens, chat=args.chat,
+    result = demo(model, pair, site=args.site, max_new_tokens=args.max_new_tokens, chat=args.chat, mode=args.mode,
                   with_set=not args.no_set, limit=items, langs=langs, set_step=args.set_step or SET_STEP)
     summary = result.summary()
     print(result.summary(color=True) if use_color(args.color) else summary)

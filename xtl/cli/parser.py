@@ -144,6 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set-step", type=_at_least(1), default=None,
                    help="sweep the demo set on every K-th layer and the last (default: 3; 1: every layer)")
     p.add_argument("--no-set", action="store_true", help="the single question only (no demo set)")
+    p.add_argument("--mode", choices=("auto", "logits", "generate"), default="auto",
+                   help="how a configuration answers: logits (the option with the most likely first token), "
+                        "generate (the authors' rule on the greedy response); auto: generate with --chat (a model "
+                        "that answers in the asked format), else logits")
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
                    help="colour the margin-gain grid (auto: on a terminal that shows colour, off in a pipe or "
                         "with NO_COLOR set)")

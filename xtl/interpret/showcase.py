@@ -8,9 +8,11 @@ beside vanilla's (the paper's Figure 8). Then it sweeps the demo set shipped wit
 questions and scored on the other half, and the instance-aware upper bounds (section E, Table
 4), each beside the bound its right answers would give had they fallen on random items.
 
-By default each configuration answers the option whose first token is the most likely (the
-demo model, a base model, lists the options when it generates); ``mode="generate"`` scores
-greedy responses with the authors' rule instead, as the paper does for instruction models.
+By default (``mode="auto"``) each configuration answers the option whose first token is the most
+likely (the demo model, a base model, lists the options when it generates), and where the prompts
+go through the chat template (``chat=True``, or an ``xtl sft`` folder trained so) the greedy
+response is scored with the authors' rule, as the paper does for instruction models;
+``mode="logits"`` or ``"generate"`` chooses either.
 """
 
 from __future__ import annotations
@@ -52,6 +54,42 @@ def set_layers(n_layers: int, step: int = SET_STEP) -> list[int]:
     return sorted(set(range(0, n_layers, step)) | {n_layers - 1})
 
 
+def rule_text(mode: str) -> str:
+    """How a configuration's answer is chosen, in words, for the terminal."""
+    return ("the option with the most likely first token" if mode == "logits"
+            else "the authors' rule on the greedy response")
+
+
+def demo_mode(model: Model, mode: str, chat: bool | None) -> str:
+    """``auto``: the authors' generation rule where the model answers in the asked format (its
+    prompts go through the chat template: ``chat=True``, or an ``xtl sft`` folder trained so),
+    else the logits among the options (a base model lists the options instead of answering)."""
+    from xtl.options import MODES, check_option
+    from xtl.patching.prompts import resolve_chat
+
+    check_option("mode", mode, ("auto", *MODES))
+    if mode != "auto":
+        return mode
+    return "generate" if resolve_chat(model, chat) else "logits"
+
+
+def check_option_letters(model: Model, labels: Sequence[str]) -> None:
+    """Refuse, before any sweep, a tokenizer that cannot tell the demo set's option letters apart
+    by their first token (a letter it maps to the unknown token, or several to one token)."""
+    from xtl.engine.settings import candidate_token_ids
+
+    try:
+        ids = candidate_token_ids(model, labels)
+    except XtlError as exc:
+        raise XtlError(f"{model.cfg.model_name}'s vocabulary does not give the demo set's options {', '.join(labels)} "
+                       f"distinct first tokens ({exc}); run the single question only: --no-set") from None
+    unk = getattr(model.tokenizer, "unk_token_id", None)
+    lost = [label for label, i in zip(labels, ids) if unk is not None and i == unk]
+    if lost:
+        raise XtlError(f"{model.cfg.model_name}'s vocabulary lacks the demo set's option letter(s) {', '.join(lost)} "
+                       "(they map to its unknown token); run the single question only: --no-set")
+
+
 @dataclass
 class DemoSet:
     """The demo set swept: its evaluated results table and what it shows."""
@@ -60,9 +98,10 @@ class DemoSet:
     finding: Any  # xtl.analysis.finding.Finding
     panels: list  # accuracy-gain panels (all, then each language)
     margins: Any  # MarginPanel of the set, or None
+    mode: str = "logits"
 
     def summary(self) -> str:
-        return self.finding.summary()
+        return self.finding.summary(rule_text(self.mode))
 
     def figures(self) -> list:
         """The accuracy gain over (source, target) (the paper's Figure 3 view) and the bounds as
@@ -118,8 +157,7 @@ class Demo:
         from xtl.analysis.margins import shade_grid
 
         c, pair = self.case, self.pair
-        rule = ("the option with the most likely first token" if self.mode == "logits"
-                else "the authors' rule on the greedy response")
+        rule = rule_text(self.mode)
         lines = [f"question    : {pair.get('target_lang', 'target')} prompt, gold ({c.gold}); source prompt in "
                  f"{pair.get('source_lang', 'another language')}; site {c.site}; {self.n_configs} configurations",
                  f"vanilla     : answers {c.vanilla_response!r} -> {'right' if c.vanilla_correct else 'wrong'} "
@@ -205,19 +243,22 @@ def demo_set(model: Model, site: str = "mlp", limit: int | None = None, langs: S
                max_new_tokens=max_new_tokens, chat=chat, progress=progress)
     ev = evaluate(df, items, candidates=list(DEMO_LABELS))
     g = grid(ev, n_layers=model.cfg.n_layers)
-    return DemoSet(ev, finding_of(g), gain_panels(g), margin_panel(ev, DEMO_LABELS))
+    return DemoSet(ev, finding_of(g), gain_panels(g), margin_panel(ev, DEMO_LABELS), mode)
 
 
 def demo(model: Model, pair: dict[str, Any] | None = None, site: str = "mlp", max_new_tokens: int = 20,
-         chat: bool | None = None, progress: bool = True, mode: str = "logits", with_set: bool = True,
+         chat: bool | None = None, progress: bool = True, mode: str = "auto", with_set: bool = True,
          limit: int | None = None, langs: Sequence[str] | None = None, *, set_step: int = SET_STEP) -> Demo:
     """Sweep, score and explain one pair (default: xtl's built-in zh -> en question), then (with
     ``with_set``) the demo set: ``limit`` questions per language, in ``langs``, on every
     ``set_step``-th layer and the last."""
-    from xtl.options import MODES, check_option
     from xtl.tasks.registry import builtin_pair
 
-    check_option("mode", mode, MODES)
+    mode = demo_mode(model, mode, chat)
+    if with_set:
+        from xtl.tasks.demo_set import DEMO_LABELS
+
+        check_option_letters(model, DEMO_LABELS)  # before the question's sweep, not after it
     pair = pair or builtin_pair()
     labels = sorted(pair.get("options", {})) or None
     cands = pair.get("candidates") if labels and len(pair.get("candidates") or ()) == len(labels) else None
