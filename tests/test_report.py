@@ -197,26 +197,52 @@ def test_without_scikit_learn_the_selection_section_shows_the_rest_and_says_why(
     assert "Not run: learned (logistic) needs scikit-learn" in section
 
 
+def _click_cell(driver, div: str, src: int, tgt: int) -> None:
+    """A real mouse click on heatmap ``div``'s cell (source ``src``, target ``tgt``)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    gd = driver.find_element(By.ID, div)
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", gd)
+    # the pixel centre of the cell relative to the plot's top-left corner
+    x, y = driver.execute_script(
+        "var L = arguments[0]._fullLayout; return [L._size.l + L.xaxis.l2p(L.xaxis.d2l(arguments[2])),"
+        " L._size.t + L.yaxis.l2p(L.yaxis.d2l(arguments[1]))];", gd, str(src), str(tgt))
+    size = gd.size
+    ActionChains(driver).move_to_element_with_offset(gd, x - size["width"] / 2, y - size["height"] / 2) \
+        .pause(0.3).click().perform()
+
+
+@pytest.mark.skipif(_chromium() is None or shutil.which("chromedriver") is None,
+                    reason="headless browser test needs Debian's chromium and chromium-driver")
+def test_clicking_a_margin_heatmap_cell_lists_its_items_too(tmp_path):
+    df = table(C, VAN, LANGS, ["high", "high", "low", "low"])
+    df["gold_margin"] = np.where(df["is_vanilla"], 0.0, df["src_layer"] - df["tgt_layer"])
+    page = build_report(df, tmp_path / "m.html")
+    driver = _driver(tmp_path, height=2400)
+    from selenium.webdriver.common.by import By
+
+    try:
+        driver.get(page.as_uri())
+        assert "Gold first-token margin gain" in driver.find_element(By.ID, "fig1").text
+        _click_cell(driver, "fig1", 1, 0)
+        assert "source 1 → target 0: 4 items" in driver.find_element(By.ID, "xtl-cell-title").text
+        assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []
+    finally:
+        driver.quit()
+
+
 @pytest.mark.skipif(_chromium() is None or shutil.which("chromedriver") is None,
                     reason="headless browser test needs Debian's chromium and chromium-driver")
 def test_clicking_a_heatmap_cell_lists_its_items(report, tmp_path):
     """A real click on the gain heatmap's cell (source 0, target 0) in headless Chromium shows
     that configuration's items, fixed first, with their answers; the table is on screen."""
     driver = _driver(tmp_path, height=2400)
-    from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
     try:
         driver.get(report.as_uri())
-        gd = driver.find_element(By.ID, "fig0")
-        driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", gd)
-        # the pixel centre of cell (source 0, target 0) relative to the plot's top-left corner
-        x, y = driver.execute_script(
-            "var L = arguments[0]._fullLayout; return [L._size.l + L.xaxis.l2p(L.xaxis.d2l('0')),"
-            " L._size.t + L.yaxis.l2p(L.yaxis.d2l('0'))];", gd)
-        size = gd.size
-        ActionChains(driver).move_to_element_with_offset(gd, x - size["width"] / 2, y - size["height"] / 2) \
-            .pause(0.3).click().perform()
+        _click_cell(driver, "fig0", 0, 0)
         table = driver.find_element(By.ID, "xtl-cell-table")
         rows = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
                 for tr in table.find_elements(By.TAG_NAME, "tr")[1:]]

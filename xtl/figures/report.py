@@ -23,6 +23,9 @@ from xtl.figures.extensions import extension_figures
 
 __all__ = ["build_report", "examples_grid"]
 
+GAIN_TITLE = "Gain over vanilla, source × target"
+MARGIN_TITLE = "Gold-margin gain over vanilla, source × target"
+
 
 def _with_row_labels(frame: pd.DataFrame) -> pd.DataFrame:
     """A paper-table block with its row labels as a first, unheaded column."""
@@ -105,7 +108,7 @@ def build_report(df: pd.DataFrame, out: str | os.PathLike, title: str = "xtl swe
         rows.append(("entropy-based selection (§F)", f"{float(ent.iloc[-1]['transplanted']):.1f}%"))
     headline = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
 
-    figs = [("Gain over vanilla, source × target", plots.gain_heatmap(gain_panels(g, examples_grid(df, g)))),
+    figs = [(GAIN_TITLE, plots.gain_heatmap(gain_panels(g, examples_grid(df, g)))),
             *_margin_figure(df, average, head, settings),
             *([("Upper bounds over layers", plots.upper_bound_curves(ub))]
               if np.isfinite(ub.source).any() or np.isfinite(ub.target).any() else []),
@@ -120,11 +123,12 @@ def build_report(df: pd.DataFrame, out: str | os.PathLike, title: str = "xtl swe
     if light:
         _write_plotly_js(out.parent / "plotly.min.js")
     parts = ['<script src="plotly.min.js"></script>'] if light else []
+    clickable = [f"fig{k}" for k, (name, _) in enumerate(figs) if name in (GAIN_TITLE, MARGIN_TITLE)]
     for k, (name, fig) in enumerate(figs):
         div = fig.to_html(full_html=False, include_plotlyjs=(k == 0 and not light), div_id=f"fig{k}")
         parts.append(f"<h2>{html.escape(name)}</h2>\n{div}")
-        if k == 0:
-            parts.append(_explorer_html(df, "fig0"))
+        if f"fig{k}" == clickable[-1]:  # the items' table below the heatmaps that fill it
+            parts.append(_explorer_html(df, clickable))
     if not any(name == "Upper bounds over layers" for name, _ in figs):
         why = "; ".join(dict.fromkeys(ub.reasons.values())) or "no layer has every target or source swept"
         parts.append("<h2>Upper bounds over layers</h2><p class=note>Not drawn: no source layer was swept "
@@ -198,12 +202,12 @@ _EXPLORER_JS = """
     box.innerHTML = h;
   }
   window.xtlShowCell = show;
-  function attach() {
-    var gd = document.getElementById('%(div)s');
+  function attach(id) {
+    var gd = document.getElementById(id);
     if (gd && gd.on) { gd.on('plotly_click', function (ev) { var p = ev.points[0]; show(p.y, p.x); }); }
-    else { setTimeout(attach, 100); }
+    else { setTimeout(function () { attach(id); }, 100); }
   }
-  attach();
+  '%(divs)s'.split(',').forEach(attach);
 })();
 """
 
@@ -217,8 +221,7 @@ def _margin_figure(df: pd.DataFrame, average: str, head, settings: dict | None) 
                          mark_label="best accuracy")
     if panel is None:
         return []
-    return [("Gold-margin gain over vanilla, source × target",
-             plots.margin_heatmap(panel, "Gold first-token margin gain over vanilla (nats)"))]
+    return [(MARGIN_TITLE, plots.margin_heatmap(panel, "Gold first-token margin gain over vanilla (nats)"))]
 
 
 def _variant_figures(df: pd.DataFrame, average: str) -> list:
@@ -240,9 +243,10 @@ def _variant_figures(df: pd.DataFrame, average: str) -> list:
     return figs
 
 
-def _explorer_html(df: pd.DataFrame, div: str) -> str:
-    """The gain heatmap's click-through without a server: each cell's items embedded (at most
-    :data:`PER_CELL` per cell, answers cut to 80 characters), shown in a table on click."""
+def _explorer_html(df: pd.DataFrame, divs: list[str]) -> str:
+    """The heatmaps' click-through without a server (the figures with ids ``divs``): each cell's
+    items embedded (at most :data:`PER_CELL` per cell, answers cut to 80 characters), shown in a
+    table on click."""
     from xtl.analysis.cells import cell_index_json
 
     return ("<p class=note>Click a cell of the heatmap to list that configuration's items below: gold, vanilla "
@@ -250,7 +254,7 @@ def _explorer_html(df: pd.DataFrame, div: str) -> str:
             "<code>xtl.explore(run, model=model)</code> in Jupyter.</p>"
             f'<script type="application/json" id="xtl-cells">{cell_index_json(df, PER_CELL)}</script>'
             '<div id="xtl-cell"><p class=note>No cell chosen yet.</p></div>'
-            f"<script>{_EXPLORER_JS % {'div': div}}</script>")
+            f"<script>{_EXPLORER_JS % {'divs': ','.join(divs)}}</script>")
 
 
 def _selection_html(df: pd.DataFrame, n_layers: int, site: str) -> str:
