@@ -256,3 +256,10 @@ def test_a_vocabulary_without_the_option_letters_is_refused_before_any_sweep(tin
     monkeypatch.setattr(showcase, "case_study", lambda *a, **k: pytest.fail("swept before the check"))
     with pytest.raises(XtlError, match="no letters"):
         demo(model, progress=False)
+
+
+def test_a_gold_margin_column_without_values_or_candidates_gives_no_panel():
+    df = _table([("demo/de/q1", "de", -1, -1, True, "B", None, False), ("demo/de/q1", "de", 0, 0, False, "B", None, True)])
+    bare = df.drop(columns=["gold", "cand_logprobs"]).assign(gold_margin=float("nan"))
+    assert margin_panel(bare) is None                 # a sweep in generate mode: the column is there, all NaN
+    assert np.isnan(gold_margins(bare)).all()

@@ -33,8 +33,8 @@ def gold_margins(df: pd.DataFrame, candidates: Sequence[str] | None = None) -> F
     ``df.attrs["candidates"]``, which sweeps and stores attach; older stores: the manifest's)."""
     if isinstance(df, pd.DataFrame) and "gold_margin" in df.columns:
         recorded = pd.to_numeric(df["gold_margin"], errors="coerce").to_numpy(float)
-        if np.isfinite(recorded).any():
-            return recorded
+        if np.isfinite(recorded).any() or not {"gold", "cand_logprobs"} <= set(df.columns):
+            return recorded  # all NaN where nothing else records candidates: no margins
     _need(df, ["gold", "cand_logprobs"])
     labels = candidate_labels(candidates if candidates is not None else df.attrs.get("candidates") or [])
     out = np.full(len(df), np.nan)
