@@ -51,10 +51,26 @@ def test_ray_sweep_equals_a_single_process(cluster, tiny_folder, tmp_path):
     assert got["loglik"].tolist() == ref["loglik"].tolist()
     manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
     assert manifest["model"] == tiny_folder.name and manifest["src_layers"] == [0, 3]
+    assert manifest["engine"] == "shared-prefix"           # the driver records the path its workers took
     # the same store resumes in a single process without recomputing anything
     model = xtl.load_model(str(tiny_folder), dtype="float64", device="cpu")
     again = xtl.sweep(model, items, store=tmp_path / "r", progress=False, **KW)
     assert len(again) == len(got)
+
+
+def test_a_ray_resume_takes_the_stores_engine_path(cluster, tiny_folder, tmp_path):
+    """A store begun on the per-step path in one process is finished by Ray on that path."""
+    from xtl.engine.distributed import sweep_ray
+
+    items = _items(4)
+    model = xtl.load_model(str(tiny_folder), dtype="float64", device="cpu")
+    xtl.sweep(model, items[:1], store=tmp_path / "p", fast=False, progress=False, **KW)
+    assert json.loads((tmp_path / "p" / "manifest.json").read_text())["engine"] == "per-step"
+    got = sweep_ray(str(tiny_folder), items, tmp_path / "p", dtype="float64", workers=2, progress=False, **KW)
+    assert len(got) == 4 * 5 and not got.duplicated(COLS).any()
+    assert json.loads((tmp_path / "p" / "manifest.json").read_text())["engine"] == "per-step"
+    ref = _single(tiny_folder, items)
+    assert got.sort_values(COLS)["token_ids"].map(list).tolist() == ref["token_ids"].map(list).tolist()
 
 
 def test_a_killed_worker_loses_and_duplicates_nothing(cluster, tiny_folder, tmp_path, caplog):

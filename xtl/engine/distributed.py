@@ -51,11 +51,20 @@ class _Worker:
             torch.set_num_threads(threads)
         self.model = load_model(model, dtype=dtype, device=device, backend=backend)
 
-    def settings(self, request: SweepRequest) -> SweepSettings:
-        """What :func:`xtl.sweep` of ``request`` on this worker's model records."""
+    def settings(self, request: SweepRequest, options: EngineOptions,
+                 store: str | None = None) -> tuple[SweepSettings, EngineOptions]:
+        """What :func:`xtl.sweep` of ``request`` on this worker's model records, with the engine
+        path it takes (the resumed store's, else the model's), and the options that fix that path
+        for every worker."""
+        from dataclasses import replace
+
+        from xtl.engine.run import ENGINE_PATHS, _store_engine, prepare
         from xtl.engine.settings import resolve
 
-        return resolve(self.model, request)
+        settings = resolve(self.model, request)
+        options = _store_engine(store, options)
+        fast = prepare(self.model, settings, options).fast
+        return settings.replace(engine=ENGINE_PATHS[fast]), replace(options, fast=fast)
 
     def run(self, item: Item, settings: SweepSettings, options: EngineOptions) -> list[dict[str, Any]]:
         from xtl.engine.run import run_sweep
@@ -135,7 +144,8 @@ def sweep_ray(model: str, items: Iterable[Any], store: str | os.PathLike, *, dty
 
     pool = [spawn() for _ in range(count)]
     try:
-        meta = ray.get(pool[0].settings.remote(request))
+        meta, options = ray.get(pool[0].settings.remote(
+            request, options, os.fspath(store) if isinstance(store, (str, os.PathLike)) else None))
     except ray.exceptions.RayError as exc:
         cause = getattr(exc, "cause", None) or exc
         if isinstance(cause, XtlError):
