@@ -80,6 +80,7 @@ def test_the_widget_shows_the_margin_gain_beside_the_accuracy_heatmap_and_both_c
     box = xtl.explore(df, site="attn")
     accuracy, margin = box.children[0].children
     np.testing.assert_allclose(np.asarray(margin.data[0].z, float), np.subtract.outer([0, 1, 2], [0, 1, 2]))
+    assert [t.name for t in margin.data] == ["all", "de", "sw"]          # a panel per language, as accuracy's
     heat = margin.data[0]
 
     class Points:

@@ -125,6 +125,17 @@ def test_the_margin_gain_heatmap_stands_beside_the_accuracy_one_with_exact_value
     assert panel.vanilla == pytest.approx(np.mean([np.mean([0, .25]), np.mean([.5, .75])]))
     fig = plots.margin_heatmap(panel)
     assert fig.layout.title.text.startswith("Gold margin gain over vanilla")
+    from xtl.analysis.margins import margin_panels
+
+    df.loc[df["lang"] == "sw", "gold_margin"] *= 2        # sw's gains double: (i - j) * 2
+    panels = margin_panels(df)
+    assert [p.name for p in panels] == ["all", "de", "sw"]
+    np.testing.assert_allclose(panels[1].gain, np.subtract.outer([0, 1, 2], [0, 1, 2]))
+    np.testing.assert_allclose(panels[2].gain, 2 * np.subtract.outer([0, 1, 2], [0, 1, 2]))
+    np.testing.assert_allclose(panels[0].gain, 1.5 * np.subtract.outer([0, 1, 2], [0, 1, 2]))  # the languages' mean
+    fig = plots.margin_heatmap(panels)
+    assert [b.label for b in fig.layout.updatemenus[0].buttons] == ["all", "de", "sw"]
+    assert [t.visible for t in fig.data] == [True, False, False]
     without = build_report(table(C, VAN, LANGS), tmp_path / "n.html").read_text(encoding="utf-8")
     assert "Gold-margin gain" not in without                      # no options recorded: no margin figure
 

@@ -17,7 +17,7 @@ from jaxtyping import Float
 
 from xtl.analysis.grids import _need, grid
 
-__all__ = ["candidate_labels", "gold_margins", "MarginPanel", "margin_panel"]
+__all__ = ["candidate_labels", "gold_margins", "MarginPanel", "margin_panel", "margin_panels"]
 
 
 def candidate_labels(candidates: Sequence[str]) -> list[str]:
@@ -89,6 +89,19 @@ def margin_panel(df: pd.DataFrame, candidates: Sequence[str] | None = None, name
     diff = g.correct - g.vanilla[:, None, None]
     return MarginPanel(name, g.mean(diff), g.mean(g.correct), float(g.mean(g.vanilla)), g.src_layers, g.tgt_layers,
                        acc, mark, mark_label)
+
+
+def margin_panels(df: pd.DataFrame, candidates: Sequence[str] | None = None, average: str = "language",
+                  mark: tuple[int, int] | None = None, mark_label: str = "") -> list[MarginPanel]:
+    """The margin-gain panel of the whole table (``all``), then one per language where there are
+    several (as :func:`xtl.analysis.views.gain_panels` gives the accuracy's); empty without margins."""
+    whole = margin_panel(df, candidates, "all", average, mark, mark_label)
+    if whole is None:
+        return []
+    langs = sorted(str(x) for x in df["lang"].unique()) if "lang" in df.columns else []
+    per = [margin_panel(df[df["lang"].astype(str) == lang], candidates, lang, average, mark, mark_label)
+           for lang in langs] if len(langs) > 1 else []
+    return [whole, *(p for p in per if p is not None)]
 
 
 #: ANSI 256-colour backgrounds from strong loss (red) through 0 (grey) to strong gain (blue).

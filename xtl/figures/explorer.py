@@ -13,7 +13,7 @@ import pandas as pd
 
 from xtl import analysis as an
 from xtl.analysis.cells import cell_items
-from xtl.analysis.margins import margin_panel
+from xtl.analysis.margins import margin_panels
 from xtl.analysis.views import examples_grid, gain_panels
 from xtl.errors import XtlError
 from xtl.figures import plots
@@ -115,9 +115,9 @@ def explore(run: "Run | pd.DataFrame", model: "Model | None" = None,
         fig = go.FigureWidget(plots.gain_heatmap(gain_panels(g, examples_grid(df, g))))
     except ImportError as exc:
         raise XtlError("xtl.explore needs anywidget for plotly's FigureWidget: pip install 'xtl[notebook]'") from exc
-    panel = margin_panel(df, candidates=settings.get("candidates"), average=average)
-    margin_fig = go.FigureWidget(plots.margin_heatmap(panel, "Gold first-token margin gain over vanilla (nats)")) \
-        if panel is not None else None
+    panels = margin_panels(df, candidates=settings.get("candidates"), average=average)
+    margin_fig = go.FigureWidget(plots.margin_heatmap(panels, "Gold first-token margin gain over vanilla (nats)")) \
+        if panels else None
     table = w.HTML("<i>Click a cell of a heatmap to list its items.</i>")
     pick = w.Dropdown(description="item", options=[], layout=w.Layout(width="420px"))
     button = w.Button(description="logit lens", disabled=model is None,

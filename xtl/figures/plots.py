@@ -75,25 +75,46 @@ def gain_heatmap(panels: Sequence[GainPanel], title: str = "Accuracy gain over v
     return fig
 
 
-def margin_heatmap(panel: MarginPanel, title: str = "Gold margin gain over vanilla") -> go.Figure:
-    """N x N heatmap of the gold option's first-token margin gain (source x target), diverging
-    colours centred on 0; cells that answer right carry a tick, the panel's mark a ring."""
-    zmax = float(np.nanmax(np.abs(panel.gain))) if np.isfinite(panel.gain).any() else 1.0
+def _margin_trace(panel: MarginPanel, visible: bool, zmax: float) -> go.Heatmap:
     acc = panel.accuracy if panel.accuracy is not None else np.full(panel.gain.shape, np.nan)
-    single = panel.accuracy is not None and np.isin(panel.accuracy[np.isfinite(panel.accuracy)], (0, 100)).all()
-    text = np.where(acc >= 100, "✓", "") if single else np.full(panel.gain.shape, "", dtype=object)
-    fig = go.Figure(go.Heatmap(
-        z=panel.gain, x=panel.tgt_layers, y=panel.src_layers, zmid=0, zmin=-(zmax or 1), zmax=zmax or 1,
-        colorscale=DIVERGING, text=text, texttemplate="%{text}", customdata=np.dstack([panel.margin, acc]),
-        colorbar={"title": "margin gain"},
+    text = np.where(acc >= 100, "✓", "") if _single(panel) else np.full(panel.gain.shape, "", dtype=object)
+    return go.Heatmap(
+        z=panel.gain, x=panel.tgt_layers, y=panel.src_layers, zmid=0, zmin=-zmax, zmax=zmax, visible=visible,
+        name=panel.name, colorscale=DIVERGING, text=text, texttemplate="%{text}",
+        customdata=np.dstack([panel.margin, acc]), colorbar={"title": "margin gain"},
         hovertemplate=("source %{y} → target %{x}<br>gold margin %{customdata[0]:+.2f}<br>gain %{z:+.2f}"
                        + ("<br>right: %{customdata[1]:.0f}%" if panel.accuracy is not None else "")
-                       + "<extra></extra>")))
-    _mark(fig, panel.mark, panel.mark_label)
-    sub = (f"{panel.name}: first-token log-prob of the gold option minus the best other's, minus vanilla's "
-           f"({panel.vanilla:+.2f})" + ("; ✓ answers right" if single else ""))
-    fig.update_layout(title=_titled(title, sub), xaxis_title="target layer j", yaxis_title="source layer i",
-                      height=640, autosize=True, margin={"t": 110})
+                       + "<extra></extra>"))
+
+
+def _single(panel: MarginPanel) -> bool:
+    """One item's panel: every cell right or wrong (ticks mark the right ones)."""
+    return panel.accuracy is not None and np.isin(panel.accuracy[np.isfinite(panel.accuracy)], (0, 100)).all()
+
+
+def _margin_sub(panel: MarginPanel) -> str:
+    return (f"{panel.name}: first-token log-prob of the gold option minus the best other's, minus vanilla's "
+            f"({panel.vanilla:+.2f})" + ("; ✓ answers right" if _single(panel) else ""))
+
+
+def margin_heatmap(panels: MarginPanel | Sequence[MarginPanel], title: str = "Gold margin gain over vanilla") -> go.Figure:
+    """N x N heatmap of the gold option's first-token margin gain (source x target), diverging
+    colours centred on 0; cells that answer right carry a tick, the panels' mark a ring; a
+    dropdown per panel where there are several (``all`` and each language:
+    :func:`xtl.analysis.margins.margin_panels`)."""
+    panels = [panels] if isinstance(panels, MarginPanel) else list(panels)
+    zmax = max((float(np.nanmax(np.abs(p.gain))) if np.isfinite(p.gain).any() else 0.0) for p in panels) or 1.0
+    fig = go.Figure([_margin_trace(p, k == 0, zmax) for k, p in enumerate(panels)])
+    first = panels[0]
+    if len(panels) > 1:
+        marked = [True] if first.mark is not None else []
+        buttons = [{"label": p.name, "method": "update",
+                    "args": [{"visible": [m == k for m in range(len(panels))] + marked},
+                             {"title": _titled(title, _margin_sub(p))}]} for k, p in enumerate(panels)]
+        fig.update_layout(updatemenus=[{"buttons": buttons, "x": 1.0, "y": 1.15, "xanchor": "right"}])
+    _mark(fig, first.mark, first.mark_label)
+    fig.update_layout(title=_titled(title, _margin_sub(first)), xaxis_title="target layer j",
+                      yaxis_title="source layer i", height=640, autosize=True, margin={"t": 110})
     fig.update_xaxes(type="category")
     fig.update_yaxes(type="category")
     return fig

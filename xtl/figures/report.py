@@ -16,7 +16,7 @@ import pandas as pd
 
 from xtl import analysis as an
 from xtl.evaluation.groups import describe_grouping
-from xtl.analysis.margins import margin_panel
+from xtl.analysis.margins import margin_panels
 from xtl.analysis.views import examples_grid, gain_panels, layer_gains
 from xtl.figures import plots
 from xtl.figures.extensions import extension_figures
@@ -216,12 +216,11 @@ def _margin_figure(df: pd.DataFrame, average: str, head, settings: dict | None) 
     """The gold margin's gain over vanilla per (source, target), beside the accuracy heatmap: it
     moves where accuracy does not (a transplant that shifts the model toward the gold option
     without flipping the answer); none for tasks without options (QA)."""
-    panel = margin_panel(df, candidates=(settings or {}).get("candidates"),
-                         average=average, mark=head.best_config if head.best > head.vanilla else None,
-                         mark_label="best accuracy")
-    if panel is None:
+    panels = margin_panels(df, candidates=(settings or {}).get("candidates"), average=average,
+                           mark=head.best_config if head.best > head.vanilla else None, mark_label="best accuracy")
+    if not panels:
         return []
-    return [(MARGIN_TITLE, plots.margin_heatmap(panel, "Gold first-token margin gain over vanilla (nats)"))]
+    return [(MARGIN_TITLE, plots.margin_heatmap(panels, "Gold first-token margin gain over vanilla (nats)"))]
 
 
 def _variant_figures(df: pd.DataFrame, average: str) -> list:

@@ -97,7 +97,7 @@ class DemoSet:
     results: Any  # the evaluated results table (pandas DataFrame)
     finding: Any  # xtl.analysis.finding.Finding
     panels: list  # accuracy-gain panels (all, then each language)
-    margins: Any  # MarginPanel of the set, or None
+    margins: list  # margin-gain panels (all, then each language); empty without margins
     mode: str = "logits"
 
     def summary(self) -> str:
@@ -111,7 +111,7 @@ class DemoSet:
         f1 = self.finding.cross.folds[0]
         figs = [gain_heatmap(self.panels, "Demo set: accuracy gain over vanilla (points)",
                              mark=(f1.src_layer, f1.tgt_layer), mark_label="held-out pick")]
-        if self.margins is not None:
+        if self.margins:
             figs.append(margin_heatmap(self.margins, "Demo set: gold first-token margin gain over vanilla (nats)"))
         return figs + [finding_bars(self.finding)]
 
@@ -228,7 +228,7 @@ def demo_set(model: Model, site: str = "mlp", limit: int | None = None, langs: S
     the full grid), evaluate it and work out the finding."""
     from xtl.analysis.finding import finding_of
     from xtl.analysis.grids import grid
-    from xtl.analysis.margins import margin_panel
+    from xtl.analysis.margins import margin_panels
     from xtl.analysis.views import gain_panels
     from xtl.engine.run import sweep
     from xtl.evaluation.evaluated import evaluate
@@ -243,7 +243,7 @@ def demo_set(model: Model, site: str = "mlp", limit: int | None = None, langs: S
                max_new_tokens=max_new_tokens, chat=chat, progress=progress)
     ev = evaluate(df, items, candidates=list(DEMO_LABELS))
     g = grid(ev, n_layers=model.cfg.n_layers)
-    return DemoSet(ev, finding_of(g), gain_panels(g), margin_panel(ev, DEMO_LABELS), mode)
+    return DemoSet(ev, finding_of(g), gain_panels(g), margin_panels(ev, DEMO_LABELS), mode)
 
 
 def demo(model: Model, pair: dict[str, Any] | None = None, site: str = "mlp", max_new_tokens: int = 20,
