@@ -308,6 +308,27 @@ def bridge_refusal(arch: str) -> str | None:
             f"(its interleaved rotary embedding; fixed in {fixed}): pip install 'transformer-lens>={fixed},<5'")
 
 
+#: Model types whose Hugging Face ``apply_rotary_pos_emb`` casts the rotated query and key back to
+#: their own dtype (their rotary tables stay float32). The bridge's attention rotates with Llama's,
+#: which does not: in bfloat16 the query became float32 and the pattern x value product failed.
+ROTARY_CASTS_BACK = frozenset({"olmo", "olmo2", "olmo3", "flex_olmo", "olmo_hybrid"})
+
+
+def _rotary_cast_back(bridge: Any, model_type: str, dtype: torch.dtype) -> None:
+    """Where the model's own attention casts rotated Q/K back (:data:`ROTARY_CASTS_BACK`), cast the
+    bridge's too, at its ``hook_rot_q``/``hook_rot_k`` points: the same float32 rotation, rounded
+    to the model's dtype as Hugging Face rounds it (a no-op in float32)."""
+    if model_type not in ROTARY_CASTS_BACK or dtype in (torch.float32, torch.float64):
+        return
+
+    def cast(_module: Any, _inputs: Any, out: Tensor) -> Tensor:
+        return out.to(dtype) if out.dtype != dtype else out
+
+    for name, module in bridge.named_modules():
+        if name.endswith(("hook_rot_q", "hook_rot_k")):
+            module.register_forward_hook(cast)
+
+
 def boot_bridge(hf_model: Any, tokenizer: Any, dtype: torch.dtype, device: str, n_ctx: int, name: str) -> BridgeModel:
     """Wrap a loaded Hugging Face causal LM in TransformerLens' bridge as a :class:`BridgeModel`."""
     try:
@@ -329,6 +350,7 @@ def boot_bridge(hf_model: Any, tokenizer: Any, dtype: torch.dtype, device: str, 
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise ModelSpecError(f"TransformerBridge cannot wrap {arch} ({first}); use backend='hooked' where "
                              "TransformerLens 3 builds it, or an architecture the bridge lists") from exc
+    _rotary_cast_back(bridge, str(getattr(hf_config, "model_type", "")), dtype)
     cap = getattr(hf_config, "final_logit_softcapping", None)
     n_kv = getattr(hf_config, "num_key_value_heads", None)
     cfg = BridgeConfig(
