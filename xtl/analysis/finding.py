@@ -46,8 +46,9 @@ class Finding(_Record):
         """The reading of the first bound that its shuffled twin does not saturate (the any-
         configuration one, else SourceLast, else TargetFirst): at 100 % both, they tell nothing."""
         b, s = self.bounds, self.shuffled
-        pairs = [(f"the {self.grid_name.split(' (')[0]} bound", b.oracle, s.oracle),
-                 ("SourceLast", b.source_last, s.source_last), ("TargetFirst", b.target_first, s.target_first)]
+        grid = f"the {self.grid_name.split(' (')[0]} bound"
+        pairs = [(grid, b.oracle, s.oracle), ("SourceLast", b.source_last, s.source_last),
+                 ("TargetFirst", b.target_first, s.target_first)]
         known = [p for p in pairs if p[1] == p[1] and p[2] == p[2]]
         for name, observed, shuffled in known:
             if shuffled < SATURATED:
@@ -55,7 +56,7 @@ class Finding(_Record):
         if known:
             return ("every bound and its shuffled twin reach 100%: with this many configurations some answers each "
                     "item right whatever the items, so the bounds tell nothing here; see the held-out pair")
-        return reading(b.oracle, s.oracle, f"the {self.grid_name.split(' (')[0]} bound")
+        return reading(b.oracle, s.oracle, grid)
 
     def summary(self, rule: str = "the option with the most likely first token") -> str:
         """The finding in a few terminal lines; ``rule``: how an answer was chosen, in words."""
@@ -99,8 +100,8 @@ def reading(observed: float, shuffled: float, name: str = "the bound") -> str:
                        "points to)")
     if gap < -NEAR:
         return head + (f"{name} lies {-gap:.1f} points below its shuffled twin: the configurations keep fixing "
-                       "the same items right (those the model already or nearly knows) instead of spreading like chance, so many "
-                       "chances do not inflate it; the items none fixes stay out of reach")
+                       "the same items right (those the model already or nearly knows) instead of spreading like "
+                       "chance, so many chances do not inflate it; the items none fixes stay out of reach")
     return head + (f"{name} lies near its shuffled twin: the right answers spread like noise over many chances, "
                    "so it says little about what one layer pair can do")
 
