@@ -46,8 +46,6 @@ BUGS = {
     "cohere": "TransformerLens 3.9's bridge computes Cohere otherwise than Hugging Face (first-token log-probs "
               "off by ~1e-1; 4.3's does not): xtl refuses it there in one line (xtl.models.bridge.BRIDGE_WRONG)",
     "stop": "xtl bug: stop tokens come from a hard-coded list, not generation_config.eos_token_id",
-    "alibi-cache": "TransformerLens 3's BLOOM attention keeps an ALiBi bias grown to the longest sequence seen, "
-                   "so a prompt's logits move by ~1e-6 after longer ones (not bitwise; within the parity tolerance)",
 }
 
 #: (key, backend, check) -> bug; check "*" is every check of that model and backend.
@@ -61,7 +59,6 @@ def _tl3() -> bool:
 
 if _tl3():
     EXPECTED[("aya-expanse-8b", "bridge", "*")] = "cohere"
-EXPECTED[("bloomz-560m", "hooked", "unchanged")] = "alibi-cache"
 
 
 def bug(key: str, backend: str, check: str) -> str | None:

@@ -213,14 +213,31 @@ def hooked_from_hub(name: str, dtype: torch.dtype, device: str, n_ctx: int | Non
         name, dtype=dtype, device=device, **({"n_ctx": n_ctx} if n_ctx else {}))
     model.cfg.default_prepend_bos = False
     _fast_weight_layout(model)
+    _alibi_per_pass(model)
     model.eval()
     return model
+
+
+def _alibi_per_pass(model: HookedTransformer) -> None:
+    """TransformerLens 3 keeps each ALiBi attention's bias grown to the longest sequence seen and
+    adds its last rows: rows of other positions, equal up to a constant per row, which softmax
+    removes only up to rounding (a prompt's logits moved by ~1e-6 after a longer prompt). Each
+    pass builds the bias for its own length, so a prompt's numbers never depend on what ran before."""
+    if getattr(model.cfg, "positional_embedding_type", None) != "alibi":
+        return
+
+    def fresh(attn: Any, _args: Any) -> None:
+        attn.alibi = None
+
+    for block in model.blocks:
+        block.attn.register_forward_pre_hook(fresh)
 
 
 def finish(model: HookedTransformer, tokenizer: Any) -> HookedTransformer:
     """Weights in the layout TransformerLens' kernels read, the tokenizer, eval mode."""
     cfg = model.cfg
     _fast_weight_layout(model)
+    _alibi_per_pass(model)
     from xtl.models.views import own_tokenizer
 
     # HookedTransformer reads a pad token when it builds masks: a copy gets one, the caller's is untouched
