@@ -173,7 +173,18 @@ def hooked_from_hf(hf_model: Any, tokenizer: Any, dtype: torch.dtype, device: st
         fold_ln=False, center_writing_weights=False, center_unembed=False,
         fold_value_biases=False, refactor_factored_attn_matrices=False,
     )
+    _exact_norms(model, hf_model.config, dict(hf_model.named_parameters()))
     return finish(model, tokenizer)
+
+
+def _exact_norms(model: HookedTransformer, hf_config: Any, source: Any, get: Any = None) -> None:
+    """A 16-bit Gemma's norms computed as Hugging Face computes them (:mod:`xtl.models.gemmanorm`)."""
+    from xtl.models.gemmanorm import GEMMA_ARCHS, exact_gemma_norms
+
+    arch = architecture(hf_config)
+    if arch in GEMMA_ARCHS:
+        exact_gemma_norms(model, list(source), get or (lambda name: source[name].detach()),
+                          gemma1=arch == "GemmaForCausalLM")
 
 
 def hooked_from_folder(folder: Path, hf_config: Any, dtype: torch.dtype, device: str,
@@ -187,11 +198,17 @@ def hooked_from_folder(folder: Path, hf_config: Any, dtype: torch.dtype, device:
     converter = _converters().get(architecture(hf_config))
     if converter is None or not streamable(folder):
         return None
+    from xtl.models.checkpoint import Checkpoint
+
     cfg_dict = tl_config_from_hf(hf_config, n_ctx=n_ctx)
     cfg_dict.update(dtype=dtype, device=device, init_weights=False, model_name=folder.name)
-    return stream_into(folder, HookedTransformerConfig(**cfg_dict), converter,
-                       upcast=cfg_dict["original_architecture"] == "Gemma3ForCausalLM",
-                       prepare=lambda empty: _fast_weight_layout(empty, values=False))
+    model = stream_into(folder, HookedTransformerConfig(**cfg_dict), converter,
+                        upcast=cfg_dict["original_architecture"] == "Gemma3ForCausalLM",
+                        prepare=lambda empty: _fast_weight_layout(empty, values=False))
+    if model is not None:
+        ckpt = Checkpoint(folder, upcast=False)
+        _exact_norms(model, hf_config, ckpt.files, ckpt.get)
+    return model
 
 
 def hooked_from_hub(name: str, dtype: torch.dtype, device: str, n_ctx: int | None) -> HookedTransformer:
