@@ -16,13 +16,9 @@ import pandas as pd
 from jaxtyping import Float
 
 from xtl.analysis.grids import _need, grid
+from xtl.tasks.item import option_label
 
-__all__ = ["candidate_labels", "gold_margins", "MarginPanel", "margin_panel", "margin_panels"]
-
-
-def candidate_labels(candidates: Sequence[str]) -> list[str]:
-    """The option label each candidate string stands for: ``" A"``, ``" (A"``, ``"A"`` -> ``"A"``."""
-    return [str(c).strip().lstrip("(（").rstrip(")）").strip() for c in candidates]
+__all__ = ["gold_margins", "MarginPanel", "margin_panel", "margin_panels"]
 
 
 def gold_margins(df: pd.DataFrame, candidates: Sequence[str] | None = None) -> Float[np.ndarray, "row"]:
@@ -36,7 +32,7 @@ def gold_margins(df: pd.DataFrame, candidates: Sequence[str] | None = None) -> F
         if np.isfinite(recorded).any() or not {"gold", "cand_logprobs"} <= set(df.columns):
             return recorded  # all NaN where nothing else records candidates: no margins
     _need(df, ["gold", "cand_logprobs"])
-    labels = candidate_labels(candidates if candidates is not None else df.attrs.get("candidates") or [])
+    labels = [option_label(c) for c in (candidates if candidates is not None else df.attrs.get("candidates") or [])]
     out = np.full(len(df), np.nan)
     if len(labels) < 2:
         return out

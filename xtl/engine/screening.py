@@ -33,17 +33,12 @@ from xtl.patching.prompts import check_count, check_model, check_site, format_pr
 from xtl.patching.single import capture_tokens
 from xtl.patching.sites import Site
 from xtl.schema import Config
-from xtl.tasks.item import Item, as_items
+from xtl.tasks.item import Item, as_items, option_label
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["ScreenResult", "screen", "screen_item", "gold_choice", "gold_margin", "top_configs", "default_candidates"]
-
-
-def _label(candidate: str) -> str:
-    """The option label a candidate string names: ``" (A"`` -> ``A`` (as evaluation reads it)."""
-    return candidate.strip().strip("()（）").strip()
 
 
 def gold_choice(item: Item, candidates: Sequence[str]) -> tuple[int, list[int]]:
@@ -52,7 +47,7 @@ def gold_choice(item: Item, candidates: Sequence[str]) -> tuple[int, list[int]]:
         raise XtlError(f"the screen estimates the gold option's first-token margin, but item {item.key} has no "
                        "options among the candidates; screen choice tasks (xnli, globalopinionqa, xcopa) "
                        "and give their candidates")
-    labels = [_label(c) for c in candidates]
+    labels = [option_label(c) for c in candidates]
     allowed = [k for k, lab in enumerate(labels) if not item.options or lab in item.options]
     gold = [k for k in allowed if labels[k] == str(item.gold).strip()]
     others = [k for k in allowed if k not in gold]

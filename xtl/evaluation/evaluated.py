@@ -14,6 +14,7 @@ from xtl.evaluation.groups import resource_group
 from xtl.evaluation.lid import identify_languages, lid_label
 from xtl.evaluation.lid import lid_model as resolve_lid_model
 from xtl.evaluation.scoring import check_rules, score
+from xtl.tasks.item import option_label
 from xtl.tasks.registry import find_task, parse_spec
 from xtl.options import GROUPINGS, check_option
 
@@ -108,7 +109,7 @@ def evaluate(results: "pd.DataFrame | str | os.PathLike", task: "str | Sequence[
     df["answer"] = ""
     if logits.any():
         df.loc[logits, "answer"] = _best_candidates(df[logits], [it for it, l in zip(rows, logits) if l], candidates)
-    df["correct"] = [_label(a) == str(it.gold) if l else score(it, r, rules)
+    df["correct"] = [option_label(a) == str(it.gold) if l else score(it, r, rules)
                      for it, r, a, l in zip(rows, df["response"].fillna(""), df["answer"], logits)]
     df["rules"] = rules
     df["out_lang_pred"] = identify_languages(df["response"].fillna(""), lid)
@@ -163,11 +164,6 @@ def check_task_file(store: "str | os.PathLike", settings: dict[str, Any], data: 
                          "new --out")
 
 
-def _label(candidate: str) -> str:
-    """The option label a candidate string names: ``" (A"`` -> ``A``."""
-    return candidate.strip().strip("()（）").strip()
-
-
 def _best_candidates(df: "pd.DataFrame", items: list, candidates: Sequence[str] | None) -> list[str]:
     """Each logits-mode row's highest-scoring candidate among those that are options of its item
     (every candidate for an item without options; ties: the first)."""
@@ -186,7 +182,7 @@ def _best_candidates(df: "pd.DataFrame", items: list, candidates: Sequence[str] 
         if len(lp) != len(candidates):
             raise XtlError(f"a row has {len(lp)} candidate log-probs for {len(candidates)} candidates "
                            f"{list(candidates)}; pass the sweep's own candidates")
-        allowed = [k for k, c in enumerate(candidates) if not item.options or _label(c) in item.options]
+        allowed = [k for k, c in enumerate(candidates) if not item.options or option_label(c) in item.options]
         if not allowed:
             raise XtlError(f"none of the candidates {list(candidates)} is an option of item {item.key} "
                            f"({', '.join(item.options)}); sweep with candidates that name its options")

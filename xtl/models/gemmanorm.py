@@ -74,8 +74,8 @@ def exact_gemma_norms(model: Any, names: Iterable[str], get: Callable[[str], Ten
     plan: list[tuple[Any, str]] = []
     for i, block in enumerate(model.blocks):
         for tl_name, hf_name in table.items():
-            module = block.get_submodule(tl_name) if _has(block, tl_name) else None
-            if module is None:
+            module = _submodule(block, tl_name)
+            if module is None:  # a norm this Gemma has not (q/k norms before Gemma 3)
                 continue
             if (i, hf_name) not in layers:
                 return _skip(f"no source weight for blocks.{i}.{tl_name}")
@@ -96,12 +96,11 @@ def exact_gemma_norms(model: Any, names: Iterable[str], get: Callable[[str], Ten
     return len(plan)
 
 
-def _has(block: Any, name: str) -> bool:
+def _submodule(block: Any, name: str) -> Any:
     try:
-        block.get_submodule(name)
-        return True
+        return block.get_submodule(name)
     except AttributeError:
-        return False
+        return None
 
 
 def _skip(why: str) -> int:

@@ -8,7 +8,7 @@ from typing import Any, Iterable, Mapping
 from xtl.errors import XtlError
 from xtl.hashing import digest
 
-__all__ = ["Item", "Pair", "content_id", "as_item", "as_items"]
+__all__ = ["Item", "Pair", "content_id", "as_item", "as_items", "option_label"]
 
 
 @dataclass(frozen=True)
@@ -95,3 +95,8 @@ def as_items(items: Iterable[Any]) -> list[Item]:
                            "every item its own id (items without one are keyed by their content)")
         seen[it.key] = k
     return out
+
+
+def option_label(candidate: str) -> str:
+    """The option label a candidate string names: ``" (A"``, ``" A"``, ``"A)"`` -> ``"A"``."""
+    return str(candidate).strip().strip("()（）").strip()
